@@ -1,0 +1,34 @@
+import { Server, type ServerOptions } from '../src';
+import type { Endpoint } from '../src';
+
+/** A server on an ephemeral loopback port with the given endpoints. */
+export async function serve(endpoints: Endpoint<any, any>[], options: ServerOptions = {}) {
+  const server = new Server({ host: '127.0.0.1', port: 0, workers: 2, ...options });
+  for (const e of endpoints) server.register(e);
+  await server.serve();
+  const url = `http://127.0.0.1:${server.port}`;
+  return { server, url };
+}
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  body: any;
+}
+
+/** POST a JSON body (a string is sent as is). */
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // leave as text
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}

@@ -1,0 +1,41 @@
+// Paths and the settings every contender shares.
+import { join } from 'node:path';
+import { homedir } from 'node:os';
+
+export const BENCH = join(import.meta.dirname, '..');
+export const ROOT = join(BENCH, '..');
+export const VENV = join(BENCH, '.venv-peers');
+export const PY = join(VENV, 'bin', 'python');
+export const MODELS = join(BENCH, '.models');
+export const BUILD = join(BENCH, '.build');
+export const RESULTS = join(BENCH, 'results');
+export const BODIES = join(BENCH, 'bodies');
+export const WRK_SCRIPT = join(BENCH, 'wrk', 'post.lua');
+
+/** Target dir of the actix echo (its own, so it never waits on the root's build lock). */
+export const ECHO_TARGET = process.env.BENCH_CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'redesmyn-bench-target');
+/** Target dir of redesmyn's release build: the same one the test script uses, so dependencies are reused. */
+export const ROOT_TARGET = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'redesmyn-target');
+
+/**
+ * Batching, identical for redesmyn and MLServer's adaptive batching: a batch
+ * closes at 64 rows or 2 ms after its first request, whichever comes first.
+ */
+export const BATCH = { maxSize: 64, maxDelayMs: 2 };
+
+/** MLServer's inference pool: 0 = predict in the server process (faster on one core, see README). */
+export const MLSERVER_PARALLEL_WORKERS = Number(process.env.BENCH_MLSERVER_WORKERS ?? 0);
+
+/**
+ * Environment for every server: one thread for BLAS / OpenMP pools (each
+ * server gets one core), no Python bytecode writes into the tree.
+ */
+export const SERVER_ENV = {
+  OMP_NUM_THREADS: '1',
+  OPENBLAS_NUM_THREADS: '1',
+  MKL_NUM_THREADS: '1',
+  POLARS_MAX_THREADS: '1',
+  PYTHONDONTWRITEBYTECODE: '1',
+  PYTHONUNBUFFERED: '1',
+  NODE_ENV: 'production',
+};

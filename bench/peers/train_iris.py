@@ -1,0 +1,64 @@
+"""Trains the benchmark's iris classifier and exports it twice.
+
+    python train_iris.py <out-dir>
+
+Writes <out-dir>/iris.joblib (scikit-learn, for redesmyn's Python handler,
+MLServer and FastAPI) and <out-dir>/iris.onnx (the same model converted with
+skl2onnx, for onnxruntime-node). The data is scikit-learn's bundled copy of
+the iris set, so nothing is downloaded. The model is deliberately cheap (a
+logistic regression): the benchmark measures the serving stack around it.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import sklearn
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+    joblib.dump(model, out / "iris.joblib")
+
+    onx = to_onnx(
+        model,
+        initial_types=[("input", FloatTensorType([None, 4]))],
+        options={id(model): {"zipmap": False}},
+        target_opset=17,
+    )
+    (out / "iris.onnx").write_bytes(onx.SerializeToString())
+
+    # The two exports must agree, or the scenarios would not compare like with like.
+    import onnx
+
+    onnx.checker.check_model(onx)
+    try:
+        import onnxruntime as ort  # optional: only checked when present
+    except ImportError:
+        ort = None
+    if ort is not None:
+        sess = ort.InferenceSession(onx.SerializeToString())
+        labels = sess.run(None, {"input": X.astype(np.float32)})[0]
+        assert (labels == model.predict(X)).mean() > 0.99
+
+    meta = {
+        "model": "LogisticRegression(max_iter=1000) on the iris set (150 rows, 4 features, 3 classes)",
+        "train_accuracy": float(model.score(X, y)),
+        "scikit_learn": sklearn.__version__,
+        "onnx_inputs": ["input: float32[N, 4]"],
+        "onnx_outputs": [o.name for o in onx.graph.output],
+    }
+    (out / "iris.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else ".models"))

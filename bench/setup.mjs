@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// Installs everything the benchmark needs besides redesmyn itself, into
+// ignored folders under bench/. Idempotent: each step records what it installed
+// and is skipped while that is still current.
+//
+//   node bench/setup.mjs          # wrk, Python peers, npm peers, models, MLServer config
+//
+// Steps:
+//   1. wrk, the load generator (Debian/Ubuntu: apt-get; macOS: brew).
+//   2. bench/.venv-peers: MLServer + its scikit-learn runtime, FastAPI, uvicorn,
+//      scikit-learn, joblib, skl2onnx, onnx, polars (bench/requirements.txt).
+//   3. bench/node_modules: fastify, onnxruntime-node (bench/package-lock.json).
+//   4. bench/.models: iris.joblib and iris.onnx, trained on scikit-learn's
+//      bundled copy of the iris set (no download).
+//   5. bench/.models/mlserver: MLServer's model repository, adaptive batching on.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { BATCH, BENCH, MODELS, PY, VENV } from './lib/config.mjs';
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: opts.quiet ? 'pipe' : 'inherit', encoding: 'utf8', ...opts });
+  if (r.error) return { status: -1, stdout: '', stderr: String(r.error) };
+  return r;
+}
+
+function must(what, cmd, args, opts) {
+  const r = sh(cmd, args, opts);
+  if (r.status !== 0) {
+    if (opts?.quiet) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
+    throw new Error(`${what} failed: ${cmd} ${args.join(' ')} (exit ${r.status})`);
+  }
+  return r;
+}
+
+const which = (bin) => sh('sh', ['-c', `command -v ${bin}`], { quiet: true }).stdout?.trim() || null;
+const hash = (...files) => {
+  const h = createHash('sha256');
+  for (const f of files) h.update(readFileSync(f));
+  return h.digest('hex').slice(0, 16);
+};
+const stampOk = (file, value) => existsSync(file) && readFileSync(file, 'utf8').trim() === value;
+
+// 1. wrk ---------------------------------------------------------------------
+export function ensureWrk() {
+  if (which('wrk')) return which('wrk');
+  console.log('setup: installing wrk');
+  if (which('apt-get')) {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const apt = (...args) =>
+      process.getuid?.() === 0 ? sh('apt-get', args, { env }) : sh('sudo', ['-E', 'apt-get', ...args], { env });
+    if (apt('install', '-y', '-qq', 'wrk').status !== 0) {
+      if (apt('update', '-qq').status !== 0) throw new Error('apt-get update failed');
+      if (apt('install', '-y', '-qq', 'wrk').status !== 0) throw new Error('apt-get install wrk failed');
+    }
+  } else if (which('brew')) {
+    must('brew install wrk', 'brew', ['install', 'wrk']);
+  } else {
+    throw new Error('wrk is not installed and neither apt-get nor brew is available: install wrk (https://github.com/wg/wrk) and retry');
+  }
+  const path = which('wrk');
+  if (!path) throw new Error('wrk still not on PATH after installing it');
+  return path;
+}
+
+// 2. Python peers --------------------------------------------------------------
+/** A Python MLServer 1.7 supports (3.9–3.12), preferring pyenv's 3.11. */
+function findPython() {
+  const candidates = [];
+  if (process.env.BENCH_PYTHON) candidates.push(process.env.BENCH_PYTHON);
+  const pyenvRoot = process.env.PYENV_ROOT ?? join(process.env.HOME ?? '/root', '.pyenv');
+  if (existsSync(join(pyenvRoot, 'versions'))) {
+    const versions = readdirSync(join(pyenvRoot, 'versions')).filter((v) => /^3\.(11|12|10)\.\d+$/.test(v));
+    versions.sort((a, b) => (a.startsWith('3.11') ? -1 : b.startsWith('3.11') ? 1 : b.localeCompare(a, undefined, { numeric: true })));
+    candidates.push(...versions.map((v) => join(pyenvRoot, 'versions', v, 'bin', 'python3')));
+  }
+  candidates.push('python3.11', 'python3.12', 'python3.10', 'python3');
+  for (const c of candidates) {
+    const r = sh(c, ['-c', 'import sys, venv; print("%d.%d" % sys.version_info[:2])'], { quiet: true });
+    if (r.status !== 0) continue;
+    const [maj, min] = r.stdout.trim().split('.').map(Number);
+    if (maj === 3 && min >= 9 && min <= 12) return c;
+  }
+  throw new Error('no Python 3.9–3.12 with venv found (MLServer 1.7 needs one); set BENCH_PYTHON=/path/to/python3');
+}
+
+export function ensureVenv() {
+  const req = join(BENCH, 'requirements.txt');
+  const stamp = join(VENV, '.bench-requirements');
+  const want = hash(req);
+  if (existsSync(PY) && stampOk(stamp, want)) return;
+  if (!existsSync(PY)) {
+    const python = findPython();
+    console.log(`setup: creating ${VENV} with ${python}`);
+    must('venv', python, ['-m', 'venv', VENV]);
+  }
+  console.log('setup: installing the Python peers (bench/requirements.txt)');
+  must('pip', PY, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-r', req]);
+  writeFileSync(stamp, `${want}\n`);
+}
+
+// 3. npm peers -----------------------------------------------------------------
+export function ensureNodeModules() {
+  const stamp = join(BENCH, 'node_modules', '.bench-lock');
+  const want = hash(join(BENCH, 'package.json'), join(BENCH, 'package-lock.json'));
+  if (stampOk(stamp, want)) return;
+  console.log('setup: installing the npm peers (bench/package.json)');
+  // onnxruntime-node's install script only fetches optional GPU (CUDA)
+  // providers; the CPU runtime ships inside the npm package itself.
+  const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' };
+  must('npm ci', 'npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: BENCH, env });
+  writeFileSync(stamp, `${want}\n`);
+}
+
+// 4. models --------------------------------------------------------------------
+export function ensureModels() {
+  const stamp = join(MODELS, '.bench-models');
+  const want = hash(join(BENCH, 'peers', 'train_iris.py'), join(BENCH, 'requirements.txt'));
+  if (existsSync(join(MODELS, 'iris.joblib')) && existsSync(join(MODELS, 'iris.onnx')) && stampOk(stamp, want)) return;
+  console.log('setup: training the iris classifier and exporting it to ONNX');
+  mkdirSync(MODELS, { recursive: true });
+  must('train_iris.py', PY, [join(BENCH, 'peers', 'train_iris.py'), MODELS]);
+  writeFileSync(stamp, `${want}\n`);
+}
+
+// 5. MLServer's model repository -------------------------------------------------
+export const MLSERVER_REPO = join(MODELS, 'mlserver');
+
+export function writeMlserverRepo() {
+  mkdirSync(join(MLSERVER_REPO, 'iris'), { recursive: true });
+  // Server-wide settings; ports and the worker count come from MLSERVER_*
+  // environment variables at start. debug=false turns the access log off, as
+  // in production.
+  const settings = { debug: false, host: '127.0.0.1' };
+  const model = {
+    name: 'iris',
+    implementation: 'mlserver_sklearn.SKLearnModel',
+    parameters: { uri: join(MODELS, 'iris.joblib'), version: 'v1' },
+    // Adaptive batching, the same limits as redesmyn's endpoints (lib/config.mjs).
+    max_batch_size: BATCH.maxSize,
+    max_batch_time: BATCH.maxDelayMs / 1000,
+  };
+  writeFileSync(join(MLSERVER_REPO, 'settings.json'), `${JSON.stringify(settings, null, 2)}\n`);
+  writeFileSync(join(MLSERVER_REPO, 'iris', 'model-settings.json'), `${JSON.stringify(model, null, 2)}\n`);
+}
+
+export function setup() {
+  const t0 = Date.now();
+  const wrk = ensureWrk();
+  ensureVenv();
+  ensureNodeModules();
+  ensureModels();
+  writeMlserverRepo();
+  console.log(`setup: ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (wrk: ${wrk}, Python peers: ${VENV})`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    setup();
+  } catch (e) {
+    console.error(`setup: ${e.message}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,21 @@
+//! napi-rs binding of redesmyn: converts between JavaScript and the core's
+//! types and forwards. Behaviour lives in the `redesmyn` crate.
+
+mod from_js;
+mod js_handler;
+mod options;
+mod server;
+mod to_js;
+
+/// One tokio runtime for the whole addon: napi's async functions and the
+/// core's batchers share it.
+#[napi_derive::module_init]
+fn init() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("redesmyn-rt")
+        .enable_all()
+        .build()
+        .expect("the tokio runtime could not be built");
+    napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+}

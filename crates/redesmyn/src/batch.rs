@@ -1,0 +1,454 @@
+//! Dynamic batching.
+//!
+//! Each (endpoint, path-parameter values) key has its own queue and batcher
+//! task, so requests for different model variants never share a batch. A
+//! batch closes when its rows reach `max_size` or `max_delay` after its first
+//! request arrived; the batcher sleeps on a timer and the queue, never polls.
+//! At most `max_concurrent` batches of a key run at once: while they run,
+//! requests keep queueing and the next batch takes all of them, so batches
+//! grow with load by themselves.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use polars::prelude::*;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::error::RequestError;
+use crate::handler::{Batch, Handler, Params, Predictions};
+
+/// How requests are grouped into batches.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Rows at which a batch closes. A single request with more rows runs alone.
+    pub max_size: usize,
+    /// How long a batch waits for more requests after its first one arrived.
+    pub max_delay: Duration,
+    /// Batches of one key that may run at the same time.
+    pub max_concurrent: usize,
+    /// Requests that may wait in one key's queue; more get 503.
+    pub max_queue: usize,
+    /// Time a request may spend queued and in its handler before a 504.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_size: 64,
+            max_delay: Duration::from_millis(5),
+            max_concurrent: 1,
+            max_queue: 4096,
+            timeout: None,
+        }
+    }
+}
+
+/// A batcher with nothing to do for this long ends, and is started again by
+/// the next request of its key.
+const IDLE_EXIT: Duration = Duration::from_secs(60);
+
+/// A request's answer, with where its time went.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub predictions: Predictions,
+    pub batch_rows: usize,
+    pub queued: Duration,
+    pub handled: Duration,
+}
+
+pub type Reply = Result<Answer, RequestError>;
+
+/// A parsed request waiting for its batch.
+pub struct Job {
+    pub frame: DataFrame,
+    pub enqueued: Instant,
+    pub deadline: Option<Instant>,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+impl Job {
+    fn rows(&self) -> usize {
+        self.frame.height()
+    }
+}
+
+/// The queues of one endpoint, one per key, created on first use.
+pub struct Queues {
+    handler: Arc<dyn Handler>,
+    config: BatchConfig,
+    runtime: Handle,
+    state: Mutex<QueuesState>,
+}
+
+struct QueuesState {
+    open: bool,
+    senders: HashMap<Arc<Params>, mpsc::Sender<Job>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Queues {
+    pub fn new(handler: Arc<dyn Handler>, config: BatchConfig, runtime: Handle) -> Self {
+        Queues {
+            handler,
+            config,
+            runtime,
+            state: Mutex::new(QueuesState { open: true, senders: HashMap::new(), tasks: Vec::new() }),
+        }
+    }
+
+    pub fn config(&self) -> &BatchConfig {
+        &self.config
+    }
+
+    /// Queues a parsed request and returns the receiver of its answer.
+    pub fn submit(&self, params: Params, frame: DataFrame) -> Result<oneshot::Receiver<Reply>, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        let enqueued = Instant::now();
+        let deadline = self.config.timeout.map(|t| enqueued + t);
+        let mut job = Job { frame, enqueued, deadline, reply };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.open {
+            return Err(RequestError::ShuttingDown);
+        }
+        let params = Arc::new(params);
+        // Two tries: the batcher of this key may have just ended on idle.
+        for _ in 0..2 {
+            let sender = match state.senders.get(&params) {
+                Some(s) if !s.is_closed() => s.clone(),
+                _ => {
+                    let (tx, rx) = mpsc::channel(self.config.max_queue.max(1));
+                    let batcher = Batcher {
+                        handler: self.handler.clone(),
+                        config: self.config.clone(),
+                        params: params.clone(),
+                        permits: Arc::new(Semaphore::new(self.config.max_concurrent.max(1))),
+                    };
+                    state.tasks.retain(|t| !t.is_finished());
+                    state.tasks.push(self.runtime.spawn(batcher.run(rx)));
+                    state.senders.insert(params.clone(), tx.clone());
+                    tx
+                }
+            };
+            match sender.try_send(job) {
+                Ok(()) => return Ok(answer),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(RequestError::QueueFull { retry_after: Duration::from_secs(1) })
+                }
+                Err(mpsc::error::TrySendError::Closed(j)) => {
+                    state.senders.remove(&params);
+                    job = j;
+                }
+            }
+        }
+        Err(RequestError::ShuttingDown)
+    }
+
+    /// Stops taking requests, lets every queued and running batch finish,
+    /// and waits for the batchers to end.
+    pub async fn shutdown(&self) {
+        let tasks = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.open = false;
+            state.senders.clear();
+            std::mem::take(&mut state.tasks)
+        };
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+struct Batcher {
+    handler: Arc<dyn Handler>,
+    config: BatchConfig,
+    params: Arc<Params>,
+    permits: Arc<Semaphore>,
+}
+
+impl Batcher {
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        let max_size = self.config.max_size.max(1);
+        let mut carry: Option<Job> = None;
+        loop {
+            let first = match carry.take() {
+                Some(job) => job,
+                None => match tokio::time::timeout(IDLE_EXIT, rx.recv()).await {
+                    Ok(Some(job)) => job,
+                    Ok(None) => break,
+                    Err(_) => {
+                        // Idle: refuse new jobs, then serve what slipped in.
+                        rx.close();
+                        match rx.recv().await {
+                            Some(job) => job,
+                            None => break,
+                        }
+                    }
+                },
+            };
+            // Wait for a free slot first: while the handler is busy, requests
+            // pile up in the queue and the batch below takes them all.
+            let Ok(permit) = self.permits.clone().acquire_owned().await else { break };
+            let mut rows = first.rows();
+            let close_at = tokio::time::Instant::from_std(first.enqueued + self.config.max_delay);
+            let mut jobs = vec![first];
+            while rows < max_size {
+                tokio::select! {
+                    biased;
+                    next = rx.recv() => match next {
+                        Some(job) if rows + job.rows() > max_size => { carry = Some(job); break; }
+                        Some(job) => { rows += job.rows(); jobs.push(job); }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(close_at) => break,
+                }
+            }
+            let handler = self.handler.clone();
+            let params = self.params.clone();
+            tokio::spawn(async move {
+                run_batch(handler.as_ref(), params, jobs).await;
+                drop(permit);
+            });
+        }
+        // Wait for running batches before reporting this batcher done.
+        let _ = self.permits.acquire_many(self.config.max_concurrent.max(1) as u32).await;
+    }
+}
+
+/// Runs one batch and answers every request in it, whatever happens.
+async fn run_batch(handler: &dyn Handler, params: Arc<Params>, jobs: Vec<Job>) {
+    let started = Instant::now();
+    // Requests whose client went away or whose deadline passed never reach the handler.
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .filter_map(|job| {
+            if job.reply.is_closed() {
+                return None;
+            }
+            if let Some(deadline) = job.deadline {
+                if deadline <= started {
+                    let waited = started - job.enqueued;
+                    let _ = job.reply.send(Err(RequestError::DeadlineExceeded(waited)));
+                    return None;
+                }
+            }
+            Some(job)
+        })
+        .collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let total: usize = jobs.iter().map(Job::rows).sum();
+    let frame = match concat(&jobs) {
+        Ok(frame) => frame,
+        Err(e) => {
+            let message = format!("could not assemble the batch: {e}");
+            for job in jobs {
+                let _ = job.reply.send(Err(RequestError::Handler(message.clone())));
+            }
+            return;
+        }
+    };
+    let outcome = AssertUnwindSafe(handler.call(Batch { frame, params })).catch_unwind().await;
+    let handled = started.elapsed();
+    let result = match outcome {
+        Ok(Ok(predictions)) if predictions.len() == total => Ok(predictions),
+        Ok(Ok(predictions)) => Err(format!(
+            "the handler returned {} predictions for a batch of {total} rows",
+            predictions.len()
+        )),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e.message, detail = e.detail.as_deref().unwrap_or(""), "handler failed");
+            Err(e.message)
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(panic = %what, "handler panicked");
+            Err(format!("the handler panicked: {what}"))
+        }
+    };
+    match result {
+        Ok(predictions) => {
+            let mut offset = 0;
+            for job in jobs {
+                let rows = job.rows();
+                let answer = Answer {
+                    predictions: predictions.slice(offset, rows),
+                    batch_rows: total,
+                    queued: started.saturating_duration_since(job.enqueued),
+                    handled,
+                };
+                offset += rows;
+                let _ = job.reply.send(Ok(answer));
+            }
+        }
+        Err(message) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(RequestError::Handler(message.clone())));
+            }
+        }
+    }
+}
+
+/// One contiguous frame of all the jobs' rows (a single chunk per column, so
+/// handlers can view it as flat buffers).
+fn concat(jobs: &[Job]) -> PolarsResult<DataFrame> {
+    if let [only] = jobs {
+        let mut frame = only.frame.clone();
+        frame.rechunk_mut();
+        return Ok(frame);
+    }
+    let mut frame = jobs[0].frame.clone();
+    for job in &jobs[1..] {
+        frame.vstack_mut(&job.frame)?;
+    }
+    frame.rechunk_mut();
+    Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::HandlerError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn frame(values: &[f64]) -> DataFrame {
+        DataFrame::new(values.len(), vec![Column::new("x".into(), values)]).unwrap()
+    }
+
+    fn doubling(seen: Arc<Mutex<Vec<usize>>>) -> Arc<dyn Handler> {
+        Arc::new(move |batch: Batch| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(batch.frame.height());
+                let x = batch.frame.column("x").unwrap().f64().unwrap().clone();
+                Ok::<_, HandlerError>(Predictions::Column((x * 2.0).into_series()))
+            }
+        })
+    }
+
+    fn value(reply: Reply) -> Vec<f64> {
+        match reply.unwrap().predictions {
+            Predictions::Column(s) => s.f64().unwrap().into_no_null_iter().collect(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_a_batch_and_get_their_own_rows() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let config = BatchConfig { max_delay: Duration::from_millis(20), ..Default::default() };
+        let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
+        let receivers: Vec<_> = (0..10)
+            .map(|i| queues.submit(Params::default(), frame(&[i as f64, 100.0 + i as f64])).unwrap())
+            .collect();
+        for (i, rx) in receivers.into_iter().enumerate() {
+            assert_eq!(value(rx.await.unwrap()), vec![2.0 * i as f64, 200.0 + 2.0 * i as f64]);
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![20]);
+    }
+
+    #[tokio::test]
+    async fn batch_closes_at_max_size_and_large_requests_run_alone() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let config = BatchConfig { max_size: 4, max_delay: Duration::from_millis(50), ..Default::default() };
+        let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
+        let a = queues.submit(Params::default(), frame(&[1.0, 2.0, 3.0])).unwrap();
+        let b = queues.submit(Params::default(), frame(&[1.0, 2.0])).unwrap();
+        let c = queues.submit(Params::default(), frame(&[1.0; 9])).unwrap();
+        for rx in [a, b, c] {
+            rx.await.unwrap().unwrap();
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![3, 2, 9]);
+    }
+
+    #[tokio::test]
+    async fn different_params_never_share_a_batch() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let queues = Queues::new(doubling(seen.clone()), BatchConfig::default(), Handle::current());
+        let p = |v: &str| Params::new(vec![("model".into(), v.into())]);
+        let a = queues.submit(p("1"), frame(&[1.0])).unwrap();
+        let b = queues.submit(p("2"), frame(&[1.0])).unwrap();
+        a.await.unwrap().unwrap();
+        b.await.unwrap().unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![1, 1]);
+    }
+
+    #[tokio::test]
+    async fn handler_errors_and_wrong_lengths_fail_the_batch_only() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => Err(HandlerError::new("boom")),
+                    1 => Ok(Predictions::Column(Series::new("p".into(), [1.0]))),
+                    2 => panic!("kaput"),
+                    _ => Ok(Predictions::Column(batch.frame.column("x").unwrap().as_materialized_series().clone())),
+                }
+            }
+        });
+        let config = BatchConfig { max_delay: Duration::ZERO, ..Default::default() };
+        let queues = Queues::new(handler, config, Handle::current());
+        let err = |r: Reply| r.unwrap_err().to_string();
+        assert_eq!(err(queues.submit(Params::default(), frame(&[1.0])).unwrap().await.unwrap()), "boom");
+        assert!(err(queues.submit(Params::default(), frame(&[1.0, 2.0])).unwrap().await.unwrap())
+            .contains("returned 1 predictions for a batch of 2 rows"));
+        assert!(err(queues.submit(Params::default(), frame(&[1.0])).unwrap().await.unwrap()).contains("kaput"));
+        assert_eq!(value(queues.submit(Params::default(), frame(&[7.0])).unwrap().await.unwrap()), vec![7.0]);
+    }
+
+    #[tokio::test]
+    async fn expired_and_abandoned_requests_never_reach_the_handler() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let config = BatchConfig {
+            max_delay: Duration::from_millis(30),
+            timeout: Some(Duration::from_millis(10)),
+            ..Default::default()
+        };
+        let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
+        let expired = queues.submit(Params::default(), frame(&[1.0])).unwrap();
+        assert!(matches!(expired.await.unwrap(), Err(RequestError::DeadlineExceeded(_))));
+        let config = BatchConfig { max_delay: Duration::from_millis(30), ..Default::default() };
+        let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
+        drop(queues.submit(Params::default(), frame(&[1.0])).unwrap());
+        let kept = queues.submit(Params::default(), frame(&[2.0, 3.0])).unwrap();
+        kept.await.unwrap().unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn full_queue_is_refused_and_shutdown_answers_everything() {
+        let handler: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok::<_, HandlerError>(Predictions::Column(batch.frame.column("x").unwrap().as_materialized_series().clone()))
+        });
+        let config = BatchConfig { max_size: 1, max_queue: 2, max_delay: Duration::ZERO, ..Default::default() };
+        let queues = Queues::new(handler, config, Handle::current());
+        let mut accepted = Vec::new();
+        let mut refused = 0;
+        for _ in 0..10 {
+            match queues.submit(Params::default(), frame(&[1.0])) {
+                Ok(rx) => accepted.push(rx),
+                Err(RequestError::QueueFull { .. }) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(refused > 0);
+        queues.shutdown().await;
+        for rx in accepted {
+            rx.await.unwrap().unwrap();
+        }
+        assert!(matches!(queues.submit(Params::default(), frame(&[1.0])), Err(RequestError::ShuttingDown)));
+    }
+}

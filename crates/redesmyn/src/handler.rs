@@ -1,0 +1,111 @@
+//! The contract between the core and a prediction handler (TypeScript,
+//! Python, or plain Rust in tests).
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use polars::prelude::*;
+
+/// Path parameter values of a request, in the order the path declares them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Params(pairs)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What a handler is called with: the concatenated rows of every request in
+/// the batch, and the path parameters they share.
+pub struct Batch {
+    pub frame: DataFrame,
+    pub params: Arc<Params>,
+}
+
+/// One prediction per input row: either a single column (each prediction a
+/// scalar or a list) or several named columns (each prediction an object).
+#[derive(Debug, Clone)]
+pub enum Predictions {
+    Column(Series),
+    Columns(DataFrame),
+}
+
+impl Predictions {
+    pub fn len(&self) -> usize {
+        match self {
+            Predictions::Column(s) => s.len(),
+            Predictions::Columns(df) => df.height(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The predictions of rows `offset .. offset + len` (zero copy).
+    pub fn slice(&self, offset: usize, len: usize) -> Predictions {
+        match self {
+            Predictions::Column(s) => Predictions::Column(s.slice(offset as i64, len)),
+            Predictions::Columns(df) => Predictions::Columns(df.slice(offset as i64, len)),
+        }
+    }
+}
+
+/// A handler failure. `message` goes to the client; `detail` (a traceback or
+/// stack) goes to the log only.
+#[derive(Debug, Clone)]
+pub struct HandlerError {
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+impl HandlerError {
+    pub fn new(message: impl Into<String>) -> Self {
+        HandlerError { message: message.into(), detail: None }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+/// Runs predictions for a batch. Implementations must not block the calling
+/// task: heavy or foreign work (Python, JavaScript) is handed to its own
+/// thread and awaited.
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, batch: Batch) -> BoxFuture<'static, Result<Predictions, HandlerError>>;
+}
+
+/// Any `Fn(Batch) -> Future` is a handler, which keeps tests and Rust users short.
+impl<F, Fut> Handler for F
+where
+    F: Fn(Batch) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Predictions, HandlerError>> + Send + 'static,
+{
+    fn call(&self, batch: Batch) -> BoxFuture<'static, Result<Predictions, HandlerError>> {
+        Box::pin(self(batch))
+    }
+}

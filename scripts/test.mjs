@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// `npm test`: every test of the project, then one summary line
+// `N passed, N failed`. Runs the core's cargo tests, builds the addon and the
+// TypeScript layer, then the end-to-end vitest suites over real HTTP.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const env = { ...process.env };
+env.CARGO_TARGET_DIR ??= join(process.env.HOME ?? root, '.cache', 'redesmyn-target');
+
+let passed = 0;
+let failed = 0;
+
+function run(cmd, args, { capture = false } = {}) {
+  console.log(`\n$ ${cmd} ${args.join(' ')}`);
+  const result = spawnSync(cmd, args, { cwd: root, env, stdio: capture ? ['inherit', 'pipe', 'pipe'] : 'inherit', encoding: 'utf8' });
+  if (capture) {
+    process.stdout.write(result.stdout ?? '');
+    process.stderr.write(result.stderr ?? '');
+  }
+  return result;
+}
+
+function step(name, cmd, args) {
+  const result = run(cmd, args);
+  if (result.status !== 0) {
+    console.error(`\n${name} failed (exit ${result.status})`);
+    failed += 1;
+    return false;
+  }
+  return true;
+}
+
+// 1. Rust: the core and the bindings' unit tests.
+const cargo = run('cargo', ['test', '--workspace', '--exclude', 'redesmyn-node'], { capture: true });
+for (const m of `${cargo.stdout}\n${cargo.stderr}`.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+  passed += Number(m[1]);
+  failed += Number(m[2]);
+}
+if (cargo.status !== 0 && !/test result: FAILED/.test(`${cargo.stdout}${cargo.stderr}`)) failed += 1;
+
+// 2. Build the addon and the TypeScript layer, then the end-to-end suites.
+const built = step('setup', 'node', ['scripts/setup.mjs']) && step('build', 'npm', ['run', 'build', '--silent']);
+if (built) {
+  const out = join(root, '.cache', 'vitest.json');
+  mkdirSync(join(root, '.cache'), { recursive: true });
+  rmSync(out, { force: true });
+  run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`]);
+  try {
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    passed += report.numPassedTests;
+    failed += report.numFailedTests;
+    // A suite that fails to load counts as a failure of its own.
+    failed += report.testResults.filter((r) => r.status === 'failed' && r.assertionResults.length === 0).length;
+  } catch (e) {
+    console.error(`could not read the vitest report: ${e.message}`);
+    failed += 1;
+  }
+}
+
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,135 @@
+/**
+ * Turns whatever a handler returned into the column form the native core
+ * reads (see crates/redesmyn-node/src/from_js.rs).
+ */
+
+export type TypedArray =
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
+
+/** A column of predictions: a typed array or an array of JSON-able values. */
+export type OutputColumn = TypedArray | readonly unknown[];
+
+/**
+ * What a handler may return: one prediction per row, as a typed array or an
+ * array, or an object of such columns (several outputs per row).
+ */
+export type HandlerOutput = OutputColumn | { readonly [name: string]: OutputColumn };
+
+export interface NativeColumn {
+  name: string;
+  kind: 'num' | 'int' | 'bool' | 'str' | 'json' | 'list';
+  data?: TypedArray;
+  strings?: (string | null)[];
+  offsets?: Uint32Array;
+  nulls?: Uint8Array;
+}
+
+export interface NativeOutput {
+  error?: string;
+  stack?: string;
+  single?: boolean;
+  columns?: NativeColumn[];
+}
+
+export function isTypedArray(value: unknown): value is TypedArray {
+  return ArrayBuffer.isView(value) && !(value instanceof DataView);
+}
+
+function nullMask(values: readonly unknown[]): Uint8Array | undefined {
+  let mask: Uint8Array | undefined;
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] === null || values[i] === undefined) {
+      mask ??= new Uint8Array(values.length);
+      mask[i] = 1;
+    }
+  }
+  return mask;
+}
+
+function every(values: readonly unknown[], test: (v: unknown) => boolean): boolean {
+  for (const v of values) if (v !== null && v !== undefined && !test(v)) return false;
+  return true;
+}
+
+const isNumberLike = (v: unknown) => typeof v === 'number';
+
+function columnOf(name: string, values: OutputColumn): NativeColumn {
+  if (isTypedArray(values)) return { name, kind: 'num', data: values };
+  if (!Array.isArray(values)) {
+    throw new TypeError(`output '${name || 'predictions'}' must be a typed array or an array`);
+  }
+  const nulls = nullMask(values);
+  if (every(values, isNumberLike)) {
+    const data = Float64Array.from(values, (v) => (typeof v === 'number' ? v : 0));
+    const int = data.every((v) => Number.isSafeInteger(v));
+    return { name, kind: int ? 'int' : 'num', data, nulls };
+  }
+  if (every(values, (v) => typeof v === 'string')) {
+    return { name, kind: 'str', strings: values.map((v) => (typeof v === 'string' ? v : null)), nulls };
+  }
+  if (every(values, (v) => typeof v === 'boolean')) {
+    return { name, kind: 'bool', data: Uint8Array.from(values, (v) => (v === true ? 1 : 0)), nulls };
+  }
+  if (every(values, (v) => typeof v === 'bigint')) {
+    return { name, kind: 'num', data: BigInt64Array.from(values, (v) => (typeof v === 'bigint' ? v : 0n)), nulls };
+  }
+  if (every(values, (v) => isTypedArray(v) || (Array.isArray(v) && every(v, isNumberLike)))) {
+    return listColumn(name, values as readonly (ArrayLike<number> | null)[], nulls);
+  }
+  // Anything else (objects, mixed values) travels as JSON text.
+  return {
+    name,
+    kind: 'json',
+    strings: values.map((v) => (v === undefined ? null : JSON.stringify(v))),
+    nulls,
+  };
+}
+
+function listColumn(name: string, rows: readonly (ArrayLike<number> | null)[], nulls?: Uint8Array): NativeColumn {
+  const offsets = new Uint32Array(rows.length + 1);
+  let total = 0;
+  rows.forEach((row, i) => {
+    total += row ? row.length : 0;
+    offsets[i + 1] = total;
+  });
+  const data = new Float64Array(total);
+  let int = true;
+  rows.forEach((row, i) => {
+    if (!row) return;
+    data.set(row as ArrayLike<number>, offsets[i]);
+  });
+  for (const v of data) if (!Number.isSafeInteger(v)) int = false;
+  const first = rows.find((r) => r !== null);
+  // Keep float32 outputs float32; whole numbers print as integers.
+  const typed = first instanceof Float32Array ? Float32Array.from(data) : int ? BigInt64Array.from(data, BigInt) : data;
+  return { name, kind: 'list', data: typed, offsets, nulls };
+}
+
+/** Normalises a handler's return value. */
+export function toNative(output: HandlerOutput): NativeOutput {
+  if (isTypedArray(output) || Array.isArray(output)) {
+    return { single: true, columns: [columnOf('', output as OutputColumn)] };
+  }
+  if (output === null || typeof output !== 'object') {
+    throw new TypeError(`a handler must return a typed array, an array or an object of columns, got ${output === null ? 'null' : typeof output}`);
+  }
+  const columns = Object.entries(output).map(([name, values]) => columnOf(name, values));
+  if (columns.length === 0) throw new TypeError('a handler returned an object with no columns');
+  return { single: false, columns };
+}
+
+/** The message and stack of anything thrown. */
+export function toNativeError(error: unknown): NativeOutput {
+  if (error instanceof Error) return { error: `${error.name}: ${error.message}`, stack: error.stack };
+  return { error: String(error) };
+}

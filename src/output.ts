@@ -123,7 +123,7 @@ export function toNative(output: HandlerOutput): NativeOutput {
   if (output === null || typeof output !== 'object') {
     throw new TypeError(`a handler must return a typed array, an array or an object of columns, got ${output === null ? 'null' : typeof output}`);
   }
-  const columns = Object.entries(output).map(([name, values]) => columnOf(name, values));
+  const columns = Object.entries(output as Record<string, OutputColumn>).map(([name, values]) => columnOf(name, values));
   if (columns.length === 0) throw new TypeError('a handler returned an object with no columns');
   return { single: false, columns };
 }

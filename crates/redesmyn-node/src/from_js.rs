@@ -35,7 +35,7 @@ impl FromNapiValue for NativeOutput {
             let s = series.into_iter().next().ok_or_else(|| bad("the handler returned no column"))?;
             Predictions::Column(s)
         } else {
-            let height = series.first().map_or(0, Series::len);
+            let height = series.first().map_or(0, |s| s.len());
             if let Some(s) = series.iter().find(|s| s.len() != height) {
                 return Ok(NativeOutput(Err(HandlerError::new(format!(
                     "output column '{}' has {} rows, the others {height}",

@@ -42,7 +42,7 @@ impl NativeServer {
 
     /// Adds an endpoint whose handler is a JavaScript function
     /// `(batch) => Promise<NativeOutput>`.
-    #[napi]
+    #[napi(ts_args_type = "spec: EndpointSpec, handler: (batch: object) => Promise<object>")]
     pub fn register(&self, spec: EndpointSpec, handler: Function<'_, RawValue, Promise<NativeOutput>>) -> Result<()> {
         let handler = JsHandler::new(handler)?;
         let endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), Arc::new(handler))

@@ -14,6 +14,7 @@ use std::ptr;
 use napi::bindgen_prelude::*;
 use napi::{check_status, sys, Env};
 use polars::prelude::*;
+use polars_arrow::array::Array as _;
 use redesmyn::Params;
 
 pub struct JsBatch {
@@ -41,7 +42,7 @@ pub fn batch_to_js(env: &Env, batch: JsBatch) -> Result<RawValue> {
         let name = series.name().as_str();
         columns.set(name, RawValue(series_to_js(env, series)?))?;
         if series.null_count() > 0 {
-            let mask: Vec<u8> = series.is_null().into_no_null_iter().map(u8::from).collect();
+            let mask: Vec<u8> = series.is_null().iter().map(|v| u8::from(v == Some(true))).collect();
             nulls.set(name, Uint8Array::new(mask))?;
         }
     }

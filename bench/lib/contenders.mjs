@@ -1,0 +1,168 @@
+// Every server the benchmark starts, and the scenarios that compare them.
+import { join } from 'node:path';
+import { BATCH, BENCH, BODIES, MLSERVER_PARALLEL_WORKERS, MODELS, PY, VENV } from './config.mjs';
+
+const IRIS_BODY = { file: join(BODIES, 'iris.json'), contentType: 'application/json' };
+const IRIS_V2_BODY = { file: join(BODIES, 'iris-v2.json'), contentType: 'application/json' };
+
+const redesmynEnv = (ctx) => ({
+  WORKERS: '1',
+  BATCH_MAX_SIZE: String(BATCH.maxSize),
+  BATCH_MAX_DELAY_MS: String(BATCH.maxDelayMs),
+  ...(ctx.redesmynLog ? { RUST_LOG: ctx.redesmynLog } : {}),
+});
+
+/**
+ * A contender: how to start it on `port` (ctx carries build outputs), where
+ * its readiness probe and its prediction route are, and what body it takes.
+ */
+export const CONTENDERS = {
+  'actix-echo': {
+    name: 'actix-web JSON echo (ceiling)',
+    start: (ctx, port) => ({ cmd: ctx.echoBin, args: [], env: { PORT: String(port), WORKERS: '1' } }),
+    ready: '/health/ready',
+    route: '/echo',
+    body: IRIS_BODY,
+  },
+  'redesmyn-noop': {
+    name: 'redesmyn, no-op TS handler',
+    redesmyn: true,
+    start: (ctx, port) => ({
+      cmd: process.execPath,
+      args: [join(ctx.serversDir, 'redesmyn-noop.js')],
+      env: { PORT: String(port), ...redesmynEnv(ctx) },
+    }),
+    ready: '/health/ready',
+    route: '/predictions/noop',
+    body: IRIS_BODY,
+  },
+  'fastify-noop': {
+    name: 'Fastify, no-op handler',
+    start: (ctx, port) => ({
+      cmd: process.execPath,
+      args: [join(BENCH, 'peers', 'fastify.mjs')],
+      env: { PORT: String(port), ROUTES: 'noop' },
+    }),
+    ready: '/health/ready',
+    route: '/predictions/noop',
+    body: IRIS_BODY,
+  },
+  'redesmyn-iris': {
+    name: 'redesmyn, Python handler (batched)',
+    redesmyn: true,
+    python: true,
+    start: (ctx, port) => ({
+      cmd: process.execPath,
+      args: [join(ctx.serversDir, 'redesmyn-iris.js')],
+      env: {
+        PORT: String(port),
+        VENV: process.env.BENCH_REDESMYN_VENV ?? VENV,
+        HANDLER_DIR: join(BENCH, 'servers'),
+        IRIS_MODEL: join(MODELS, 'iris.joblib'),
+        ...redesmynEnv(ctx),
+      },
+    }),
+    ready: '/health/ready',
+    route: '/predictions/iris',
+    body: IRIS_BODY,
+    startTimeoutMs: 60_000,
+  },
+  mlserver: {
+    name: 'MLServer, sklearn runtime (adaptive batching)',
+    start: (ctx, port) => ({
+      cmd: join(VENV, 'bin', 'mlserver'),
+      args: ['start', join(MODELS, 'mlserver')],
+      // MLServer writes .metrics/.envs folders into its working directory.
+      cwd: ctx.scratch,
+      env: {
+        MLSERVER_HTTP_PORT: String(port),
+        MLSERVER_GRPC_PORT: String(ctx.extraPorts[0]),
+        MLSERVER_METRICS_PORT: String(ctx.extraPorts[1]),
+        MLSERVER_PARALLEL_WORKERS: String(MLSERVER_PARALLEL_WORKERS),
+      },
+    }),
+    extraPorts: 2,
+    ready: '/v2/models/iris/ready',
+    route: '/v2/models/iris/infer',
+    body: IRIS_V2_BODY,
+    startTimeoutMs: 120_000,
+  },
+  fastapi: {
+    name: 'FastAPI + uvicorn, predict per request',
+    start: (ctx, port) => ({
+      cmd: PY,
+      args: [join(BENCH, 'peers', 'fastapi_iris.py')],
+      env: { PORT: String(port), MODEL: join(MODELS, 'iris.joblib') },
+    }),
+    ready: '/health/ready',
+    route: '/predictions/iris',
+    body: IRIS_BODY,
+    startTimeoutMs: 60_000,
+  },
+  'redesmyn-onnx': {
+    name: 'redesmyn, onnxruntime-node TS handler (batched)',
+    redesmyn: true,
+    start: (ctx, port) => ({
+      cmd: process.execPath,
+      args: [join(ctx.serversDir, 'redesmyn-onnx.js')],
+      env: { PORT: String(port), MODEL: join(MODELS, 'iris.onnx'), ...redesmynEnv(ctx) },
+    }),
+    ready: '/health/ready',
+    route: '/predictions/iris',
+    body: IRIS_BODY,
+  },
+  'fastify-onnx': {
+    name: 'Fastify, onnxruntime-node per request',
+    start: (ctx, port) => ({
+      cmd: process.execPath,
+      args: [join(BENCH, 'peers', 'fastify.mjs')],
+      env: { PORT: String(port), ROUTES: 'onnx', MODEL: join(MODELS, 'iris.onnx') },
+    }),
+    ready: '/health/ready',
+    route: '/predictions/iris',
+    body: IRIS_BODY,
+  },
+};
+
+/** The scenarios, in the issue's numbering. */
+export const SCENARIOS = {
+  1: {
+    kind: 'load',
+    title: 'Ceiling: HTTP + JSON with a no-op handler',
+    contenders: ['actix-echo', 'redesmyn-noop', 'fastify-noop'],
+    reference: 'redesmyn-noop',
+    concurrency: [1, 64],
+  },
+  2: {
+    kind: 'load',
+    title: 'scikit-learn iris from Python',
+    contenders: ['redesmyn-iris', 'mlserver', 'fastapi'],
+    reference: 'redesmyn-iris',
+    concurrency: [1, 16, 64],
+  },
+  3: {
+    kind: 'load',
+    title: 'ONNX iris from TypeScript (onnxruntime-node)',
+    contenders: ['redesmyn-onnx', 'fastify-onnx'],
+    reference: 'redesmyn-onnx',
+    concurrency: [1, 16, 64],
+  },
+  4: {
+    kind: 'cold',
+    title: 'Cold start: process start to the first 200 from the readiness probe',
+    contenders: ['redesmyn-noop', 'redesmyn-iris', 'mlserver', 'fastify-noop', 'fastapi'],
+    labels: {
+      'redesmyn-noop': 'redesmyn, TypeScript only',
+      'redesmyn-iris': 'redesmyn, with Python + scikit-learn model',
+      mlserver: 'MLServer + sklearn model',
+      'fastify-noop': 'Fastify',
+      fastapi: 'FastAPI + uvicorn + sklearn model',
+    },
+  },
+  5: {
+    kind: 'soak',
+    title: 'Soak: scikit-learn iris from Python, 64 connections',
+    contenders: ['redesmyn-iris', 'mlserver', 'fastapi'],
+    concurrency: 64,
+  },
+};

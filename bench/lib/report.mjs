@@ -1,0 +1,96 @@
+// Medians and Markdown tables.
+
+export function median(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/** Per-field medians of a list of run records (errors are summed instead). */
+export function summarise(runs) {
+  if (runs.length === 0) return null;
+  const out = {};
+  for (const key of Object.keys(runs[0])) {
+    if (key === 'errors') out.errors = runs.reduce((s, r) => s + (r.errors ?? 0), 0);
+    else if (typeof runs[0][key] === 'number' || runs[0][key] === null) out[key] = median(runs.map((r) => r[key]));
+  }
+  return out;
+}
+
+const num = (x, digits) => (x == null ? '–' : x.toFixed(digits));
+export const ms = (x) => (x == null ? '–' : x < 1 ? x.toFixed(3) : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0));
+const int = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'));
+
+function table(head, rows) {
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 ? ' :-- ' : ' --: ')).join('|')}|`];
+  for (const r of rows) lines.push(`| ${r.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+export function loadTable(scenario) {
+  const head = ['Contender', 'Conn.', 'req/s', 'vs ref.', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Errors', 'Mean batch', 'Peak RSS MiB', 'CPU s / 1k req'];
+  const rows = [];
+  for (const row of scenario.rows) {
+    if (row.status !== 'ok') {
+      rows.push([row.name, String(row.concurrency ?? '–'), `**${row.status}**: ${row.note}`, '', '', '', '', '', '', '', '']);
+      continue;
+    }
+    const m = row.median;
+    const ref = scenario.rows.find((r) => r.contender === scenario.reference && r.concurrency === row.concurrency && r.status === 'ok');
+    const ratio = ref && ref.median.rps ? `${(m.rps / ref.median.rps).toFixed(2)}×` : '–';
+    rows.push([
+      row.name,
+      String(row.concurrency),
+      int(m.rps),
+      ratio,
+      ms(m.p50Ms),
+      ms(m.p99Ms),
+      ms(m.p999Ms),
+      String(m.errors),
+      m.meanBatch == null ? '–' : num(m.meanBatch, 1),
+      num(m.peakRssMiB, 0),
+      num(m.cpuSecPer1k, 3),
+    ]);
+  }
+  return table(head, rows);
+}
+
+export function coldTable(scenario) {
+  const head = ['Contender', 'Ready after ms (median)', 'min', 'max', 'RSS at ready MiB'];
+  const rows = scenario.rows.map((row) =>
+    row.status !== 'ok'
+      ? [row.name, `**${row.status}**: ${row.note}`, '', '', '']
+      : [row.name, ms(row.median.readyMs), ms(row.min), ms(row.max), num(row.median.rssMiB, 0)],
+  );
+  return table(head, rows);
+}
+
+export function soakTable(scenario) {
+  const head = ['Contender', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Errors', 'RSS start MiB', 'RSS 1 min MiB', 'RSS end MiB', 'Peak RSS MiB'];
+  const rows = scenario.rows.map((row) => {
+    if (row.status !== 'ok') return [row.name, `**${row.status}**: ${row.note}`, '', '', '', '', '', '', '', ''];
+    const r = row.result;
+    return [
+      row.name,
+      int(r.rps),
+      ms(r.p50Ms),
+      ms(r.p99Ms),
+      ms(r.p999Ms),
+      String(r.errors),
+      num(r.rssStartMiB, 0),
+      num(r.rss1MinMiB, 0),
+      num(r.rssEndMiB, 0),
+      num(r.peakRssMiB, 0),
+    ];
+  });
+  return table(head, rows);
+}
+
+export function scenarioMarkdown(id, s) {
+  const body = s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : soakTable(s);
+  const notes = [];
+  if (s.kind === 'load' && s.reference) notes.push(`"vs ref." is req/s relative to ${s.referenceName} at the same concurrency.`);
+  if (s.kind === 'soak') notes.push(`${s.seconds} s at ${s.concurrency} connections; "RSS end" is at the end of the run.`);
+  return [`### ${id}. ${s.title}`, '', body, ...(notes.length ? ['', ...notes] : [])].join('\n');
+}

@@ -1,0 +1,448 @@
+#!/usr/bin/env node
+// The benchmark driver: `npm run bench` (see bench/README.md).
+//
+//   node bench/run.mjs                  # every scenario, 3 runs each, medians, soak included
+//   node bench/run.mjs --quick          # one short run of scenarios 1–4
+//   node bench/run.mjs --scenario 2     # only scenario 2 (repeatable: --scenario 1 --scenario 3)
+//   node bench/run.mjs --smoke          # redesmyn no-op vs actix echo, 2 s, debug builds, no files written
+//
+// Other flags: --runs N, --duration S, --warmup S, --soak-seconds S,
+// --concurrency 1,16 (load scenarios), --pin split|none, --only id,id
+// (contender ids, see lib/contenders.mjs), --redesmyn release|debug,
+// --no-setup, --help.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildEcho, buildRedesmyn, compileServers } from './lib/build.mjs';
+import { BATCH, BUILD, MLSERVER_PARALLEL_WORKERS, RESULTS, SERVER_ENV } from './lib/config.mjs';
+import { CONTENDERS, SCENARIOS } from './lib/contenders.mjs';
+import { describeMachine, machineMarkdown } from './lib/machine.mjs';
+import {
+  cpuSeconds,
+  exitText,
+  freePort,
+  peakRssMiB,
+  pinSelf,
+  resetPeak,
+  rssMiB,
+  startServer,
+  stopServer,
+  waitReady,
+} from './lib/proc.mjs';
+import { scenarioMarkdown, summarise } from './lib/report.mjs';
+import { ensureWrk, setup } from './setup.mjs';
+import { runWrk } from './lib/wrk.mjs';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+    scenario: { type: 'string', multiple: true },
+    runs: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    'soak-seconds': { type: 'string' },
+    pin: { type: 'string' },
+    only: { type: 'string' },
+    concurrency: { type: 'string' },
+    redesmyn: { type: 'string' },
+    'no-setup': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (flags.help) {
+  const lines = readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1);
+  console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).map((l) => l.slice(3)).join('\n'));
+  process.exit(0);
+}
+
+const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
+const defaults = {
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 5] },
+  quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
+  smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
+}[mode];
+const cfg = {
+  mode,
+  runs: Number(flags.runs ?? defaults.runs),
+  duration: Number(flags.duration ?? defaults.duration),
+  warmup: Number(flags.warmup ?? defaults.warmup),
+  soakSeconds: Number(flags['soak-seconds'] ?? 300),
+  scenarios: flags.scenario ? flags.scenario.flatMap((s) => s.split(',')).map(Number) : defaults.scenarios,
+  only: flags.only ? flags.only.split(',') : mode === 'smoke' ? ['actix-echo', 'redesmyn-noop'] : null,
+  concurrency: flags.concurrency ? flags.concurrency.split(',').map(Number) : (defaults.concurrency ?? null),
+  redesmynBuild: flags.redesmyn ?? (mode === 'smoke' ? 'debug' : 'release'),
+  pin: flags.pin ?? (os.availableParallelism() >= 2 ? 'split' : 'none'),
+};
+for (const s of cfg.scenarios) if (!SCENARIOS[s]) throw new Error(`no scenario ${s} (there are ${Object.keys(SCENARIOS).join(', ')})`);
+if (!['split', 'none'].includes(cfg.pin)) throw new Error('--pin takes split or none');
+if (!['release', 'debug'].includes(cfg.redesmynBuild)) throw new Error('--redesmyn takes release or debug');
+
+const SERVER_CPUS = cfg.pin === 'split' ? '1' : null;
+const LOAD_CPUS = cfg.pin === 'split' ? '0' : null;
+const pinning =
+  cfg.pin === 'split'
+    ? 'servers pinned to CPU 1 (`taskset -c 1`), wrk (1 thread) and the harness to CPU 0 (`taskset -c 0`)'
+    : 'no pinning: servers, wrk (1 thread) and the harness share all CPUs';
+
+// ---------------------------------------------------------------------------
+// Servers we started, so an interrupt never leaves one behind.
+const live = new Set();
+async function cleanup() {
+  await Promise.all([...live].map((s) => stopServer(s, 1000)));
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    console.error(`\n${sig}: stopping servers`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+const logsDir = join(BUILD, 'logs');
+const scratch = join(BUILD, 'scratch');
+mkdirSync(logsDir, { recursive: true });
+mkdirSync(scratch, { recursive: true });
+
+const ctx = { echoBin: null, serversDir: null, redesmynError: null, scratch, extraPorts: [] };
+
+function unavailableReason(id) {
+  const c = CONTENDERS[id];
+  if (c.redesmyn && ctx.redesmynError) return ctx.redesmynError;
+  if (id === 'actix-echo' && ctx.echoError) return ctx.echoError;
+  return null;
+}
+
+/** Starts contender `id`, waits until it is ready. Returns { server, base, readyMs } or throws. */
+async function launch(id, tag) {
+  const c = CONTENDERS[id];
+  const port = await freePort();
+  ctx.extraPorts = [];
+  for (let i = 0; i < (c.extraPorts ?? 0); i++) ctx.extraPorts.push(await freePort());
+  const spec = c.start(ctx, port);
+  const logFile = join(logsDir, `${tag}.log`);
+  const t0 = performance.now();
+  const server = startServer({
+    cmd: spec.cmd,
+    args: spec.args,
+    cwd: spec.cwd ?? ctx.benchDir,
+    env: { ...process.env, ...SERVER_ENV, ...spec.env },
+    cpus: SERVER_CPUS,
+    logFile,
+  });
+  live.add(server);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    const readyMs = await waitReady(server, `${base}${c.ready}`, { t0, timeoutMs: c.startTimeoutMs ?? 30_000, intervalMs: 5 });
+    return { server, base, readyMs, logFile };
+  } catch (e) {
+    await stopServer(server);
+    live.delete(server);
+    const log = server.log();
+    const marker = log.match(/REDESMYN_NOT_AVAILABLE: (.*)/);
+    const err = new Error(marker ? marker[1] : `${e.message}; log ${logFile}: ${lastLine(log)}`);
+    err.unavailable = Boolean(marker) || server.exitInfo?.code === 3;
+    throw err;
+  }
+}
+
+async function shutdown(server) {
+  await stopServer(server);
+  live.delete(server);
+}
+
+const lastLine = (text) =>
+  text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-1)[0]
+    ?.slice(0, 200) ?? '(empty)';
+
+/** One POST of the contender's body: checks the route answers before it is loaded. */
+function probe(base, c) {
+  const body = readFileSync(c.body.file);
+  return new Promise((resolve) => {
+    const req = request(
+      `${base}${c.route}`,
+      { method: 'POST', agent: false, headers: { 'content-type': c.body.contentType, 'content-length': body.length } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode, body: text.slice(0, 300), batchHeader: res.headers['x-batch-size'] ?? null }));
+      },
+    );
+    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    req.end(body);
+  });
+}
+
+async function loadOnce(server, base, c, connections, seconds) {
+  resetPeak(server.pid);
+  const cpu0 = cpuSeconds(server.pid);
+  const w = await runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, connections, seconds, cpus: LOAD_CPUS });
+  const cpu1 = cpuSeconds(server.pid);
+  return {
+    rps: w.rps,
+    p50Ms: w.latency_us.p50 / 1000,
+    p99Ms: w.latency_us.p99 / 1000,
+    p999Ms: w.latency_us.p99_9 / 1000,
+    meanMs: w.latency_us.mean / 1000,
+    errors: w.errorCount,
+    non2xx: w.errors.status,
+    meanBatch: w.meanBatch,
+    peakRssMiB: peakRssMiB(server.pid),
+    cpuSecPer1k: w.requests > 0 ? ((cpu1 - cpu0) / w.requests) * 1000 : null,
+    requests: w.requests,
+    seconds: w.seconds,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+async function loadScenario(id) {
+  const s = SCENARIOS[id];
+  const levels = cfg.concurrency ?? s.concurrency;
+  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
+  const rows = new Map(); // `${contender}@${concurrency}` → row
+  for (const cid of contenders) {
+    for (const conc of levels) {
+      rows.set(`${cid}@${conc}`, { contender: cid, name: CONTENDERS[cid].name, concurrency: conc, status: 'ok', note: '', runs: [] });
+    }
+  }
+  const setAll = (cid, status, note) => {
+    for (const conc of levels) Object.assign(rows.get(`${cid}@${conc}`), { status, note });
+  };
+  // Runs are interleaved (run 1 of every contender, then run 2, ...) so slow
+  // drift of the machine spreads over all contenders alike.
+  for (let run = 1; run <= cfg.runs; run++) {
+    for (const cid of contenders) {
+      const c = CONTENDERS[cid];
+      const first = rows.get(`${cid}@${levels[0]}`);
+      if (first.status !== 'ok') continue;
+      const reason = unavailableReason(cid);
+      if (reason) {
+        setAll(cid, 'not available', reason);
+        continue;
+      }
+      console.log(`[${id}] ${c.name}: run ${run}/${cfg.runs}`);
+      let launched;
+      try {
+        launched = await launch(cid, `s${id}-${cid}-run${run}`);
+      } catch (e) {
+        setAll(cid, e.unavailable ? 'not available' : 'failed', e.message);
+        console.log(`    ${e.unavailable ? 'not available' : 'failed'}: ${e.message}`);
+        continue;
+      }
+      const { server, base } = launched;
+      try {
+        const p = await probe(base, c);
+        if (run === 1) first.probe = p;
+        if (p.status !== 200) throw new Error(`probe POST ${c.route} answered ${p.status}: ${p.body}`);
+        await runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, connections: Math.max(...levels), seconds: cfg.warmup, cpus: LOAD_CPUS });
+        for (const conc of levels) {
+          const r = await loadOnce(server, base, c, conc, cfg.duration);
+          rows.get(`${cid}@${conc}`).runs.push(r);
+          console.log(
+            `    c=${String(conc).padStart(2)}  ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50Ms.toFixed(3)} ms  p99 ${r.p99Ms.toFixed(3)} ms  errors ${r.errors}` +
+              (r.meanBatch != null ? `  batch ${r.meanBatch.toFixed(1)}` : ''),
+          );
+          if (server.exitInfo) throw new Error(`server died under load (${exitText(server.exitInfo)}): ${lastLine(server.log())}`);
+        }
+      } catch (e) {
+        setAll(cid, 'failed', e.message);
+        console.log(`    failed: ${e.message}`);
+      } finally {
+        await shutdown(server);
+      }
+    }
+  }
+  const out = [...rows.values()].map((r) => ({ ...r, median: r.status === 'ok' ? summarise(r.runs) : null }));
+  return { title: s.title, kind: 'load', reference: s.reference, referenceName: CONTENDERS[s.reference]?.name, concurrency: levels, rows: out };
+}
+
+async function coldScenario(id) {
+  const s = SCENARIOS[id];
+  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
+  const rows = contenders.map((cid) => ({ contender: cid, name: s.labels[cid] ?? CONTENDERS[cid].name, status: 'ok', note: '', runs: [] }));
+  const runs = Math.max(cfg.runs, mode === 'full' ? 5 : 1);
+  for (let run = 1; run <= runs; run++) {
+    for (const row of rows) {
+      if (row.status !== 'ok') continue;
+      const reason = unavailableReason(row.contender);
+      if (reason) {
+        Object.assign(row, { status: 'not available', note: reason });
+        continue;
+      }
+      try {
+        const { server, readyMs } = await launch(row.contender, `s${id}-${row.contender}-run${run}`);
+        const rss = rssMiB(server.pid);
+        await shutdown(server);
+        row.runs.push({ readyMs, rssMiB: rss });
+        console.log(`[${id}] ${row.name}: ready after ${readyMs.toFixed(0)} ms, RSS ${rss.toFixed(0)} MiB`);
+      } catch (e) {
+        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
+        console.log(`[${id}] ${row.name}: ${row.status}: ${e.message}`);
+      }
+    }
+  }
+  for (const row of rows) {
+    if (row.status !== 'ok') continue;
+    row.median = summarise(row.runs);
+    row.min = Math.min(...row.runs.map((r) => r.readyMs));
+    row.max = Math.max(...row.runs.map((r) => r.readyMs));
+  }
+  return { title: s.title, kind: 'cold', runs, rows };
+}
+
+async function soakScenario(id) {
+  const s = SCENARIOS[id];
+  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
+  const rows = [];
+  for (const cid of contenders) {
+    const c = CONTENDERS[cid];
+    const row = { contender: cid, name: c.name, status: 'ok', note: '' };
+    rows.push(row);
+    const reason = unavailableReason(cid);
+    if (reason) {
+      Object.assign(row, { status: 'not available', note: reason });
+      continue;
+    }
+    console.log(`[${id}] ${c.name}: ${cfg.soakSeconds} s at ${s.concurrency} connections`);
+    let launched;
+    try {
+      launched = await launch(cid, `s${id}-${cid}`);
+    } catch (e) {
+      Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
+      continue;
+    }
+    const { server, base } = launched;
+    try {
+      await runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, connections: s.concurrency, seconds: cfg.warmup, cpus: LOAD_CPUS });
+      resetPeak(server.pid);
+      const t0 = performance.now();
+      const timeline = [{ t: 0, rssMiB: rssMiB(server.pid) }];
+      const sampler = setInterval(() => timeline.push({ t: (performance.now() - t0) / 1000, rssMiB: rssMiB(server.pid) }), 5000);
+      let r;
+      try {
+        r = await loadOnce(server, base, c, s.concurrency, cfg.soakSeconds);
+      } finally {
+        clearInterval(sampler);
+      }
+      timeline.push({ t: (performance.now() - t0) / 1000, rssMiB: rssMiB(server.pid) });
+      const at = (sec) => timeline.find((p) => p.t >= sec - 2.5)?.rssMiB ?? null;
+      row.result = { ...r, rssStartMiB: timeline[0].rssMiB, rss1MinMiB: at(60), rssEndMiB: timeline.at(-1).rssMiB };
+      row.timeline = timeline;
+      console.log(`    ${Math.round(r.rps)} req/s, p99 ${r.p99Ms.toFixed(2)} ms, errors ${r.errors}, RSS ${row.result.rssStartMiB.toFixed(0)} → ${row.result.rssEndMiB.toFixed(0)} MiB`);
+    } catch (e) {
+      Object.assign(row, { status: 'failed', note: e.message });
+    } finally {
+      await shutdown(server);
+    }
+  }
+  return { title: s.title, kind: 'soak', seconds: cfg.soakSeconds, concurrency: s.concurrency, rows };
+}
+
+// ---------------------------------------------------------------------------
+
+async function main() {
+  const started = new Date();
+  if (cfg.pin === 'split') await pinSelf(LOAD_CPUS);
+
+  // 1. Installs (idempotent) and builds.
+  if (mode === 'smoke') ensureWrk();
+  else if (!flags['no-setup']) setup();
+  const wanted = new Set(cfg.scenarios.flatMap((s) => SCENARIOS[s].contenders).filter((c) => !cfg.only || cfg.only.includes(c)));
+  ctx.benchDir = join(import.meta.dirname);
+  if (wanted.has('actix-echo')) {
+    try {
+      ctx.echoBin = buildEcho({ release: mode !== 'smoke' });
+    } catch (e) {
+      ctx.echoError = e.message;
+    }
+  }
+  if ([...wanted].some((c) => CONTENDERS[c].redesmyn)) {
+    try {
+      const pkg = buildRedesmyn(cfg.redesmynBuild);
+      ctx.serversDir = compileServers(cfg.redesmynBuild, pkg, mode === 'smoke' ? ['redesmyn-noop.ts'] : null);
+    } catch (e) {
+      ctx.redesmynError = `redesmyn could not be built: ${e.message}`;
+      console.error(ctx.redesmynError);
+    }
+  }
+
+  const machine = describeMachine();
+  const results = {
+    started: started.toISOString(),
+    mode,
+    settings: {
+      runs: cfg.runs,
+      durationS: cfg.duration,
+      warmupS: cfg.warmup,
+      soakS: cfg.scenarios.includes(5) ? cfg.soakSeconds : undefined,
+      pinning,
+      loadGenerator: 'wrk, 1 thread, closed loop (each connection sends its next request when the previous answer arrives), --timeout 10s',
+      requestBody: 'one iris record per request: [{"sepal_length":5.9,"sepal_width":3.0,"petal_length":5.1,"petal_width":1.8}] (MLServer: the same record as a V2 FP64 [1,4] tensor)',
+      batching: `${BATCH.maxSize} rows or ${BATCH.maxDelayMs} ms, for redesmyn and for MLServer's adaptive batching`,
+      mlserverParallelWorkers: MLSERVER_PARALLEL_WORKERS,
+      redesmynBuild: cfg.redesmynBuild,
+      workers: 'one HTTP worker per server (redesmyn WORKERS=1, actix-echo 1, uvicorn 1, Fastify 1 process)',
+    },
+    machine,
+    scenarios: {},
+  };
+  const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  const tmp = join(RESULTS, `${stamp}.json.tmp`);
+  if (mode !== 'smoke') mkdirSync(RESULTS, { recursive: true });
+
+  for (const id of cfg.scenarios) {
+    const kind = SCENARIOS[id].kind;
+    console.log(`\n== ${id}. ${SCENARIOS[id].title}`);
+    results.scenarios[id] =
+      kind === 'load' ? await loadScenario(id) : kind === 'cold' ? await coldScenario(id) : await soakScenario(id);
+    if (mode !== 'smoke') writeFileSync(tmp, JSON.stringify(results, null, 2));
+  }
+  results.finished = new Date().toISOString();
+
+  const md = [
+    `# redesmyn benchmark, ${results.started.slice(0, 19).replace('T', ' ')} UTC (${mode})`,
+    '',
+    machineMarkdown(machine),
+    `- **Method**: ${pinning}. ${results.settings.loadGenerator}. ${cfg.runs} run(s) of ${cfg.duration} s per contender and concurrency after a ${cfg.warmup} s warm-up, each run on a freshly started server; the table shows medians (errors: the total over all runs).`,
+    `- **Request**: ${results.settings.requestBody}. Batching: ${results.settings.batching}. ${results.settings.workers}.`,
+    '',
+    ...Object.entries(results.scenarios).map(([id, s]) => `${scenarioMarkdown(id, s)}\n`),
+  ].join('\n');
+
+  console.log(`\n${md}`);
+  if (mode !== 'smoke') {
+    writeFileSync(join(RESULTS, `${stamp}.md`), md);
+    writeFileSync(tmp, JSON.stringify(results, null, 2));
+    renameSync(tmp, join(RESULTS, `${stamp}.json`));
+    console.log(`wrote bench/results/${stamp}.json and .md`);
+  }
+
+  if (mode === 'smoke') {
+    // The smoke run fails when the harness or redesmyn cannot serve, never on timings.
+    const rows = Object.values(results.scenarios).flatMap((s) => s.rows);
+    const bad = rows.filter((r) => r.status !== 'ok' || !r.runs.length || r.runs.some((x) => x.requests === 0 || x.non2xx > 0));
+    if (bad.length) {
+      console.error(`smoke: ${bad.map((r) => `${r.contender}: ${r.status} ${r.note}`).join('; ')}`);
+      return 1;
+    }
+    console.log('smoke: ok');
+  }
+  return 0;
+}
+
+main()
+  .then((code) => cleanup().then(() => process.exit(code)))
+  .catch((e) => {
+    console.error(e);
+    cleanup().finally(() => process.exit(1));
+  });
+

@@ -1,0 +1,77 @@
+//! A Python function as a core [`Handler`].
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use pyo3::prelude::*;
+use redesmyn::{Batch, Handler, HandlerError, Predictions};
+
+use crate::convert::{frame_to_py, handler_error, params_dict, to_predictions};
+use crate::interpreter::PythonError;
+use crate::target::Target;
+
+/// `def predict(df: pl.DataFrame) -> pl.Series` (or `(model, df)` when the
+/// endpoint has a model). A function that accepts a `params` keyword (or
+/// `**kwargs`) also gets the path parameters as a dict.
+pub struct PyHandler {
+    function: Arc<Py<PyAny>>,
+    target: Target,
+    takes_params: bool,
+}
+
+impl PyHandler {
+    /// Imports the function now, so a wrong reference fails at registration.
+    pub fn new(target: Target) -> Result<Self, PythonError> {
+        let function = target.resolve()?;
+        let takes_params = Python::attach(|py| accepts_keyword(py, function.bind(py), "params"));
+        Ok(PyHandler { function: Arc::new(function), target, takes_params })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+}
+
+/// Whether `function` can be called with the keyword `name`.
+fn accepts_keyword(py: Python<'_>, function: &Bound<'_, PyAny>, name: &str) -> bool {
+    let check = || -> PyResult<bool> {
+        let inspect = py.import("inspect")?;
+        let parameters = inspect.call_method1("signature", (function,))?.getattr("parameters")?;
+        if parameters.contains(name)? {
+            return Ok(true);
+        }
+        let var_keyword = inspect.getattr("Parameter")?.getattr("VAR_KEYWORD")?;
+        for p in parameters.call_method0("values")?.try_iter()? {
+            if p?.getattr("kind")?.eq(&var_keyword)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    check().unwrap_or(false)
+}
+
+impl Handler for PyHandler {
+    fn call(&self, batch: Batch) -> BoxFuture<'static, Result<Predictions, HandlerError>> {
+        let function = self.function.clone();
+        let takes_params = self.takes_params;
+        Box::pin(async move {
+            // Python runs on a blocking thread; the GIL is taken there, only for the call.
+            tokio::task::spawn_blocking(move || Python::attach(|py| invoke(py, &function, batch, takes_params)))
+                .await
+                .map_err(|e| HandlerError::new(format!("the Python handler's thread failed: {e}")))?
+        })
+    }
+}
+
+fn invoke(py: Python<'_>, function: &Py<PyAny>, batch: Batch, takes_params: bool) -> Result<Predictions, HandlerError> {
+    let fail = |e: PyErr| handler_error(py, &e);
+    let df = frame_to_py(py, batch.frame).map_err(fail)?;
+    let kwargs = if takes_params { Some(params_dict(py, &batch.params).map_err(fail)?) } else { None };
+    let result = function.bind(py).call((df,), kwargs.as_ref()).map_err(|e| {
+        let error = handler_error(py, &e);
+        tracing::error!(error = %error.message, traceback = error.detail.as_deref().unwrap_or(""), "Python handler raised");
+        error
+    })?;
+    to_predictions(py, &result)
+}

@@ -138,9 +138,12 @@ fn write_int<I: serde::Serialize>(out: &mut Vec<u8>, v: I) {
     let _ = serde_json::to_writer(&mut *out, &v);
 }
 
+/// Floats as JavaScript prints them: shortest round-trip digits, whole
+/// numbers without a trailing `.0`, and `null` for NaN and infinities.
 fn write_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
-        let _ = serde_json::to_writer(&mut *out, &v);
+        let mut buf = ryu::Buffer::new();
+        out.extend_from_slice(buf.format_finite(v).trim_end_matches(".0").as_bytes());
     } else {
         out.extend_from_slice(b"null");
     }
@@ -148,7 +151,8 @@ fn write_f64(out: &mut Vec<u8>, v: f64) {
 
 fn write_f32(out: &mut Vec<u8>, v: f32) {
     if v.is_finite() {
-        let _ = serde_json::to_writer(&mut *out, &v);
+        let mut buf = ryu::Buffer::new();
+        out.extend_from_slice(buf.format_finite(v).trim_end_matches(".0").as_bytes());
     } else {
         out.extend_from_slice(b"null");
     }
@@ -171,7 +175,9 @@ mod tests {
     #[test]
     fn scalars_nulls_and_non_finite() {
         let s = Series::new("p".into(), [Some(1.5), None, Some(f64::NAN), Some(2.0)]);
-        assert_eq!(json(&Predictions::Column(s)), "[1.5,null,null,2.0]");
+        assert_eq!(json(&Predictions::Column(s)), "[1.5,null,null,2]");
+        let s = Series::new("p".into(), [1e20, -0.0, 100.0, 1e-7]);
+        assert_eq!(json(&Predictions::Column(s)), "[1e20,-0,100,1e-7]");
         let s = Series::new("p".into(), [Some("a\"b"), None]);
         assert_eq!(json(&Predictions::Column(s)), r#"["a\"b",null]"#);
         let s = Series::new("p".into(), [u64::MAX]);

@@ -4,6 +4,7 @@
  */
 import type { ColumnsOf, Fields, Schema } from './schema';
 import { toNative, toNativeError, type HandlerOutput, type NativeOutput } from './output';
+import { PythonHandler } from './python';
 
 /** `'/p/{run_id}/{model_id}'` → `{ run_id: string; model_id: string }`. */
 export type PathParams<P extends string> = P extends `${string}{${infer Name}}${infer Rest}`
@@ -50,11 +51,12 @@ export interface EndpointOptions<F extends Fields, P extends string> {
   path: P;
   schema: Schema<F>;
   batch?: BatchOptions;
-  handler: Handler<F, PathParams<P>>;
+  /** A TypeScript function, or a Python one: `py.handler('module:function')`. */
+  handler: Handler<F, PathParams<P>> | PythonHandler;
 }
 
 /** The batch object as the native core hands it over. */
-interface NativeBatch {
+export interface NativeBatch {
   length: number;
   columns: Record<string, unknown>;
   nulls: Record<string, Uint8Array>;
@@ -65,13 +67,15 @@ export class Endpoint<F extends Fields = Fields, P extends string = string> {
   readonly path: P;
   readonly schema: Schema<F>;
   readonly batch: BatchOptions;
-  readonly handler: Handler<F, PathParams<P>>;
+  readonly handler: Handler<F, PathParams<P>> | PythonHandler;
 
   constructor(options: EndpointOptions<F, P>) {
     if (typeof options.path !== 'string' || !options.path.startsWith('/')) {
       throw new TypeError(`endpoint path must start with '/', got ${JSON.stringify(options.path)}`);
     }
-    if (typeof options.handler !== 'function') throw new TypeError(`endpoint '${options.path}' needs a handler function`);
+    if (typeof options.handler !== 'function' && !(options.handler instanceof PythonHandler)) {
+      throw new TypeError(`endpoint '${options.path}' needs a handler: a function or py.handler('module:function')`);
+    }
     this.path = options.path;
     this.schema = options.schema;
     this.batch = { ...options.batch };
@@ -79,9 +83,11 @@ export class Endpoint<F extends Fields = Fields, P extends string = string> {
   }
 
   /** @internal The function the native core calls with each batch. It never rejects. */
-  nativeHandler(): (batch: NativeBatch) => Promise<NativeOutput> {
+  nativeHandler(): (batch: object) => Promise<NativeOutput> {
     const handler = this.handler;
-    return async (native) => {
+    if (handler instanceof PythonHandler) throw new TypeError('a Python handler has no JavaScript function');
+    return async (nativeBatch) => {
+      const native = nativeBatch as NativeBatch;
       try {
         const batch = { length: native.length, columns: native.columns, nulls: native.nulls } as unknown as Batch<F>;
         const context = { params: native.params as PathParams<P> };

@@ -5,3 +5,5 @@ export type { Batch, BatchOptions, Context, EndpointOptions, Handler, PathParams
 export { Server } from './server';
 export type { ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, TypedArray } from './output';
+export { py, PythonHandler } from './python';
+export type { PythonOptions } from './python';

@@ -1,6 +1,8 @@
 /** The server: endpoints in, HTTP out. */
+import { resolve } from 'node:path';
 import { NativeServer } from '../binding';
 import type { Endpoint } from './endpoint';
+import { PythonHandler, type PythonOptions } from './python';
 import type { Fields } from './schema';
 
 export interface ServerOptions {
@@ -14,6 +16,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** How long `stop()` waits for open connections (default 10 000 ms). */
   shutdownTimeoutMs?: number;
+  /** The Python environment for Python handlers (the interpreter starts only if one is registered). */
+  python?: PythonOptions;
 }
 
 export class Server {
@@ -28,15 +32,22 @@ export class Server {
       workers: options.workers,
       bodyLimit: options.bodyLimit,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
+      python: options.python && {
+        venv: options.python.venv === undefined ? undefined : resolve(options.python.venv),
+        executable: options.python.executable === undefined ? undefined : resolve(options.python.executable),
+        path: options.python.path?.map((p) => resolve(p)),
+      },
     });
   }
 
   /** Adds an endpoint. Call before `serve()`. */
   register<F extends Fields, P extends string>(endpoint: Endpoint<F, P>): this {
-    this.#native.register(
-      { path: endpoint.path, fields: endpoint.schema.toSpec(), batch: endpoint.batch },
-      endpoint.nativeHandler() as never,
-    );
+    const spec = { path: endpoint.path, fields: endpoint.schema.toSpec(), batch: endpoint.batch };
+    if (endpoint.handler instanceof PythonHandler) {
+      this.#native.registerPython(spec, endpoint.handler.target);
+    } else {
+      this.#native.register(spec, endpoint.nativeHandler());
+    }
     this.#endpoints.push(endpoint as unknown as Endpoint<Fields, string>);
     return this;
   }

@@ -8,6 +8,16 @@ use redesmyn::schema::{Field, FieldType, Numeric, Schema};
 use redesmyn::{BatchConfig, ServerConfig};
 
 #[napi(object)]
+pub struct PythonOptions {
+    /// A Python executable whose installation or venv to use.
+    pub executable: Option<String>,
+    /// A virtual environment directory.
+    pub venv: Option<String>,
+    /// Extra import paths, searched first.
+    pub path: Option<Vec<String>>,
+}
+
+#[napi(object)]
 pub struct ServerOptions {
     pub host: Option<String>,
     pub port: Option<u32>,
@@ -15,6 +25,7 @@ pub struct ServerOptions {
     /// Largest request body in bytes.
     pub body_limit: Option<f64>,
     pub shutdown_timeout_ms: Option<f64>,
+    pub python: Option<PythonOptions>,
 }
 
 #[napi(object)]
@@ -67,6 +78,16 @@ impl ServerOptions {
                 .shutdown_timeout_ms
                 .map_or(defaults.shutdown_timeout, |ms| Duration::from_millis(ms.max(0.0) as u64)),
         })
+    }
+}
+
+impl PythonOptions {
+    pub fn to_config(&self) -> redesmyn_python::PythonConfig {
+        redesmyn_python::PythonConfig {
+            executable: self.executable.as_ref().map(Into::into),
+            venv: self.venv.as_ref().map(Into::into),
+            path: self.path.iter().flatten().map(Into::into).collect(),
+        }
     }
 }
 

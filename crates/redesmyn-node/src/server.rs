@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use redesmyn::{Endpoint, RunningServer, Server};
+use redesmyn::{Endpoint, Handler, RunningServer, Server};
+use redesmyn_python::{PyHandler, Target};
 
 use crate::from_js::NativeOutput;
 use crate::js_handler::JsHandler;
@@ -36,6 +37,9 @@ fn failure(message: impl Into<String>) -> Error {
 impl NativeServer {
     #[napi(constructor)]
     pub fn new(options: ServerOptions) -> Result<Self> {
+        if let Some(python) = &options.python {
+            redesmyn_python::configure(python.to_config()).map_err(|e| failure(e.to_string()))?;
+        }
         let server = Server::new(options.to_config()?);
         Ok(NativeServer { state: Arc::new(Mutex::new(State::Configuring(server))), port: Arc::new(Mutex::new(None)) })
     }
@@ -44,8 +48,21 @@ impl NativeServer {
     /// `(batch) => Promise<NativeOutput>`.
     #[napi(ts_args_type = "spec: EndpointSpec, handler: (batch: object) => Promise<object>")]
     pub fn register(&self, spec: EndpointSpec, handler: Function<'_, RawValue, Promise<NativeOutput>>) -> Result<()> {
-        let handler = JsHandler::new(handler)?;
-        let endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), Arc::new(handler))
+        self.add(&spec, Arc::new(JsHandler::new(handler)?))
+    }
+
+    /// Adds an endpoint whose handler is a Python function `'module:function'`.
+    /// Starts the interpreter and imports the function now, so a wrong
+    /// reference fails here rather than at the first request.
+    #[napi]
+    pub fn register_python(&self, spec: EndpointSpec, target: String) -> Result<()> {
+        let target = Target::parse(&target).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let handler = PyHandler::new(target).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        self.add(&spec, Arc::new(handler))
+    }
+
+    fn add(&self, spec: &EndpointSpec, handler: Arc<dyn Handler>) -> Result<()> {
+        let endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), handler)
             .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
         match &mut *lock(&self.state) {
             State::Configuring(server) => {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use redesmyn::{Batch, Handler, HandlerError, Predictions};
 
 use crate::convert::{frame_to_py, handler_error, params_dict, to_predictions};
@@ -67,7 +68,13 @@ impl Handler for PyHandler {
 fn invoke(py: Python<'_>, function: &Py<PyAny>, batch: Batch, takes_params: bool) -> Result<Predictions, HandlerError> {
     let fail = |e: PyErr| handler_error(py, &e);
     let df = frame_to_py(py, batch.frame).map_err(fail)?;
-    let kwargs = if takes_params { Some(params_dict(py, &batch.params).map_err(fail)?) } else { None };
+    let kwargs = if takes_params {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("params", params_dict(py, &batch.params).map_err(fail)?).map_err(fail)?;
+        Some(kwargs)
+    } else {
+        None
+    };
     let result = function.bind(py).call((df,), kwargs.as_ref()).map_err(|e| {
         let error = handler_error(py, &e);
         tracing::error!(error = %error.message, traceback = error.detail.as_deref().unwrap_or(""), "Python handler raised");

@@ -1,0 +1,20 @@
+"""Prediction handlers of the iris example. redesmyn calls them with each
+batch as a polars DataFrame (one row per record, columns as in the schema)."""
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import polars as pl
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+SPECIES = np.array(["setosa", "versicolor", "virginica"])
+
+# The default model of POST /predictions/iris, loaded once at import.
+MODEL = joblib.load(Path(__file__).parent / "models" / "iris" / "1" / "1" / "model.joblib")
+
+
+def predict(df: pl.DataFrame) -> pl.Series:
+    """The species of each record."""
+    classes = MODEL.predict(df.select(FEATURES).to_numpy())
+    return pl.Series("species", SPECIES[classes])

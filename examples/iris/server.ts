@@ -1,0 +1,41 @@
+// The main example: iris species predicted by a scikit-learn model in a
+// Python handler, in the same process as this Node server.
+//
+//   npm start                      # or: PORT=9000 npm start
+//   curl -s localhost:8080/predictions/iris -H 'content-type: application/json' \
+//        -d '[{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]'
+import { Endpoint, Schema, Server, py } from 'redesmyn';
+
+const Iris = new Schema({
+  sepal_length: Schema.f64(),
+  sepal_width: Schema.f64(),
+  petal_length: Schema.f64(),
+  petal_width: Schema.f64(),
+});
+
+const iris = new Endpoint({
+  path: '/predictions/iris',
+  schema: Iris,
+  batch: { maxSize: 64, maxDelayMs: 5 },
+  handler: py.handler('iris_handlers:predict'), // def predict(df: pl.DataFrame) -> pl.Series
+});
+
+// A TypeScript endpoint on the same server.
+const sum = new Endpoint({
+  path: '/predictions/sum',
+  schema: new Schema({ a: Schema.f64(), b: Schema.f64() }),
+  handler: (batch) => Array.from(batch.columns.a, (a, i) => a + batch.columns.b[i]),
+});
+
+const host = process.env.HOST ?? '127.0.0.1';
+const server = new Server({
+  host,
+  port: Number(process.env.PORT ?? 8080),
+  python: { venv: './.venv', path: ['./examples/iris'] },
+});
+server.register(iris).register(sum);
+server.serve().then(() => console.log(`redesmyn iris example on http://${host}:${server.port}`));
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void server.stop());
+}

@@ -8,5 +8,8 @@ export default defineConfig({
     // Suites start real servers; running them one file at a time keeps the
     // 2-core machine from starving them.
     fileParallelism: false,
+    // Lets suites check that released models are really collectable.
+    pool: 'forks',
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
   },
 });

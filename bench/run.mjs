@@ -9,13 +9,14 @@
 // Other flags: --runs N, --duration S, --warmup S, --soak-seconds S,
 // --concurrency 1,16 (load scenarios), --pin split|none, --only id,id
 // (contender ids, see lib/contenders.mjs), --redesmyn release|debug,
+// --rev <git rev> (release-build that commit instead of the working tree),
 // --no-setup, --help.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildEcho, buildRedesmyn, compileServers } from './lib/build.mjs';
+import { buildEcho, buildRedesmyn, compileServers, revision } from './lib/build.mjs';
 import { BATCH, BUILD, MLSERVER_PARALLEL_WORKERS, RESULTS, SERVER_ENV } from './lib/config.mjs';
 import { CONTENDERS, SCENARIOS } from './lib/contenders.mjs';
 import { describeMachine, machineMarkdown } from './lib/machine.mjs';
@@ -48,6 +49,7 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
     concurrency: { type: 'string' },
     redesmyn: { type: 'string' },
+    rev: { type: 'string' },
     'no-setup': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -196,6 +198,7 @@ async function loadOnce(server, base, c, connections, seconds) {
     meanBatch: w.meanBatch,
     peakRssMiB: peakRssMiB(server.pid),
     cpuSecPer1k: w.requests > 0 ? ((cpu1 - cpu0) / w.requests) * 1000 : null,
+    wrkCpuPct: w.wrkCpuPct,
     requests: w.requests,
     seconds: w.seconds,
   };
@@ -367,7 +370,7 @@ async function main() {
   }
   if ([...wanted].some((c) => CONTENDERS[c].redesmyn)) {
     try {
-      const pkg = buildRedesmyn(cfg.redesmynBuild);
+      const pkg = buildRedesmyn(cfg.redesmynBuild, { rev: flags.rev ?? null });
       ctx.serversDir = compileServers(cfg.redesmynBuild, pkg, mode === 'smoke' ? ['redesmyn-noop.ts'] : null);
     } catch (e) {
       ctx.redesmynError = `redesmyn could not be built: ${e.message}`;
@@ -376,6 +379,8 @@ async function main() {
   }
 
   const machine = describeMachine();
+  if (flags.rev) machine.redesmyn = `${revision(flags.rev) ?? flags.rev} (release build of that commit, --rev ${flags.rev})`;
+  else machine.redesmyn += ` (${cfg.redesmynBuild} build of the working tree)`;
   const results = {
     started: started.toISOString(),
     mode,

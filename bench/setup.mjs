@@ -66,17 +66,20 @@ export function ensureWrk() {
 }
 
 // 2. Python peers --------------------------------------------------------------
-/** A Python MLServer 1.7 supports (3.9–3.12), preferring pyenv's 3.11. */
+/**
+ * A Python that MLServer 1.7 supports (3.9–3.12). The same venv serves
+ * redesmyn's Python handler, so the Python the addon embeds (PYO3_PYTHON, else
+ * python3, as in scripts/setup.mjs) comes first.
+ */
 function findPython() {
-  const candidates = [];
-  if (process.env.BENCH_PYTHON) candidates.push(process.env.BENCH_PYTHON);
+  const candidates = [process.env.BENCH_PYTHON, process.env.PYO3_PYTHON, 'python3'].filter(Boolean);
   const pyenvRoot = process.env.PYENV_ROOT ?? join(process.env.HOME ?? '/root', '.pyenv');
   if (existsSync(join(pyenvRoot, 'versions'))) {
-    const versions = readdirSync(join(pyenvRoot, 'versions')).filter((v) => /^3\.(11|12|10)\.\d+$/.test(v));
-    versions.sort((a, b) => (a.startsWith('3.11') ? -1 : b.startsWith('3.11') ? 1 : b.localeCompare(a, undefined, { numeric: true })));
+    const versions = readdirSync(join(pyenvRoot, 'versions')).filter((v) => /^3\.(9|1[012])\.\d+$/.test(v));
+    versions.sort((a, b) => b.localeCompare(a, undefined, { numeric: true }));
     candidates.push(...versions.map((v) => join(pyenvRoot, 'versions', v, 'bin', 'python3')));
   }
-  candidates.push('python3.11', 'python3.12', 'python3.10', 'python3');
+  candidates.push('python3.12', 'python3.11', 'python3.10', 'python3.9');
   for (const c of candidates) {
     const r = sh(c, ['-c', 'import sys, venv; print("%d.%d" % sys.version_info[:2])'], { quiet: true });
     if (r.status !== 0) continue;

@@ -5,6 +5,7 @@
 import type { ColumnsOf, Fields, Schema } from './schema';
 import { toNative, toNativeError, type HandlerOutput, type NativeOutput } from './output';
 import { PythonHandler } from './python';
+import type { CacheConfig, CacheStats } from './cache';
 
 /** `'/p/{run_id}/{model_id}'` → `{ run_id: string; model_id: string }`. */
 export type PathParams<P extends string> = P extends `${string}{${infer Name}}${infer Rest}`
@@ -36,23 +37,43 @@ export interface Batch<F extends Fields = Fields> {
 }
 
 /** What else a handler gets besides the batch. */
-export interface Context<Params = Record<string, string>> {
+export interface Context<Params = Record<string, string>, M = undefined> {
   /** The path parameters this batch's requests share. */
   readonly params: Params;
+  /** The model these parameters select, when the endpoint has a cache. */
+  readonly model: M;
 }
 
-export type Handler<F extends Fields, Params> = (
+export type Handler<F extends Fields, Params, M = undefined> = (
   batch: Batch<F>,
-  context: Context<Params>,
+  context: Context<Params, M>,
 ) => HandlerOutput | Promise<HandlerOutput>;
 
-export interface EndpointOptions<F extends Fields, P extends string> {
+export interface EndpointOptions<F extends Fields, P extends string, M> {
   /** POST path; `{name}` segments are path parameters. */
   path: P;
   schema: Schema<F>;
   batch?: BatchOptions;
+  /** Model variants selected by the path parameters. */
+  cache?: CacheConfig<M>;
   /** A TypeScript function, or a Python one: `py.handler('module:function')`. */
-  handler: Handler<F, PathParams<P>> | PythonHandler;
+  handler: Handler<F, PathParams<P>, M> | PythonHandler;
+}
+
+/** The model cache of a registered endpoint. */
+export interface EndpointCache {
+  /** Path parameters of the models in memory. */
+  keys(): Promise<Record<string, string>[]>;
+  stats(): Promise<CacheStats>;
+  /** Check every cached model's artifact now; reload what changed (everything with `force`). */
+  refresh(force?: boolean): Promise<void>;
+}
+
+/** @internal How a server answers for a registered endpoint's cache. */
+export interface CacheBinding {
+  cacheKeys(path: string): Promise<Record<string, string>[]>;
+  cacheStats(path: string): Promise<CacheStats>;
+  cacheRefresh(path: string, force?: boolean): Promise<void>;
 }
 
 /** The batch object as the native core hands it over. */
@@ -61,15 +82,18 @@ export interface NativeBatch {
   columns: Record<string, unknown>;
   nulls: Record<string, Uint8Array>;
   params: Record<string, string>;
+  modelId?: number;
 }
 
-export class Endpoint<F extends Fields = Fields, P extends string = string> {
+export class Endpoint<F extends Fields = Fields, P extends string = string, M = undefined> {
   readonly path: P;
   readonly schema: Schema<F>;
   readonly batch: BatchOptions;
-  readonly handler: Handler<F, PathParams<P>> | PythonHandler;
+  readonly handler: Handler<F, PathParams<P>, M> | PythonHandler;
+  readonly cacheConfig: CacheConfig<M> | undefined;
+  #binding: CacheBinding | undefined;
 
-  constructor(options: EndpointOptions<F, P>) {
+  constructor(options: EndpointOptions<F, P, M>) {
     if (typeof options.path !== 'string' || !options.path.startsWith('/')) {
       throw new TypeError(`endpoint path must start with '/', got ${JSON.stringify(options.path)}`);
     }
@@ -80,17 +104,40 @@ export class Endpoint<F extends Fields = Fields, P extends string = string> {
     this.schema = options.schema;
     this.batch = { ...options.batch };
     this.handler = options.handler;
+    this.cacheConfig = options.cache;
+  }
+
+  /** The model cache, once the endpoint is registered with a server (undefined without a cache). */
+  get cache(): EndpointCache | undefined {
+    const binding = this.#binding;
+    if (!this.cacheConfig) return undefined;
+    const path = this.path;
+    const registered = () => {
+      if (!binding) throw new Error(`endpoint '${path}' is not registered with a server yet`);
+      return binding;
+    };
+    return {
+      keys: () => registered().cacheKeys(path),
+      stats: () => registered().cacheStats(path),
+      refresh: (force) => registered().cacheRefresh(path, force),
+    };
+  }
+
+  /** @internal */
+  bind(binding: CacheBinding): void {
+    this.#binding = binding;
   }
 
   /** @internal The function the native core calls with each batch. It never rejects. */
-  nativeHandler(): (batch: object) => Promise<NativeOutput> {
+  nativeHandler(models: ReadonlyMap<number, unknown>): (batch: object) => Promise<NativeOutput> {
     const handler = this.handler;
     if (handler instanceof PythonHandler) throw new TypeError('a Python handler has no JavaScript function');
     return async (nativeBatch) => {
       const native = nativeBatch as NativeBatch;
       try {
         const batch = { length: native.length, columns: native.columns, nulls: native.nulls } as unknown as Batch<F>;
-        const context = { params: native.params as PathParams<P> };
+        const model = (native.modelId === undefined ? undefined : models.get(native.modelId)) as M;
+        const context = { params: native.params as PathParams<P>, model };
         return toNative(await handler(batch, context));
       } catch (error) {
         return toNativeError(error);

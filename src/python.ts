@@ -13,6 +13,16 @@ export class PythonHandler {
   }
 }
 
+/** A Python model loader, `def load(path: str) -> model` (`joblib:load` works as is). */
+export class PythonLoader {
+  readonly kind = 'python-loader';
+  constructor(readonly target: string) {
+    if (!/^[\w.]+:[\w.]+$/.test(target)) {
+      throw new TypeError(`'${target}' is not a Python reference of the form 'module:function'`);
+    }
+  }
+}
+
 /** Where the embedded interpreter finds its packages and your modules. */
 export interface PythonOptions {
   /** A virtual environment (made with the Python redesmyn embeds). Relative paths are from the working directory. Default: `$VIRTUAL_ENV`. */
@@ -33,5 +43,13 @@ export const py = {
    */
   handler(target: string): PythonHandler {
     return new PythonHandler(target);
+  },
+  /**
+   * A Python function as a model loader: called with the artifact's local
+   * path (and a `params` keyword argument, if it takes one); what it returns
+   * is the model the handler gets first: `predict(model, df)`.
+   */
+  loader(target: string): PythonLoader {
+    return new PythonLoader(target);
   },
 };

@@ -2,7 +2,8 @@
 import { resolve } from 'node:path';
 import { NativeServer } from '../binding';
 import type { Endpoint } from './endpoint';
-import { PythonHandler, type PythonOptions } from './python';
+import { PythonHandler, PythonLoader, type PythonOptions } from './python';
+import type { ModelLoader } from './cache';
 import type { Fields } from './schema';
 
 export interface ServerOptions {
@@ -22,7 +23,10 @@ export interface ServerOptions {
 
 export class Server {
   readonly #native: NativeServer;
-  readonly #endpoints: Endpoint<Fields, string>[] = [];
+  readonly #endpoints: Endpoint<Fields, string, unknown>[] = [];
+  /** Models made by TypeScript loaders, by id; the core releases ids it no longer holds. */
+  readonly #models = new Map<number, unknown>();
+  #nextModelId = 1;
   #keepAlive: NodeJS.Timeout | undefined;
 
   constructor(options: ServerOptions = {}) {
@@ -41,15 +45,43 @@ export class Server {
   }
 
   /** Adds an endpoint. Call before `serve()`. */
-  register<F extends Fields, P extends string>(endpoint: Endpoint<F, P>): this {
-    const spec = { path: endpoint.path, fields: endpoint.schema.toSpec(), batch: endpoint.batch };
+  register<F extends Fields, P extends string, M>(endpoint: Endpoint<F, P, M>): this {
+    const cache = endpoint.cacheConfig;
+    const spec = { path: endpoint.path, fields: endpoint.schema.toSpec(), batch: endpoint.batch, cache: cache?.toSpec() };
+    const loader = cache?.options.loadModel;
     if (endpoint.handler instanceof PythonHandler) {
-      this.#native.registerPython(spec, endpoint.handler.target);
+      if (loader !== undefined && !(loader instanceof PythonLoader)) {
+        throw new TypeError(`endpoint '${endpoint.path}': a Python handler needs a Python loader (py.loader)`);
+      }
+      this.#native.registerPython(spec, endpoint.handler.target, loader?.target);
     } else {
-      this.#native.register(spec, endpoint.nativeHandler());
+      if (loader instanceof PythonLoader) {
+        throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
+      }
+      const handler = endpoint.nativeHandler(this.#models);
+      if (loader) {
+        this.#native.register(spec, handler, this.#nativeLoader(loader), (id) => void this.#models.delete(id));
+      } else {
+        this.#native.register(spec, handler);
+      }
     }
-    this.#endpoints.push(endpoint as unknown as Endpoint<Fields, string>);
+    endpoint.bind(this.#native);
+    this.#endpoints.push(endpoint as unknown as Endpoint<Fields, string, unknown>);
     return this;
+  }
+
+  /** A loader that keeps its models here and hands the core their ids. It never rejects. */
+  #nativeLoader(load: ModelLoader<unknown>) {
+    return async (path: string, params: Record<string, string>) => {
+      try {
+        const model = await load(path, params);
+        const id = this.#nextModelId++;
+        this.#models.set(id, model);
+        return { id };
+      } catch (error) {
+        return { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+      }
+    };
   }
 
   /** Starts listening; resolves once the port is bound. */
@@ -77,7 +109,7 @@ export class Server {
   }
 
   /** The endpoints registered so far. */
-  get endpoints(): readonly Endpoint<Fields, string>[] {
+  get endpoints(): readonly Endpoint<Fields, string, unknown>[] {
     return this.#endpoints;
   }
 }

@@ -52,3 +52,43 @@ def not_a_column(df: pl.DataFrame) -> object:
 
 
 NOT_CALLABLE = 3
+
+
+# --- model cache -----------------------------------------------------------
+
+import gc
+import weakref
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+SPECIES = np.array(["setosa", "versicolor", "virginica"])
+
+
+def predict_species(model, df: pl.DataFrame) -> pl.Series:
+    """The species by the cached model (the model comes first)."""
+    return pl.Series(SPECIES[model.predict(df.select(FEATURES).to_numpy())])
+
+
+class Tracked:
+    """A model that is the artifact's text; every instance is tracked weakly."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+_tracked: list = []
+
+
+def load_tracked(path: str) -> Tracked:
+    text = open(path).read()
+    if text == "broken":
+        raise ValueError("broken artifact")
+    model = Tracked(text)
+    _tracked.append(weakref.ref(model))
+    return model
+
+
+def tracked_alive(model: Tracked, df: pl.DataFrame) -> pl.Series:
+    """The model's text and how many tracked models are still alive."""
+    gc.collect()
+    alive = sum(1 for r in _tracked if r() is not None)
+    return pl.Series([f"{model.text}:{alive}"] * df.height)

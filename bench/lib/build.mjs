@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { BENCH, BUILD, ECHO_TARGET, ROOT, ROOT_TARGET } from './config.mjs';
+import { BENCH, BENCH_TARGET, BUILD, ROOT } from './config.mjs';
 
 function sh(what, cmd, args, opts = {}) {
   console.log(`$ ${cmd} ${args.join(' ')}`);
@@ -17,22 +17,51 @@ function sh(what, cmd, args, opts = {}) {
 export function buildEcho({ release = true } = {}) {
   const manifest = join(BENCH, 'actix-echo', 'Cargo.toml');
   const args = ['build', '--quiet', '--manifest-path', manifest, ...(release ? ['--release'] : [])];
-  const status = sh('actix-echo', 'cargo', args, { env: { ...process.env, CARGO_TARGET_DIR: ECHO_TARGET } });
+  const status = sh('actix-echo', 'cargo', args, { env: { ...process.env, CARGO_TARGET_DIR: BENCH_TARGET } });
   if (status !== 0) throw new Error(`building the actix echo failed (exit ${status})`);
-  return join(ECHO_TARGET, release ? 'release' : 'debug', 'actix-echo');
+  return join(BENCH_TARGET, release ? 'release' : 'debug', 'actix-echo');
 }
 
 const bin = (name) => join(ROOT, 'node_modules', '.bin', name);
 
 /**
+ * The source tree to build redesmyn from: the working tree, or (with `rev`)
+ * a clean export of that commit in bench/.build/src, so a benchmark can
+ * measure a commit while the working tree is mid-edit.
+ */
+function sourceTree(rev) {
+  if (!rev) return ROOT;
+  const src = join(BUILD, 'src');
+  const sha = spawnSync('git', ['rev-parse', `${rev}^{commit}`], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim();
+  if (!sha) throw new Error(`git knows no commit ${rev}`);
+  const stamp = join(src, '.bench-rev');
+  // Unchanged files keep their mtimes, so Cargo does not rebuild them.
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === sha) return src;
+  rmSync(src, { recursive: true, force: true });
+  mkdirSync(src, { recursive: true });
+  const archive = spawnSync('sh', ['-c', `git -C "${ROOT}" archive --format=tar "$0" | tar -x -C "${src}"`, sha], { stdio: 'inherit' });
+  if (archive.status !== 0) throw new Error(`could not export ${rev} from git`);
+  symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'), 'dir');
+  writeFileSync(stamp, `${sha}\n`);
+  return src;
+}
+
+/** The commit `rev` names, short. */
+export function revision(rev) {
+  const r = spawnSync('git', ['rev-parse', '--short', rev], { cwd: ROOT, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/**
  * Makes `redesmyn` importable for the contenders of `mode` and returns the
  * directory of that package.
  *  - 'release': builds the addon with --release and the TypeScript layer into
- *    bench/.build/pkg, leaving the root's own (debug) build untouched.
+ *    bench/.build/pkg, leaving the root's own (debug) build untouched; from
+ *    the working tree, or from commit `rev` when given.
  *  - 'debug': the root package as the developer built it (`npm run build`;
  *    built here only when missing).
  */
-export function buildRedesmyn(mode) {
+export function buildRedesmyn(mode, { rev = null } = {}) {
   if (!existsSync(bin('napi')) || !existsSync(bin('tsc'))) {
     throw new Error('the root has no node_modules: run `npm ci` at the repository root first');
   }
@@ -43,28 +72,30 @@ export function buildRedesmyn(mode) {
     }
     return ROOT;
   }
+  const src = sourceTree(rev);
   const pkg = join(BUILD, 'pkg');
+  rmSync(pkg, { recursive: true, force: true });
   mkdirSync(pkg, { recursive: true });
-  const env = { ...process.env, CARGO_TARGET_DIR: ROOT_TARGET };
+  const env = { ...process.env, CARGO_TARGET_DIR: BENCH_TARGET };
   const napi = sh(
     'napi build',
     bin('napi'),
     [
       'build', '--platform', '--release',
       '--manifest-path', 'crates/redesmyn-node/Cargo.toml',
-      '--target-dir', ROOT_TARGET,
-      '--output-dir', relative(ROOT, pkg),
+      '--target-dir', BENCH_TARGET,
+      '--output-dir', relative(src, pkg),
       '--js', 'binding.js', '--dts', 'binding.d.ts',
     ],
-    { cwd: ROOT, env },
+    { cwd: src, env },
   );
   if (napi !== 0) throw new Error(`the release build of the addon failed (exit ${napi})`);
-  rmSync(join(pkg, 'dist'), { recursive: true, force: true });
-  const tsc = sh('tsc', bin('tsc'), ['-p', 'tsconfig.json', '--outDir', join(pkg, 'dist')], { cwd: ROOT });
+  if (rev) cpSync(join(pkg, 'binding.d.ts'), join(src, 'binding.d.ts')); // for tsc's type check of src/
+  const tsc = sh('tsc', bin('tsc'), ['-p', 'tsconfig.json', '--outDir', join(pkg, 'dist')], { cwd: src });
   if (!existsSync(join(pkg, 'dist', 'index.js'))) throw new Error(`compiling the TypeScript layer failed (exit ${tsc})`);
   if (tsc !== 0) console.warn('warning: tsc reported type errors in the root TypeScript layer (output emitted anyway)');
-  cpSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
-  writeFileSync(join(pkg, 'index.d.ts'), readFileSync(join(ROOT, 'index.d.ts')));
+  cpSync(join(src, 'package.json'), join(pkg, 'package.json'));
+  writeFileSync(join(pkg, 'index.d.ts'), readFileSync(join(src, 'index.d.ts')));
   return pkg;
 }
 

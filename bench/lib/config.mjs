@@ -12,10 +12,12 @@ export const RESULTS = join(BENCH, 'results');
 export const BODIES = join(BENCH, 'bodies');
 export const WRK_SCRIPT = join(BENCH, 'wrk', 'post.lua');
 
-/** Target dir of the actix echo (its own, so it never waits on the root's build lock). */
-export const ECHO_TARGET = process.env.BENCH_CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'redesmyn-bench-target');
-/** Target dir of redesmyn's release build: the same one the test script uses, so dependencies are reused. */
-export const ROOT_TARGET = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'redesmyn-target');
+/**
+ * Cargo target dir of the benchmark's own builds (the actix echo and
+ * redesmyn's release addon). Separate from the one the tests build in, so a
+ * long release build never holds the lock a developer's `cargo test` waits on.
+ */
+export const BENCH_TARGET = process.env.BENCH_CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'redesmyn-bench-target');
 
 /**
  * Batching, identical for redesmyn and MLServer's adaptive batching: a batch

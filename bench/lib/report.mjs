@@ -31,9 +31,13 @@ function table(head, rows) {
 export function loadTable(scenario) {
   const head = ['Contender', 'Conn.', 'req/s', 'vs ref.', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Errors', 'Mean batch', 'Peak RSS MiB', 'CPU s / 1k req'];
   const rows = [];
+  const reported = new Set();
   for (const row of scenario.rows) {
     if (row.status !== 'ok') {
-      rows.push([row.name, String(row.concurrency ?? '–'), `**${row.status}**: ${row.note}`, '', '', '', '', '', '', '', '']);
+      // One line for a contender that could not run at all.
+      if (reported.has(row.contender)) continue;
+      reported.add(row.contender);
+      rows.push([row.name, 'all', `**${row.status}**: ${row.note}`, '', '', '', '', '', '', '', '']);
       continue;
     }
     const m = row.median;
@@ -42,7 +46,7 @@ export function loadTable(scenario) {
     rows.push([
       row.name,
       String(row.concurrency),
-      int(m.rps),
+      `${int(m.rps)}${m.wrkCpuPct > 90 ? ' †' : ''}`,
       ratio,
       ms(m.p50Ms),
       ms(m.p99Ms),
@@ -91,6 +95,9 @@ export function scenarioMarkdown(id, s) {
   const body = s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : soakTable(s);
   const notes = [];
   if (s.kind === 'load' && s.reference) notes.push(`"vs ref." is req/s relative to ${s.referenceName} at the same concurrency.`);
+  if (s.kind === 'load' && s.rows.some((r) => r.median?.wrkCpuPct > 90)) {
+    notes.push('† wrk used more than 90% of its core: the load generator, not the server, may be the limit.');
+  }
   if (s.kind === 'soak') notes.push(`${s.seconds} s at ${s.concurrency} connections; "RSS end" is at the end of the run.`);
   return [`### ${id}. ${s.title}`, '', body, ...(notes.length ? ['', ...notes] : [])].join('\n');
 }

@@ -1,5 +1,6 @@
 // Driving a server with wrk and reading wrk/post.lua's summary line.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { WRK_SCRIPT } from './config.mjs';
 import { pinned } from './proc.mjs';
 
@@ -9,9 +10,17 @@ export function wrkVersion() {
   return `${r.stdout}${r.stderr}`.split('\n')[0].replace(/\s+Copyright.*/, '').replace(/^wrk\s+/, '').trim();
 }
 
+/** CPU seconds of this process's exited and waited-for children (wrk, once it has exited). */
+function childCpuSeconds() {
+  const s = readFileSync('/proc/self/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, USER_HZ = 100
+}
+
 /**
  * Runs wrk for `seconds` with `connections` connections, one thread, POSTing
- * `bodyFile`. Resolves to post.lua's summary plus derived figures.
+ * `bodyFile`. Resolves to post.lua's summary plus derived figures. Only one
+ * wrk may run at a time (its CPU time is read from this process's children).
  */
 export function runWrk({ url, bodyFile, contentType = 'application/json', connections, seconds, cpus, timeoutS = 10 }) {
   const args = [
@@ -28,6 +37,7 @@ export function runWrk({ url, bodyFile, contentType = 'application/json', connec
     contentType,
   ];
   const [cmd, a] = pinned(cpus, 'wrk', args);
+  const cpu0 = childCpuSeconds();
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -49,6 +59,9 @@ export function runWrk({ url, bodyFile, contentType = 'application/json', connec
         rps: r.requests / seconds,
         errorCount: errors,
         meanBatch: r.batch.responses > 0 ? r.batch.sum / r.batch.responses : null,
+        // Share of one core wrk itself used: near 100 means the load
+        // generator, not the server, may be what limits req/s.
+        wrkCpuPct: ((childCpuSeconds() - cpu0) / seconds) * 100,
       });
     });
   });

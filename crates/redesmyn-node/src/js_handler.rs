@@ -10,6 +10,7 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use redesmyn::{Batch, Handler, HandlerError, Predictions};
 
 use crate::from_js::NativeOutput;
+use crate::js_loader::JsModel;
 use crate::to_js::{batch_to_js, JsBatch, RawValue};
 
 /// Weak: a registered handler alone does not keep Node alive; a serving
@@ -35,7 +36,18 @@ impl Handler for JsHandler {
     fn call(&self, batch: Batch) -> BoxFuture<'static, std::result::Result<Predictions, HandlerError>> {
         let function = self.function.clone();
         Box::pin(async move {
-            let batch = JsBatch { frame: batch.frame, params: batch.params };
+            let model_id = match &batch.model {
+                Some(model) => Some(
+                    model
+                        .downcast_ref::<JsModel>()
+                        .ok_or_else(|| HandlerError::new("a TypeScript handler needs a model made by a TypeScript loader"))?
+                        .id,
+                ),
+                None => None,
+            };
+            // The model stays alive (and its id valid) until this batch is answered.
+            let _model = batch.model;
+            let batch = JsBatch { frame: batch.frame, params: batch.params, model_id };
             let promise = function
                 .call_async_catch(batch)
                 .await

@@ -3,6 +3,7 @@
 
 mod from_js;
 mod js_handler;
+mod js_loader;
 mod options;
 mod server;
 mod to_js;

@@ -1,10 +1,13 @@
 //! Plain option objects passed from TypeScript, and their core equivalents.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 use redesmyn::schema::{Field, FieldType, Numeric, Schema};
+use redesmyn::cache::{ArtifactStore, CacheConfig, FsStore, Loader, ModelCache, ObjectStoreStore, PathTemplate, Refresh};
 use redesmyn::{BatchConfig, ServerConfig};
 
 #[napi(object)]
@@ -26,6 +29,8 @@ pub struct ServerOptions {
     pub body_limit: Option<f64>,
     pub shutdown_timeout_ms: Option<f64>,
     pub python: Option<PythonOptions>,
+    /// Serve Prometheus metrics at /metrics (default true).
+    pub metrics: Option<bool>,
 }
 
 #[napi(object)]
@@ -51,10 +56,40 @@ pub struct BatchOptions {
 }
 
 #[napi(object)]
+pub struct ClientSpec {
+    /// `fs` or `object-store`.
+    pub kind: String,
+    /// Artifact path below the base, e.g. `iris/{run_id}/{model_id}/model.joblib`.
+    pub path_template: String,
+    /// `fs`: the base directory.
+    pub base_path: Option<String>,
+    /// `object-store`: `s3://bucket/prefix` (or `http(s)://…`).
+    pub url: Option<String>,
+    /// `object-store`: `object_store` options (`aws_endpoint`, `aws_region`, …).
+    pub options: Option<HashMap<String, String>>,
+    /// `object-store`: where downloads land.
+    pub cache_dir: Option<String>,
+}
+
+#[napi(object)]
+pub struct CacheSpec {
+    pub client: ClientSpec,
+    pub max_size: Option<u32>,
+    pub refresh_interval_ms: Option<f64>,
+    pub refresh_cron: Option<String>,
+    pub refresh_force: Option<bool>,
+    pub prefetch: Option<bool>,
+    /// Parameter name → regular expression its values must match.
+    pub params: Option<HashMap<String, String>>,
+    pub retry_backoff_ms: Option<f64>,
+}
+
+#[napi(object)]
 pub struct EndpointSpec {
     pub path: String,
     pub fields: Vec<FieldSpec>,
     pub batch: Option<BatchOptions>,
+    pub cache: Option<CacheSpec>,
 }
 
 fn invalid(message: String) -> Error {
@@ -77,6 +112,7 @@ impl ServerOptions {
             shutdown_timeout: self
                 .shutdown_timeout_ms
                 .map_or(defaults.shutdown_timeout, |ms| Duration::from_millis(ms.max(0.0) as u64)),
+            metrics: self.metrics.unwrap_or(defaults.metrics),
         })
     }
 }
@@ -137,5 +173,48 @@ impl EndpointSpec {
             max_queue: b.max_queue.map_or(d.max_queue, |v| v.max(1) as usize),
             timeout: b.timeout_ms.map(ms).or(d.timeout),
         }
+    }
+}
+
+impl CacheSpec {
+    /// The endpoint's model cache, with `loader` making its models.
+    pub fn build(&self, endpoint_path: &str, loader: Arc<dyn Loader>) -> Result<ModelCache> {
+        let fail = |e: String| invalid(format!("endpoint '{endpoint_path}': {e}"));
+        let param_order = redesmyn::endpoint::parse_path(endpoint_path).map_err(|e| fail(e.to_string()))?;
+        let template = PathTemplate::parse(&self.client.path_template).map_err(|e| fail(e.to_string()))?;
+        let store: Arc<dyn ArtifactStore> = match self.client.kind.as_str() {
+            "fs" => {
+                let base = self.client.base_path.as_deref().ok_or_else(|| fail("FsClient needs a basePath".into()))?;
+                Arc::new(FsStore::new(base).map_err(|e| fail(e.to_string()))?)
+            }
+            "object-store" => {
+                let url = self.client.url.as_deref().ok_or_else(|| fail("ObjectStoreClient needs a url".into()))?;
+                let options = self.client.options.clone().unwrap_or_default().into_iter().collect();
+                let cache_dir = self
+                    .client
+                    .cache_dir
+                    .clone()
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| std::env::temp_dir().join("redesmyn-artifacts"));
+                Arc::new(ObjectStoreStore::new(url, options, cache_dir).map_err(|e| fail(e.to_string()))?)
+            }
+            other => return Err(fail(format!("unknown client kind '{other}'"))),
+        };
+        let refresh = match (&self.refresh_cron, self.refresh_interval_ms) {
+            (Some(cron), _) => Some(Refresh::cron(cron).map_err(fail)?),
+            (None, Some(ms)) => Some(Refresh::every(Duration::from_secs_f64(ms.max(0.0) / 1e3))),
+            (None, None) => None,
+        }
+        .map(|r| Refresh { force: self.refresh_force.unwrap_or(false), ..r });
+        let patterns = self.params.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let defaults = CacheConfig::default();
+        let config = CacheConfig {
+            max_size: self.max_size.map_or(defaults.max_size, |n| n.max(1) as u64),
+            refresh,
+            prefetch: self.prefetch.unwrap_or(false),
+            patterns,
+            retry_backoff: self.retry_backoff_ms.map_or(defaults.retry_backoff, |ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)),
+        };
+        ModelCache::new(template, &param_order, store, loader, config).map_err(|e| fail(e.to_string()))
     }
 }

@@ -4,13 +4,32 @@ use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::collections::HashMap;
+
+use redesmyn::cache::{Loader, ModelCache};
 use redesmyn::{Endpoint, Handler, RunningServer, Server};
-use redesmyn_python::{PyHandler, Target};
+use redesmyn_python::{PyHandler, PyLoader, Target};
+
+use crate::js_loader::{JsLoader, LoadFn, ReleaseFn};
 
 use crate::from_js::NativeOutput;
 use crate::js_handler::JsHandler;
 use crate::options::{EndpointSpec, ServerOptions};
 use crate::to_js::RawValue;
+
+#[napi(object)]
+pub struct CacheStatsObject {
+    pub hits: f64,
+    pub misses: f64,
+    pub loads: f64,
+    pub load_failures: f64,
+    pub evictions: f64,
+    pub refreshes: f64,
+    pub refresh_failures: f64,
+    pub load_seconds_total: f64,
+    /// Models in memory.
+    pub size: f64,
+}
 
 enum State {
     Configuring(Server),
@@ -23,6 +42,7 @@ enum State {
 pub struct NativeServer {
     state: Arc<Mutex<State>>,
     port: Arc<Mutex<Option<u32>>>,
+    caches: Mutex<HashMap<String, Arc<ModelCache>>>,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -41,35 +61,111 @@ impl NativeServer {
             redesmyn_python::configure(python.to_config()).map_err(|e| failure(e.to_string()))?;
         }
         let server = Server::new(options.to_config()?);
-        Ok(NativeServer { state: Arc::new(Mutex::new(State::Configuring(server))), port: Arc::new(Mutex::new(None)) })
+        Ok(NativeServer {
+            state: Arc::new(Mutex::new(State::Configuring(server))),
+            port: Arc::new(Mutex::new(None)),
+            caches: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Adds an endpoint whose handler is a JavaScript function
     /// `(batch) => Promise<NativeOutput>`.
-    #[napi(ts_args_type = "spec: EndpointSpec, handler: (batch: object) => Promise<object>")]
-    pub fn register(&self, spec: EndpointSpec, handler: Function<'_, RawValue, Promise<NativeOutput>>) -> Result<()> {
-        self.add(&spec, Arc::new(JsHandler::new(handler)?))
+    /// With a model cache (`spec.cache`), `load` makes models and `release`
+    /// drops them: `(path, params) => Promise<{ id } | { error }>`, `(id) => void`.
+    #[napi(ts_args_type = "spec: EndpointSpec, handler: (batch: object) => Promise<object>, load?: (path: string, params: Record<string, string>) => Promise<LoadOutput>, release?: (id: number) => void")]
+    pub fn register(
+        &self,
+        spec: EndpointSpec,
+        handler: Function<'_, RawValue, Promise<NativeOutput>>,
+        load: Option<LoadFn>,
+        release: Option<ReleaseFn>,
+    ) -> Result<()> {
+        let loader: Option<Arc<dyn Loader>> = match (load, release) {
+            (Some(load), Some(release)) => Some(Arc::new(JsLoader::new(load, release))),
+            _ => None,
+        };
+        self.add(&spec, Arc::new(JsHandler::new(handler)?), loader)
     }
 
     /// Adds an endpoint whose handler is a Python function `'module:function'`.
     /// Starts the interpreter and imports the function now, so a wrong
     /// reference fails here rather than at the first request.
+    /// With a model cache, `loader` is a Python `'module:function'` too.
     #[napi]
-    pub fn register_python(&self, spec: EndpointSpec, target: String) -> Result<()> {
-        let target = Target::parse(&target).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
-        let handler = PyHandler::new(target).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
-        self.add(&spec, Arc::new(handler))
+    pub fn register_python(&self, spec: EndpointSpec, target: String, loader: Option<String>) -> Result<()> {
+        let python = |e: redesmyn_python::PythonError| Error::new(Status::InvalidArg, e.to_string());
+        let handler = PyHandler::new(Target::parse(&target).map_err(python)?).map_err(python)?;
+        let loader: Option<Arc<dyn Loader>> = match loader {
+            Some(loader) => Some(Arc::new(PyLoader::new(Target::parse(&loader).map_err(python)?).map_err(python)?)),
+            None => None,
+        };
+        self.add(&spec, Arc::new(handler), loader)
     }
 
-    fn add(&self, spec: &EndpointSpec, handler: Arc<dyn Handler>) -> Result<()> {
-        let endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), handler)
+    fn add(&self, spec: &EndpointSpec, handler: Arc<dyn Handler>, loader: Option<Arc<dyn Loader>>) -> Result<()> {
+        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), handler)
             .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let cache = match (&spec.cache, loader) {
+            (Some(cache), Some(loader)) => Some(Arc::new(cache.build(&spec.path, loader)?)),
+            (Some(_), None) => return Err(Error::new(Status::InvalidArg, format!("endpoint '{}': a cache needs a loader", spec.path))),
+            (None, _) => None,
+        };
+        if let Some(cache) = &cache {
+            endpoint = endpoint.with_cache(cache.clone());
+        }
         match &mut *lock(&self.state) {
             State::Configuring(server) => {
-                server.register(endpoint).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
+                server.register(endpoint).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
             }
-            _ => Err(failure("endpoints must be registered before serve()")),
+            _ => return Err(failure("endpoints must be registered before serve()")),
         }
+        if let Some(cache) = cache {
+            self.caches.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.path.clone(), cache);
+        }
+        Ok(())
+    }
+
+    /// The path parameters of the models the endpoint at `path` holds in memory.
+    #[napi]
+    pub async fn cache_keys(&self, path: String) -> Result<Vec<HashMap<String, String>>> {
+        let cache = self.cache(&path)?;
+        cache.sync().await;
+        Ok(cache.keys().iter().map(|p| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).collect())
+    }
+
+    /// Counters of the endpoint's model cache.
+    #[napi]
+    pub async fn cache_stats(&self, path: String) -> Result<CacheStatsObject> {
+        let cache = self.cache(&path)?;
+        cache.sync().await;
+        let s = cache.stats();
+        Ok(CacheStatsObject {
+            hits: s.hits as f64,
+            misses: s.misses as f64,
+            loads: s.loads as f64,
+            load_failures: s.load_failures as f64,
+            evictions: s.evictions as f64,
+            refreshes: s.refreshes as f64,
+            refresh_failures: s.refresh_failures as f64,
+            load_seconds_total: s.load_seconds_total,
+            size: s.size as f64,
+        })
+    }
+
+    /// Checks every cached model's artifact now and reloads what changed (all with `force`).
+    #[napi]
+    pub async fn cache_refresh(&self, path: String, force: Option<bool>) -> Result<()> {
+        self.cache(&path)?.refresh(force.unwrap_or(false)).await;
+        Ok(())
+    }
+
+    fn cache(&self, path: &str) -> Result<Arc<ModelCache>> {
+        self.caches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .cloned()
+            .ok_or_else(|| Error::new(Status::InvalidArg, format!("endpoint '{path}' has no model cache")))
     }
 
     /// Starts listening; resolves with the bound port.

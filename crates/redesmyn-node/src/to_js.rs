@@ -20,6 +20,8 @@ use redesmyn::Params;
 pub struct JsBatch {
     pub frame: DataFrame,
     pub params: std::sync::Arc<Params>,
+    /// The id of the batch's model in the JavaScript model map, if any.
+    pub model_id: Option<f64>,
 }
 
 /// Raw `napi_value` wrapper so values built with `sys` calls can be set on
@@ -53,6 +55,9 @@ pub fn batch_to_js(env: &Env, batch: JsBatch) -> Result<RawValue> {
         params.set(k, v)?;
     }
     out.set("params", params)?;
+    if let Some(id) = batch.model_id {
+        out.set("modelId", id)?;
+    }
     Ok(RawValue(unsafe { Object::to_napi_value(env.raw(), out)? }))
 }
 

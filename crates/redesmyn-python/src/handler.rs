@@ -9,6 +9,7 @@ use redesmyn::{Batch, Handler, HandlerError, Predictions};
 
 use crate::convert::{frame_to_py, handler_error, params_dict, to_predictions};
 use crate::interpreter::PythonError;
+use crate::loader::PyModel;
 use crate::target::Target;
 
 /// `def predict(df: pl.DataFrame) -> pl.Series` (or `(model, df)` when the
@@ -34,7 +35,7 @@ impl PyHandler {
 }
 
 /// Whether `function` can be called with the keyword `name`.
-fn accepts_keyword(py: Python<'_>, function: &Bound<'_, PyAny>, name: &str) -> bool {
+pub(crate) fn accepts_keyword(py: Python<'_>, function: &Bound<'_, PyAny>, name: &str) -> bool {
     let check = || -> PyResult<bool> {
         let inspect = py.import("inspect")?;
         let parameters = inspect.call_method1("signature", (function,))?.getattr("parameters")?;
@@ -67,6 +68,14 @@ impl Handler for PyHandler {
 
 fn invoke(py: Python<'_>, function: &Py<PyAny>, batch: Batch, takes_params: bool) -> Result<Predictions, HandlerError> {
     let fail = |e: PyErr| handler_error(py, &e);
+    // With a model cache, the model comes first: `predict(model, df)`.
+    let model = match &batch.model {
+        Some(model) => match model.downcast_ref::<PyModel>() {
+            Some(m) => Some(m.0.clone_ref(py)),
+            None => return Err(HandlerError::new("a Python handler needs a model made by a Python loader (py.loader)")),
+        },
+        None => None,
+    };
     let df = frame_to_py(py, batch.frame).map_err(fail)?;
     let kwargs = if takes_params {
         let kwargs = PyDict::new(py);
@@ -75,7 +84,11 @@ fn invoke(py: Python<'_>, function: &Py<PyAny>, batch: Batch, takes_params: bool
     } else {
         None
     };
-    let result = function.bind(py).call((df,), kwargs.as_ref()).map_err(|e| {
+    let call = match model {
+        Some(model) => function.bind(py).call((model, df), kwargs.as_ref()),
+        None => function.bind(py).call((df,), kwargs.as_ref()),
+    };
+    let result = call.map_err(|e| {
         let error = handler_error(py, &e);
         tracing::error!(error = %error.message, traceback = error.detail.as_deref().unwrap_or(""), "Python handler raised");
         error

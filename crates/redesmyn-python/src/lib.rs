@@ -7,8 +7,10 @@
 mod convert;
 mod handler;
 mod interpreter;
+mod loader;
 mod target;
 
 pub use handler::PyHandler;
-pub use interpreter::{ensure_started, configure, PythonConfig, PythonError};
+pub use interpreter::{configure, ensure_started, PythonConfig, PythonError};
+pub use loader::{PyLoader, PyModel};
 pub use target::Target;

@@ -19,7 +19,9 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::cache::ModelCache;
 use crate::error::RequestError;
+use crate::metrics::EndpointMetrics;
 use crate::handler::{Batch, Handler, Params, Predictions};
 
 /// How requests are grouped into batches.
@@ -81,6 +83,8 @@ impl Job {
 /// The queues of one endpoint, one per key, created on first use.
 pub struct Queues {
     handler: Arc<dyn Handler>,
+    cache: Option<Arc<ModelCache>>,
+    metrics: Option<EndpointMetrics>,
     config: BatchConfig,
     runtime: Handle,
     state: Mutex<QueuesState>,
@@ -94,8 +98,22 @@ struct QueuesState {
 
 impl Queues {
     pub fn new(handler: Arc<dyn Handler>, config: BatchConfig, runtime: Handle) -> Self {
+        Self::with_parts(handler, None, None, config, runtime)
+    }
+
+    /// Queues whose batches get the model their parameters select, and
+    /// that record queueing and batches in `metrics`.
+    pub fn with_parts(
+        handler: Arc<dyn Handler>,
+        cache: Option<Arc<ModelCache>>,
+        metrics: Option<EndpointMetrics>,
+        config: BatchConfig,
+        runtime: Handle,
+    ) -> Self {
         Queues {
             handler,
+            cache,
+            metrics,
             config,
             runtime,
             state: Mutex::new(QueuesState { open: true, senders: HashMap::new(), tasks: Vec::new() }),
@@ -125,6 +143,8 @@ impl Queues {
                     let (tx, rx) = mpsc::channel(self.config.max_queue.max(1));
                     let batcher = Batcher {
                         handler: self.handler.clone(),
+                        cache: self.cache.clone(),
+                        metrics: self.metrics.clone(),
                         config: self.config.clone(),
                         params: params.clone(),
                         permits: Arc::new(Semaphore::new(self.config.max_concurrent.max(1))),
@@ -136,7 +156,12 @@ impl Queues {
                 }
             };
             match sender.try_send(job) {
-                Ok(()) => return Ok(answer),
+                Ok(()) => {
+                    if let Some(m) = &self.metrics {
+                        m.queue_depth.inc();
+                    }
+                    return Ok(answer);
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     return Err(RequestError::QueueFull { retry_after: Duration::from_secs(1) })
                 }
@@ -166,6 +191,8 @@ impl Queues {
 
 struct Batcher {
     handler: Arc<dyn Handler>,
+    cache: Option<Arc<ModelCache>>,
+    metrics: Option<EndpointMetrics>,
     config: BatchConfig,
     params: Arc<Params>,
     permits: Arc<Semaphore>,
@@ -208,10 +235,15 @@ impl Batcher {
                     _ = tokio::time::sleep_until(close_at) => break,
                 }
             }
+            if let Some(m) = &self.metrics {
+                m.queue_depth.dec_by(jobs.len() as i64);
+            }
             let handler = self.handler.clone();
+            let cache = self.cache.clone();
+            let metrics = self.metrics.clone();
             let params = self.params.clone();
             tokio::spawn(async move {
-                run_batch(handler.as_ref(), params, jobs).await;
+                run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await;
                 drop(permit);
             });
         }
@@ -221,7 +253,13 @@ impl Batcher {
 }
 
 /// Runs one batch and answers every request in it, whatever happens.
-async fn run_batch(handler: &dyn Handler, params: Arc<Params>, jobs: Vec<Job>) {
+async fn run_batch(
+    handler: &dyn Handler,
+    cache: Option<&ModelCache>,
+    metrics: Option<&EndpointMetrics>,
+    params: Arc<Params>,
+    jobs: Vec<Job>,
+) {
     let started = Instant::now();
     // Requests whose client went away or whose deadline passed never reach the handler.
     let jobs: Vec<Job> = jobs
@@ -232,8 +270,7 @@ async fn run_batch(handler: &dyn Handler, params: Arc<Params>, jobs: Vec<Job>) {
             }
             if let Some(deadline) = job.deadline {
                 if deadline <= started {
-                    let waited = started - job.enqueued;
-                    let _ = job.reply.send(Err(RequestError::DeadlineExceeded(waited)));
+                    let _ = job.reply.send(Err(RequestError::DeadlineExceeded(deadline - job.enqueued)));
                     return None;
                 }
             }
@@ -243,6 +280,19 @@ async fn run_batch(handler: &dyn Handler, params: Arc<Params>, jobs: Vec<Job>) {
     if jobs.is_empty() {
         return;
     }
+    let model = match cache {
+        Some(cache) => match cache.get(&params).await {
+            Ok(model) => Some(model),
+            Err(e) => {
+                let error = RequestError::from(e);
+                for job in jobs {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+                return;
+            }
+        },
+        None => None,
+    };
     let total: usize = jobs.iter().map(Job::rows).sum();
     let frame = match concat(&jobs) {
         Ok(frame) => frame,
@@ -254,8 +304,15 @@ async fn run_batch(handler: &dyn Handler, params: Arc<Params>, jobs: Vec<Job>) {
             return;
         }
     };
-    let outcome = AssertUnwindSafe(handler.call(Batch { frame, params })).catch_unwind().await;
-    let handled = started.elapsed();
+    let handler_started = Instant::now();
+    let outcome = AssertUnwindSafe(handler.call(Batch { frame, params, model })).catch_unwind().await;
+    let handled = handler_started.elapsed();
+    if let Some(m) = metrics {
+        m.batch(total, handled);
+        for job in &jobs {
+            m.queued(handler_started.saturating_duration_since(job.enqueued));
+        }
+    }
     let result = match outcome {
         Ok(Ok(predictions)) if predictions.len() == total => Ok(predictions),
         Ok(Ok(predictions)) => Err(format!(
@@ -284,7 +341,7 @@ async fn run_batch(handler: &dyn Handler, params: Arc<Params>, jobs: Vec<Job>) {
                 let answer = Answer {
                     predictions: predictions.slice(offset, rows),
                     batch_rows: total,
-                    queued: started.saturating_duration_since(job.enqueued),
+                    queued: handler_started.saturating_duration_since(job.enqueued),
                     handled,
                 };
                 offset += rows;

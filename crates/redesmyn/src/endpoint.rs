@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::batch::BatchConfig;
+use crate::cache::ModelCache;
 use crate::handler::Handler;
 use crate::schema::Schema;
 
@@ -15,6 +16,8 @@ pub struct Endpoint {
     pub schema: Schema,
     pub batch: BatchConfig,
     pub handler: Arc<dyn Handler>,
+    /// The model variants its path parameters select, if any.
+    pub cache: Option<Arc<ModelCache>>,
     param_names: Vec<String>,
 }
 
@@ -39,7 +42,12 @@ impl Endpoint {
     ) -> Result<Self, PathError> {
         let path = path.into();
         let param_names = parse_path(&path)?;
-        Ok(Endpoint { path, schema, batch, handler, param_names })
+        Ok(Endpoint { path, schema, batch, handler, cache: None, param_names })
+    }
+
+    pub fn with_cache(mut self, cache: Arc<ModelCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Names of the path parameters, in path order.

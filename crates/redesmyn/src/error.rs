@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::cache::CacheError;
 use crate::decode::{DecodeError, RecordError};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,19 +29,25 @@ pub enum RequestError {
     ShuttingDown,
     #[error("the request's deadline of {0:?} passed before it was answered")]
     DeadlineExceeded(Duration),
+    #[error("{0}")]
+    InvalidParam(String),
+    #[error("{0}")]
+    ModelNotFound(String),
+    #[error("{message}")]
+    ModelUnavailable { message: String, retry_after: Duration },
 }
 
 impl RequestError {
     pub fn status(&self) -> u16 {
         match self {
             RequestError::MalformedJson(_) | RequestError::EmptyBody => 400,
-            RequestError::NotFound { .. } => 404,
+            RequestError::NotFound { .. } | RequestError::ModelNotFound(_) => 404,
             RequestError::MethodNotAllowed { .. } => 405,
             RequestError::PayloadTooLarge { .. } => 413,
             RequestError::UnsupportedMediaType(_) => 415,
-            RequestError::InvalidRecord(_) => 422,
+            RequestError::InvalidRecord(_) | RequestError::InvalidParam(_) => 422,
             RequestError::Handler(_) => 500,
-            RequestError::QueueFull { .. } | RequestError::ShuttingDown => 503,
+            RequestError::QueueFull { .. } | RequestError::ShuttingDown | RequestError::ModelUnavailable { .. } => 503,
             RequestError::DeadlineExceeded(_) => 504,
         }
     }
@@ -48,7 +55,9 @@ impl RequestError {
     /// Seconds a client should wait before retrying (the `Retry-After` header).
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            RequestError::QueueFull { retry_after } => Some(retry_after.as_secs().max(1)),
+            RequestError::QueueFull { retry_after } | RequestError::ModelUnavailable { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
             RequestError::ShuttingDown => Some(1),
             _ => None,
         }
@@ -62,6 +71,18 @@ impl RequestError {
         };
         let body = serde_json::json!({ "error": self.to_string(), "details": details });
         serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"error":"internal error","details":[]}"#.to_vec())
+    }
+}
+
+impl From<CacheError> for RequestError {
+    fn from(e: CacheError) -> Self {
+        match e {
+            CacheError::InvalidParam(p) => RequestError::InvalidParam(p.to_string()),
+            e @ CacheError::NotFound { .. } => RequestError::ModelNotFound(e.to_string()),
+            ref e2 @ CacheError::Unavailable { retry_after, .. } => {
+                RequestError::ModelUnavailable { message: e2.to_string(), retry_after }
+            }
+        }
     }
 }
 

@@ -30,10 +30,12 @@ impl Params {
 }
 
 /// What a handler is called with: the concatenated rows of every request in
-/// the batch, and the path parameters they share.
+/// the batch, the path parameters they share, and the model those
+/// parameters select when the endpoint has a model cache.
 pub struct Batch {
     pub frame: DataFrame,
     pub params: Arc<Params>,
+    pub model: Option<crate::cache::Model>,
 }
 
 /// One prediction per input row: either a single column (each prediction a

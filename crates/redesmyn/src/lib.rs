@@ -5,11 +5,13 @@
 //! [`handler::Handler`] trait, which the bindings implement.
 
 pub mod batch;
+pub mod cache;
 pub mod decode;
 pub mod encode;
 pub mod endpoint;
 pub mod error;
 pub mod handler;
+pub mod metrics;
 pub mod schema;
 pub mod server;
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::header::{self, HeaderValue};
@@ -16,6 +16,8 @@ use futures::StreamExt;
 use tokio::runtime::Handle;
 
 use crate::batch::{Answer, Queues};
+use crate::cache::ModelCache;
+use crate::metrics::{EndpointMetrics, Metrics};
 use crate::decode::decode;
 use crate::encode::response_body;
 use crate::endpoint::Endpoint;
@@ -34,6 +36,8 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How long `stop` waits for open connections before closing them.
     pub shutdown_timeout: Duration,
+    /// Record Prometheus metrics and serve them at `/metrics`.
+    pub metrics: bool,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +48,7 @@ impl Default for ServerConfig {
             workers: None,
             body_limit: 8 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(10),
+            metrics: true,
         }
     }
 }
@@ -69,10 +74,14 @@ struct Route {
     schema: Schema,
     param_names: Vec<String>,
     queues: Queues,
+    cache: Option<Arc<ModelCache>>,
+    metrics: Option<EndpointMetrics>,
+    timeout: Option<Duration>,
 }
 
 struct AppState {
     body_limit: usize,
+    /// Listening and every prefetch done.
     ready: AtomicBool,
 }
 
@@ -94,14 +103,22 @@ impl Server {
     /// actix's own worker threads, with signal handling left to the host.
     pub fn start(self, runtime: Handle) -> Result<RunningServer, ServerError> {
         let config = self.config;
+        let metrics = config.metrics.then(|| {
+            let caches = self.endpoints.iter().filter_map(|e| Some((e.path.clone(), e.cache.clone()?))).collect();
+            Arc::new(Metrics::new(caches))
+        });
         let routes: Vec<(String, Arc<Route>)> = self
             .endpoints
             .into_iter()
             .map(|e| {
+                let endpoint_metrics = metrics.as_ref().map(|m| m.endpoint(&e.path));
                 let route = Route {
                     param_names: e.param_names().to_vec(),
                     schema: e.schema,
-                    queues: Queues::new(e.handler, e.batch, runtime.clone()),
+                    timeout: e.batch.timeout,
+                    queues: Queues::with_parts(e.handler, e.cache.clone(), endpoint_metrics.clone(), e.batch, runtime.clone()),
+                    cache: e.cache,
+                    metrics: endpoint_metrics,
                 };
                 (e.path, Arc::new(route))
             })
@@ -113,13 +130,19 @@ impl Server {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let app_routes = routes.clone();
         let app_state = state.clone();
+        let app_metrics = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("redesmyn-http".into())
             .spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
                     let factory = move || {
+                        let exposition = app_metrics.clone();
                         let mut app = App::new()
                             .route("/health/live", web::route().to(live))
+                            .route("/metrics", web::route().to(move |req: HttpRequest| {
+                                let exposition = exposition.clone();
+                                async move { metrics_page(req, exposition.as_deref()) }
+                            }))
                             .route("/health/ready", web::route().to({
                                 let state = app_state.clone();
                                 move |req: HttpRequest| ready(req, state.clone())
@@ -165,11 +188,36 @@ impl Server {
             }
             Err(_) => return Err(ServerError::Start("the server thread ended before listening".into())),
         };
-        state.ready.store(true, Ordering::Release);
         let port = addrs.first().map_or(0, SocketAddr::port);
         tracing::info!(port, workers, "listening");
-        Ok(RunningServer { port, handle, thread: Some(thread), routes: routes.into_iter().map(|(_, r)| r).collect(), state })
+        let caches: Vec<Arc<ModelCache>> = routes.iter().filter_map(|(_, r)| r.cache.clone()).collect();
+        // Background refreshes, and readiness once every prefetch is done.
+        let refreshes = caches.iter().map(|c| runtime.spawn(c.clone().run_refresh())).collect();
+        let prefetches: Vec<Arc<ModelCache>> = caches.into_iter().filter(|c| c.config().prefetch).collect();
+        let ready_state = state.clone();
+        if prefetches.is_empty() {
+            state.ready.store(true, Ordering::Release);
+        } else {
+            runtime.spawn(async move {
+            for cache in prefetches {
+                match cache.prefetch().await {
+                    Ok(n) => tracing::info!(models = n, "prefetch done"),
+                    Err(e) => tracing::warn!(error = %e, "prefetch failed"),
+                }
+            }
+            ready_state.ready.store(true, Ordering::Release);
+            });
+        }
+        Ok(RunningServer { port, handle, thread: Some(thread), routes, state, refreshes })
     }
+}
+
+/// An in-process prediction and where its time went.
+pub struct Prediction {
+    pub id: String,
+    /// `None` for an empty array of records.
+    pub answer: Option<Answer>,
+    pub total: Duration,
 }
 
 /// A server that is listening.
@@ -177,8 +225,9 @@ pub struct RunningServer {
     port: u16,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
-    routes: Vec<Arc<Route>>,
+    routes: Vec<(String, Arc<Route>)>,
     state: Arc<AppState>,
+    refreshes: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -186,18 +235,64 @@ impl RunningServer {
         self.port
     }
 
+    /// Predicts in-process, through the same parsing, queue, batching and
+    /// handler as HTTP requests to the endpoint at `path`. `body` is JSON
+    /// records, as in a request.
+    pub async fn predict(&self, path: &str, params: Params, body: &[u8]) -> Result<Prediction, RequestError> {
+        let arrived = Instant::now();
+        let route = self
+            .routes
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, r)| r.clone())
+            .ok_or_else(|| RequestError::NotFound { method: "predict".into(), path: path.into() })?;
+        let missing: Vec<&str> = route.param_names.iter().filter(|n| params.get(n).is_none()).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(RequestError::InvalidParam(format!("missing path parameters: {}", missing.join(", "))));
+        }
+        let ordered = Params::new(
+            route.param_names.iter().map(|n| (n.clone(), params.get(n).unwrap_or_default().to_string())).collect(),
+        );
+        let id = uuid::Uuid::new_v4().to_string();
+        let _in_flight = InFlight::start(route.metrics.as_ref());
+        let result = route.predict(ordered, body, arrived).await;
+        if let Some(m) = &route.metrics {
+            m.answered(result.as_ref().map_or_else(RequestError::status, |_| 200), arrived.elapsed());
+        }
+        Ok(match result? {
+            Some(answer) => Prediction { id, answer: Some(answer), total: arrived.elapsed() },
+            None => Prediction { id, answer: None, total: arrived.elapsed() },
+        })
+    }
+
     /// Graceful stop: no new connections; every accepted request is answered;
     /// batchers drain and end; the HTTP threads are joined.
     pub async fn stop(mut self) {
         self.state.ready.store(false, Ordering::Release);
+        for refresh in &self.refreshes {
+            refresh.abort();
+        }
         self.handle.stop(true).await;
-        for route in &self.routes {
+        for (_, route) in &self.routes {
             route.queues.shutdown().await;
         }
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+}
+
+fn metrics_page(req: HttpRequest, metrics: Option<&Metrics>) -> HttpResponse {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed(&req, "GET");
+    }
+    let Some(metrics) = metrics else {
+        let err = RequestError::NotFound { method: req.method().to_string(), path: req.path().to_string() };
+        return error_response(&err, None);
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8"))
+        .body(metrics.encode())
 }
 
 async fn live(req: HttpRequest) -> HttpResponse {
@@ -234,22 +329,53 @@ fn method_not_allowed(req: &HttpRequest, allowed: &'static str) -> HttpResponse 
     response
 }
 
+/// Counts a request as in flight until it is answered (or dropped).
+struct InFlight<'a>(Option<&'a EndpointMetrics>);
+
+impl<'a> InFlight<'a> {
+    fn start(metrics: Option<&'a EndpointMetrics>) -> Self {
+        if let Some(m) = metrics {
+            m.in_flight.inc();
+        }
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(m) = self.0 {
+            m.in_flight.dec();
+        }
+    }
+}
+
 async fn predict(req: HttpRequest, body: web::Payload, route: Arc<Route>, state: Arc<AppState>) -> HttpResponse {
     if req.method() != Method::POST {
         return method_not_allowed(&req, "POST");
     }
+    let arrived = Instant::now();
+    let _in_flight = InFlight::start(route.metrics.as_ref());
     let id = request_id(&req);
-    match answer(&req, body, &route, &state).await {
+    let response = respond(&req, body, &route, &state, &id, arrived).await;
+    if let Some(m) = &route.metrics {
+        m.answered(response.status().as_u16(), arrived.elapsed());
+    }
+    response
+}
+
+async fn respond(req: &HttpRequest, body: web::Payload, route: &Route, state: &AppState, id: &str, arrived: Instant) -> HttpResponse {
+    match answer(req, body, route, state, arrived).await {
         Ok(Some(answer)) => {
-            let mut response = json_response(StatusCode::OK, response_body(&id, &answer.predictions));
+            let mut response = json_response(StatusCode::OK, response_body(id, &answer.predictions));
             let headers = response.headers_mut();
-            if let Ok(v) = HeaderValue::from_str(&id) {
+            if let Ok(v) = HeaderValue::from_str(id) {
                 headers.insert(header::HeaderName::from_static("x-request-id"), v);
             }
             let timing = format!(
-                "queue;dur={:.3}, handler;dur={:.3}",
+                "queue;dur={:.3}, handler;dur={:.3}, total;dur={:.3}",
                 answer.queued.as_secs_f64() * 1e3,
-                answer.handled.as_secs_f64() * 1e3
+                answer.handled.as_secs_f64() * 1e3,
+                arrived.elapsed().as_secs_f64() * 1e3
             );
             if let Ok(v) = HeaderValue::from_str(&timing) {
                 headers.insert(header::HeaderName::from_static("server-timing"), v);
@@ -259,14 +385,14 @@ async fn predict(req: HttpRequest, body: web::Payload, route: Arc<Route>, state:
         }
         // An empty array of records: nothing to predict.
         Ok(None) => {
-            let body = response_body(&id, &crate::handler::Predictions::Column(Default::default()));
+            let body = response_body(id, &crate::handler::Predictions::Column(Default::default()));
             let mut response = json_response(StatusCode::OK, body);
-            if let Ok(v) = HeaderValue::from_str(&id) {
+            if let Ok(v) = HeaderValue::from_str(id) {
                 response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
             }
             response
         }
-        Err(err) => error_response(&err, Some(&id)),
+        Err(err) => error_response(&err, Some(id)),
     }
 }
 
@@ -275,16 +401,9 @@ async fn answer(
     body: web::Payload,
     route: &Route,
     state: &AppState,
+    arrived: Instant,
 ) -> Result<Option<Answer>, RequestError> {
     check_content_type(req)?;
-    let body = read_body(req, body, state.body_limit).await?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(RequestError::EmptyBody);
-    }
-    let frame = decode(&route.schema, &body)?;
-    if frame.height() == 0 {
-        return Ok(None);
-    }
     let params = Params::new(
         route
             .param_names
@@ -292,10 +411,40 @@ async fn answer(
             .map(|name| (name.clone(), req.match_info().get(name).unwrap_or_default().to_string()))
             .collect(),
     );
-    let reply = route.queues.submit(params, frame)?;
-    match reply.await {
-        Ok(result) => result.map(Some),
-        Err(_) => Err(RequestError::Handler("the batch ended without an answer".into())),
+    let body = read_body(req, body, state.body_limit).await?;
+    route.predict(params, &body, arrived).await
+}
+
+impl Route {
+    /// Parses a body, queues it and waits for its answer; `None` for an
+    /// empty array of records. HTTP requests and in-process predictions
+    /// both come through here.
+    async fn predict(&self, params: Params, body: &[u8], arrived: Instant) -> Result<Option<Answer>, RequestError> {
+        if let Some(cache) = &self.cache {
+            // Unsafe parameter values are refused before anything is queued.
+            cache.check(&params)?;
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(RequestError::EmptyBody);
+        }
+        let frame = decode(&self.schema, body)?;
+        if frame.height() == 0 {
+            return Ok(None);
+        }
+        let reply = self.queues.submit(params, frame)?;
+        let reply = match self.timeout {
+            // The deadline covers queueing and the handler: past it the client
+            // gets 504, and a batch not yet started drops the request.
+            Some(timeout) => match tokio::time::timeout_at((arrived + timeout).into(), reply).await {
+                Ok(reply) => reply,
+                Err(_) => return Err(RequestError::DeadlineExceeded(timeout)),
+            },
+            None => reply.await,
+        };
+        match reply {
+            Ok(result) => result.map(Some),
+            Err(_) => Err(RequestError::Handler("the batch ended without an answer".into())),
+        }
     }
 }
 

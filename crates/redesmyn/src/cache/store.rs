@@ -1,0 +1,251 @@
+//! Where model artifacts live: a local directory, or object storage
+//! (S3-compatible, or plain HTTP) through the `object_store` crate, with
+//! downloads landing atomically in a local cache directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+
+/// Identifies one content of an artifact (mtime and size, or an ETag):
+/// when it changes, a refresh reloads the model.
+pub type Version = String;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no artifact at '{0}'")]
+    NotFound(String),
+    #[error("artifact '{key}' is outside the store")]
+    Outside { key: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A local file holding an artifact, and the version it holds.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub version: Version,
+}
+
+/// A place artifacts are read from. Keys are relative, `/`-separated paths
+/// rendered from the endpoint's path template.
+pub trait ArtifactStore: Send + Sync + 'static {
+    /// The current version of `key`.
+    fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Version, StoreError>>;
+    /// A local file with the artifact's current content.
+    fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Fetched, StoreError>>;
+    /// Every key that starts with `prefix`.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+    /// For messages: where this store reads from.
+    fn describe(&self) -> String;
+}
+
+/// Artifacts in a local directory, read in place.
+pub struct FsStore {
+    base: PathBuf,
+}
+
+impl FsStore {
+    pub fn new(base: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let base = base.as_ref();
+        let base = std::fs::canonicalize(base)
+            .map_err(|e| StoreError::Other(format!("model directory {}: {e}", base.display())))?;
+        Ok(FsStore { base })
+    }
+
+    /// The file of `key`, which must stay inside the base directory even
+    /// through symbolic links.
+    fn resolve(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let path = self.base.join(key);
+        let real = std::fs::canonicalize(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(key.to_string()),
+            _ => StoreError::Other(format!("{}: {e}", path.display())),
+        })?;
+        if !real.starts_with(&self.base) {
+            return Err(StoreError::Outside { key: key.to_string() });
+        }
+        if !real.is_file() {
+            return Err(StoreError::NotFound(key.to_string()));
+        }
+        Ok(real)
+    }
+
+    fn version_of(path: &Path) -> Result<Version, StoreError> {
+        let meta = std::fs::metadata(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Ok(format!("{modified}-{}", meta.len()))
+    }
+}
+
+impl ArtifactStore for FsStore {
+    fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Version, StoreError>> {
+        Box::pin(async move { Self::version_of(&self.resolve(key)?) })
+    }
+
+    fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Fetched, StoreError>> {
+        Box::pin(async move {
+            let path = self.resolve(key)?;
+            let version = Self::version_of(&path)?;
+            Ok(Fetched { path, version })
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let mut keys = Vec::new();
+            let mut stack = vec![self.base.clone()];
+            while let Some(dir) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(_) => continue,
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let Ok(relative) = path.strip_prefix(&self.base) else { continue };
+                    let key = relative.to_string_lossy().replace('\\', "/");
+                    let file_type = match entry.file_type() {
+                        Ok(t) => t,
+                        Err(_) => continue,
+                    };
+                    if file_type.is_dir() {
+                        // Only descend where keys with this prefix can be.
+                        if prefix.starts_with(&format!("{key}/")) || key.starts_with(prefix) {
+                            stack.push(path);
+                        }
+                    } else if key.starts_with(prefix) {
+                        keys.push(key);
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.base.display().to_string()
+    }
+}
+
+/// Artifacts in object storage, downloaded into `cache_dir`.
+pub struct ObjectStoreStore {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+    prefix: String,
+    cache_dir: PathBuf,
+}
+
+/// Options of an object-store client, as `object_store` names them
+/// (`aws_endpoint`, `aws_region`, `aws_access_key_id`, `aws_allow_http`, …).
+pub type StoreOptions = Vec<(String, String)>;
+
+impl ObjectStoreStore {
+    /// `url` is `s3://bucket/prefix` (or `http(s)://host/prefix`).
+    pub fn new(url: &str, options: StoreOptions, cache_dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let parsed = url::Url::parse(url).map_err(|e| StoreError::Other(format!("bad object store URL '{url}': {e}")))?;
+        let (store, prefix) = object_store::parse_url_opts(&parsed, options)
+            .map_err(|e| StoreError::Other(format!("object store '{url}': {e}")))?;
+        let prefix = prefix.as_ref().trim_matches('/').to_string();
+        let cache_dir = cache_dir.into();
+        std::fs::create_dir_all(&cache_dir)
+            .map_err(|e| StoreError::Other(format!("cache directory {}: {e}", cache_dir.display())))?;
+        Ok(ObjectStoreStore { store: Arc::from(store), url: url.to_string(), prefix, cache_dir })
+    }
+
+    fn location(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    fn error(&self, key: &str, e: object_store::Error) -> StoreError {
+        match e {
+            object_store::Error::NotFound { .. } => StoreError::NotFound(key.to_string()),
+            other => StoreError::Other(format!("{}: {other}", self.url)),
+        }
+    }
+
+    fn version_of(meta: &object_store::ObjectMeta) -> Version {
+        meta.e_tag.clone().unwrap_or_else(|| format!("{}-{}", meta.last_modified.timestamp_nanos_opt().unwrap_or(0), meta.size))
+    }
+}
+
+impl ArtifactStore for ObjectStoreStore {
+    fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Version, StoreError>> {
+        Box::pin(async move {
+            let meta = self.store.head(&self.location(key)).await.map_err(|e| self.error(key, e))?;
+            Ok(Self::version_of(&meta))
+        })
+    }
+
+    fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Fetched, StoreError>> {
+        Box::pin(async move {
+            let result = self.store.get(&self.location(key)).await.map_err(|e| self.error(key, e))?;
+            let version = Self::version_of(&result.meta);
+            // One directory per version keeps a file a loader may still read
+            // from being replaced under it; the file keeps its own name.
+            let digest = version.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+            let target = self.cache_dir.join(format!("{digest:016x}")).join(key);
+            if target.is_file() {
+                return Ok(Fetched { path: target, version });
+            }
+            let dir = target.parent().unwrap_or(&self.cache_dir).to_path_buf();
+            tokio::fs::create_dir_all(&dir).await.map_err(|e| StoreError::Other(format!("{}: {e}", dir.display())))?;
+            let temp = dir.join(format!(".download-{}", uuid::Uuid::new_v4().simple()));
+            let io = |e: std::io::Error| StoreError::Other(format!("{}: {e}", temp.display()));
+            let mut file = tokio::fs::File::create(&temp).await.map_err(io)?;
+            let mut stream = result.into_stream();
+            let written: Result<(), StoreError> = async {
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| self.error(key, e))?;
+                    tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await.map_err(io)?;
+                }
+                tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(io)?;
+                file.sync_all().await.map_err(io)
+            }
+            .await;
+            if let Err(e) = written {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(e);
+            }
+            tokio::fs::rename(&temp, &target).await.map_err(io)?;
+            Ok(Fetched { path: target, version })
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            // List under the last whole directory of the prefix.
+            let dir = match prefix.rfind('/') {
+                Some(i) => &prefix[..i],
+                None => "",
+            };
+            let location = if dir.is_empty() { (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str())) } else { Some(self.location(dir)) };
+            let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+            let metas: Vec<object_store::ObjectMeta> =
+                self.store.list(location.as_ref()).try_collect().await.map_err(|e| self.error(prefix, e))?;
+            let mut keys: Vec<String> = metas
+                .into_iter()
+                .filter_map(|m| m.location.as_ref().strip_prefix(strip.as_str()).map(str::to_string))
+                .filter(|k| k.starts_with(prefix))
+                .collect();
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+}

@@ -1,0 +1,211 @@
+//! Prometheus metrics, exposed at `GET /metrics` (OpenMetrics text).
+//!
+//! Recording stays cheap on the request path: each endpoint resolves its
+//! metric handles once ([`EndpointMetrics`]); a request then touches a few
+//! atomics and two histogram locks. Model-cache counters are read from the
+//! caches when scraped.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::cache::ModelCache;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    endpoint: String,
+    status: u16,
+}
+
+type Histograms = Family<EndpointLabel, Histogram, fn() -> Histogram>;
+
+fn seconds() -> Histogram {
+    // 50 µs … ~26 s
+    Histogram::new(exponential_buckets(0.00005, 2.0, 20))
+}
+
+fn rows() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 14))
+}
+
+/// Every metric of a server.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<StatusLabels, Counter>,
+    request_duration: Histograms,
+    queue_duration: Histograms,
+    handler_duration: Histograms,
+    batch_size: Histograms,
+    queue_depth: Family<EndpointLabel, Gauge>,
+    in_flight: Family<EndpointLabel, Gauge>,
+}
+
+impl Metrics {
+    /// `caches` are the model caches by endpoint path, read at each scrape.
+    pub fn new(caches: Vec<(String, Arc<ModelCache>)>) -> Self {
+        let mut registry = Registry::with_prefix("redesmyn");
+        let requests = Family::<StatusLabels, Counter>::default();
+        let request_duration = Histograms::new_with_constructor(seconds);
+        let queue_duration = Histograms::new_with_constructor(seconds);
+        let handler_duration = Histograms::new_with_constructor(seconds);
+        let batch_size = Histograms::new_with_constructor(rows);
+        let queue_depth = Family::<EndpointLabel, Gauge>::default();
+        let in_flight = Family::<EndpointLabel, Gauge>::default();
+        let model_load_duration = Histograms::new_with_constructor(seconds);
+        registry.register("requests", "Requests answered, by endpoint and HTTP status", requests.clone());
+        registry.register_with_unit(
+            "request_duration",
+            "Time from a request's arrival to its answer",
+            Unit::Seconds,
+            request_duration.clone(),
+        );
+        registry.register_with_unit(
+            "queue_duration",
+            "Time a request waited before its batch's handler started",
+            Unit::Seconds,
+            queue_duration.clone(),
+        );
+        registry.register_with_unit(
+            "handler_duration",
+            "Time a handler took per batch",
+            Unit::Seconds,
+            handler_duration.clone(),
+        );
+        registry.register("batch_size", "Rows per batch handed to a handler", batch_size.clone());
+        registry.register("queue_depth", "Requests waiting for a batch", queue_depth.clone());
+        registry.register("in_flight", "Requests being served", in_flight.clone());
+        registry.register_with_unit(
+            "model_load_duration",
+            "Time to fetch and load a model",
+            Unit::Seconds,
+            model_load_duration.clone(),
+        );
+        for (endpoint, cache) in &caches {
+            let histogram = model_load_duration.get_or_create(&EndpointLabel { endpoint: endpoint.clone() }).clone();
+            cache.on_load(move |d| histogram.observe(d.as_secs_f64()));
+        }
+        registry.register_collector(Box::new(CacheCollector { caches }));
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            queue_duration,
+            handler_duration,
+            batch_size,
+            queue_depth,
+            in_flight,
+        }
+    }
+
+    /// The handles of one endpoint, resolved once.
+    pub fn endpoint(&self, endpoint: &str) -> EndpointMetrics {
+        let label = EndpointLabel { endpoint: endpoint.to_string() };
+        EndpointMetrics {
+            endpoint: endpoint.to_string(),
+            requests: self.requests.clone(),
+            ok: self.requests.get_or_create(&StatusLabels { endpoint: endpoint.to_string(), status: 200 }).clone(),
+            request_duration: self.request_duration.get_or_create(&label).clone(),
+            queue_duration: self.queue_duration.get_or_create(&label).clone(),
+            handler_duration: self.handler_duration.get_or_create(&label).clone(),
+            batch_size: self.batch_size.get_or_create(&label).clone(),
+            queue_depth: self.queue_depth.get_or_create(&label).clone(),
+            in_flight: self.in_flight.get_or_create(&label).clone(),
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+            let _ = writeln!(out, "# EOF");
+        }
+        out
+    }
+}
+
+/// One endpoint's metric handles.
+#[derive(Clone)]
+pub struct EndpointMetrics {
+    endpoint: String,
+    requests: Family<StatusLabels, Counter>,
+    ok: Counter,
+    request_duration: Histogram,
+    queue_duration: Histogram,
+    handler_duration: Histogram,
+    batch_size: Histogram,
+    pub(crate) queue_depth: Gauge,
+    pub(crate) in_flight: Gauge,
+}
+
+impl EndpointMetrics {
+    pub fn answered(&self, status: u16, elapsed: Duration) {
+        if status == 200 {
+            self.ok.inc();
+        } else {
+            self.requests.get_or_create(&StatusLabels { endpoint: self.endpoint.clone(), status }).inc();
+        }
+        self.request_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn queued(&self, waited: Duration) {
+        self.queue_duration.observe(waited.as_secs_f64());
+    }
+
+    pub fn batch(&self, rows: usize, handled: Duration) {
+        self.batch_size.observe(rows as f64);
+        self.handler_duration.observe(handled.as_secs_f64());
+    }
+}
+
+/// Reads the model caches' counters at scrape time.
+#[derive(Debug)]
+struct CacheCollector {
+    caches: Vec<(String, Arc<ModelCache>)>,
+}
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.caches.is_empty() {
+            return Ok(());
+        }
+        let stats: Vec<_> = self.caches.iter().map(|(e, c)| (e.as_str(), c.stats())).collect();
+        type Get = fn(&crate::cache::CacheStats) -> u64;
+        let counters: [(&str, &str, Get); 7] = [
+            ("cache_hits", "Model lookups served from memory", |s| s.hits),
+            ("cache_misses", "Model lookups that had to load", |s| s.misses),
+            ("cache_loads", "Models loaded", |s| s.loads),
+            ("cache_load_failures", "Model loads that failed", |s| s.load_failures),
+            ("cache_evictions", "Models evicted to stay within maxSize", |s| s.evictions),
+            ("cache_refreshes", "Models reloaded by a refresh", |s| s.refreshes),
+            ("cache_refresh_failures", "Refreshes that failed (the old model kept serving)", |s| s.refresh_failures),
+        ];
+        for (name, help, get) in counters {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (endpoint, s) in &stats {
+                let labels = EndpointLabel { endpoint: endpoint.to_string() };
+                ConstCounter::new(get(s)).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor("cache_models", "Models in memory", None, MetricType::Gauge)?;
+        for (endpoint, s) in &stats {
+            let labels = EndpointLabel { endpoint: endpoint.to_string() };
+            ConstGauge::new(s.size as i64).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

@@ -42,7 +42,10 @@ for (const m of `${cargo.stdout}\n${cargo.stderr}`.matchAll(/test result: \w+\. 
 if (cargo.status !== 0 && !/test result: FAILED/.test(`${cargo.stdout}${cargo.stderr}`)) failed += 1;
 
 // 2. Build the addon and the TypeScript layer, then the end-to-end suites.
-const built = step('setup', 'node', ['scripts/setup.mjs']) && step('build', 'npm', ['run', 'build', '--silent']);
+const built =
+  step('setup', 'node', ['scripts/setup.mjs']) &&
+  step('S3 test server', 'node', ['scripts/s3-server.mjs', 'install']) &&
+  step('build', 'npm', ['run', 'build', '--silent']);
 if (built) {
   const out = join(root, '.cache', 'vitest.json');
   mkdirSync(join(root, '.cache'), { recursive: true });

@@ -2,7 +2,7 @@
  * Endpoints: a POST path, the schema of its records, batching, and the
  * handler that turns a batch into predictions.
  */
-import type { ColumnsOf, Fields, Schema } from './schema';
+import type { ColumnsOf, Fields, RecordOf, Schema } from './schema';
 import { toNative, toNativeError, type HandlerOutput, type NativeOutput } from './output';
 import { PythonHandler } from './python';
 import type { CacheConfig, CacheStats } from './cache';
@@ -69,11 +69,49 @@ export interface EndpointCache {
   refresh(force?: boolean): Promise<void>;
 }
 
-/** @internal How a server answers for a registered endpoint's cache. */
-export interface CacheBinding {
+/** What `endpoint.predict()` resolves with. */
+export interface Prediction<T = unknown> {
+  /** One prediction per record, in order. */
+  predictions: T[];
+  /** The request id (as an HTTP request would get). */
+  id: string;
+  /** Time waiting for the batch, in the handler, and in all. */
+  queueMs: number;
+  handlerMs: number;
+  totalMs: number;
+  /** Rows of the batch this call rode in. */
+  batchSize: number;
+}
+
+/** An in-process prediction that failed, with the HTTP status an HTTP request would have had. */
+export class PredictionError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details: unknown[] = [],
+  ) {
+    super(message);
+    this.name = 'PredictionError';
+  }
+}
+
+interface NativePrediction {
+  status: number;
+  id: string;
+  predictions?: string;
+  error?: string;
+  queueMs: number;
+  handlerMs: number;
+  totalMs: number;
+  batchSize: number;
+}
+
+/** @internal How a server answers for a registered endpoint. */
+export interface EndpointBinding {
   cacheKeys(path: string): Promise<Record<string, string>[]>;
   cacheStats(path: string): Promise<CacheStats>;
   cacheRefresh(path: string, force?: boolean): Promise<void>;
+  predict(path: string, params: Record<string, string>, records: string): Promise<NativePrediction>;
 }
 
 /** The batch object as the native core hands it over. */
@@ -91,7 +129,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   readonly batch: BatchOptions;
   readonly handler: Handler<F, PathParams<P>, M> | PythonHandler;
   readonly cacheConfig: CacheConfig<M> | undefined;
-  #binding: CacheBinding | undefined;
+  #binding: EndpointBinding | undefined;
 
   constructor(options: EndpointOptions<F, P, M>) {
     if (typeof options.path !== 'string' || !options.path.startsWith('/')) {
@@ -124,8 +162,35 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   }
 
   /** @internal */
-  bind(binding: CacheBinding): void {
+  bind(binding: EndpointBinding): void {
     this.#binding = binding;
+  }
+
+  /**
+   * Predicts in-process, without HTTP: the records go through the same
+   * parsing, queue, batching and handler as requests to this endpoint, so
+   * concurrent calls share batches. Rejects with a {@link PredictionError}
+   * carrying the status an HTTP request would have had.
+   */
+  async predict<T = unknown>(
+    records: RecordOf<F> | readonly RecordOf<F>[],
+    options: { params?: PathParams<P> } = {},
+  ): Promise<Prediction<T>> {
+    const binding = this.#binding;
+    if (!binding) throw new Error(`endpoint '${this.path}' is not registered with a serving server`);
+    const out = await binding.predict(this.path, (options.params ?? {}) as Record<string, string>, JSON.stringify(records));
+    if (out.status !== 200) {
+      const body = out.error ? (JSON.parse(out.error) as { error: string; details: unknown[] }) : { error: 'prediction failed', details: [] };
+      throw new PredictionError(out.status, body.error, body.details);
+    }
+    return {
+      predictions: JSON.parse(out.predictions ?? '[]') as T[],
+      id: out.id,
+      queueMs: out.queueMs,
+      handlerMs: out.handlerMs,
+      totalMs: out.totalMs,
+      batchSize: out.batchSize,
+    };
   }
 
   /** @internal The function the native core calls with each batch. It never rejects. */

@@ -1,9 +1,9 @@
 export { Schema, Field } from './schema';
 export type { NumericType, TypedArrayOf, RecordOf, ColumnsOf, Fields } from './schema';
-export { Endpoint } from './endpoint';
-export type { Batch, BatchOptions, Context, EndpointCache, EndpointOptions, Handler, PathParams } from './endpoint';
+export { Endpoint, PredictionError } from './endpoint';
+export type { Batch, BatchOptions, Context, EndpointCache, EndpointOptions, Handler, PathParams, Prediction } from './endpoint';
 export { Server } from './server';
-export type { ServerOptions } from './server';
+export type { EmfOptions, LogOptions, MetricsOptions, ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, TypedArray } from './output';
 export { py, PythonHandler, PythonLoader } from './python';
 export { CacheConfig, FsClient, ObjectStoreClient } from './cache';

@@ -19,6 +19,34 @@ export interface ServerOptions {
   shutdownTimeoutMs?: number;
   /** The Python environment for Python handlers (the interpreter starts only if one is registered). */
   python?: PythonOptions;
+  /** Metrics: Prometheus at `GET /metrics` (on by default; `false` records nothing), and optional AWS EMF logs. */
+  metrics?: boolean | MetricsOptions;
+  /** Structured logs on stderr (JSON lines by default). `REDESMYN_LOG` overrides the level. */
+  log?: LogOptions;
+}
+
+export interface MetricsOptions {
+  /** Serve and record metrics (default true). */
+  enabled?: boolean;
+  /** AWS CloudWatch Embedded Metric Format documents, one per endpoint per interval. */
+  emf?: EmfOptions;
+}
+
+export interface EmfOptions {
+  namespace: string;
+  /** Extra dimensions added to `Endpoint`, e.g. `{ Service: 'iris' }`. */
+  dimensions?: Record<string, string>;
+  /** `'stdout'` (default) or a file to append JSON lines to. */
+  output?: 'stdout' | string;
+  /** Flush interval (default 60 000 ms); also flushed at `stop()`. */
+  intervalMs?: number;
+}
+
+export interface LogOptions {
+  /** `error`, `warn` (default), `info` (one line per request), `debug`, `trace`, or a filter like `warn,redesmyn::request=info`. */
+  level?: string;
+  /** `json` (default) or `text`. */
+  format?: 'json' | 'text';
 }
 
 export class Server {
@@ -36,6 +64,16 @@ export class Server {
       workers: options.workers,
       bodyLimit: options.bodyLimit,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
+      metrics: typeof options.metrics === 'boolean' ? options.metrics : options.metrics?.enabled,
+      emf: typeof options.metrics === 'object' && options.metrics.emf
+        ? {
+            namespace: options.metrics.emf.namespace,
+            dimensions: options.metrics.emf.dimensions,
+            output: options.metrics.emf.output === undefined || options.metrics.emf.output === 'stdout' ? 'stdout' : resolve(options.metrics.emf.output),
+            intervalMs: options.metrics.emf.intervalMs,
+          }
+        : undefined,
+      log: options.log,
       python: options.python && {
         venv: options.python.venv === undefined ? undefined : resolve(options.python.venv),
         executable: options.python.executable === undefined ? undefined : resolve(options.python.executable),

@@ -8,6 +8,7 @@ use napi::{Error, Result, Status};
 use napi_derive::napi;
 use redesmyn::schema::{Field, FieldType, Numeric, Schema};
 use redesmyn::cache::{ArtifactStore, CacheConfig, FsStore, Loader, ModelCache, ObjectStoreStore, PathTemplate, Refresh};
+use redesmyn::emf::{EmfConfig, EmfOutput};
 use redesmyn::{BatchConfig, ServerConfig};
 
 #[napi(object)]
@@ -31,6 +32,25 @@ pub struct ServerOptions {
     pub python: Option<PythonOptions>,
     /// Serve Prometheus metrics at /metrics (default true).
     pub metrics: Option<bool>,
+    pub emf: Option<EmfOptions>,
+    pub log: Option<LogOptions>,
+}
+
+#[napi(object)]
+pub struct EmfOptions {
+    pub namespace: String,
+    pub dimensions: Option<HashMap<String, String>>,
+    /// `stdout` (default) or a file path to append to.
+    pub output: Option<String>,
+    pub interval_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct LogOptions {
+    /// A level (`error` … `trace`) or a filter such as `warn,redesmyn::request=info`.
+    pub level: Option<String>,
+    /// `json` (default) or `text`.
+    pub format: Option<String>,
 }
 
 #[napi(object)]
@@ -113,6 +133,15 @@ impl ServerOptions {
                 .shutdown_timeout_ms
                 .map_or(defaults.shutdown_timeout, |ms| Duration::from_millis(ms.max(0.0) as u64)),
             metrics: self.metrics.unwrap_or(defaults.metrics),
+            emf: self.emf.as_ref().map(|e| EmfConfig {
+                namespace: e.namespace.clone(),
+                dimensions: e.dimensions.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                output: match e.output.as_deref() {
+                    None | Some("stdout") => EmfOutput::Stdout,
+                    Some(path) => EmfOutput::File(path.into()),
+                },
+                interval: Duration::from_secs_f64(e.interval_ms.unwrap_or(60_000.0).max(10.0) / 1e3),
+            }),
         })
     }
 }

@@ -31,10 +31,25 @@ pub struct CacheStatsObject {
     pub size: f64,
 }
 
+#[napi(object)]
+pub struct PredictOutput {
+    /// The HTTP status the same request would have had.
+    pub status: u32,
+    pub id: String,
+    /// The predictions as JSON text.
+    pub predictions: Option<String>,
+    /// `{"error": ..., "details": [...]}` as JSON text, when status is not 200.
+    pub error: Option<String>,
+    pub queue_ms: f64,
+    pub handler_ms: f64,
+    pub total_ms: f64,
+    pub batch_size: u32,
+}
+
 enum State {
     Configuring(Server),
     Starting,
-    Running(RunningServer),
+    Running(Arc<RunningServer>),
     Stopped,
 }
 
@@ -57,6 +72,12 @@ fn failure(message: impl Into<String>) -> Error {
 impl NativeServer {
     #[napi(constructor)]
     pub fn new(options: ServerOptions) -> Result<Self> {
+        if let Some(log) = &options.log {
+            redesmyn::logging::init(log.level.as_deref(), log.format.as_deref() != Some("text")).map_err(failure)?;
+        } else {
+            // REDESMYN_LOG alone also turns logs on.
+            let _ = redesmyn::logging::init(None, true);
+        }
         if let Some(python) = &options.python {
             redesmyn_python::configure(python.to_config()).map_err(|e| failure(e.to_string()))?;
         }
@@ -186,7 +207,7 @@ impl NativeServer {
             Ok(running) => {
                 let port = running.port() as u32;
                 *self.port.lock().unwrap_or_else(|p| p.into_inner()) = Some(port);
-                *lock(&self.state) = State::Running(running);
+                *lock(&self.state) = State::Running(Arc::new(running));
                 Ok(port)
             }
             Err(e) => {
@@ -204,6 +225,48 @@ impl NativeServer {
             running.stop().await;
         }
         Ok(())
+    }
+
+    /// Predicts in-process through the endpoint at `path`: the same parsing,
+    /// queue, batching and handler as HTTP. `records` is JSON text.
+    #[napi]
+    pub async fn predict(&self, path: String, params: HashMap<String, String>, records: String) -> Result<PredictOutput> {
+        let running = match &*lock(&self.state) {
+            State::Running(running) => running.clone(),
+            _ => return Err(failure("the server is not serving; call serve() first")),
+        };
+        let params = redesmyn::Params::new(params.into_iter().collect());
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        Ok(match running.predict(&path, params, records.as_bytes()).await {
+            Ok(p) => {
+                let mut predictions = Vec::new();
+                match &p.answer {
+                    Some(a) => redesmyn::encode::write_predictions(&mut predictions, &a.predictions),
+                    None => predictions.extend_from_slice(b"[]"),
+                }
+                let answer = p.answer.as_ref();
+                PredictOutput {
+                    status: 200,
+                    id: p.id,
+                    predictions: Some(String::from_utf8_lossy(&predictions).into_owned()),
+                    error: None,
+                    queue_ms: answer.map_or(0.0, |a| ms(a.queued)),
+                    handler_ms: answer.map_or(0.0, |a| ms(a.handled)),
+                    total_ms: ms(p.total),
+                    batch_size: answer.map_or(0, |a| a.batch_rows as u32),
+                }
+            }
+            Err(e) => PredictOutput {
+                status: e.status() as u32,
+                id: String::new(),
+                predictions: None,
+                error: Some(String::from_utf8_lossy(&e.to_json()).into_owned()),
+                queue_ms: 0.0,
+                handler_ms: 0.0,
+                total_ms: 0.0,
+                batch_size: 0,
+            },
+        })
     }
 
     /// The bound port once serving.

@@ -66,12 +66,19 @@ pub struct Answer {
 
 pub type Reply = Result<Answer, RequestError>;
 
+/// Tells whether a request's client has gone away (closed its connection)
+/// while the request waited, so its rows need not be computed.
+pub trait Liveness: Send + Sync {
+    fn gone(&self) -> bool;
+}
+
 /// A parsed request waiting for its batch.
 pub struct Job {
     pub frame: DataFrame,
     pub enqueued: Instant,
     pub deadline: Option<Instant>,
     pub reply: oneshot::Sender<Reply>,
+    pub client: Option<Arc<dyn Liveness>>,
 }
 
 impl Job {
@@ -125,11 +132,18 @@ impl Queues {
     }
 
     /// Queues a parsed request and returns the receiver of its answer.
-    pub fn submit(&self, params: Params, frame: DataFrame) -> Result<oneshot::Receiver<Reply>, RequestError> {
+    /// `client`, when given, is asked before the batch runs whether the
+    /// client is still there.
+    pub fn submit(
+        &self,
+        params: Params,
+        frame: DataFrame,
+        client: Option<Arc<dyn Liveness>>,
+    ) -> Result<oneshot::Receiver<Reply>, RequestError> {
         let (reply, answer) = oneshot::channel();
         let enqueued = Instant::now();
         let deadline = self.config.timeout.map(|t| enqueued + t);
-        let mut job = Job { frame, enqueued, deadline, reply };
+        let mut job = Job { frame, enqueued, deadline, reply, client };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if !state.open {
             return Err(RequestError::ShuttingDown);
@@ -268,6 +282,10 @@ async fn run_batch(
             if job.reply.is_closed() {
                 return None;
             }
+            if job.client.as_ref().is_some_and(|c| c.gone()) {
+                let _ = job.reply.send(Err(RequestError::ClientGone));
+                return None;
+            }
             if let Some(deadline) = job.deadline {
                 if deadline <= started {
                     let _ = job.reply.send(Err(RequestError::DeadlineExceeded(deadline - job.enqueued)));
@@ -400,13 +418,37 @@ mod tests {
         }
     }
 
+    impl Queues {
+        fn submit_plain(&self, params: Params, frame: DataFrame) -> Result<oneshot::Receiver<Reply>, RequestError> {
+            self.submit(params, frame, None)
+        }
+    }
+
+    struct Gone;
+    impl Liveness for Gone {
+        fn gone(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_of_clients_that_left_are_dropped() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let queues = Queues::new(doubling(seen.clone()), BatchConfig::default(), Handle::current());
+        let gone = queues.submit(Params::default(), frame(&[1.0]), Some(Arc::new(Gone))).unwrap();
+        let kept = queues.submit_plain(Params::default(), frame(&[2.0, 3.0])).unwrap();
+        assert!(matches!(gone.await.unwrap(), Err(RequestError::ClientGone)));
+        kept.await.unwrap().unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![2]);
+    }
+
     #[tokio::test]
     async fn concurrent_requests_share_a_batch_and_get_their_own_rows() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let config = BatchConfig { max_delay: Duration::from_millis(20), ..Default::default() };
         let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
         let receivers: Vec<_> = (0..10)
-            .map(|i| queues.submit(Params::default(), frame(&[i as f64, 100.0 + i as f64])).unwrap())
+            .map(|i| queues.submit_plain(Params::default(), frame(&[i as f64, 100.0 + i as f64])).unwrap())
             .collect();
         for (i, rx) in receivers.into_iter().enumerate() {
             assert_eq!(value(rx.await.unwrap()), vec![2.0 * i as f64, 200.0 + 2.0 * i as f64]);
@@ -419,9 +461,9 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let config = BatchConfig { max_size: 4, max_delay: Duration::from_millis(50), ..Default::default() };
         let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
-        let a = queues.submit(Params::default(), frame(&[1.0, 2.0, 3.0])).unwrap();
-        let b = queues.submit(Params::default(), frame(&[1.0, 2.0])).unwrap();
-        let c = queues.submit(Params::default(), frame(&[1.0; 9])).unwrap();
+        let a = queues.submit_plain(Params::default(), frame(&[1.0, 2.0, 3.0])).unwrap();
+        let b = queues.submit_plain(Params::default(), frame(&[1.0, 2.0])).unwrap();
+        let c = queues.submit_plain(Params::default(), frame(&[1.0; 9])).unwrap();
         for rx in [a, b, c] {
             rx.await.unwrap().unwrap();
         }
@@ -433,8 +475,8 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let queues = Queues::new(doubling(seen.clone()), BatchConfig::default(), Handle::current());
         let p = |v: &str| Params::new(vec![("model".into(), v.into())]);
-        let a = queues.submit(p("1"), frame(&[1.0])).unwrap();
-        let b = queues.submit(p("2"), frame(&[1.0])).unwrap();
+        let a = queues.submit_plain(p("1"), frame(&[1.0])).unwrap();
+        let b = queues.submit_plain(p("2"), frame(&[1.0])).unwrap();
         a.await.unwrap().unwrap();
         b.await.unwrap().unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![1, 1]);
@@ -458,11 +500,11 @@ mod tests {
         let config = BatchConfig { max_delay: Duration::ZERO, ..Default::default() };
         let queues = Queues::new(handler, config, Handle::current());
         let err = |r: Reply| r.unwrap_err().to_string();
-        assert_eq!(err(queues.submit(Params::default(), frame(&[1.0])).unwrap().await.unwrap()), "boom");
-        assert!(err(queues.submit(Params::default(), frame(&[1.0, 2.0])).unwrap().await.unwrap())
+        assert_eq!(err(queues.submit_plain(Params::default(), frame(&[1.0])).unwrap().await.unwrap()), "boom");
+        assert!(err(queues.submit_plain(Params::default(), frame(&[1.0, 2.0])).unwrap().await.unwrap())
             .contains("returned 1 predictions for a batch of 2 rows"));
-        assert!(err(queues.submit(Params::default(), frame(&[1.0])).unwrap().await.unwrap()).contains("kaput"));
-        assert_eq!(value(queues.submit(Params::default(), frame(&[7.0])).unwrap().await.unwrap()), vec![7.0]);
+        assert!(err(queues.submit_plain(Params::default(), frame(&[1.0])).unwrap().await.unwrap()).contains("kaput"));
+        assert_eq!(value(queues.submit_plain(Params::default(), frame(&[7.0])).unwrap().await.unwrap()), vec![7.0]);
     }
 
     #[tokio::test]
@@ -474,12 +516,12 @@ mod tests {
             ..Default::default()
         };
         let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
-        let expired = queues.submit(Params::default(), frame(&[1.0])).unwrap();
+        let expired = queues.submit_plain(Params::default(), frame(&[1.0])).unwrap();
         assert!(matches!(expired.await.unwrap(), Err(RequestError::DeadlineExceeded(_))));
         let config = BatchConfig { max_delay: Duration::from_millis(30), ..Default::default() };
         let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
-        drop(queues.submit(Params::default(), frame(&[1.0])).unwrap());
-        let kept = queues.submit(Params::default(), frame(&[2.0, 3.0])).unwrap();
+        drop(queues.submit_plain(Params::default(), frame(&[1.0])).unwrap());
+        let kept = queues.submit_plain(Params::default(), frame(&[2.0, 3.0])).unwrap();
         kept.await.unwrap().unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![2]);
     }
@@ -495,7 +537,7 @@ mod tests {
         let mut accepted = Vec::new();
         let mut refused = 0;
         for _ in 0..10 {
-            match queues.submit(Params::default(), frame(&[1.0])) {
+            match queues.submit_plain(Params::default(), frame(&[1.0])) {
                 Ok(rx) => accepted.push(rx),
                 Err(RequestError::QueueFull { .. }) => refused += 1,
                 Err(e) => panic!("{e}"),
@@ -506,6 +548,6 @@ mod tests {
         for rx in accepted {
             rx.await.unwrap().unwrap();
         }
-        assert!(matches!(queues.submit(Params::default(), frame(&[1.0])), Err(RequestError::ShuttingDown)));
+        assert!(matches!(queues.submit_plain(Params::default(), frame(&[1.0])), Err(RequestError::ShuttingDown)));
     }
 }

@@ -35,6 +35,9 @@ pub enum RequestError {
     ModelNotFound(String),
     #[error("{message}")]
     ModelUnavailable { message: String, retry_after: Duration },
+    /// The client closed its connection before the batch ran.
+    #[error("the client closed the connection before the request was handled")]
+    ClientGone,
 }
 
 impl RequestError {
@@ -49,6 +52,8 @@ impl RequestError {
             RequestError::Handler(_) => 500,
             RequestError::QueueFull { .. } | RequestError::ShuttingDown | RequestError::ModelUnavailable { .. } => 503,
             RequestError::DeadlineExceeded(_) => 504,
+            // nginx's "client closed request"; rarely seen, the client is gone.
+            RequestError::ClientGone => 499,
         }
     }
 

@@ -7,10 +7,12 @@
 pub mod batch;
 pub mod cache;
 pub mod decode;
+pub mod emf;
 pub mod encode;
 pub mod endpoint;
 pub mod error;
 pub mod handler;
+pub mod logging;
 pub mod metrics;
 pub mod schema;
 pub mod server;

@@ -19,6 +19,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::cache::ModelCache;
+use crate::emf::{Emf, EmfEndpoint};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabel {
@@ -52,11 +53,13 @@ pub struct Metrics {
     batch_size: Histograms,
     queue_depth: Family<EndpointLabel, Gauge>,
     in_flight: Family<EndpointLabel, Gauge>,
+    emf: Option<Arc<Emf>>,
 }
 
 impl Metrics {
-    /// `caches` are the model caches by endpoint path, read at each scrape.
-    pub fn new(caches: Vec<(String, Arc<ModelCache>)>) -> Self {
+    /// `caches` are the model caches by endpoint path, read at each scrape;
+    /// with `emf`, observations also go to EMF documents.
+    pub fn new(caches: Vec<(String, Arc<ModelCache>)>, emf: Option<Arc<Emf>>) -> Self {
         let mut registry = Registry::with_prefix("redesmyn");
         let requests = Family::<StatusLabels, Counter>::default();
         let request_duration = Histograms::new_with_constructor(seconds);
@@ -108,6 +111,7 @@ impl Metrics {
             batch_size,
             queue_depth,
             in_flight,
+            emf,
         }
     }
 
@@ -124,6 +128,7 @@ impl Metrics {
             batch_size: self.batch_size.get_or_create(&label).clone(),
             queue_depth: self.queue_depth.get_or_create(&label).clone(),
             in_flight: self.in_flight.get_or_create(&label).clone(),
+            emf: self.emf.as_ref().map(|e| e.endpoint(endpoint)),
         }
     }
 
@@ -133,6 +138,32 @@ impl Metrics {
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
             let _ = writeln!(out, "# EOF");
+        }
+        out
+    }
+
+    /// The classic Prometheus text format (0.0.4), for scrapers and parsers
+    /// that do not speak OpenMetrics: counter families are named with their
+    /// `_total` suffix, and `# UNIT` / `# EOF` lines are dropped.
+    pub fn encode_classic(&self) -> String {
+        let open = self.encode();
+        let counters: std::collections::HashSet<&str> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line.starts_with("# UNIT ") || line == "# EOF" {
+                continue;
+            }
+            let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let name = rest.split(' ').next()?;
+                counters.contains(name).then(|| format!("{prefix}{name}_total{}", &rest[name.len()..]))
+            });
+            out.push_str(renamed.as_deref().unwrap_or(line));
+            out.push('\n');
         }
         out
     }
@@ -150,6 +181,7 @@ pub struct EndpointMetrics {
     batch_size: Histogram,
     pub(crate) queue_depth: Gauge,
     pub(crate) in_flight: Gauge,
+    emf: Option<Arc<EmfEndpoint>>,
 }
 
 impl EndpointMetrics {
@@ -160,15 +192,24 @@ impl EndpointMetrics {
             self.requests.get_or_create(&StatusLabels { endpoint: self.endpoint.clone(), status }).inc();
         }
         self.request_duration.observe(elapsed.as_secs_f64());
+        if let Some(emf) = &self.emf {
+            emf.answered(status, elapsed);
+        }
     }
 
     pub fn queued(&self, waited: Duration) {
         self.queue_duration.observe(waited.as_secs_f64());
+        if let Some(emf) = &self.emf {
+            emf.queued(waited);
+        }
     }
 
     pub fn batch(&self, rows: usize, handled: Duration) {
         self.batch_size.observe(rows as f64);
         self.handler_duration.observe(handled.as_secs_f64());
+        if let Some(emf) = &self.emf {
+            emf.batch(rows, handled);
+        }
     }
 }
 
@@ -207,5 +248,27 @@ impl Collector for CacheCollector {
             ConstGauge::new(s.size as i64).encode(metric.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_total() {
+        let metrics = Metrics::new(Vec::new(), None);
+        let e = metrics.endpoint("/p");
+        e.answered(200, Duration::from_millis(2));
+        e.answered(422, Duration::from_millis(1));
+        let open = metrics.encode();
+        assert!(open.contains("# TYPE redesmyn_requests counter"));
+        assert!(open.contains("redesmyn_requests_total{endpoint=\"/p\",status=\"422\"} 1"));
+        assert!(open.ends_with("# EOF\n"));
+        let classic = metrics.encode_classic();
+        assert!(classic.contains("# TYPE redesmyn_requests_total counter"));
+        assert!(classic.contains("# HELP redesmyn_requests_total "));
+        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));
+        assert!(classic.contains("# TYPE redesmyn_request_duration_seconds histogram"));
     }
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures::StreamExt;
 use tokio::runtime::Handle;
 
-use crate::batch::{Answer, Queues};
+use crate::batch::{Answer, Liveness, Queues};
 use crate::cache::ModelCache;
+use crate::emf::{Emf, EmfConfig};
 use crate::metrics::{EndpointMetrics, Metrics};
 use crate::decode::decode;
 use crate::encode::response_body;
@@ -36,8 +37,10 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How long `stop` waits for open connections before closing them.
     pub shutdown_timeout: Duration,
-    /// Record Prometheus metrics and serve them at `/metrics`.
+    /// Record metrics: Prometheus at `/metrics`, and EMF when configured.
     pub metrics: bool,
+    /// AWS Embedded Metric Format output (needs `metrics`).
+    pub emf: Option<EmfConfig>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             body_limit: 8 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(10),
             metrics: true,
+            emf: None,
         }
     }
 }
@@ -71,6 +75,7 @@ pub struct Server {
 
 /// What a route needs at request time.
 struct Route {
+    path: String,
     schema: Schema,
     param_names: Vec<String>,
     queues: Queues,
@@ -103,9 +108,10 @@ impl Server {
     /// actix's own worker threads, with signal handling left to the host.
     pub fn start(self, runtime: Handle) -> Result<RunningServer, ServerError> {
         let config = self.config;
+        let emf = config.emf.clone().filter(|_| config.metrics).map(|c| Arc::new(Emf::new(c)));
         let metrics = config.metrics.then(|| {
             let caches = self.endpoints.iter().filter_map(|e| Some((e.path.clone(), e.cache.clone()?))).collect();
-            Arc::new(Metrics::new(caches))
+            Arc::new(Metrics::new(caches, emf.clone()))
         });
         let routes: Vec<(String, Arc<Route>)> = self
             .endpoints
@@ -113,6 +119,7 @@ impl Server {
             .map(|e| {
                 let endpoint_metrics = metrics.as_ref().map(|m| m.endpoint(&e.path));
                 let route = Route {
+                    path: e.path.clone(),
                     param_names: e.param_names().to_vec(),
                     schema: e.schema,
                     timeout: e.batch.timeout,
@@ -160,6 +167,7 @@ impl Server {
                         app.default_service(web::to(not_found))
                     };
                     let bound = HttpServer::new(factory)
+                        .on_connect(remember_socket)
                         .workers(workers)
                         .disable_signals()
                         .shutdown_timeout(config.shutdown_timeout.as_secs())
@@ -191,8 +199,12 @@ impl Server {
         let port = addrs.first().map_or(0, SocketAddr::port);
         tracing::info!(port, workers, "listening");
         let caches: Vec<Arc<ModelCache>> = routes.iter().filter_map(|(_, r)| r.cache.clone()).collect();
-        // Background refreshes, and readiness once every prefetch is done.
-        let refreshes = caches.iter().map(|c| runtime.spawn(c.clone().run_refresh())).collect();
+        // Background refreshes and EMF flushes, and readiness once every prefetch is done.
+        let mut background: Vec<tokio::task::JoinHandle<()>> =
+            caches.iter().map(|c| runtime.spawn(c.clone().run_refresh())).collect();
+        if let Some(emf) = &emf {
+            background.push(runtime.spawn(emf.clone().run()));
+        }
         let prefetches: Vec<Arc<ModelCache>> = caches.into_iter().filter(|c| c.config().prefetch).collect();
         let ready_state = state.clone();
         if prefetches.is_empty() {
@@ -208,7 +220,7 @@ impl Server {
             ready_state.ready.store(true, Ordering::Release);
             });
         }
-        Ok(RunningServer { port, handle, thread: Some(thread), routes, state, refreshes })
+        Ok(RunningServer { port, handle, thread: Mutex::new(Some(thread)), routes, state, background, emf })
     }
 }
 
@@ -224,10 +236,11 @@ pub struct Prediction {
 pub struct RunningServer {
     port: u16,
     handle: ServerHandle,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
     routes: Vec<(String, Arc<Route>)>,
     state: Arc<AppState>,
-    refreshes: Vec<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    emf: Option<Arc<Emf>>,
 }
 
 impl RunningServer {
@@ -255,7 +268,7 @@ impl RunningServer {
         );
         let id = uuid::Uuid::new_v4().to_string();
         let _in_flight = InFlight::start(route.metrics.as_ref());
-        let result = route.predict(ordered, body, arrived).await;
+        let result = route.predict(ordered, body, arrived, None).await;
         if let Some(m) = &route.metrics {
             m.answered(result.as_ref().map_or_else(RequestError::status, |_| 200), arrived.elapsed());
         }
@@ -267,17 +280,21 @@ impl RunningServer {
 
     /// Graceful stop: no new connections; every accepted request is answered;
     /// batchers drain and end; the HTTP threads are joined.
-    pub async fn stop(mut self) {
+    pub async fn stop(&self) {
         self.state.ready.store(false, Ordering::Release);
-        for refresh in &self.refreshes {
-            refresh.abort();
+        for task in &self.background {
+            task.abort();
         }
         self.handle.stop(true).await;
         for (_, route) in &self.routes {
             route.queues.shutdown().await;
         }
-        if let Some(thread) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Some(emf) = &self.emf {
+            emf.flush();
         }
     }
 }
@@ -290,9 +307,18 @@ fn metrics_page(req: HttpRequest, metrics: Option<&Metrics>) -> HttpResponse {
         let err = RequestError::NotFound { method: req.method().to_string(), path: req.path().to_string() };
         return error_response(&err, None);
     };
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8"))
-        .body(metrics.encode())
+    // OpenMetrics for scrapers that ask for it (Prometheus does), the
+    // classic text format otherwise.
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") {
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8"))
+            .body(metrics.encode())
+    } else {
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
+            .body(metrics.encode_classic())
+    }
 }
 
 async fn live(req: HttpRequest) -> HttpResponse {
@@ -357,9 +383,19 @@ async fn predict(req: HttpRequest, body: web::Payload, route: Arc<Route>, state:
     let _in_flight = InFlight::start(route.metrics.as_ref());
     let id = request_id(&req);
     let response = respond(&req, body, &route, &state, &id, arrived).await;
+    let status = response.status().as_u16();
     if let Some(m) = &route.metrics {
-        m.answered(response.status().as_u16(), arrived.elapsed());
+        m.answered(status, arrived.elapsed());
     }
+    tracing::info!(
+        target: "redesmyn::request",
+        id = %id,
+        endpoint = %route.path,
+        status,
+        total_ms = arrived.elapsed().as_secs_f64() * 1e3,
+        timing = response.headers().get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or(""),
+        "request"
+    );
     response
 }
 
@@ -412,14 +448,53 @@ async fn answer(
             .collect(),
     );
     let body = read_body(req, body, state.body_limit).await?;
-    route.predict(params, &body, arrived).await
+    let client = req.conn_data::<ClientSocket>().map(|s| Arc::new(s.clone()) as Arc<dyn Liveness>);
+    route.predict(params, &body, arrived, client).await
+}
+
+/// A duplicate of a connection's socket, to ask whether the peer closed it.
+/// Owning the duplicate keeps the descriptor from being reused while a
+/// request of the connection waits.
+#[derive(Clone)]
+struct ClientSocket(Arc<std::os::fd::OwnedFd>);
+
+fn remember_socket(connection: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    use std::os::fd::AsFd;
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
+            data.insert(ClientSocket(Arc::new(fd)));
+        }
+    }
+}
+
+impl Liveness for ClientSocket {
+    /// A zero-byte peek means the peer closed its side; pending bytes (a
+    /// pipelined request) or nothing to read mean it is still there.
+    fn gone(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut byte = 0u8;
+        // SAFETY: a valid, owned descriptor and a one-byte buffer.
+        let n = unsafe {
+            libc::recv(self.0.as_raw_fd(), (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        };
+        if n == 0 {
+            return true;
+        }
+        n < 0 && matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN))
+    }
 }
 
 impl Route {
     /// Parses a body, queues it and waits for its answer; `None` for an
     /// empty array of records. HTTP requests and in-process predictions
     /// both come through here.
-    async fn predict(&self, params: Params, body: &[u8], arrived: Instant) -> Result<Option<Answer>, RequestError> {
+    async fn predict(
+        &self,
+        params: Params,
+        body: &[u8],
+        arrived: Instant,
+        client: Option<Arc<dyn Liveness>>,
+    ) -> Result<Option<Answer>, RequestError> {
         if let Some(cache) = &self.cache {
             // Unsafe parameter values are refused before anything is queued.
             cache.check(&params)?;
@@ -431,7 +506,7 @@ impl Route {
         if frame.height() == 0 {
             return Ok(None);
         }
-        let reply = self.queues.submit(params, frame)?;
+        let reply = self.queues.submit(params, frame, client)?;
         let reply = match self.timeout {
             // The deadline covers queueing and the handler: past it the client
             // gets 504, and a batch not yet started drops the request.

@@ -18,3 +18,9 @@ def predict(df: pl.DataFrame) -> pl.Series:
     """The species of each record."""
     classes = MODEL.predict(df.select(FEATURES).to_numpy())
     return pl.Series("species", SPECIES[classes])
+
+
+def predict_with(model, df: pl.DataFrame) -> pl.Series:
+    """The species by the model the URL selects (from the model cache)."""
+    classes = model.predict(df.select(FEATURES).to_numpy())
+    return pl.Series("species", SPECIES[classes])

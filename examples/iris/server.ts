@@ -4,7 +4,9 @@
 //   npm start                      # or: PORT=9000 npm start
 //   curl -s localhost:8080/predictions/iris -H 'content-type: application/json' \
 //        -d '[{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]'
-import { Endpoint, Schema, Server, py } from 'redesmyn';
+//   curl -s localhost:8080/predictions/iris/1/2 -H 'content-type: application/json' \
+//        -d '[{"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}]'
+import { CacheConfig, Endpoint, FsClient, Schema, Server, py } from 'redesmyn';
 
 const Iris = new Schema({
   sepal_length: Schema.f64(),
@@ -20,6 +22,20 @@ const iris = new Endpoint({
   handler: py.handler('iris_handlers:predict'), // def predict(df: pl.DataFrame) -> pl.Series
 });
 
+// Model variants chosen by the URL: /predictions/iris/1/1 is a logistic
+// regression, /predictions/iris/1/2 a random forest; other values answer 404.
+const irisVariants = new Endpoint({
+  path: '/predictions/iris/{run_id}/{model_id}',
+  schema: Iris,
+  cache: new CacheConfig({
+    client: new FsClient({ basePath: './examples/iris/models', pathTemplate: 'iris/{run_id}/{model_id}/model.joblib' }),
+    loadModel: py.loader('joblib:load'),
+    maxSize: 8,
+    refresh: { intervalMs: 30_000 },
+  }),
+  handler: py.handler('iris_handlers:predict_with'), // def predict_with(model, df) -> pl.Series
+});
+
 // A TypeScript endpoint on the same server.
 const sum = new Endpoint({
   path: '/predictions/sum',
@@ -33,7 +49,7 @@ const server = new Server({
   port: Number(process.env.PORT ?? 8080),
   python: { venv: './.venv', path: ['./examples/iris'] },
 });
-server.register(iris).register(sum);
+server.register(iris).register(irisVariants).register(sum);
 server.serve().then(() => console.log(`redesmyn iris example on http://${host}:${server.port}`));
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

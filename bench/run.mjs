@@ -17,7 +17,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildEcho, buildRedesmyn, compileServers, revision } from './lib/build.mjs';
-import { BATCH, BUILD, MLSERVER_PARALLEL_WORKERS, RESULTS, SERVER_ENV } from './lib/config.mjs';
+import { BATCH, BUILD, MLSERVER_BATCH, MLSERVER_PARALLEL_WORKERS, RESULTS, SERVER_ENV } from './lib/config.mjs';
 import { CONTENDERS, SCENARIOS } from './lib/contenders.mjs';
 import { describeMachine, machineMarkdown } from './lib/machine.mjs';
 import {
@@ -392,7 +392,7 @@ async function main() {
       pinning,
       loadGenerator: 'wrk, 1 thread, closed loop (each connection sends its next request when the previous answer arrives), --timeout 10s',
       requestBody: 'one iris record per request: [{"sepal_length":5.9,"sepal_width":3.0,"petal_length":5.1,"petal_width":1.8}] (MLServer: the same record as a V2 FP64 [1,4] tensor)',
-      batching: `${BATCH.maxSize} rows or ${BATCH.maxDelayMs} ms, for redesmyn and for MLServer's adaptive batching`,
+      batching: `redesmyn ${BATCH.maxSize} rows, ${BATCH.maxDelayMs} ms window (its defaults); MLServer's adaptive batching ${MLSERVER_BATCH.maxSize} rows or ${MLSERVER_BATCH.maxDelayMs} ms`,
       mlserverParallelWorkers: MLSERVER_PARALLEL_WORKERS,
       redesmynBuild: cfg.redesmynBuild,
       workers: 'one HTTP worker per server (redesmyn WORKERS=1, actix-echo 1, uvicorn 1, Fastify 1 process)',

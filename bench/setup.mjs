@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BATCH, BENCH, MODELS, PY, VENV } from './lib/config.mjs';
+import { BENCH, MLSERVER_BATCH, MODELS, PY, VENV } from './lib/config.mjs';
 
 function sh(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: opts.quiet ? 'pipe' : 'inherit', encoding: 'utf8', ...opts });
@@ -142,8 +142,8 @@ export function writeMlserverRepo() {
     implementation: 'mlserver_sklearn.SKLearnModel',
     parameters: { uri: join(MODELS, 'iris.joblib'), version: 'v1' },
     // Adaptive batching, the same limits as redesmyn's endpoints (lib/config.mjs).
-    max_batch_size: BATCH.maxSize,
-    max_batch_time: BATCH.maxDelayMs / 1000,
+    max_batch_size: MLSERVER_BATCH.maxSize,
+    max_batch_time: MLSERVER_BATCH.maxDelayMs / 1000,
   };
   writeFileSync(join(MLSERVER_REPO, 'settings.json'), `${JSON.stringify(settings, null, 2)}\n`);
   writeFileSync(join(MLSERVER_REPO, 'iris', 'model-settings.json'), `${JSON.stringify(model, null, 2)}\n`);

@@ -11,7 +11,7 @@ const Pair = new Schema({ a: Schema.f64(), b: Schema.f64() });
 const sum = new Endpoint({
   path: '/predictions/sum',
   schema: Pair,
-  batch: { maxSize: 64, maxDelayMs: 5 },
+  batch: { maxSize: 64 },
   handler: (batch) => {
     const { a, b } = batch.columns; // Float64Array views over the batch
     const out = new Float64Array(batch.length);

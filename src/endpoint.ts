@@ -16,7 +16,11 @@ export type PathParams<P extends string> = P extends `${string}{${infer Name}}${
 export interface BatchOptions {
   /** Rows at which a batch closes (default 64). A larger request runs alone. */
   maxSize?: number;
-  /** How long a batch waits for more requests after its first (default 5 ms). */
+  /**
+   * How long a batch waits for more requests after its first (default 0: a
+   * batch takes what is queued when the handler is free; under load, requests
+   * pile up while the handler runs, so batches still fill).
+   */
   maxDelayMs?: number;
   /** Batches of one endpoint and parameter set that may run at once (default 1). */
   maxConcurrent?: number;

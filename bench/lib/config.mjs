@@ -20,10 +20,12 @@ export const WRK_SCRIPT = join(BENCH, 'wrk', 'post.lua');
 export const BENCH_TARGET = process.env.BENCH_CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'redesmyn-bench-target');
 
 /**
- * Batching, identical for redesmyn and MLServer's adaptive batching: a batch
- * closes at 64 rows or 2 ms after its first request, whichever comes first.
+ * Batching. redesmyn runs with its defaults: 64 rows, no window (a batch
+ * takes what is queued when the handler is free). MLServer's adaptive
+ * batching needs a window to batch at all: 64 rows or 2 ms.
  */
-export const BATCH = { maxSize: 64, maxDelayMs: 2 };
+export const BATCH = { maxSize: 64, maxDelayMs: 0 };
+export const MLSERVER_BATCH = { maxSize: 64, maxDelayMs: 2 };
 
 /** MLServer's inference pool: 0 = predict in the server process (faster on one core, see README). */
 export const MLSERVER_PARALLEL_WORKERS = Number(process.env.BENCH_MLSERVER_WORKERS ?? 0);

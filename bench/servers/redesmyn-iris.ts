@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   const iris = new Endpoint({
     path: '/predictions/iris',
     schema: Iris,
-    batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 2) },
+    batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0) },
     handler: py.handler('iris_handler:predict') as never,
   });
 

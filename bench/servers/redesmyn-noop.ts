@@ -14,7 +14,7 @@ const Iris = new Schema({
 const noop = new Endpoint({
   path: '/predictions/noop',
   schema: Iris,
-  batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 2) },
+  batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0) },
   handler: (batch) => new Float64Array(batch.length), // one 0 per record
 });
 

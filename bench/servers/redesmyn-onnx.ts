@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const iris = new Endpoint({
     path: '/predictions/iris',
     schema: Iris,
-    batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 2) },
+    batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0) },
     handler: async (batch) => {
       const { sepal_length, sepal_width, petal_length, petal_width } = batch.columns;
       const n = batch.length;

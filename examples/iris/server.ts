@@ -18,7 +18,7 @@ const Iris = new Schema({
 const iris = new Endpoint({
   path: '/predictions/iris',
   schema: Iris,
-  batch: { maxSize: 64, maxDelayMs: 5 },
+  batch: { maxSize: 64 },
   handler: py.handler('iris_handlers:predict'), // def predict(df: pl.DataFrame) -> pl.Series
 });
 

@@ -57,9 +57,8 @@ fn bad(message: impl Into<String>) -> Error {
 fn column(obj: &Object) -> Result<Series> {
     let name: PlSmallStr = obj.get::<String>("name")?.unwrap_or_default().into();
     let kind = obj.get::<String>("kind")?.ok_or_else(|| bad("output column without a kind"))?;
-    let validity = obj.get::<TypedArray>("nulls")?.map(|mask| {
-        Bitmap::from_iter(mask.arraybuffer.iter().map(|&null| null == 0))
-    });
+    let validity =
+        obj.get::<TypedArray>("nulls")?.map(|mask| Bitmap::from_iter(mask.arraybuffer.iter().map(|&null| null == 0)));
     let series = match kind.as_str() {
         "str" | "json" => {
             let strings: Vec<Option<String>> = obj.get("strings")?.unwrap_or_default();
@@ -84,7 +83,9 @@ fn column(obj: &Object) -> Result<Series> {
             let chunk = values.rechunk().chunks()[0].clone();
             let list = ListArray::<i64>::try_new(dtype, offsets, chunk, None).map_err(crate::to_js::to_napi)?;
             // SAFETY: the arrow list was built for exactly this logical dtype.
-            unsafe { Series::from_chunks_and_dtype_unchecked(name, vec![list.boxed()], &DataType::List(Box::new(item))) }
+            unsafe {
+                Series::from_chunks_and_dtype_unchecked(name, vec![list.boxed()], &DataType::List(Box::new(item)))
+            }
         }
         "num" | "int" | "bool" => {
             let data = obj.get::<TypedArray>("data")?.ok_or_else(|| bad("output column without data"))?;
@@ -110,7 +111,9 @@ fn copy<T: Copy + Default>(bytes: &[u8]) -> Vec<T> {
     let n = bytes.len() / std::mem::size_of::<T>();
     let mut out = vec![T::default(); n];
     // SAFETY: `out` has room for exactly `n * size_of::<T>()` bytes.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), n * std::mem::size_of::<T>()) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), n * std::mem::size_of::<T>())
+    };
     out
 }
 
@@ -118,7 +121,9 @@ fn typed_to_series(name: PlSmallStr, data: &TypedArray, kind: &str) -> Result<Se
     let bytes: &[u8] = &data.arraybuffer;
     Ok(match (kind, data.typed_array_type) {
         ("bool", _) => Series::new(name, bytes.iter().map(|&b| b != 0).collect::<Vec<bool>>()),
-        ("int", TypedArrayType::Float64) => Series::new(name, copy::<f64>(bytes).into_iter().map(|v| v as i64).collect::<Vec<i64>>()),
+        ("int", TypedArrayType::Float64) => {
+            Series::new(name, copy::<f64>(bytes).into_iter().map(|v| v as i64).collect::<Vec<i64>>())
+        }
         (_, TypedArrayType::Float64) => Series::new(name, copy::<f64>(bytes)),
         (_, TypedArrayType::Float32) => Series::new(name, copy::<f32>(bytes)),
         (_, TypedArrayType::Int8) => Series::new(name, copy::<i8>(bytes)),

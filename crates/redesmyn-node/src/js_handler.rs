@@ -40,7 +40,9 @@ impl Handler for JsHandler {
                 Some(model) => Some(
                     model
                         .downcast_ref::<JsModel>()
-                        .ok_or_else(|| HandlerError::new("a TypeScript handler needs a model made by a TypeScript loader"))?
+                        .ok_or_else(|| {
+                            HandlerError::new("a TypeScript handler needs a model made by a TypeScript loader")
+                        })?
                         .id,
                 ),
                 None => None,

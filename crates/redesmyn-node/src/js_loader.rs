@@ -13,7 +13,14 @@ use redesmyn::cache::{Loader, Model};
 use redesmyn::Params;
 
 /// `(path, params) => Promise<{ id } | { error }>`
-pub type LoadFn = ThreadsafeFunction<FnArgs<(String, std::collections::HashMap<String, String>)>, Promise<LoadOutput>, FnArgs<(String, std::collections::HashMap<String, String>)>, Status, false, true>;
+pub type LoadFn = ThreadsafeFunction<
+    FnArgs<(String, std::collections::HashMap<String, String>)>,
+    Promise<LoadOutput>,
+    FnArgs<(String, std::collections::HashMap<String, String>)>,
+    Status,
+    false,
+    true,
+>;
 /// `(id) => void`
 pub type ReleaseFn = ThreadsafeFunction<f64, (), f64, Status, false, true>;
 

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use napi::{Error, Result, Status};
 use napi_derive::napi;
-use redesmyn::schema::{Field, FieldType, Numeric, Schema};
-use redesmyn::cache::{ArtifactStore, CacheConfig, FsStore, Loader, ModelCache, ObjectStoreStore, PathTemplate, Refresh};
+use redesmyn::cache::{
+    ArtifactStore, CacheConfig, FsStore, Loader, ModelCache, ObjectStoreStore, PathTemplate, Refresh,
+};
 use redesmyn::emf::{EmfConfig, EmfOutput};
+use redesmyn::schema::{Field, FieldType, Numeric, Schema};
 use redesmyn::{BatchConfig, ServerConfig};
 
 #[napi(object)]
@@ -174,9 +176,7 @@ impl FieldSpec {
             "str" => FieldType::Str,
             "list" => FieldType::List(item()?),
             "array" => {
-                let size = self
-                    .size
-                    .ok_or_else(|| invalid(format!("field '{}': an array needs a size", self.name)))?;
+                let size = self.size.ok_or_else(|| invalid(format!("field '{}': an array needs a size", self.name)))?;
                 FieldType::Array(item()?, size as usize)
             }
             other => FieldType::Number(numeric(other, &self.name)?),
@@ -242,7 +242,9 @@ impl CacheSpec {
             refresh,
             prefetch: self.prefetch.unwrap_or(false),
             patterns,
-            retry_backoff: self.retry_backoff_ms.map_or(defaults.retry_backoff, |ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)),
+            retry_backoff: self
+                .retry_backoff_ms
+                .map_or(defaults.retry_backoff, |ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)),
         };
         ModelCache::new(template, &param_order, store, loader, config).map_err(|e| fail(e.to_string()))
     }

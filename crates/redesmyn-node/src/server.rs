@@ -93,7 +93,9 @@ impl NativeServer {
     /// `(batch) => Promise<NativeOutput>`.
     /// With a model cache (`spec.cache`), `load` makes models and `release`
     /// drops them: `(path, params) => Promise<{ id } | { error }>`, `(id) => void`.
-    #[napi(ts_args_type = "spec: EndpointSpec, handler: (batch: object) => Promise<object>, load?: (path: string, params: Record<string, string>) => Promise<LoadOutput>, release?: (id: number) => void")]
+    #[napi(
+        ts_args_type = "spec: EndpointSpec, handler: (batch: object) => Promise<object>, load?: (path: string, params: Record<string, string>) => Promise<LoadOutput>, release?: (id: number) => void"
+    )]
     pub fn register(
         &self,
         spec: EndpointSpec,
@@ -128,7 +130,9 @@ impl NativeServer {
             .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
         let cache = match (&spec.cache, loader) {
             (Some(cache), Some(loader)) => Some(Arc::new(cache.build(&spec.path, loader)?)),
-            (Some(_), None) => return Err(Error::new(Status::InvalidArg, format!("endpoint '{}': a cache needs a loader", spec.path))),
+            (Some(_), None) => {
+                return Err(Error::new(Status::InvalidArg, format!("endpoint '{}': a cache needs a loader", spec.path)))
+            }
             (None, _) => None,
         };
         if let Some(cache) = &cache {
@@ -200,9 +204,8 @@ impl NativeServer {
             }
         };
         let runtime = tokio::runtime::Handle::current();
-        let started = tokio::task::spawn_blocking(move || server.start(runtime))
-            .await
-            .map_err(|e| failure(e.to_string()))?;
+        let started =
+            tokio::task::spawn_blocking(move || server.start(runtime)).await.map_err(|e| failure(e.to_string()))?;
         match started {
             Ok(running) => {
                 let port = running.port() as u32;
@@ -230,7 +233,12 @@ impl NativeServer {
     /// Predicts in-process through the endpoint at `path`: the same parsing,
     /// queue, batching and handler as HTTP. `records` is JSON text.
     #[napi]
-    pub async fn predict(&self, path: String, params: HashMap<String, String>, records: String) -> Result<PredictOutput> {
+    pub async fn predict(
+        &self,
+        path: String,
+        params: HashMap<String, String>,
+        records: String,
+    ) -> Result<PredictOutput> {
         let running = match &*lock(&self.state) {
             State::Running(running) => running.clone(),
             _ => return Err(failure("the server is not serving; call serve() first")),

@@ -122,7 +122,9 @@ fn numeric_buffer(env: &Env, series: &Series) -> Result<(sys::napi_value, i32, u
         DataType::UInt64 => view!(series.u64(), T::biguint64_array),
         DataType::Float32 => view!(series.f32(), T::float32_array),
         DataType::Float64 => view!(series.f64(), T::float64_array),
-        other => Err(Error::new(Status::InvalidArg, format!("column '{}' has unsupported dtype {other}", series.name()))),
+        other => {
+            Err(Error::new(Status::InvalidArg, format!("column '{}' has unsupported dtype {other}", series.name())))
+        }
     }
 }
 
@@ -156,7 +158,13 @@ fn element_size(kind: i32) -> usize {
     }
 }
 
-fn typed_array(env: &Env, kind: i32, len: usize, buffer: sys::napi_value, byte_offset: usize) -> Result<sys::napi_value> {
+fn typed_array(
+    env: &Env,
+    kind: i32,
+    len: usize,
+    buffer: sys::napi_value,
+    byte_offset: usize,
+) -> Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     check_status!(
         unsafe { sys::napi_create_typedarray(env.raw(), kind, len, buffer, byte_offset, &mut out) },

@@ -10,7 +10,9 @@ use redesmyn::{HandlerError, Params, Predictions};
 pub fn describe(py: Python<'_>, err: &PyErr) -> String {
     let name = err.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
     match err.value(py).str() {
-        Ok(text) if !text.to_string_lossy().is_empty() => format!("{name}: {}", text.to_string_lossy()),
+        Ok(text) if !text.to_string_lossy().is_empty() => {
+            format!("{name}: {}", text.to_string_lossy())
+        }
         _ => name,
     }
 }

@@ -72,7 +72,9 @@ fn invoke(py: Python<'_>, function: &Py<PyAny>, batch: Batch, takes_params: bool
     let model = match &batch.model {
         Some(model) => match model.downcast_ref::<PyModel>() {
             Some(m) => Some(m.0.clone_ref(py)),
-            None => return Err(HandlerError::new("a Python handler needs a model made by a Python loader (py.loader)")),
+            None => {
+                return Err(HandlerError::new("a Python handler needs a model made by a Python loader (py.loader)"))
+            }
         },
         None => None,
     };

@@ -47,7 +47,8 @@ pub fn configure(config: PythonConfig) -> Result<(), PythonError> {
         let differs = |a: &Option<PathBuf>, b: &Option<PathBuf>| b.is_some() && a != b;
         if differs(&running.executable, &config.executable) || differs(&running.venv, &config.venv) {
             return Err(PythonError::Config(
-                "Python is already running with another executable or virtual environment; one process embeds one".into(),
+                "Python is already running with another executable or virtual environment; one process embeds one"
+                    .into(),
             ));
         }
         add_paths(&config.path).map_err(PythonError::Config)?;
@@ -164,7 +165,9 @@ pub fn embedded_version() -> String {
 /// A venv made by another minor version cannot load into this interpreter.
 fn check_venv_version(executable: &Path) -> Result<(), String> {
     let dir = executable.parent().and_then(Path::parent);
-    let Some(cfg) = dir.map(|d| d.join("pyvenv.cfg")).filter(|p| p.exists()) else { return Ok(()) };
+    let Some(cfg) = dir.map(|d| d.join("pyvenv.cfg")).filter(|p| p.exists()) else {
+        return Ok(());
+    };
     let text = std::fs::read_to_string(&cfg).map_err(|e| format!("{}: {e}", cfg.display()))?;
     let version = text.lines().find_map(|line| {
         let (key, value) = line.split_once('=')?;

@@ -3,26 +3,29 @@
 //! Each (endpoint, path-parameter values) key has its own queue and batcher
 //! task, so requests for different model variants never share a batch. A
 //! batch closes when its rows reach `max_size` or `max_delay` after its first
-//! request arrived; the batcher sleeps on a timer and the queue, never polls.
-//! At most `max_concurrent` batches of a key run at once: while they run,
-//! requests keep queueing and the next batch takes all of them, so batches
-//! grow with load by themselves.
+//! request arrived; the batcher sleeps on a timer, woken early only when the
+//! queue holds a full batch, and never polls. At most `max_concurrent`
+//! batches of a key run at once: while they run, requests keep queueing and
+//! the next batch takes all of them, so batches grow with load by themselves.
+//! That is why the default delay is zero: an idle server answers a lone
+//! request at once, a busy one still forms full batches.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use polars::prelude::*;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::cache::ModelCache;
 use crate::error::RequestError;
-use crate::metrics::EndpointMetrics;
 use crate::handler::{Batch, Handler, Params, Predictions};
+use crate::metrics::EndpointMetrics;
 
 /// How requests are grouped into batches.
 #[derive(Debug, Clone)]
@@ -43,7 +46,8 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_size: 64,
-            max_delay: Duration::from_millis(5),
+            // Eager: a batch takes what is queued when the handler is free.
+            max_delay: Duration::ZERO,
             max_concurrent: 1,
             max_queue: 4096,
             timeout: None,
@@ -99,8 +103,17 @@ pub struct Queues {
 
 struct QueuesState {
     open: bool,
-    senders: HashMap<Arc<Params>, mpsc::Sender<Job>>,
+    lanes: HashMap<Arc<Params>, Lane>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// The sending side of one key's queue. Queued rows are counted so the
+/// batcher is woken once a batch is full, not on every request.
+#[derive(Clone)]
+struct Lane {
+    sender: mpsc::Sender<Job>,
+    queued_rows: Arc<AtomicUsize>,
+    full: Arc<Notify>,
 }
 
 impl Queues {
@@ -123,7 +136,7 @@ impl Queues {
             metrics,
             config,
             runtime,
-            state: Mutex::new(QueuesState { open: true, senders: HashMap::new(), tasks: Vec::new() }),
+            state: Mutex::new(QueuesState { open: true, lanes: HashMap::new(), tasks: Vec::new() }),
         }
     }
 
@@ -148,13 +161,15 @@ impl Queues {
         if !state.open {
             return Err(RequestError::ShuttingDown);
         }
+        let rows = job.rows();
         let params = Arc::new(params);
         // Two tries: the batcher of this key may have just ended on idle.
         for _ in 0..2 {
-            let sender = match state.senders.get(&params) {
-                Some(s) if !s.is_closed() => s.clone(),
+            let lane = match state.lanes.get(&params) {
+                Some(lane) if !lane.sender.is_closed() => lane.clone(),
                 _ => {
-                    let (tx, rx) = mpsc::channel(self.config.max_queue.max(1));
+                    let (sender, rx) = mpsc::channel(self.config.max_queue.max(1));
+                    let lane = Lane { sender, queued_rows: Arc::default(), full: Arc::default() };
                     let batcher = Batcher {
                         handler: self.handler.clone(),
                         cache: self.cache.clone(),
@@ -162,15 +177,27 @@ impl Queues {
                         config: self.config.clone(),
                         params: params.clone(),
                         permits: Arc::new(Semaphore::new(self.config.max_concurrent.max(1))),
+                        queued_rows: lane.queued_rows.clone(),
+                        full: lane.full.clone(),
                     };
                     state.tasks.retain(|t| !t.is_finished());
                     state.tasks.push(self.runtime.spawn(batcher.run(rx)));
-                    state.senders.insert(params.clone(), tx.clone());
-                    tx
+                    state.lanes.insert(params.clone(), lane.clone());
+                    lane
                 }
             };
-            match sender.try_send(job) {
+            // Count the rows before sending, so the batcher never takes off
+            // rows that were not yet counted.
+            let queued = lane.queued_rows.fetch_add(rows, Ordering::AcqRel) + rows;
+            let sent = lane.sender.try_send(job);
+            if sent.is_err() {
+                lane.queued_rows.fetch_sub(rows, Ordering::AcqRel);
+            }
+            match sent {
                 Ok(()) => {
+                    if queued >= self.config.max_size {
+                        lane.full.notify_one();
+                    }
                     if let Some(m) = &self.metrics {
                         m.queue_depth.inc();
                     }
@@ -180,7 +207,7 @@ impl Queues {
                     return Err(RequestError::QueueFull { retry_after: Duration::from_secs(1) })
                 }
                 Err(mpsc::error::TrySendError::Closed(j)) => {
-                    state.senders.remove(&params);
+                    state.lanes.remove(&params);
                     job = j;
                 }
             }
@@ -194,7 +221,7 @@ impl Queues {
         let tasks = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.open = false;
-            state.senders.clear();
+            state.lanes.clear();
             std::mem::take(&mut state.tasks)
         };
         for task in tasks {
@@ -210,6 +237,8 @@ struct Batcher {
     config: BatchConfig,
     params: Arc<Params>,
     permits: Arc<Semaphore>,
+    queued_rows: Arc<AtomicUsize>,
+    full: Arc<Notify>,
 }
 
 impl Batcher {
@@ -234,21 +263,53 @@ impl Batcher {
             };
             // Wait for a free slot first: while the handler is busy, requests
             // pile up in the queue and the batch below takes them all.
-            let Ok(permit) = self.permits.clone().acquire_owned().await else { break };
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
             let mut rows = first.rows();
             let close_at = tokio::time::Instant::from_std(first.enqueued + self.config.max_delay);
             let mut jobs = vec![first];
-            while rows < max_size {
+            // Collect until the batch is full or its delay is over. While
+            // waiting, the batcher sleeps: arriving requests do not wake it
+            // unless they fill the batch.
+            let mut last_round = false;
+            let mut yielded = false;
+            'collect: loop {
+                while rows < max_size {
+                    match rx.try_recv() {
+                        Ok(job) => {
+                            if rows + job.rows() > max_size {
+                                carry = Some(job);
+                                break 'collect;
+                            }
+                            rows += job.rows();
+                            jobs.push(job);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if rows >= max_size || last_round {
+                    break;
+                }
+                if tokio::time::Instant::now() >= close_at {
+                    // No time left to wait: give the threads parsing requests
+                    // one chance to queue what they hold (a single yield of
+                    // the CPU, not a wait), then take it.
+                    if yielded {
+                        break;
+                    }
+                    yielded = true;
+                    std::thread::yield_now();
+                    continue;
+                }
                 tokio::select! {
-                    biased;
-                    next = rx.recv() => match next {
-                        Some(job) if rows + job.rows() > max_size => { carry = Some(job); break; }
-                        Some(job) => { rows += job.rows(); jobs.push(job); }
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(close_at) => break,
+                    _ = self.full.notified() => {}
+                    _ = tokio::time::sleep_until(close_at) => last_round = true,
                 }
             }
+            // Rows count as queued until their batch leaves (the submitters
+            // compare the count with a full batch).
+            self.queued_rows.fetch_sub(rows, Ordering::AcqRel);
             if let Some(m) = &self.metrics {
                 m.queue_depth.dec_by(jobs.len() as i64);
             }
@@ -333,10 +394,9 @@ async fn run_batch(
     }
     let result = match outcome {
         Ok(Ok(predictions)) if predictions.len() == total => Ok(predictions),
-        Ok(Ok(predictions)) => Err(format!(
-            "the handler returned {} predictions for a batch of {total} rows",
-            predictions.len()
-        )),
+        Ok(Ok(predictions)) => {
+            Err(format!("the handler returned {} predictions for a batch of {total} rows", predictions.len()))
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %e.message, detail = e.detail.as_deref().unwrap_or(""), "handler failed");
             Err(e.message)
@@ -456,6 +516,29 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec![20]);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_submitters_all_get_answers() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let config = BatchConfig { max_size: 8, ..Default::default() };
+        let queues = Arc::new(Queues::new(doubling(seen.clone()), config, Handle::current()));
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let queues = queues.clone();
+                tokio::spawn(async move {
+                    for i in 0..250 {
+                        let x = (t * 1000 + i) as f64;
+                        let reply = queues.submit_plain(Params::default(), frame(&[x])).unwrap().await.unwrap();
+                        assert_eq!(value(reply), vec![2.0 * x]);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(seen.lock().unwrap().iter().sum::<usize>(), 2000);
+    }
+
     #[tokio::test]
     async fn batch_closes_at_max_size_and_large_requests_run_alone() {
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -530,7 +613,9 @@ mod tests {
     async fn full_queue_is_refused_and_shutdown_answers_everything() {
         let handler: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            Ok::<_, HandlerError>(Predictions::Column(batch.frame.column("x").unwrap().as_materialized_series().clone()))
+            Ok::<_, HandlerError>(Predictions::Column(
+                batch.frame.column("x").unwrap().as_materialized_series().clone(),
+            ))
         });
         let config = BatchConfig { max_size: 1, max_queue: 2, max_delay: Duration::ZERO, ..Default::default() };
         let queues = Queues::new(handler, config, Handle::current());

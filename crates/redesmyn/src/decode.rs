@@ -53,8 +53,7 @@ impl fmt::Display for RecordError {
 pub fn decode(schema: &Schema, body: &[u8]) -> Result<DataFrame, DecodeError> {
     // A rough guess of the row count keeps builders from regrowing.
     let capacity = (body.len() / (schema.len() * 6 + 2)).clamp(1, 4096);
-    let mut columns: Vec<Box<dyn ColumnBuilder>> =
-        schema.fields().iter().map(|f| builder_for(f, capacity)).collect();
+    let mut columns: Vec<Box<dyn ColumnBuilder>> = schema.fields().iter().map(|f| builder_for(f, capacity)).collect();
     let state = State {
         schema,
         record: Cell::new(0),
@@ -63,9 +62,7 @@ pub fn decode(schema: &Schema, body: &[u8]) -> Result<DataFrame, DecodeError> {
         error: RefCell::new(None),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
-    let result = BodySeed { state: &state, columns: &mut columns }
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+    let result = BodySeed { state: &state, columns: &mut columns }.deserialize(&mut de).and_then(|()| de.end());
     if let Err(err) = result {
         return Err(match state.error.into_inner() {
             Some(record_error) => DecodeError::Invalid(record_error),
@@ -73,12 +70,8 @@ pub fn decode(schema: &Schema, body: &[u8]) -> Result<DataFrame, DecodeError> {
         });
     }
     let rows = state.rows.get();
-    let columns = schema
-        .fields()
-        .iter()
-        .zip(columns)
-        .map(|(field, builder)| builder.finish(field).into_column())
-        .collect();
+    let columns =
+        schema.fields().iter().zip(columns).map(|(field, builder)| builder.finish(field).into_column()).collect();
     DataFrame::new(rows, columns).map_err(|e| DecodeError::Malformed(e.to_string()))
 }
 
@@ -355,7 +348,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         if !self.field.nullable {
-            return Err(self.state.fail(Some(&self.field.name), "null is not allowed: the field is not nullable".into()));
+            return Err(self
+                .state
+                .fail(Some(&self.field.name), "null is not allowed: the field is not nullable".into()));
         }
         self.column.push_null();
         Ok(())
@@ -522,16 +517,46 @@ trait ItemSink {
 macro_rules! with_numeric {
     ($n:expr, $T:ident => $body:expr) => {
         match $n {
-            Numeric::I8 => { type $T = Int8Type; $body }
-            Numeric::I16 => { type $T = Int16Type; $body }
-            Numeric::I32 => { type $T = Int32Type; $body }
-            Numeric::I64 => { type $T = Int64Type; $body }
-            Numeric::U8 => { type $T = UInt8Type; $body }
-            Numeric::U16 => { type $T = UInt16Type; $body }
-            Numeric::U32 => { type $T = UInt32Type; $body }
-            Numeric::U64 => { type $T = UInt64Type; $body }
-            Numeric::F32 => { type $T = Float32Type; $body }
-            Numeric::F64 => { type $T = Float64Type; $body }
+            Numeric::I8 => {
+                type $T = Int8Type;
+                $body
+            }
+            Numeric::I16 => {
+                type $T = Int16Type;
+                $body
+            }
+            Numeric::I32 => {
+                type $T = Int32Type;
+                $body
+            }
+            Numeric::I64 => {
+                type $T = Int64Type;
+                $body
+            }
+            Numeric::U8 => {
+                type $T = UInt8Type;
+                $body
+            }
+            Numeric::U16 => {
+                type $T = UInt16Type;
+                $body
+            }
+            Numeric::U32 => {
+                type $T = UInt32Type;
+                $body
+            }
+            Numeric::U64 => {
+                type $T = UInt64Type;
+                $body
+            }
+            Numeric::F32 => {
+                type $T = Float32Type;
+                $body
+            }
+            Numeric::F64 => {
+                type $T = Float64Type;
+                $body
+            }
         }
     };
 }
@@ -542,7 +567,9 @@ fn builder_for(field: &Field, capacity: usize) -> Box<dyn ColumnBuilder> {
         FieldType::Bool => Box::new(BoolColumn(BooleanChunkedBuilder::new(name, capacity))),
         FieldType::Str => Box::new(StrColumn(StringChunkedBuilder::new(name, capacity))),
         FieldType::Number(n) => with_numeric!(n, T => Box::new(NumColumn::<T>::new(n, capacity))),
-        FieldType::List(n) => with_numeric!(n, T => Box::new(ListColumn::<T>::new(n, None, capacity))),
+        FieldType::List(n) => {
+            with_numeric!(n, T => Box::new(ListColumn::<T>::new(n, None, capacity)))
+        }
         FieldType::Array(n, width) => {
             with_numeric!(n, T => Box::new(ListColumn::<T>::new(n, Some(width), capacity)))
         }

@@ -24,8 +24,7 @@ pub fn write_predictions(out: &mut Vec<u8>, predictions: &Predictions) {
     match predictions {
         Predictions::Column(series) => write_series(out, series),
         Predictions::Columns(frame) => {
-            let columns: Vec<&Series> =
-                frame.columns().iter().map(|c| c.as_materialized_series()).collect();
+            let columns: Vec<&Series> = frame.columns().iter().map(|c| c.as_materialized_series()).collect();
             let names: Vec<Vec<u8>> = columns
                 .iter()
                 .map(|s| {
@@ -186,11 +185,9 @@ mod tests {
 
     #[test]
     fn several_columns_become_objects() {
-        let df = DataFrame::new(
-            2,
-            vec![Column::new("label".into(), ["a", "b"]), Column::new("p".into(), [0.25f32, 0.5])],
-        )
-        .unwrap();
+        let df =
+            DataFrame::new(2, vec![Column::new("label".into(), ["a", "b"]), Column::new("p".into(), [0.25f32, 0.5])])
+                .unwrap();
         assert_eq!(json(&Predictions::Columns(df)), r#"[{"label":"a","p":0.25},{"label":"b","p":0.5}]"#);
     }
 

@@ -147,11 +147,8 @@ impl Metrics {
     /// `_total` suffix, and `# UNIT` / `# EOF` lines are dropped.
     pub fn encode_classic(&self) -> String {
         let open = self.encode();
-        let counters: std::collections::HashSet<&str> = open
-            .lines()
-            .filter_map(|l| l.strip_prefix("# TYPE "))
-            .filter_map(|l| l.strip_suffix(" counter"))
-            .collect();
+        let counters: std::collections::HashSet<&str> =
+            open.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.strip_suffix(" counter")).collect();
         let mut out = String::with_capacity(open.len());
         for line in open.lines() {
             if line.starts_with("# UNIT ") || line == "# EOF" {

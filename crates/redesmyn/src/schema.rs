@@ -191,10 +191,7 @@ mod tests {
     fn rejects_duplicates_and_empty() {
         let f = Field::new("a", FieldType::Number(Numeric::F64));
         assert_eq!(Schema::new(vec![]), Err(SchemaError::Empty));
-        assert_eq!(
-            Schema::new(vec![f.clone(), f.clone()]),
-            Err(SchemaError::Duplicate("a".into()))
-        );
+        assert_eq!(Schema::new(vec![f.clone(), f.clone()]), Err(SchemaError::Duplicate("a".into())));
         assert_eq!(
             Schema::new(vec![Field::new("v", FieldType::Array(Numeric::F32, 0))]),
             Err(SchemaError::ZeroWidth("v".into()))
@@ -203,11 +200,7 @@ mod tests {
 
     #[test]
     fn position_uses_hint_then_scans() {
-        let s = Schema::new(vec![
-            Field::new("a", FieldType::Bool),
-            Field::new("b", FieldType::Str),
-        ])
-        .unwrap();
+        let s = Schema::new(vec![Field::new("a", FieldType::Bool), Field::new("b", FieldType::Str)]).unwrap();
         assert_eq!(s.position("b", 1), Some(1));
         assert_eq!(s.position("a", 1), Some(0));
         assert_eq!(s.position("c", 0), None);

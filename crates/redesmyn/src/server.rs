@@ -17,13 +17,13 @@ use tokio::runtime::Handle;
 
 use crate::batch::{Answer, Liveness, Queues};
 use crate::cache::ModelCache;
-use crate::emf::{Emf, EmfConfig};
-use crate::metrics::{EndpointMetrics, Metrics};
 use crate::decode::decode;
+use crate::emf::{Emf, EmfConfig};
 use crate::encode::response_body;
 use crate::endpoint::Endpoint;
 use crate::error::RequestError;
 use crate::handler::Params;
+use crate::metrics::{EndpointMetrics, Metrics};
 use crate::schema::Schema;
 
 #[derive(Debug, Clone)]
@@ -123,7 +123,13 @@ impl Server {
                     param_names: e.param_names().to_vec(),
                     schema: e.schema,
                     timeout: e.batch.timeout,
-                    queues: Queues::with_parts(e.handler, e.cache.clone(), endpoint_metrics.clone(), e.batch, runtime.clone()),
+                    queues: Queues::with_parts(
+                        e.handler,
+                        e.cache.clone(),
+                        endpoint_metrics.clone(),
+                        e.batch,
+                        runtime.clone(),
+                    ),
                     cache: e.cache,
                     metrics: endpoint_metrics,
                 };
@@ -146,14 +152,20 @@ impl Server {
                         let exposition = app_metrics.clone();
                         let mut app = App::new()
                             .route("/health/live", web::route().to(live))
-                            .route("/metrics", web::route().to(move |req: HttpRequest| {
-                                let exposition = exposition.clone();
-                                async move { metrics_page(req, exposition.as_deref()) }
-                            }))
-                            .route("/health/ready", web::route().to({
-                                let state = app_state.clone();
-                                move |req: HttpRequest| ready(req, state.clone())
-                            }));
+                            .route(
+                                "/metrics",
+                                web::route().to(move |req: HttpRequest| {
+                                    let exposition = exposition.clone();
+                                    async move { metrics_page(req, exposition.as_deref()) }
+                                }),
+                            )
+                            .route(
+                                "/health/ready",
+                                web::route().to({
+                                    let state = app_state.clone();
+                                    move |req: HttpRequest| ready(req, state.clone())
+                                }),
+                            );
                         for (path, route) in &app_routes {
                             let route = route.clone();
                             let state = app_state.clone();
@@ -211,13 +223,13 @@ impl Server {
             state.ready.store(true, Ordering::Release);
         } else {
             runtime.spawn(async move {
-            for cache in prefetches {
-                match cache.prefetch().await {
-                    Ok(n) => tracing::info!(models = n, "prefetch done"),
-                    Err(e) => tracing::warn!(error = %e, "prefetch failed"),
+                for cache in prefetches {
+                    match cache.prefetch().await {
+                        Ok(n) => tracing::info!(models = n, "prefetch done"),
+                        Err(e) => tracing::warn!(error = %e, "prefetch failed"),
+                    }
                 }
-            }
-            ready_state.ready.store(true, Ordering::Release);
+                ready_state.ready.store(true, Ordering::Release);
             });
         }
         Ok(RunningServer { port, handle, thread: Mutex::new(Some(thread)), routes, state, background, emf })
@@ -259,7 +271,8 @@ impl RunningServer {
             .find(|(p, _)| p == path)
             .map(|(_, r)| r.clone())
             .ok_or_else(|| RequestError::NotFound { method: "predict".into(), path: path.into() })?;
-        let missing: Vec<&str> = route.param_names.iter().filter(|n| params.get(n).is_none()).map(String::as_str).collect();
+        let missing: Vec<&str> =
+            route.param_names.iter().filter(|n| params.get(n).is_none()).map(String::as_str).collect();
         if !missing.is_empty() {
             return Err(RequestError::InvalidParam(format!("missing path parameters: {}", missing.join(", "))));
         }
@@ -345,11 +358,8 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 fn method_not_allowed(req: &HttpRequest, allowed: &'static str) -> HttpResponse {
-    let err = RequestError::MethodNotAllowed {
-        method: req.method().to_string(),
-        path: req.path().to_string(),
-        allowed,
-    };
+    let err =
+        RequestError::MethodNotAllowed { method: req.method().to_string(), path: req.path().to_string(), allowed };
     let mut response = error_response(&err, None);
     response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allowed));
     response
@@ -399,7 +409,14 @@ async fn predict(req: HttpRequest, body: web::Payload, route: Arc<Route>, state:
     response
 }
 
-async fn respond(req: &HttpRequest, body: web::Payload, route: &Route, state: &AppState, id: &str, arrived: Instant) -> HttpResponse {
+async fn respond(
+    req: &HttpRequest,
+    body: web::Payload,
+    route: &Route,
+    state: &AppState,
+    id: &str,
+    arrived: Instant,
+) -> HttpResponse {
     match answer(req, body, route, state, arrived).await {
         Ok(Some(answer)) => {
             let mut response = json_response(StatusCode::OK, response_body(id, &answer.predictions));
@@ -408,10 +425,10 @@ async fn respond(req: &HttpRequest, body: web::Payload, route: &Route, state: &A
                 headers.insert(header::HeaderName::from_static("x-request-id"), v);
             }
             let timing = format!(
-                "queue;dur={:.3}, handler;dur={:.3}, total;dur={:.3}",
-                answer.queued.as_secs_f64() * 1e3,
-                answer.handled.as_secs_f64() * 1e3,
-                arrived.elapsed().as_secs_f64() * 1e3
+                "queue;dur={}, handler;dur={}, total;dur={}",
+                Millis(answer.queued),
+                Millis(answer.handled),
+                Millis(arrived.elapsed())
             );
             if let Ok(v) = HeaderValue::from_str(&timing) {
                 headers.insert(header::HeaderName::from_static("server-timing"), v);
@@ -474,13 +491,16 @@ impl Liveness for ClientSocket {
         use std::os::fd::AsRawFd;
         let mut byte = 0u8;
         // SAFETY: a valid, owned descriptor and a one-byte buffer.
-        let n = unsafe {
-            libc::recv(self.0.as_raw_fd(), (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
-        };
+        let n =
+            unsafe { libc::recv(self.0.as_raw_fd(), (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
         if n == 0 {
             return true;
         }
-        n < 0 && matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN))
+        n < 0
+            && matches!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN)
+            )
     }
 }
 
@@ -523,9 +543,22 @@ impl Route {
     }
 }
 
+/// A duration in milliseconds with three decimals, formatted with integer
+/// arithmetic (fixed-precision float formatting is slow).
+struct Millis(Duration);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let micros = self.0.as_micros();
+        write!(f, "{}.{:03}", micros / 1000, micros % 1000)
+    }
+}
+
 /// JSON is assumed when no content type is sent; any other type is refused.
 fn check_content_type(req: &HttpRequest) -> Result<(), RequestError> {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE) else { return Ok(()) };
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
     let text = value.to_str().unwrap_or("");
     let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
@@ -536,11 +569,8 @@ fn check_content_type(req: &HttpRequest) -> Result<(), RequestError> {
 }
 
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, RequestError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(RequestError::PayloadTooLarge { limit });
     }

@@ -85,7 +85,13 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { max_size: 8, refresh: None, prefetch: false, patterns: Vec::new(), retry_backoff: Duration::from_secs(1) }
+        CacheConfig {
+            max_size: 8,
+            refresh: None,
+            prefetch: false,
+            patterns: Vec::new(),
+            retry_backoff: Duration::from_secs(1),
+        }
     }
 }
 
@@ -257,14 +263,13 @@ impl ModelCache {
         let started = Instant::now();
         let result = async {
             let fetched = self.store.fetch(key).await.map_err(|e| match e {
-                StoreError::NotFound(_) | StoreError::Outside { .. } => CacheError::NotFound { params: describe(params) },
+                StoreError::NotFound(_) | StoreError::Outside { .. } => {
+                    CacheError::NotFound { params: describe(params) }
+                }
                 StoreError::Other(message) => self.unavailable(params, message),
             })?;
-            let model = self
-                .loader
-                .load(&fetched.path, params)
-                .await
-                .map_err(|message| self.unavailable(params, message))?;
+            let model =
+                self.loader.load(&fetched.path, params).await.map_err(|message| self.unavailable(params, message))?;
             Ok(Entry { model, version: fetched.version })
         }
         .await;
@@ -292,8 +297,10 @@ impl ModelCache {
     fn unavailable(&self, params: &Params, message: String) -> CacheError {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let attempts = failures.get(params).map_or(0, |f| f.attempts) + 1;
-        let backoff = self.config.retry_backoff.saturating_mul(1 << (attempts - 1).min(16)).min(Duration::from_secs(30));
-        failures.insert(params.clone(), Failure { attempts, retry_at: Instant::now() + backoff, message: message.clone() });
+        let backoff =
+            self.config.retry_backoff.saturating_mul(1 << (attempts - 1).min(16)).min(Duration::from_secs(30));
+        failures
+            .insert(params.clone(), Failure { attempts, retry_at: Instant::now() + backoff, message: message.clone() });
         CacheError::Unavailable { params: describe(params), message, retry_after: backoff }
     }
 
@@ -311,7 +318,9 @@ impl ModelCache {
             if loaded as u64 >= self.config.max_size {
                 break;
             }
-            let Some(params) = self.template.parse_key(&key, &self.param_order) else { continue };
+            let Some(params) = self.template.parse_key(&key, &self.param_order) else {
+                continue;
+            };
             match self.get(&params).await {
                 Ok(_) => loaded += 1,
                 Err(e) => tracing::warn!(key, error = %e, "prefetch could not load a model"),
@@ -325,8 +334,12 @@ impl ModelCache {
     pub async fn refresh(&self, force: bool) {
         let keys: Vec<Params> = self.models.iter().map(|(k, _)| (*k).clone()).collect();
         for params in keys {
-            let Some(current) = self.models.get(&params).await else { continue };
-            let Ok(key) = self.template.render(&params) else { continue };
+            let Some(current) = self.models.get(&params).await else {
+                continue;
+            };
+            let Ok(key) = self.template.render(&params) else {
+                continue;
+            };
             if !force {
                 match self.store.version(&key).await {
                     Ok(version) if version == current.version => continue,
@@ -355,7 +368,9 @@ impl ModelCache {
 
     /// Runs `refresh` on the configured schedule until the task is dropped.
     pub async fn run_refresh(self: Arc<Self>) {
-        let Some(refresh) = self.config.refresh.clone() else { return };
+        let Some(refresh) = self.config.refresh.clone() else {
+            return;
+        };
         loop {
             tokio::time::sleep(refresh.next_wait()).await;
             self.refresh(refresh.force).await;

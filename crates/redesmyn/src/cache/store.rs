@@ -77,11 +77,8 @@ impl FsStore {
 
     fn version_of(path: &Path) -> Result<Version, StoreError> {
         let meta = std::fs::metadata(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
+        let modified =
+            meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
         Ok(format!("{modified}-{}", meta.len()))
     }
 }
@@ -110,7 +107,9 @@ impl ArtifactStore for FsStore {
                 };
                 for entry in entries.flatten() {
                     let path = entry.path();
-                    let Ok(relative) = path.strip_prefix(&self.base) else { continue };
+                    let Ok(relative) = path.strip_prefix(&self.base) else {
+                        continue;
+                    };
                     let key = relative.to_string_lossy().replace('\\', "/");
                     let file_type = match entry.file_type() {
                         Ok(t) => t,
@@ -151,7 +150,8 @@ pub type StoreOptions = Vec<(String, String)>;
 impl ObjectStoreStore {
     /// `url` is `s3://bucket/prefix` (or `http(s)://host/prefix`).
     pub fn new(url: &str, options: StoreOptions, cache_dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        let parsed = url::Url::parse(url).map_err(|e| StoreError::Other(format!("bad object store URL '{url}': {e}")))?;
+        let parsed =
+            url::Url::parse(url).map_err(|e| StoreError::Other(format!("bad object store URL '{url}': {e}")))?;
         let (store, prefix) = object_store::parse_url_opts(&parsed, options)
             .map_err(|e| StoreError::Other(format!("object store '{url}': {e}")))?;
         let prefix = prefix.as_ref().trim_matches('/').to_string();
@@ -177,7 +177,9 @@ impl ObjectStoreStore {
     }
 
     fn version_of(meta: &object_store::ObjectMeta) -> Version {
-        meta.e_tag.clone().unwrap_or_else(|| format!("{}-{}", meta.last_modified.timestamp_nanos_opt().unwrap_or(0), meta.size))
+        meta.e_tag
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", meta.last_modified.timestamp_nanos_opt().unwrap_or(0), meta.size))
     }
 }
 
@@ -231,7 +233,11 @@ impl ArtifactStore for ObjectStoreStore {
                 Some(i) => &prefix[..i],
                 None => "",
             };
-            let location = if dir.is_empty() { (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str())) } else { Some(self.location(dir)) };
+            let location = if dir.is_empty() {
+                (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()))
+            } else {
+                Some(self.location(dir))
+            };
             let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
             let metas: Vec<object_store::ObjectMeta> =
                 self.store.list(location.as_ref()).try_collect().await.map_err(|e| self.error(prefix, e))?;

@@ -162,7 +162,9 @@ async fn traversal_is_refused_before_any_file_is_touched() {
     let f = fixture(CacheConfig::default(), Duration::ZERO);
     // A file outside the model tree that traversal would reach.
     std::fs::write(f.dir.path().join("secret.txt"), "secret").unwrap();
-    for (run, model) in [("..", "x"), ("1", ".."), ("a/b", "1"), ("1", "..\\.."), ("1", "%2e%2e"), ("1", "a\0b"), ("", "1")] {
+    for (run, model) in
+        [("..", "x"), ("1", ".."), ("a/b", "1"), ("1", "..\\.."), ("1", "%2e%2e"), ("1", "a\0b"), ("", "1")]
+    {
         let err = f.cache.get(&params(run, model)).await.unwrap_err();
         assert!(matches!(err, CacheError::InvalidParam(_)), "{run:?}/{model:?}: {err}");
     }
@@ -231,6 +233,7 @@ fn template_must_match_path_params() {
     let template = PathTemplate::parse("m/{model}/model.txt").unwrap();
     let store = Arc::new(FsStore::new(dir.path()).unwrap());
     let config = CacheConfig { patterns: vec![("nope".into(), "x".into())], ..Default::default() };
-    let result = ModelCache::new(template, &["model".to_string()], store, Arc::new(TextLoader::new(Duration::ZERO)), config);
+    let result =
+        ModelCache::new(template, &["model".to_string()], store, Arc::new(TextLoader::new(Duration::ZERO)), config);
     assert!(matches!(result, Err(SetupError::UnknownParam(_))));
 }

@@ -5,10 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { cargoEnv } from './cargo-env.mjs';
 
 const root = join(import.meta.dirname, '..');
-const env = { ...process.env };
-env.CARGO_TARGET_DIR ??= join(process.env.HOME ?? root, '.cache', 'redesmyn-target');
+const env = cargoEnv();
 
 let passed = 0;
 let failed = 0;

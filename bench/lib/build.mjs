@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { cargoEnv } from '../../scripts/cargo-env.mjs';
 import { BENCH, BENCH_TARGET, BUILD, ROOT } from './config.mjs';
 
 function sh(what, cmd, args, opts = {}) {
@@ -76,7 +77,7 @@ export function buildRedesmyn(mode, { rev = null } = {}) {
   const pkg = join(BUILD, 'pkg');
   rmSync(pkg, { recursive: true, force: true });
   mkdirSync(pkg, { recursive: true });
-  const env = { ...process.env, CARGO_TARGET_DIR: BENCH_TARGET };
+  const env = cargoEnv({ ...process.env, CARGO_TARGET_DIR: BENCH_TARGET });
   const napi = sh(
     'napi build',
     bin('napi'),

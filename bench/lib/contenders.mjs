@@ -36,6 +36,23 @@ export const CONTENDERS = {
     route: '/predictions/noop',
     body: IRIS_BODY,
   },
+  'redesmyn-noop-nometrics': {
+    name: 'redesmyn, no-op TS handler, metrics off',
+    redesmyn: true,
+    start: (ctx, port) => ({
+      cmd: process.execPath,
+      args: [join(ctx.serversDir, 'redesmyn-noop.js')],
+      env: { PORT: String(port), METRICS: '0', ...redesmynEnv(ctx) },
+    }),
+    ready: '/health/ready',
+    route: '/predictions/noop',
+    body: IRIS_BODY,
+  },
+  'node-http': {
+    name: 'node:http, nothing else (floor)',
+    start: (ctx, port) => ({ cmd: process.execPath, args: [join(BENCH, 'peers', 'node-http.mjs')], env: { PORT: String(port) } }),
+    ready: '/health/ready',
+  },
   'fastify-noop': {
     name: 'Fastify, no-op handler',
     start: (ctx, port) => ({
@@ -129,7 +146,7 @@ export const SCENARIOS = {
   1: {
     kind: 'load',
     title: 'Ceiling: HTTP + JSON with a no-op handler',
-    contenders: ['actix-echo', 'redesmyn-noop', 'fastify-noop'],
+    contenders: ['actix-echo', 'redesmyn-noop', 'redesmyn-noop-nometrics', 'fastify-noop'],
     reference: 'redesmyn-noop',
     concurrency: [1, 64],
   },
@@ -150,8 +167,9 @@ export const SCENARIOS = {
   4: {
     kind: 'cold',
     title: 'Cold start: process start to the first 200 from the readiness probe',
-    contenders: ['redesmyn-noop', 'redesmyn-iris', 'mlserver', 'fastify-noop', 'fastapi'],
+    contenders: ['node-http', 'redesmyn-noop', 'redesmyn-iris', 'mlserver', 'fastify-noop', 'fastapi'],
     labels: {
+      'node-http': 'node:http alone (the floor for any Node server)',
       'redesmyn-noop': 'redesmyn, TypeScript only',
       'redesmyn-iris': 'redesmyn, with Python + scikit-learn model',
       mlserver: 'MLServer + sklearn model',

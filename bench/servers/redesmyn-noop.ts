@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     host: process.env.HOST ?? '127.0.0.1',
     port: Number(process.env.PORT ?? 8080),
     workers: Number(process.env.WORKERS ?? 1),
+    metrics: process.env.METRICS !== '0',
   });
   server.register(noop);
   await server.serve();

@@ -18,8 +18,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// core's batchers share it.
 #[napi_derive::module_init]
 fn init() {
+    // Two workers, or one where the process may use a single core (taskset,
+    // a one-CPU container): more threads than cores only add switches.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(cores.min(2))
         .thread_name("redesmyn-rt")
         .enable_all()
         .build()

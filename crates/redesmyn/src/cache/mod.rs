@@ -332,11 +332,10 @@ impl ModelCache {
     /// Checks each cached model's artifact and reloads those that changed
     /// (all of them when `force`). A failed reload keeps the old model.
     pub async fn refresh(&self, force: bool) {
-        let keys: Vec<Params> = self.models.iter().map(|(k, _)| (*k).clone()).collect();
-        for params in keys {
-            let Some(current) = self.models.get(&params).await else {
-                continue;
-            };
+        // Read through the iterator, not `get`: a refresh must not count as a
+        // use, or it would reorder the least-recently-used list.
+        let entries: Vec<(Params, Arc<Entry>)> = self.models.iter().map(|(k, v)| ((*k).clone(), v)).collect();
+        for (params, current) in entries {
             let Ok(key) = self.template.render(&params) else {
                 continue;
             };

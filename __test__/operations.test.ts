@@ -198,8 +198,10 @@ describe('overload, deadlines and disconnects', () => {
     expect(replies.map((r) => r.status)).toEqual([504, 504, 504, 504]);
     expect(replies[0].body.error).toMatch(/deadline of 50ms passed/);
     await sleep(900);
-    // The first ran (and overran); the others expired while it ran and were dropped.
-    expect(seenOnDeadline).toEqual([1]);
+    // Whichever arrived first ran (and overran); the others expired while it
+    // ran and were dropped. Arrival order over four connections is not fixed.
+    expect(seenOnDeadline).toHaveLength(1);
+    expect([1, 2, 3, 4]).toContain(seenOnDeadline[0]);
   });
 
   it('drops a queued request whose client disconnected', async () => {

@@ -384,7 +384,7 @@ async fn run_batch(
         }
     };
     let handler_started = Instant::now();
-    let outcome = AssertUnwindSafe(handler.call(Batch { frame, params, model })).catch_unwind().await;
+    let outcome = AssertUnwindSafe(handler.call(Batch { frame, params, loaded: model })).catch_unwind().await;
     let handled = handler_started.elapsed();
     if let Some(m) = metrics {
         m.batch(total, handled);

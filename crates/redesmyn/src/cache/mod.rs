@@ -26,22 +26,23 @@ pub use template::{check_value, InvalidParam, PathTemplate, TemplateError};
 
 use crate::handler::Params;
 
-/// A loaded model. Handlers downcast it to what their loader made (a
-/// Python object, a JavaScript value's handle, …). Dropping the last clone
-/// releases it.
-pub type Model = Arc<dyn Any + Send + Sync>;
+/// A loaded artifact: what a loader made of a model variant's file (a
+/// Python object, a JavaScript value's handle, …). Handlers downcast it.
+/// Dropping the last clone releases it. ("Model" is the registry entry,
+/// `crate::model::Model`; this is one loaded variant of its artifact.)
+pub type LoadedModel = Arc<dyn Any + Send + Sync>;
 
 /// Turns a local artifact into a model.
 pub trait Loader: Send + Sync + 'static {
-    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<Model, String>>;
+    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<LoadedModel, String>>;
 }
 
 impl<F, Fut> Loader for F
 where
     F: Fn(std::path::PathBuf, Params) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Model, String>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<LoadedModel, String>> + Send + 'static,
 {
-    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<Model, String>> {
+    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<LoadedModel, String>> {
         Box::pin(self(artifact.to_path_buf(), params.clone()))
     }
 }
@@ -124,7 +125,7 @@ pub struct CacheStats {
 
 /// A model and the artifact version it came from.
 struct Entry {
-    model: Model,
+    model: LoadedModel,
     version: Version,
 }
 
@@ -226,7 +227,7 @@ impl ModelCache {
 
     /// The model for `params`: from memory, or loaded once however many
     /// requests ask at the same time.
-    pub async fn get(&self, params: &Params) -> Result<Model, CacheError> {
+    pub async fn get(&self, params: &Params) -> Result<LoadedModel, CacheError> {
         if let Some(entry) = self.models.get(params).await {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(entry.model.clone());

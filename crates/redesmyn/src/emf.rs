@@ -140,7 +140,7 @@ impl Emf {
             window: Mutex::new(Window::default()),
             random: AtomicU64::new(endpoint.len() as u64),
         });
-        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).push(recorder.clone());
+        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&recorder));
         recorder
     }
 

@@ -135,6 +135,9 @@ struct Failure {
     message: String,
 }
 
+/// Told how long each load took (the metrics histogram).
+type LoadHook = Box<dyn Fn(Duration) + Send + Sync>;
+
 pub struct ModelCache {
     template: PathTemplate,
     param_order: Vec<String>,
@@ -146,7 +149,7 @@ pub struct ModelCache {
     failures: Mutex<HashMap<Params, Failure>>,
     counters: Arc<CacheCounters>,
     /// Called with each load's duration (for metrics histograms).
-    on_load: Mutex<Option<Box<dyn Fn(Duration) + Send + Sync>>>,
+    on_load: Mutex<Option<LoadHook>>,
 }
 
 impl ModelCache {
@@ -172,7 +175,7 @@ impl ModelCache {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let counters = Arc::new(CacheCounters::default());
-        let evictions = counters.clone();
+        let evictions = Arc::clone(&counters);
         let models = Cache::builder()
             .max_capacity(config.max_size.max(1))
             .eviction_policy(moka::policy::EvictionPolicy::lru())
@@ -230,7 +233,7 @@ impl ModelCache {
     pub async fn get(&self, params: &Params) -> Result<LoadedModel, CacheError> {
         if let Some(entry) = self.models.get(params).await {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(entry.model.clone());
+            return Ok(Arc::clone(&entry.model));
         }
         let key = self.check(params)?;
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
@@ -245,7 +248,7 @@ impl ModelCache {
         // Apply the eviction this insert may cause now, so the evicted model
         // is released promptly rather than at some later maintenance.
         self.sync().await;
-        Ok(entry.model.clone())
+        Ok(Arc::clone(&entry.model))
     }
 
     /// The error to answer with while a failed key waits for its retry.
@@ -380,7 +383,7 @@ impl ModelCache {
     /// Parameters of the models in memory.
     pub fn keys(&self) -> Vec<Params> {
         let mut keys: Vec<Params> = self.models.iter().map(|(k, _)| (*k).clone()).collect();
-        keys.sort_by(|a, b| describe(a).cmp(&describe(b)));
+        keys.sort_by_key(describe);
         keys
     }
 

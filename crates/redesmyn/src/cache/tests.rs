@@ -90,7 +90,7 @@ async fn concurrent_first_requests_share_one_load() {
     let f = fixture(CacheConfig::default(), Duration::from_millis(50));
     f.write("1", "1", "one");
     let gets = (0..100).map(|_| {
-        let cache = f.cache.clone();
+        let cache = Arc::clone(&f.cache);
         tokio::spawn(async move { cache.get(&params("1", "1")).await.map(|m| text(&m)) })
     });
     for get in futures::future::join_all(gets).await {

@@ -20,6 +20,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::cache::ModelCache;
 use crate::emf::{Emf, EmfEndpoint};
+use crate::error::Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabel {
@@ -182,15 +183,22 @@ pub struct EndpointMetrics {
 }
 
 impl EndpointMetrics {
-    pub fn answered(&self, status: u16, elapsed: Duration) {
-        if status == 200 {
-            self.ok.inc();
-        } else {
-            self.requests.get_or_create(&StatusLabels { endpoint: self.endpoint.clone(), status }).inc();
+    /// Records how a request ended. The `status` label keeps the HTTP
+    /// status the outcome maps to (what dashboards already query), whichever
+    /// front door the request came through.
+    pub fn answered(&self, outcome: Outcome, elapsed: Duration) {
+        match outcome {
+            Outcome::Ok => {
+                self.ok.inc();
+            }
+            Outcome::Failed(_) => {
+                let status = crate::http::error::status_of(outcome).as_u16();
+                self.requests.get_or_create(&StatusLabels { endpoint: self.endpoint.clone(), status }).inc();
+            }
         }
         self.request_duration.observe(elapsed.as_secs_f64());
         if let Some(emf) = &self.emf {
-            emf.answered(status, elapsed);
+            emf.answered(outcome, elapsed);
         }
     }
 
@@ -256,8 +264,8 @@ mod tests {
     fn classic_text_names_counters_with_total() {
         let metrics = Metrics::new(Vec::new(), None);
         let e = metrics.endpoint("/p");
-        e.answered(200, Duration::from_millis(2));
-        e.answered(422, Duration::from_millis(1));
+        e.answered(Outcome::Ok, Duration::from_millis(2));
+        e.answered(Outcome::Failed(crate::error::ErrorKind::InvalidArgument), Duration::from_millis(1));
         let open = metrics.encode();
         assert!(open.contains("# TYPE redesmyn_requests counter"));
         assert!(open.contains("redesmyn_requests_total{endpoint=\"/p\",status=\"422\"} 1"));

@@ -1,8 +1,9 @@
-//! An endpoint: a POST path with `{param}` segments, the schema of its
-//! records, its batching and its handler.
+//! An endpoint: a custom REST path (POST, `{param}` segments) bound to a
+//! model of the registry. Its path names the model unless told otherwise.
 
 use std::sync::Arc;
 
+use super::Model;
 use crate::batch::BatchConfig;
 use crate::cache::ModelCache;
 use crate::handler::Handler;
@@ -13,12 +14,8 @@ pub const RESERVED_PATHS: &[&str] = &["/health/live", "/health/ready", "/metrics
 
 pub struct Endpoint {
     pub path: String,
-    pub schema: Schema,
-    pub batch: BatchConfig,
-    pub handler: Arc<dyn Handler>,
-    /// The model variants its path parameters select, if any.
-    pub cache: Option<Arc<ModelCache>>,
-    param_names: Vec<String>,
+    /// The model the path serves; its parameters are the path's `{param}` segments.
+    pub model: Model,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,18 +38,39 @@ impl Endpoint {
         handler: Arc<dyn Handler>,
     ) -> Result<Self, PathError> {
         let path = path.into();
-        let param_names = parse_path(&path)?;
-        Ok(Endpoint { path, schema, batch, handler, cache: None, param_names })
+        let params = parse_path(&path)?;
+        let model =
+            Model { name: model_name_for(&path), version: None, schema, batch, handler, cache: None, params };
+        Ok(Endpoint { path, model })
     }
 
     pub fn with_cache(mut self, cache: Arc<ModelCache>) -> Self {
-        self.cache = Some(cache);
+        self.model.cache = Some(cache);
+        self
+    }
+
+    /// Names the model other than by its path (see [`model_name_for`]).
+    pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
+        self.model.name = name.into();
         self
     }
 
     /// Names of the path parameters, in path order.
     pub fn param_names(&self) -> &[String] {
-        &self.param_names
+        &self.model.params
+    }
+}
+
+/// The model name an endpoint path gives: its literal segments joined with
+/// `-` (`/predictions/iris/{run_id}` is `predictions-iris`, `/sum` is `sum`),
+/// or `model` for a path without any. The registry adds `-2`, `-3`, … when
+/// two paths give the same name.
+pub fn model_name_for(path: &str) -> String {
+    let literals: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')).collect();
+    if literals.is_empty() {
+        "model".into()
+    } else {
+        literals.join("-")
     }
 }
 
@@ -99,5 +117,13 @@ mod tests {
         assert!(matches!(parse_path("/a/x{y}"), Err(PathError::BadSegment { .. })));
         assert!(matches!(parse_path("/a/{1x}"), Err(PathError::BadSegment { .. })));
         assert!(matches!(parse_path("/health/ready"), Err(PathError::Reserved(_))));
+    }
+
+    #[test]
+    fn a_path_names_its_model_by_its_literal_segments() {
+        assert_eq!(model_name_for("/predictions/iris/{run_id}/{model_id}"), "predictions-iris");
+        assert_eq!(model_name_for("/sum"), "sum");
+        assert_eq!(model_name_for("/{id}"), "model");
+        assert_eq!(model_name_for("/a/{x}/b/"), "a-b");
     }
 }

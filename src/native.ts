@@ -19,7 +19,8 @@ function hostPlatform(): string {
 function reasons(error: unknown): string[] {
   const out: string[] = [];
   for (let e: unknown = error; e instanceof Error && out.length < 12; e = e.cause) {
-    out.push(e.message.split('\n')[0]);
+    // The generated loader's own summary blames an npm bug; the causes say what happened.
+    if (!e.message.startsWith('Cannot find native binding')) out.push(e.message.split('\n')[0]);
   }
   return out;
 }

@@ -81,6 +81,15 @@ optional dependency on matching machines.
 `;
 }
 
+/** JSON with object keys sorted: tools that rewrite package.json may reorder keys. */
+function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
 /** What is out of step, one message per problem (empty when all agree). */
 export function check(pkg = readRoot()) {
   const problems = [];
@@ -93,11 +102,11 @@ export function check(pkg = readRoot()) {
       continue;
     }
     const have = JSON.parse(readFileSync(file, 'utf8'));
-    if (JSON.stringify(have) !== JSON.stringify(p.manifest)) {
+    if (canonical(have) !== canonical(p.manifest)) {
       problems.push(`${file} differs from what the root package.json implies`);
     }
   }
-  if (JSON.stringify(pkg.optionalDependencies ?? {}) !== JSON.stringify(wanted)) {
+  if (canonical(pkg.optionalDependencies ?? {}) !== canonical(wanted)) {
     problems.push(`root optionalDependencies should be ${JSON.stringify(wanted)}`);
   }
   return problems;

@@ -93,6 +93,7 @@ fn start(config: &PythonConfig) -> Result<Bridge, String> {
         prefix = get("prefix"),
         executable = get("executable"),
         version = get("version").split_whitespace().next().unwrap_or(""),
+        minor = %env.probe.minor_version(),
         polars = get("polars"),
         libpython = %env.libpython.display(),
         bridge = %bridge_path.display(),

@@ -23,11 +23,15 @@ export class PythonLoader {
   }
 }
 
-/** Where the embedded interpreter finds its packages and your modules. */
+/**
+ * Which Python environment to embed (CPython 3.10 to 3.13, built as a shared
+ * library), and where your modules are. The environment is the first of:
+ * `venv`, `executable`, `$VIRTUAL_ENV`, `python3` on `PATH`.
+ */
 export interface PythonOptions {
-  /** A virtual environment (made with the Python redesmyn embeds). Relative paths are from the working directory. Default: `$VIRTUAL_ENV`. */
+  /** A virtual environment directory. Relative paths are from the working directory. Wins over `executable`. */
   venv?: string;
-  /** A Python executable whose installation or venv to use, instead of `venv`. */
+  /** A Python executable whose installation (or venv) to use when `venv` is not given. */
   executable?: string;
   /** Directories to import your modules from, searched before site-packages. */
   path?: string[];

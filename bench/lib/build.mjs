@@ -91,6 +91,14 @@ export function buildRedesmyn(mode, { rev = null } = {}) {
     { cwd: src, env },
   );
   if (napi !== 0) throw new Error(`the release build of the addon failed (exit ${napi})`);
+  // The Python bridge library, beside the addon where it looks for it (trees
+  // from before the bridge existed embed libpython in the addon instead).
+  if (existsSync(join(src, 'crates', 'redesmyn-python-bridge'))) {
+    const bridge = sh('cargo build (Python bridge)', 'cargo', ['build', '--release', '-p', 'redesmyn-python-bridge', '--target-dir', BENCH_TARGET], { cwd: src, env });
+    if (bridge !== 0) throw new Error(`the release build of the Python bridge failed (exit ${bridge})`);
+    const file = process.platform === 'darwin' ? 'libredesmyn_python_bridge.dylib' : 'libredesmyn_python_bridge.so';
+    cpSync(join(BENCH_TARGET, 'release', file), join(pkg, file));
+  }
   if (rev) cpSync(join(pkg, 'binding.d.ts'), join(src, 'binding.d.ts')); // for tsc's type check of src/
   const tsc = sh('tsc', bin('tsc'), ['-p', 'tsconfig.json', '--outDir', join(pkg, 'dist')], { cwd: src });
   if (!existsSync(join(pkg, 'dist', 'index.js'))) throw new Error(`compiling the TypeScript layer failed (exit ${tsc})`);

@@ -3,30 +3,29 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use pyo3::prelude::*;
-use pyo3::types::PyDict;
 use redesmyn::{Batch, Handler, HandlerError, Predictions};
 
-use crate::convert::{frame_to_py, handler_error, params_dict, to_predictions};
-use crate::interpreter::PythonError;
-use crate::loader::PyModel;
+use crate::arrow::{export_frame, float_buffers, import_column};
+use crate::bridge::Object;
+use crate::interpreter::{started, PythonError};
+use crate::loader::model_of;
 use crate::target::Target;
+use redesmyn_python_abi::prediction_kind;
 
 /// `def predict(df: pl.DataFrame) -> pl.Series` (or `(model, df)` when the
 /// endpoint has a model). A function that accepts a `params` keyword (or
 /// `**kwargs`) also gets the path parameters as a dict.
 pub struct PyHandler {
-    function: Arc<Py<PyAny>>,
+    function: Arc<Object>,
     target: Target,
-    takes_params: bool,
 }
 
 impl PyHandler {
-    /// Imports the function now, so a wrong reference fails at registration.
+    /// Starts Python if needed and imports the function now, so a wrong
+    /// reference (or environment) fails at registration.
     pub fn new(target: Target) -> Result<Self, PythonError> {
         let function = target.resolve()?;
-        let takes_params = Python::attach(|py| accepts_keyword(py, function.bind(py), "params"));
-        Ok(PyHandler { function: Arc::new(function), target, takes_params })
+        Ok(PyHandler { function: Arc::new(function), target })
     }
 
     pub fn target(&self) -> &Target {
@@ -34,66 +33,51 @@ impl PyHandler {
     }
 }
 
-/// Whether `function` can be called with the keyword `name`.
-pub(crate) fn accepts_keyword(py: Python<'_>, function: &Bound<'_, PyAny>, name: &str) -> bool {
-    let check = || -> PyResult<bool> {
-        let inspect = py.import("inspect")?;
-        let parameters = inspect.call_method1("signature", (function,))?.getattr("parameters")?;
-        if parameters.contains(name)? {
-            return Ok(true);
-        }
-        let var_keyword = inspect.getattr("Parameter")?.getattr("VAR_KEYWORD")?;
-        for p in parameters.call_method0("values")?.try_iter()? {
-            if p?.getattr("kind")?.eq(&var_keyword)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    };
-    check().unwrap_or(false)
-}
-
 impl Handler for PyHandler {
     fn call(&self, batch: Batch) -> BoxFuture<'static, Result<Predictions, HandlerError>> {
         let function = self.function.clone();
-        let takes_params = self.takes_params;
         Box::pin(async move {
-            // Python runs on a blocking thread; the GIL is taken there, only for the call.
-            tokio::task::spawn_blocking(move || Python::attach(|py| invoke(py, &function, batch, takes_params)))
+            // Python runs on a blocking thread; the bridge takes the GIL there, only for the call.
+            tokio::task::spawn_blocking(move || invoke(&function, batch))
                 .await
                 .map_err(|e| HandlerError::new(format!("the Python handler's thread failed: {e}")))?
         })
     }
 }
 
-fn invoke(py: Python<'_>, function: &Py<PyAny>, batch: Batch, takes_params: bool) -> Result<Predictions, HandlerError> {
-    let fail = |e: PyErr| handler_error(py, &e);
+fn invoke(function: &Object, batch: Batch) -> Result<Predictions, HandlerError> {
+    let bridge = started().map_err(|e| HandlerError::new(e.to_string()))?;
     // With a model cache, the model comes first: `predict(model, df)`.
-    let model = match &batch.loaded {
-        Some(model) => match model.downcast_ref::<PyModel>() {
-            Some(m) => Some(m.0.clone_ref(py)),
-            None => {
-                return Err(HandlerError::new("a Python handler needs a model made by a Python loader (py.loader)"))
-            }
-        },
-        None => None,
-    };
-    let df = frame_to_py(py, batch.frame).map_err(fail)?;
-    let kwargs = if takes_params {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("params", params_dict(py, &batch.params).map_err(fail)?).map_err(fail)?;
-        Some(kwargs)
-    } else {
-        None
-    };
-    let call = match model {
-        Some(model) => function.bind(py).call((model, df), kwargs.as_ref()),
-        None => function.bind(py).call((df,), kwargs.as_ref()),
-    };
-    let result = call.map_err(|e| {
-        let error = handler_error(py, &e);
-        tracing::error!(error = %error.message, traceback = error.detail.as_deref().unwrap_or(""), "Python handler raised");
-        error
+    let model = model_of(&batch.loaded)?;
+    let params: Vec<(&str, &str)> = batch.params.iter().collect();
+    if tracing::enabled!(tracing::Level::TRACE) {
+        let buffers = float_buffers(batch.frame.columns().iter().filter_map(|c| c.as_series()));
+        tracing::trace!(buffers, rows = batch.frame.height(), "batch to Python");
+    }
+    let stream = export_frame(batch.frame);
+    let (kind, columns) = bridge.call_handler(function, model, stream, &params).map_err(|failure| {
+        tracing::error!(error = %failure.message, traceback = %failure.detail, "Python handler raised");
+        let error = HandlerError::new(failure.message);
+        if failure.detail.is_empty() { error } else { error.with_detail(failure.detail) }
     })?;
-    to_predictions(py, &result)
+    let mut series = Vec::with_capacity(columns.len());
+    for (name, stream) in columns {
+        let column = import_column(&name, stream)
+            .map_err(|e| HandlerError::new(format!("could not read the Python handler's column '{name}': {e}")))?;
+        series.push(column);
+    }
+    if tracing::enabled!(tracing::Level::TRACE) {
+        tracing::trace!(buffers = float_buffers(series.iter()), "predictions from Python");
+    }
+    if kind == prediction_kind::COLUMNS {
+        let columns = series.into_iter().map(Into::into).collect();
+        let frame = polars::prelude::DataFrame::new_infer_height(columns)
+            .map_err(|e| HandlerError::new(format!("the Python handler's frame is not rectangular: {e}")))?;
+        return Ok(Predictions::Columns(frame));
+    }
+    series
+        .into_iter()
+        .next()
+        .map(Predictions::Column)
+        .ok_or_else(|| HandlerError::new("the Python handler returned no column"))
 }

@@ -1,15 +1,24 @@
-//! The PyO3 bridge of redesmyn: prediction handlers written in Python, run
-//! in the same process. The interpreter starts once, on first use, with the
-//! configured virtual environment; batches cross into Python as
-//! `polars.DataFrame`s over the same Arrow buffers (no copy), and the GIL is
-//! held only while Python code runs, on a blocking thread of the runtime.
+//! Python handlers and model loaders for redesmyn, run in the same process.
+//!
+//! This crate is the host side and links no Python: when the first Python
+//! endpoint or loader is registered it chooses the environment
+//! ([`environment`]), loads that environment's libpython with global
+//! symbols, then loads the bridge library (`redesmyn-python-bridge`, built
+//! once against CPython's stable ABI) and starts the interpreter through it
+//! ([`bridge`]). Batches cross into Python as Arrow C streams that
+//! `polars.DataFrame` reads in place (no copy), predictions come back the
+//! same way, and the GIL is held only while Python code runs, on a blocking
+//! thread of the runtime.
 
-mod convert;
+mod arrow;
+mod bridge;
+mod environment;
 mod handler;
 mod interpreter;
 mod loader;
 mod target;
 
+pub use bridge::{BRIDGE_ENV, BRIDGE_FILE};
 pub use handler::PyHandler;
 pub use interpreter::{configure, ensure_started, PythonConfig, PythonError};
 pub use loader::{PyLoader, PyModel};

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-use pyo3::prelude::*;
+use redesmyn_python_abi::status;
 
-use crate::interpreter::{ensure_started, PythonError};
+use crate::bridge::Object;
+use crate::interpreter::{started, PythonError};
 
 /// A `module:attribute` reference, like `iris_handlers:predict` or
 /// `joblib:load`. The attribute may be dotted (`module:Class.method`).
@@ -34,24 +35,15 @@ impl Target {
 
     /// Imports the module and looks the attribute up; the error names
     /// whichever part is missing.
-    pub fn resolve(&self) -> Result<Py<PyAny>, PythonError> {
-        ensure_started()?;
-        Python::attach(|py| {
-            let module = py.import(self.module.as_str()).map_err(|e| PythonError::Import {
-                module: self.module.clone(),
-                error: crate::convert::describe(py, &e),
-            })?;
-            let mut value = module.into_any();
-            for part in self.attribute.split('.') {
-                value = value.getattr(part).map_err(|_| PythonError::MissingAttribute {
-                    module: self.module.clone(),
-                    attribute: self.attribute.clone(),
-                })?;
+    pub(crate) fn resolve(&self) -> Result<Object, PythonError> {
+        let bridge = started()?;
+        bridge.resolve(&self.module, &self.attribute).map_err(|failure| match failure.code {
+            status::IMPORT => PythonError::Import { module: self.module.clone(), error: failure.message },
+            status::MISSING_ATTRIBUTE => {
+                PythonError::MissingAttribute { module: self.module.clone(), attribute: self.attribute.clone() }
             }
-            if !value.is_callable() {
-                return Err(PythonError::NotCallable(self.to_string()));
-            }
-            Ok(value.unbind())
+            status::NOT_CALLABLE => PythonError::NotCallable(self.to_string()),
+            _ => PythonError::Config(failure.message),
         })
     }
 }

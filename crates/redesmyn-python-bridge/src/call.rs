@@ -1,0 +1,182 @@
+//! Importing `module:function` targets and calling handlers and loaders.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use redesmyn_python_abi::{prediction_kind, status, ArrowArrayStream, Object};
+
+use crate::arrow::{capsule_stream, ArrowBatch};
+use crate::interpreter::polars;
+use crate::sink::Reporter;
+
+/// An imported function or a loader's model, as the host holds it.
+pub struct Handle {
+    object: Py<PyAny>,
+    /// Whether the function takes a `params` keyword (or `**kwargs`).
+    takes_params: bool,
+}
+
+/// # Safety
+/// `object` must be a live handle made by this module.
+pub unsafe fn handle<'a>(object: *const Object) -> &'a Handle {
+    unsafe { &*(object as *const Handle) }
+}
+
+fn into_object(handle: Handle) -> *mut Object {
+    Box::into_raw(Box::new(handle)) as *mut Object
+}
+
+/// # Safety
+/// `object` must be a live handle made by this module, released once.
+pub unsafe fn release(object: *mut Object) {
+    if object.is_null() {
+        return;
+    }
+    let handle = unsafe { Box::from_raw(object as *mut Handle) };
+    Python::attach(|_py| drop(handle));
+}
+
+/// `"ValueError: message"`, as Python prints an exception's last line.
+pub fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let name = err.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
+    match err.value(py).str() {
+        Ok(text) if !text.to_string_lossy().is_empty() => format!("{name}: {}", text.to_string_lossy()),
+        _ => name,
+    }
+}
+
+/// Reports the exception's message, and its traceback for the log.
+fn report(py: Python<'_>, err: &PyErr, reporter: &Reporter) {
+    let traceback = err.traceback(py).and_then(|tb| tb.format().ok()).unwrap_or_default();
+    reporter.error(&describe(py, err), &traceback);
+}
+
+pub fn resolve(module: &str, attribute: &str, reporter: &Reporter) -> Result<*mut Object, i32> {
+    Python::attach(|py| {
+        let imported = py.import(module).map_err(|e| {
+            reporter.error(&describe(py, &e), "");
+            status::IMPORT
+        })?;
+        let mut value = imported.into_any();
+        for part in attribute.split('.') {
+            value = value.getattr(part).map_err(|e| {
+                reporter.error(&describe(py, &e), "");
+                status::MISSING_ATTRIBUTE
+            })?;
+        }
+        if !value.is_callable() {
+            reporter.error(&format!("{module}:{attribute} is not callable"), "");
+            return Err(status::NOT_CALLABLE);
+        }
+        let takes_params = accepts_keyword(py, &value, "params");
+        Ok(into_object(Handle { object: value.unbind(), takes_params }))
+    })
+}
+
+/// Whether `function` can be called with the keyword `name`.
+fn accepts_keyword(py: Python<'_>, function: &Bound<'_, PyAny>, name: &str) -> bool {
+    let check = || -> PyResult<bool> {
+        let inspect = py.import("inspect")?;
+        let parameters = inspect.call_method1("signature", (function,))?.getattr("parameters")?;
+        if parameters.contains(name)? {
+            return Ok(true);
+        }
+        let var_keyword = inspect.getattr("Parameter")?.getattr("VAR_KEYWORD")?;
+        for p in parameters.call_method0("values")?.try_iter()? {
+            if p?.getattr("kind")?.eq(&var_keyword)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    check().unwrap_or(false)
+}
+
+fn params_kwargs<'py>(py: Python<'py>, params: &[(String, String)]) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for (k, v) in params {
+        dict.set_item(k, v)?;
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("params", dict)?;
+    Ok(kwargs)
+}
+
+pub fn handler(
+    function: &Handle,
+    model: Option<&Handle>,
+    batch: ArrowArrayStream,
+    params: &[(String, String)],
+    reporter: &Reporter,
+) -> Result<u32, ()> {
+    Python::attach(|py| {
+        let fail = |e: PyErr| report(py, &e, reporter);
+        let Some(polars) = polars() else {
+            reporter.error("the Python interpreter has not started", "");
+            return Err(());
+        };
+        let batch = Bound::new(py, ArrowBatch::new(batch)).map_err(fail)?;
+        let df = polars.data_frame.bind(py).call1((batch,)).map_err(fail)?;
+        let kwargs = if function.takes_params { Some(params_kwargs(py, params).map_err(fail)?) } else { None };
+        let result = match model {
+            // With a model cache, the model comes first: `predict(model, df)`.
+            Some(model) => function.object.bind(py).call((model.object.bind(py), df), kwargs.as_ref()),
+            None => function.object.bind(py).call((df,), kwargs.as_ref()),
+        }
+        .map_err(fail)?;
+        emit_predictions(py, polars, &result, reporter)
+    })
+}
+
+/// Hands what a handler returned to the host: a `polars.DataFrame` column by
+/// column, a `polars.Series`, or anything `polars.Series` accepts (a numpy
+/// array, a list) as the column `predictions`.
+fn emit_predictions(
+    py: Python<'_>,
+    polars: &crate::interpreter::Polars,
+    value: &Bound<'_, PyAny>,
+    reporter: &Reporter,
+) -> Result<u32, ()> {
+    let fail = |e: PyErr| report(py, &e, reporter);
+    if value.is_instance(polars.data_frame.bind(py)).map_err(fail)? {
+        for column in value.call_method0("get_columns").map_err(fail)?.try_iter().map_err(fail)? {
+            emit_series(&column.map_err(fail)?, reporter).map_err(fail)?;
+        }
+        return Ok(prediction_kind::COLUMNS);
+    }
+    let series_type = polars.series.bind(py);
+    let series = if value.is_instance(series_type).map_err(fail)? {
+        value.clone()
+    } else {
+        series_type.call1(("predictions", value)).map_err(|e| {
+            let kind = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            reporter.error(
+                &format!(
+                    "the Python handler returned a {kind}, which polars cannot turn into a column: {}",
+                    describe(py, &e)
+                ),
+                "",
+            );
+        })?
+    };
+    emit_series(&series, reporter).map_err(fail)?;
+    Ok(prediction_kind::COLUMN)
+}
+
+fn emit_series(series: &Bound<'_, PyAny>, reporter: &Reporter) -> PyResult<()> {
+    let name: String = series.getattr("name")?.extract()?;
+    let capsule = series.call_method0("__arrow_c_stream__")?;
+    let stream = capsule_stream(&capsule)?;
+    // SAFETY: the capsule (alive until the end of this function) owns a live
+    // stream; the host moves it out during the call.
+    unsafe { reporter.column(&name, stream) };
+    Ok(())
+}
+
+pub fn loader(function: &Handle, path: &str, params: &[(String, String)], reporter: &Reporter) -> Result<*mut Object, ()> {
+    Python::attach(|py| {
+        let fail = |e: PyErr| reporter.error(&describe(py, &e), "");
+        let kwargs = if function.takes_params { Some(params_kwargs(py, params).map_err(fail)?) } else { None };
+        let model = function.object.bind(py).call((path,), kwargs.as_ref()).map_err(fail)?;
+        Ok(into_object(Handle { object: model.unbind(), takes_params: false }))
+    })
+}

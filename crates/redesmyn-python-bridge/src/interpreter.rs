@@ -1,0 +1,128 @@
+//! Starting CPython through the limited API, and its import paths.
+//!
+//! `PyConfig` is not in the stable ABI, so the start is the one embedders of
+//! any CPython use: `Py_SetProgramName(<environment>/bin/python)`, then
+//! `Py_InitializeEx(0)`. The program name decides `sys.prefix` (a venv's
+//! python finds its `pyvenv.cfg`, hence its site-packages) and
+//! `sys.executable`; `0` leaves SIGINT and friends to Node.
+
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use redesmyn_python_abi::status;
+
+use crate::call::describe;
+use crate::sink::Reporter;
+
+/// `polars.DataFrame` and `polars.Series`, looked up once.
+pub struct Polars {
+    pub data_frame: Py<PyAny>,
+    pub series: Py<PyAny>,
+}
+
+static POLARS: OnceLock<Polars> = OnceLock::new();
+
+pub fn polars() -> Option<&'static Polars> {
+    POLARS.get()
+}
+
+pub fn start(program: &str, paths: &[String], reporter: &Reporter) -> i32 {
+    // SAFETY: the host calls `start` once, before anything else, on one thread.
+    unsafe {
+        if ffi::Py_IsInitialized() == 0 {
+            let Ok(bytes) = CString::new(program) else {
+                reporter.error(&format!("the Python executable path '{program}' contains a NUL byte"), "");
+                return status::FAILED;
+            };
+            let wide = ffi::Py_DecodeLocale(bytes.as_ptr(), std::ptr::null_mut());
+            if wide.is_null() {
+                reporter.error(&format!("could not decode the Python executable path '{program}'"), "");
+                return status::FAILED;
+            }
+            // CPython keeps the pointer for the life of the process: `wide` is never freed.
+            #[allow(deprecated)]
+            ffi::Py_SetProgramName(wide);
+            ffi::Py_InitializeEx(0);
+            if ffi::Py_IsInitialized() == 0 {
+                reporter.error("the Python interpreter could not start", "");
+                return status::FAILED;
+            }
+            // Release the GIL: every later use attaches on its own thread.
+            ffi::PyEval_SaveThread();
+        }
+    }
+    let code = add_paths(paths, reporter);
+    if code != status::OK {
+        return code;
+    }
+    Python::attach(|py| {
+        let polars = match py.import("polars") {
+            Ok(polars) => polars,
+            Err(e) => {
+                let prefix = sys_text(py, "prefix");
+                reporter.error(
+                    &format!(
+                        "polars could not be imported in the Python environment at {prefix} ({}); \
+                         install it there: {} -m pip install polars",
+                        describe(py, &e),
+                        sys_text(py, "executable"),
+                    ),
+                    "",
+                );
+                return status::FAILED;
+            }
+        };
+        let types = (|| -> PyResult<Polars> {
+            Ok(Polars { data_frame: polars.getattr("DataFrame")?.unbind(), series: polars.getattr("Series")?.unbind() })
+        })();
+        match types {
+            Ok(types) => {
+                let _ = POLARS.set(types);
+            }
+            Err(e) => {
+                reporter.error(&format!("this polars has no DataFrame or Series: {}", describe(py, &e)), "");
+                return status::FAILED;
+            }
+        }
+        for key in ["prefix", "executable", "version"] {
+            reporter.info(key, &sys_text(py, key));
+        }
+        if let Ok(version) = polars.getattr("__version__").and_then(|v| v.extract::<String>()) {
+            reporter.info("polars", &version);
+        }
+        status::OK
+    })
+}
+
+fn sys_text(py: Python<'_>, name: &str) -> String {
+    py.import("sys")
+        .and_then(|sys| sys.getattr(name))
+        .and_then(|v| v.str().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default()
+}
+
+pub fn add_paths(paths: &[String], reporter: &Reporter) -> i32 {
+    if paths.is_empty() {
+        return status::OK;
+    }
+    Python::attach(|py| {
+        let result = (|| -> PyResult<()> {
+            let sys_path = py.import("sys")?.getattr("path")?;
+            for (i, path) in paths.iter().enumerate() {
+                if !sys_path.contains(path)? {
+                    sys_path.call_method1("insert", (i, path))?;
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => status::OK,
+            Err(e) => {
+                reporter.error(&format!("could not extend sys.path: {}", describe(py, &e)), "");
+                status::FAILED
+            }
+        }
+    })
+}

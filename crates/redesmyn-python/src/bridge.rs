@@ -1,0 +1,279 @@
+//! Loading libpython and the bridge library, and safe calls into the
+//! bridge's C ABI (`redesmyn_python_abi`).
+//!
+//! libpython is opened with `RTLD_NOW | RTLD_GLOBAL` first: the bridge and
+//! every extension module (numpy, polars, scikit-learn) resolve CPython's
+//! symbols from the global namespace. The bridge is then found at
+//! `$REDESMYN_PYTHON_BRIDGE`, else beside the library this code runs in
+//! (the Node addon), and its ABI version checked before any call.
+
+use std::ffi::c_void;
+use std::path::{Path, PathBuf};
+
+use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_LOCAL, RTLD_NOW};
+use redesmyn_python_abi::{self as abi, status, BridgeApi, Param, Sink, Str};
+
+/// The environment variable naming the bridge library's file.
+pub const BRIDGE_ENV: &str = "REDESMYN_PYTHON_BRIDGE";
+
+/// The bridge's file name on this platform.
+pub const BRIDGE_FILE: &str =
+    if cfg!(target_os = "macos") { "libredesmyn_python_bridge.dylib" } else { "libredesmyn_python_bridge.so" };
+
+/// Loads `path` with its symbols global. Kept loaded for the process's life.
+pub fn load_libpython(path: &Path) -> Result<(), String> {
+    // SAFETY: libpython's initialisers are safe to run; nothing is called yet.
+    let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }
+        .map_err(|e| format!("could not load {}: {e}", path.display()))?;
+    std::mem::forget(library);
+    Ok(())
+}
+
+/// Where the bridge is looked for: `$REDESMYN_PYTHON_BRIDGE`, else the
+/// directory of the file this code was loaded from.
+pub fn bridge_path() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(BRIDGE_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let here = own_file().ok_or("could not tell which file redesmyn was loaded from; set REDESMYN_PYTHON_BRIDGE")?;
+    Ok(here.parent().unwrap_or(Path::new(".")).join(BRIDGE_FILE))
+}
+
+/// The shared object (or executable) that contains this function.
+fn own_file() -> Option<PathBuf> {
+    // SAFETY: dladdr only reads the loader's tables for a valid address.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(own_file as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(info.dli_fname).to_string_lossy().into_owned();
+        Some(std::fs::canonicalize(&name).unwrap_or_else(|_| PathBuf::from(name)))
+    }
+}
+
+/// Where the bridge was looked for, and what to do.
+pub fn missing(path: &Path) -> String {
+    format!(
+        "the Python bridge library is missing: looked for {} ({BRIDGE_ENV} {}); build it with `npm run build` \
+         (cargo build -p redesmyn-python-bridge) or set {BRIDGE_ENV} to its path",
+        path.display(),
+        if std::env::var_os(BRIDGE_ENV).is_some() { "is set" } else { "is not set, so beside the addon" }
+    )
+}
+
+/// The loaded bridge: its function table, valid for the process's life.
+pub struct Bridge {
+    api: &'static BridgeApi,
+}
+
+impl Bridge {
+    /// Loads the bridge library (libpython must be loaded already).
+    pub fn load(path: &Path) -> Result<Bridge, String> {
+        if !path.exists() {
+            return Err(missing(path));
+        }
+        // SAFETY: the bridge's initialisers only register its Rust statics.
+        let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
+            .map_err(|e| format!("could not load the Python bridge {}: {e}", path.display()))?;
+        // SAFETY: the symbol has this type in every bridge (redesmyn_python_abi::EntryFn).
+        let api = unsafe {
+            let entry = library
+                .get::<abi::EntryFn>(abi::ENTRY_SYMBOL)
+                .map_err(|e| format!("{} is not a redesmyn Python bridge: {e}", path.display()))?;
+            entry()
+        };
+        if api.is_null() {
+            return Err(format!("{} returned no function table", path.display()));
+        }
+        // SAFETY: a static table in a library that is never unloaded.
+        let api: &'static BridgeApi = unsafe { &*api };
+        if api.abi_version != abi::ABI_VERSION {
+            return Err(format!(
+                "the Python bridge {} speaks ABI version {}, but this addon speaks {}: rebuild both together \
+                 (npm run build)",
+                path.display(),
+                api.abi_version,
+                abi::ABI_VERSION
+            ));
+        }
+        std::mem::forget(library);
+        Ok(Bridge { api })
+    }
+
+    /// Starts the interpreter; returns what it reported (`prefix`, `version`, ...).
+    pub fn start(&self, program: &Path, paths: &[String]) -> Result<Vec<(String, String)>, Failure> {
+        let program = program.to_string_lossy();
+        let paths: Vec<Str> = paths.iter().map(|p| Str::new(p)).collect();
+        let mut out = Collected::default();
+        let code = unsafe { (self.api.start)(Str::new(&program), paths.as_ptr(), paths.len(), &out.sink()) };
+        out.result(code).map(|out| out.info)
+    }
+
+    pub fn add_paths(&self, paths: &[String]) -> Result<(), Failure> {
+        let paths: Vec<Str> = paths.iter().map(|p| Str::new(p)).collect();
+        let mut out = Collected::default();
+        let code = unsafe { (self.api.add_paths)(paths.as_ptr(), paths.len(), &out.sink()) };
+        out.result(code).map(drop)
+    }
+
+    pub fn resolve(&'static self, module: &str, attribute: &str) -> Result<Object, Failure> {
+        let mut object: *mut abi::Object = std::ptr::null_mut();
+        let mut out = Collected::default();
+        let code = unsafe { (self.api.resolve)(Str::new(module), Str::new(attribute), &mut object, &out.sink()) };
+        out.result(code)?;
+        Ok(Object { bridge: self, raw: object })
+    }
+
+    /// Calls a handler. `batch` is moved into the bridge.
+    pub fn call_handler(
+        &self,
+        function: &Object,
+        model: Option<&Object>,
+        batch: polars_arrow::ffi::ArrowArrayStream,
+        params: &[(&str, &str)],
+    ) -> Result<(u32, Vec<(String, polars_arrow::ffi::ArrowArrayStream)>), Failure> {
+        // The bridge moves the stream out and leaves ours released.
+        let mut batch = to_abi(batch);
+        let params: Vec<Param> = params.iter().map(|(k, v)| Param { key: Str::new(k), value: Str::new(v) }).collect();
+        let mut kind = 0u32;
+        let mut out = Collected::default();
+        let code = unsafe {
+            (self.api.call_handler)(
+                function.raw,
+                model.map_or(std::ptr::null(), |m| m.raw),
+                &mut batch,
+                params.as_ptr(),
+                params.len(),
+                &mut kind,
+                &out.sink(),
+            )
+        };
+        let out = out.result(code)?;
+        Ok((kind, out.columns))
+    }
+
+    pub fn call_loader(&'static self, function: &Object, path: &str, params: &[(&str, &str)]) -> Result<Object, Failure> {
+        let params: Vec<Param> = params.iter().map(|(k, v)| Param { key: Str::new(k), value: Str::new(v) }).collect();
+        let mut object: *mut abi::Object = std::ptr::null_mut();
+        let mut out = Collected::default();
+        let code = unsafe {
+            (self.api.call_loader)(function.raw, Str::new(path), params.as_ptr(), params.len(), &mut object, &out.sink())
+        };
+        out.result(code)?;
+        Ok(Object { bridge: self, raw: object })
+    }
+}
+
+/// A failed bridge call: its status code, message and traceback.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+    pub detail: String,
+}
+
+/// A Python object owned by the bridge (an imported function or a model).
+/// Dropping it releases it through the bridge, which takes the GIL.
+pub struct Object {
+    bridge: &'static Bridge,
+    raw: *mut abi::Object,
+}
+
+// SAFETY: the bridge takes the GIL for every use of the object.
+unsafe impl Send for Object {}
+unsafe impl Sync for Object {}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        let release = self.bridge.api.release;
+        let raw = self.raw as usize;
+        // Taking the GIL may wait for a running handler: never on a runtime worker.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || unsafe { release(raw as *mut abi::Object) });
+            }
+            Err(_) => unsafe { release(self.raw) },
+        }
+    }
+}
+
+fn to_abi(stream: polars_arrow::ffi::ArrowArrayStream) -> abi::ArrowArrayStream {
+    // SAFETY: both are the Arrow C stream struct laid out by the spec (five
+    // pointers, #[repr(C)]); transmute moves it without releasing it.
+    unsafe { std::mem::transmute::<polars_arrow::ffi::ArrowArrayStream, abi::ArrowArrayStream>(stream) }
+}
+
+fn from_abi(stream: abi::ArrowArrayStream) -> polars_arrow::ffi::ArrowArrayStream {
+    // SAFETY: as in `to_abi`.
+    unsafe { std::mem::transmute::<abi::ArrowArrayStream, polars_arrow::ffi::ArrowArrayStream>(stream) }
+}
+
+/// What one call reported through the sink.
+#[derive(Default)]
+struct Collected {
+    error: Option<(String, String)>,
+    columns: Vec<(String, polars_arrow::ffi::ArrowArrayStream)>,
+    info: Vec<(String, String)>,
+}
+
+impl Collected {
+    fn sink(&mut self) -> Sink {
+        Sink { ctx: self as *mut Collected as *mut c_void, error: on_error, column: on_column, info: on_info }
+    }
+
+    fn result(self, code: i32) -> Result<Collected, Failure> {
+        if code == status::OK {
+            return Ok(self);
+        }
+        let (message, detail) =
+            self.error.unwrap_or_else(|| (format!("the Python bridge failed with status {code}"), String::new()));
+        Err(Failure { code, message, detail })
+    }
+}
+
+unsafe extern "C" fn on_error(ctx: *mut c_void, message: Str, detail: Str) {
+    let out = unsafe { &mut *(ctx as *mut Collected) };
+    out.error = Some(unsafe { (message.as_str().to_owned(), detail.as_str().to_owned()) });
+}
+
+unsafe extern "C" fn on_column(ctx: *mut c_void, name: Str, stream: *mut abi::ArrowArrayStream) {
+    let out = unsafe { &mut *(ctx as *mut Collected) };
+    let stream = unsafe { abi::ArrowArrayStream::take(stream) };
+    out.columns.push((unsafe { name.as_str() }.to_owned(), from_abi(stream)));
+}
+
+unsafe extern "C" fn on_info(ctx: *mut c_void, key: Str, value: Str) {
+    let out = unsafe { &mut *(ctx as *mut Collected) };
+    out.info.push(unsafe { (key.as_str().to_owned(), value.as_str().to_owned()) });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_bridge_says_where_it_looked_and_what_to_do() {
+        let err = Bridge::load(Path::new("/nowhere/libredesmyn_python_bridge.so")).err().unwrap();
+        assert!(err.contains("looked for /nowhere/libredesmyn_python_bridge.so"), "{err}");
+        assert!(err.contains("npm run build"), "{err}");
+    }
+
+    #[test]
+    fn the_bridge_is_looked_for_beside_the_running_file() {
+        if std::env::var_os(BRIDGE_ENV).is_some() {
+            return;
+        }
+        let path = bridge_path().unwrap();
+        let exe = std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(path, exe.parent().unwrap().join(BRIDGE_FILE));
+    }
+
+    #[test]
+    fn streams_keep_their_layout_across_the_abi() {
+        assert_eq!(
+            std::mem::size_of::<polars_arrow::ffi::ArrowArrayStream>(),
+            std::mem::size_of::<abi::ArrowArrayStream>()
+        );
+    }
+}

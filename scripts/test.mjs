@@ -2,13 +2,26 @@
 // `npm test`: every test of the project, then one summary line
 // `N passed, N failed`. Runs the core's cargo tests, builds the addon and the
 // TypeScript layer, then the end-to-end vitest suites over real HTTP.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cargoEnv } from './cargo-env.mjs';
 
 const root = join(import.meta.dirname, '..');
 const env = cargoEnv();
+
+// Environments the suites need that mostly wait on the network (pip
+// downloads): made in the background while Rust compiles, awaited before the
+// suites. Each script is idempotent; a suite that finds one broken runs it
+// again and reports the failure itself.
+const prefetchLog = join(root, '.cache', 'prefetch.log');
+mkdirSync(join(root, '.cache'), { recursive: true });
+const prefetches = ['scripts/pythons.mjs']
+  .filter((script) => existsSync(join(root, script)))
+  .map((script) => {
+    const child = spawn('node', [script], { cwd: root, env, stdio: ['ignore', openSync(prefetchLog, 'a'), openSync(prefetchLog, 'a')] });
+    return new Promise((done) => child.on('close', (code) => done({ script, code })));
+  });
 
 let passed = 0;
 let failed = 0;
@@ -33,8 +46,11 @@ function step(name, cmd, args) {
   return true;
 }
 
-// 1. Rust: the core and the bindings' unit tests.
-const cargo = run('cargo', ['test', '--workspace'], { capture: true });
+// 1. Rust: the core and the bindings' unit tests. Built for the host's
+// explicit target triple, as napi builds the addon, so both builds share one
+// target folder and Polars compiles once.
+const host = spawnSync('rustc', ['-vV'], { env, encoding: 'utf8' }).stdout?.match(/^host: (\S+)$/m)?.[1];
+const cargo = run('cargo', ['test', '--workspace', ...(host ? ['--target', host] : [])], { capture: true });
 for (const m of `${cargo.stdout}\n${cargo.stderr}`.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
   passed += Number(m[1]);
   failed += Number(m[2]);
@@ -46,6 +62,9 @@ const built =
   step('setup', 'node', ['scripts/setup.mjs']) &&
   step('S3 test server', 'node', ['scripts/s3-server.mjs', 'install']) &&
   step('build', 'npm', ['run', 'build', '--silent']);
+for (const { script, code } of await Promise.all(prefetches)) {
+  if (code !== 0) console.error(`\n${script} failed in the background (exit ${code}); see ${prefetchLog}`);
+}
 if (built) {
   const out = join(root, '.cache', 'vitest.json');
   mkdirSync(join(root, '.cache'), { recursive: true });

@@ -11,11 +11,13 @@ pub mod emf;
 pub mod encode;
 pub mod endpoint;
 pub mod error;
+pub mod grpc;
 pub mod handler;
 pub mod logging;
 pub mod metrics;
 pub mod schema;
 pub mod server;
+pub mod v2;
 
 pub use batch::BatchConfig;
 pub use endpoint::Endpoint;

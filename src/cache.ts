@@ -145,16 +145,5 @@ export class CacheConfig<M = unknown> {
   }
 }
 
-/** What `endpoint.cache.stats()` reports. */
-export interface CacheStats {
-  hits: number;
-  misses: number;
-  loads: number;
-  loadFailures: number;
-  evictions: number;
-  refreshes: number;
-  refreshFailures: number;
-  loadSecondsTotal: number;
-  /** Models in memory. */
-  size: number;
-}
+/** What `endpoint.cache.stats()` reports (declared by the binding). */
+export type { CacheStatsObject as CacheStats } from '../binding';

@@ -3,6 +3,7 @@
  * handler that turns a batch into predictions.
  */
 import type { ColumnsOf, Fields, RecordOf, Schema } from './schema';
+import type { NativeServer } from '../binding';
 import { toNative, toNativeError, type HandlerOutput, type NativeOutput } from './output';
 import { PythonHandler } from './python';
 import type { CacheConfig, CacheStats } from './cache';
@@ -99,26 +100,10 @@ export class PredictionError extends Error {
   }
 }
 
-interface NativePrediction {
-  status: number;
-  id: string;
-  predictions?: string;
-  error?: string;
-  queueMs: number;
-  handlerMs: number;
-  totalMs: number;
-  batchSize: number;
-}
+/** @internal How a server answers for a registered endpoint: the native server's own methods. */
+export type EndpointBinding = Pick<NativeServer, 'cacheKeys' | 'cacheStats' | 'cacheRefresh' | 'predict'>;
 
-/** @internal How a server answers for a registered endpoint. */
-export interface EndpointBinding {
-  cacheKeys(path: string): Promise<Record<string, string>[]>;
-  cacheStats(path: string): Promise<CacheStats>;
-  cacheRefresh(path: string, force?: boolean): Promise<void>;
-  predict(path: string, params: Record<string, string>, records: string): Promise<NativePrediction>;
-}
-
-/** The batch object as the native core hands it over. */
+/** The batch object as the native core hands it over (built in crates/redesmyn-node/src/to_js.rs). */
 export interface NativeBatch {
   length: number;
   columns: Record<string, unknown>;

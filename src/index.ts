@@ -1,3 +1,4 @@
+import './native'; // first: a clear error when no prebuilt binary fits this machine
 export { Schema, Field } from './schema';
 export type { NumericType, TypedArrayOf, RecordOf, ColumnsOf, Fields } from './schema';
 export { Endpoint, PredictionError } from './endpoint';

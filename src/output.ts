@@ -1,7 +1,12 @@
 /**
  * Turns whatever a handler returned into the column form the native core
- * reads (see crates/redesmyn-node/src/from_js.rs).
+ * reads. That form (`HandlerOutput`, `OutputColumn`, `ColumnKind`) is
+ * declared once, in crates/redesmyn-node/src/output.rs, and typed here
+ * through the generated binding.d.ts.
  */
+import { ColumnKind, type HandlerOutput as NativeOutput, type OutputColumn as NativeColumn } from '../binding';
+
+export type { NativeOutput, NativeColumn };
 
 export type TypedArray =
   | Int8Array
@@ -24,22 +29,6 @@ export type OutputColumn = TypedArray | readonly unknown[];
  * array, or an object of such columns (several outputs per row).
  */
 export type HandlerOutput = OutputColumn | { readonly [name: string]: OutputColumn };
-
-export interface NativeColumn {
-  name: string;
-  kind: 'num' | 'int' | 'bool' | 'str' | 'json' | 'list';
-  data?: TypedArray;
-  strings?: (string | null)[];
-  offsets?: Uint32Array;
-  nulls?: Uint8Array;
-}
-
-export interface NativeOutput {
-  error?: string;
-  stack?: string;
-  single?: boolean;
-  columns?: NativeColumn[];
-}
 
 export function isTypedArray(value: unknown): value is TypedArray {
   return ArrayBuffer.isView(value) && !(value instanceof DataView);
@@ -64,7 +53,7 @@ function every(values: readonly unknown[], test: (v: unknown) => boolean): boole
 const isNumberLike = (v: unknown) => typeof v === 'number';
 
 function columnOf(name: string, values: OutputColumn): NativeColumn {
-  if (isTypedArray(values)) return { name, kind: 'num', data: values };
+  if (isTypedArray(values)) return { name, kind: ColumnKind.Num, data: values };
   if (!Array.isArray(values)) {
     throw new TypeError(`output '${name || 'predictions'}' must be a typed array or an array`);
   }
@@ -72,16 +61,16 @@ function columnOf(name: string, values: OutputColumn): NativeColumn {
   if (every(values, isNumberLike)) {
     const data = Float64Array.from(values, (v) => (typeof v === 'number' ? v : 0));
     const int = data.every((v) => Number.isSafeInteger(v));
-    return { name, kind: int ? 'int' : 'num', data, nulls };
+    return { name, kind: int ? ColumnKind.Int : ColumnKind.Num, data, nulls };
   }
   if (every(values, (v) => typeof v === 'string')) {
-    return { name, kind: 'str', strings: values.map((v) => (typeof v === 'string' ? v : null)), nulls };
+    return { name, kind: ColumnKind.Str, strings: values.map((v) => (typeof v === 'string' ? v : null)), nulls };
   }
   if (every(values, (v) => typeof v === 'boolean')) {
-    return { name, kind: 'bool', data: Uint8Array.from(values, (v) => (v === true ? 1 : 0)), nulls };
+    return { name, kind: ColumnKind.Bool, data: Uint8Array.from(values, (v) => (v === true ? 1 : 0)), nulls };
   }
   if (every(values, (v) => typeof v === 'bigint')) {
-    return { name, kind: 'num', data: BigInt64Array.from(values, (v) => (typeof v === 'bigint' ? v : 0n)), nulls };
+    return { name, kind: ColumnKind.Num, data: BigInt64Array.from(values, (v) => (typeof v === 'bigint' ? v : 0n)), nulls };
   }
   if (every(values, (v) => isTypedArray(v) || (Array.isArray(v) && every(v, isNumberLike)))) {
     return listColumn(name, values as readonly (ArrayLike<number> | null)[], nulls);
@@ -89,7 +78,7 @@ function columnOf(name: string, values: OutputColumn): NativeColumn {
   // Anything else (objects, mixed values) travels as JSON text.
   return {
     name,
-    kind: 'json',
+    kind: ColumnKind.Json,
     strings: values.map((v) => (v === undefined ? null : JSON.stringify(v))),
     nulls,
   };
@@ -112,7 +101,7 @@ function listColumn(name: string, rows: readonly (ArrayLike<number> | null)[], n
   const first = rows.find((r) => r !== null);
   // Keep float32 outputs float32; whole numbers print as integers.
   const typed = first instanceof Float32Array ? Float32Array.from(data) : int ? BigInt64Array.from(data, BigInt) : data;
-  return { name, kind: 'list', data: typed, offsets, nulls };
+  return { name, kind: ColumnKind.List, data: typed, offsets, nulls };
 }
 
 /** Normalises a handler's return value. */

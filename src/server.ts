@@ -1,6 +1,6 @@
 /** The server: endpoints in, HTTP out. */
 import { resolve } from 'node:path';
-import { NativeServer } from '../binding';
+import { NativeServer, type LoadOutput } from '../binding';
 import type { Endpoint } from './endpoint';
 import { PythonHandler, PythonLoader, type PythonOptions } from './python';
 import type { ModelLoader } from './cache';
@@ -91,17 +91,18 @@ export class Server {
       if (loader !== undefined && !(loader instanceof PythonLoader)) {
         throw new TypeError(`endpoint '${endpoint.path}': a Python handler needs a Python loader (py.loader)`);
       }
-      this.#native.registerPython(spec, endpoint.handler.target, loader?.target);
+      this.#native.register(spec, { kind: 'python', handler: endpoint.handler.target, loader: loader?.target });
     } else {
       if (loader instanceof PythonLoader) {
         throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
       }
       const handler = endpoint.nativeHandler(this.#models);
-      if (loader) {
-        this.#native.register(spec, handler, this.#nativeLoader(loader), (id) => void this.#models.delete(id));
-      } else {
-        this.#native.register(spec, handler);
-      }
+      this.#native.register(
+        spec,
+        loader
+          ? { kind: 'js', handler, load: this.#nativeLoader(loader), release: (id: number) => void this.#models.delete(id) }
+          : { kind: 'js', handler },
+      );
     }
     endpoint.bind(this.#native);
     this.#endpoints.push(endpoint as unknown as Endpoint<Fields, string, unknown>);
@@ -110,7 +111,7 @@ export class Server {
 
   /** A loader that keeps its models here and hands the core their ids. It never rejects. */
   #nativeLoader(load: ModelLoader<unknown>) {
-    return async (path: string, params: Record<string, string>) => {
+    return async (path: string, params: Record<string, string>): Promise<LoadOutput> => {
       try {
         const model = await load(path, params);
         const id = this.#nextModelId++;

@@ -1,44 +1,42 @@
 //! A TypeScript handler as a core [`Handler`]: each batch is handed to the
-//! Node thread through a threadsafe function; the handler's promise resolves
+//! Node thread through a [`JsCallback`]; the handler's promise resolves
 //! with its (normalised) output, which comes back to the batcher.
-
-use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunction;
 use redesmyn::{Batch, Handler, HandlerError, Predictions};
 
-use crate::from_js::NativeOutput;
+use crate::error::Context;
+use crate::js_callback::JsCallback;
 use crate::js_loader::JsModel;
+use crate::output::NativeOutput;
 use crate::to_js::{batch_to_js, JsBatch, RawValue};
 
-/// Weak: a registered handler alone does not keep Node alive; a serving
-/// server does (the TypeScript layer holds a handle while serving).
-pub type HandlerFn = ThreadsafeFunction<JsBatch, Promise<NativeOutput>, RawValue, Status, false, true>;
-
 pub struct JsHandler {
-    function: Arc<HandlerFn>,
+    callback: JsCallback<JsBatch, NativeOutput, RawValue>,
+    /// Names the handler in errors: `handler '/path'`.
+    name: String,
 }
 
 impl JsHandler {
-    pub fn new(function: Function<'_, RawValue, Promise<NativeOutput>>) -> Result<Self> {
+    pub fn new(path: &str, function: Function<'_, RawValue, Promise<NativeOutput>>) -> crate::error::Result<Self> {
         let function = function
             .build_threadsafe_function::<JsBatch>()
             .weak::<true>()
             .callee_handled::<false>()
             .build_callback(|ctx| batch_to_js(&ctx.env, ctx.value))?;
-        Ok(JsHandler { function: Arc::new(function) })
+        Ok(JsHandler { callback: JsCallback::new(function), name: format!("handler '{path}'") })
     }
 }
 
 impl Handler for JsHandler {
     fn call(&self, batch: Batch) -> BoxFuture<'static, std::result::Result<Predictions, HandlerError>> {
-        let function = self.function.clone();
+        let callback = self.callback.clone();
+        let name = self.name.clone();
         Box::pin(async move {
-            let model_id = match &batch.model {
-                Some(model) => Some(
-                    model
+            let model_id = match &batch.loaded {
+                Some(loaded) => Some(
+                    loaded
                         .downcast_ref::<JsModel>()
                         .ok_or_else(|| {
                             HandlerError::new("a TypeScript handler needs a model made by a TypeScript loader")
@@ -48,13 +46,9 @@ impl Handler for JsHandler {
                 None => None,
             };
             // The model stays alive (and its id valid) until this batch is answered.
-            let _model = batch.model;
+            let _loaded = batch.loaded;
             let batch = JsBatch { frame: batch.frame, params: batch.params, model_id };
-            let promise = function
-                .call_async_catch(batch)
-                .await
-                .map_err(|e| HandlerError::new(format!("the handler could not be called: {}", e.reason)))?;
-            let output = promise.await.map_err(|e| HandlerError::new(e.reason.clone()))?;
+            let output = callback.await_call(batch).await.context(name).map_err(|e| HandlerError::new(e.to_string()))?;
             output.0
         })
     }

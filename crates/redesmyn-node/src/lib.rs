@@ -1,12 +1,17 @@
 //! napi-rs binding of redesmyn: converts between JavaScript and the core's
 //! types and forwards. Behaviour lives in the `redesmyn` crate.
 
-mod from_js;
+mod error;
+mod js_callback;
 mod js_handler;
 mod js_loader;
 mod options;
+mod output;
 mod server;
 mod to_js;
+
+/// Where bugs are reported; a panic message names it.
+const ISSUES_URL: &str = "https://github.com/redesmyn/redesmyn/issues";
 
 /// Every Rust allocation of the addon (requests, columns, batches) goes
 /// through mimalloc: under load glibc's malloc and free took about an eighth
@@ -18,6 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// core's batchers share it.
 #[napi_derive::module_init]
 fn init() {
+    report_panics_as_bugs();
     // Two workers, or one where the process may use a single core (taskset,
     // a one-CPU container): more threads than cores only add switches.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -28,4 +34,19 @@ fn init() {
         .build()
         .expect("the tokio runtime could not be built");
     napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+}
+
+/// A panic in the addon is a bug, never a user error: say so and where to
+/// report it, then let the default hook print the message and location.
+/// Handler panics are still caught by the batcher and answered with a 500.
+fn report_panics_as_bugs() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!(
+            "redesmyn: internal error (a bug in redesmyn {}, not in your code). \
+             Please report it with the message below at {ISSUES_URL}",
+            env!("CARGO_PKG_VERSION")
+        );
+        default(info);
+    }));
 }

@@ -2,7 +2,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
 
@@ -10,12 +9,10 @@ use redesmyn::cache::{Loader, ModelCache};
 use redesmyn::{Endpoint, Handler, RunningServer, Server};
 use redesmyn_python::{PyHandler, PyLoader, Target};
 
-use crate::js_loader::{JsLoader, LoadFn, ReleaseFn};
-
-use crate::from_js::NativeOutput;
+use crate::error::{BindingError, Result};
 use crate::js_handler::JsHandler;
-use crate::options::{EndpointSpec, ServerOptions};
-use crate::to_js::RawValue;
+use crate::js_loader::JsLoader;
+use crate::options::{EndpointSpec, RuntimeSpec, ServerOptions};
 
 #[napi(object)]
 pub struct CacheStatsObject {
@@ -64,22 +61,19 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn failure(message: impl Into<String>) -> Error {
-    Error::new(Status::GenericFailure, message.into())
-}
-
 #[napi]
 impl NativeServer {
     #[napi(constructor)]
-    pub fn new(options: ServerOptions) -> Result<Self> {
+    pub fn new(options: ServerOptions) -> napi::Result<Self> {
         if let Some(log) = &options.log {
-            redesmyn::logging::init(log.level.as_deref(), log.format.as_deref() != Some("text")).map_err(failure)?;
+            redesmyn::logging::init(log.level.as_deref(), log.format.as_deref() != Some("text"))
+                .map_err(BindingError::failed)?;
         } else {
             // REDESMYN_LOG alone also turns logs on.
             let _ = redesmyn::logging::init(None, true);
         }
         if let Some(python) = &options.python {
-            redesmyn_python::configure(python.to_config()).map_err(|e| failure(e.to_string()))?;
+            redesmyn_python::configure(python.to_config()).map_err(|e| BindingError::failed(e.to_string()))?;
         }
         let server = Server::new(options.to_config()?);
         Ok(NativeServer {
@@ -89,60 +83,46 @@ impl NativeServer {
         })
     }
 
-    /// Adds an endpoint whose handler is a JavaScript function
-    /// `(batch) => Promise<NativeOutput>`.
-    /// With a model cache (`spec.cache`), `load` makes models and `release`
-    /// drops them: `(path, params) => Promise<{ id } | { error }>`, `(id) => void`.
-    #[napi(
-        ts_args_type = "spec: EndpointSpec, handler: (batch: object) => Promise<object>, load?: (path: string, params: Record<string, string>) => Promise<LoadOutput>, release?: (id: number) => void"
-    )]
-    pub fn register(
-        &self,
-        spec: EndpointSpec,
-        handler: Function<'_, RawValue, Promise<NativeOutput>>,
-        load: Option<LoadFn>,
-        release: Option<ReleaseFn>,
-    ) -> Result<()> {
-        let loader: Option<Arc<dyn Loader>> = match (load, release) {
-            (Some(load), Some(release)) => Some(Arc::new(JsLoader::new(load, release))),
-            _ => None,
-        };
-        self.add(&spec, Arc::new(JsHandler::new(handler)?), loader)
+    /// Adds an endpoint: its spec, and the runtime that predicts for it.
+    /// A Python runtime starts the interpreter and imports its functions
+    /// now, so a wrong reference fails here rather than at the first request.
+    #[napi(ts_args_type = "spec: EndpointSpec, runtime: JsRuntime | PythonRuntime")]
+    pub fn register(&self, spec: EndpointSpec, runtime: RuntimeSpec<'_>) -> napi::Result<()> {
+        Ok(self.add(&spec, runtime)?)
     }
 
-    /// Adds an endpoint whose handler is a Python function `'module:function'`.
-    /// Starts the interpreter and imports the function now, so a wrong
-    /// reference fails here rather than at the first request.
-    /// With a model cache, `loader` is a Python `'module:function'` too.
-    #[napi]
-    pub fn register_python(&self, spec: EndpointSpec, target: String, loader: Option<String>) -> Result<()> {
-        let python = |e: redesmyn_python::PythonError| Error::new(Status::InvalidArg, e.to_string());
-        let handler = PyHandler::new(Target::parse(&target).map_err(python)?).map_err(python)?;
-        let loader: Option<Arc<dyn Loader>> = match loader {
-            Some(loader) => Some(Arc::new(PyLoader::new(Target::parse(&loader).map_err(python)?).map_err(python)?)),
-            None => None,
+    fn add(&self, spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<()> {
+        let (handler, loader): (Arc<dyn Handler>, Option<Arc<dyn Loader>>) = match runtime {
+            RuntimeSpec::Js(js) => {
+                let loader = match (js.load, js.release) {
+                    (Some(load), Some(release)) => Some(Arc::new(JsLoader::new(&spec.path, load, release)) as _),
+                    _ => None,
+                };
+                (Arc::new(JsHandler::new(&spec.path, js.handler)?), loader)
+            }
+            RuntimeSpec::Python(py) => {
+                let handler = PyHandler::new(Target::parse(&py.handler)?)?;
+                let loader = match &py.loader {
+                    Some(loader) => Some(Arc::new(PyLoader::new(Target::parse(loader)?)?) as _),
+                    None => None,
+                };
+                (Arc::new(handler), loader)
+            }
         };
-        self.add(&spec, Arc::new(handler), loader)
-    }
-
-    fn add(&self, spec: &EndpointSpec, handler: Arc<dyn Handler>, loader: Option<Arc<dyn Loader>>) -> Result<()> {
-        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), handler)
-            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), handler)?;
         let cache = match (&spec.cache, loader) {
             (Some(cache), Some(loader)) => Some(Arc::new(cache.build(&spec.path, loader)?)),
             (Some(_), None) => {
-                return Err(Error::new(Status::InvalidArg, format!("endpoint '{}': a cache needs a loader", spec.path)))
+                return Err(BindingError::invalid(format!("endpoint '{}': a cache needs a loader", spec.path)))
             }
             (None, _) => None,
         };
         if let Some(cache) = &cache {
-            endpoint = endpoint.with_cache(cache.clone());
+            endpoint = endpoint.with_cache(Arc::clone(cache));
         }
         match &mut *lock(&self.state) {
-            State::Configuring(server) => {
-                server.register(endpoint).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
-            }
-            _ => return Err(failure("endpoints must be registered before serve()")),
+            State::Configuring(server) => server.register(endpoint)?,
+            _ => return Err(BindingError::failed("endpoints must be registered before serve()")),
         }
         if let Some(cache) = cache {
             self.caches.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.path.clone(), cache);
@@ -152,7 +132,7 @@ impl NativeServer {
 
     /// The path parameters of the models the endpoint at `path` holds in memory.
     #[napi]
-    pub async fn cache_keys(&self, path: String) -> Result<Vec<HashMap<String, String>>> {
+    pub async fn cache_keys(&self, path: String) -> napi::Result<Vec<HashMap<String, String>>> {
         let cache = self.cache(&path)?;
         cache.sync().await;
         Ok(cache.keys().iter().map(|p| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).collect())
@@ -160,7 +140,7 @@ impl NativeServer {
 
     /// Counters of the endpoint's model cache.
     #[napi]
-    pub async fn cache_stats(&self, path: String) -> Result<CacheStatsObject> {
+    pub async fn cache_stats(&self, path: String) -> napi::Result<CacheStatsObject> {
         let cache = self.cache(&path)?;
         cache.sync().await;
         let s = cache.stats();
@@ -179,7 +159,7 @@ impl NativeServer {
 
     /// Checks every cached model's artifact now and reloads what changed (all with `force`).
     #[napi]
-    pub async fn cache_refresh(&self, path: String, force: Option<bool>) -> Result<()> {
+    pub async fn cache_refresh(&self, path: String, force: Option<bool>) -> napi::Result<()> {
         self.cache(&path)?.refresh(force.unwrap_or(false)).await;
         Ok(())
     }
@@ -190,22 +170,22 @@ impl NativeServer {
             .unwrap_or_else(|p| p.into_inner())
             .get(path)
             .cloned()
-            .ok_or_else(|| Error::new(Status::InvalidArg, format!("endpoint '{path}' has no model cache")))
+            .ok_or_else(|| BindingError::invalid(format!("endpoint '{path}' has no model cache")))
     }
 
     /// Starts listening; resolves with the bound port.
     #[napi]
-    pub async fn serve(&self) -> Result<u32> {
+    pub async fn serve(&self) -> napi::Result<u32> {
         let server = match std::mem::replace(&mut *lock(&self.state), State::Starting) {
             State::Configuring(server) => server,
             other => {
                 *lock(&self.state) = other;
-                return Err(failure("the server was already started"));
+                return Err(BindingError::failed("the server was already started").into());
             }
         };
         let runtime = tokio::runtime::Handle::current();
         let started =
-            tokio::task::spawn_blocking(move || server.start(runtime)).await.map_err(|e| failure(e.to_string()))?;
+            tokio::task::spawn_blocking(move || server.start(runtime)).await.map_err(|e| BindingError::failed(e.to_string()))?;
         match started {
             Ok(running) => {
                 let port = running.port() as u32;
@@ -215,14 +195,14 @@ impl NativeServer {
             }
             Err(e) => {
                 *lock(&self.state) = State::Stopped;
-                Err(failure(e.to_string()))
+                Err(BindingError::failed(e.to_string()).into())
             }
         }
     }
 
     /// Graceful stop: every accepted request is answered first.
     #[napi]
-    pub async fn stop(&self) -> Result<()> {
+    pub async fn stop(&self) -> napi::Result<()> {
         let previous = std::mem::replace(&mut *lock(&self.state), State::Stopped);
         if let State::Running(running) = previous {
             running.stop().await;
@@ -238,10 +218,10 @@ impl NativeServer {
         path: String,
         params: HashMap<String, String>,
         records: String,
-    ) -> Result<PredictOutput> {
+    ) -> napi::Result<PredictOutput> {
         let running = match &*lock(&self.state) {
-            State::Running(running) => running.clone(),
-            _ => return Err(failure("the server is not serving; call serve() first")),
+            State::Running(running) => Arc::clone(running),
+            _ => return Err(BindingError::failed("the server is not serving; call serve() first").into()),
         };
         let params = redesmyn::Params::new(params.into_iter().collect());
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -249,7 +229,7 @@ impl NativeServer {
             Ok(p) => {
                 let mut predictions = Vec::new();
                 match &p.answer {
-                    Some(a) => redesmyn::encode::write_predictions(&mut predictions, &a.predictions),
+                    Some(a) => redesmyn::codec::predictions::write_predictions(&mut predictions, &a.predictions),
                     None => predictions.extend_from_slice(b"[]"),
                 }
                 let answer = p.answer.as_ref();
@@ -265,10 +245,10 @@ impl NativeServer {
                 }
             }
             Err(e) => PredictOutput {
-                status: e.status() as u32,
+                status: u32::from(redesmyn::http::error::status_of_kind(e.kind()).as_u16()),
                 id: String::new(),
                 predictions: None,
-                error: Some(String::from_utf8_lossy(&e.to_json()).into_owned()),
+                error: Some(String::from_utf8_lossy(&redesmyn::http::error::json_body(&e)).into_owned()),
                 queue_ms: 0.0,
                 handler_ms: 0.0,
                 total_ms: 0.0,

@@ -58,6 +58,7 @@ pub fn batch_to_js(env: &Env, batch: JsBatch) -> Result<RawValue> {
     if let Some(id) = batch.model_id {
         out.set("modelId", id)?;
     }
+    // SAFETY: `env` is the live env of this callback, on the Node thread.
     Ok(RawValue(unsafe { Object::to_napi_value(env.raw(), out)? }))
 }
 
@@ -65,6 +66,7 @@ fn series_to_js(env: &Env, series: &Series) -> Result<sys::napi_value> {
     match series.dtype() {
         DataType::Boolean => {
             let values: Vec<u8> = series.bool().map_err(to_napi)?.iter().map(|b| b.unwrap_or(false) as u8).collect();
+            // SAFETY: `env` is the live env of this callback, on the Node thread.
             unsafe { Uint8Array::to_napi_value(env.raw(), Uint8Array::new(values)) }
         }
         DataType::String => {
@@ -73,6 +75,7 @@ fn series_to_js(env: &Env, series: &Series) -> Result<sys::napi_value> {
             for (i, v) in ca.iter().enumerate() {
                 array.set(i as u32, v)?;
             }
+            // SAFETY: `env` is the live env of this callback, on the Node thread.
             unsafe { Array::to_napi_value(env.raw(), array) }
         }
         DataType::List(_) => {
@@ -145,6 +148,7 @@ fn views_to_js(
             array.set(i as u32, Null)?;
         }
     }
+    // SAFETY: `env` is the live env of this callback, on the Node thread.
     unsafe { Array::to_napi_value(env.raw(), array) }
 }
 
@@ -167,6 +171,7 @@ fn typed_array(
 ) -> Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     check_status!(
+        // SAFETY: a live env; `buffer` is an ArrayBuffer holding `len` elements of `kind` from `byte_offset`.
         unsafe { sys::napi_create_typedarray(env.raw(), kind, len, buffer, byte_offset, &mut out) },
         "could not create a typed array"
     )?;
@@ -174,6 +179,7 @@ fn typed_array(
 }
 
 unsafe extern "C" fn release_series(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the `Box<Series>` leaked by `external_buffer`, released exactly once, here.
     drop(unsafe { Box::from_raw(hint.cast::<Series>()) });
 }
 
@@ -185,12 +191,15 @@ fn external_buffer(env: &Env, keep: Series, data: *const u8, len: usize) -> Resu
     if len == 0 {
         let mut ignored = ptr::null_mut();
         check_status!(
+            // SAFETY: a live env and valid out-pointers.
             unsafe { sys::napi_create_arraybuffer(env.raw(), 0, &mut ignored, &mut out) },
             "could not create an ArrayBuffer"
         )?;
         return Ok(out);
     }
     let hint = Box::into_raw(Box::new(keep));
+    // SAFETY: `data` stays valid for `len` bytes while `hint` (the Series owning it)
+    // lives; JavaScript calls `release_series` with `hint` once it collects the buffer.
     let status = unsafe {
         sys::napi_create_external_arraybuffer(
             env.raw(),
@@ -205,12 +214,15 @@ fn external_buffer(env: &Env, keep: Series, data: *const u8, len: usize) -> Resu
         return Ok(out);
     }
     // Runtimes without external buffers (or any failure): copy instead.
+    // SAFETY: napi refused the buffer, so it never took `hint`: it is still ours to free.
     drop(unsafe { Box::from_raw(hint) });
     let mut copy = ptr::null_mut();
     check_status!(
+        // SAFETY: a live env and valid out-pointers.
         unsafe { sys::napi_create_arraybuffer(env.raw(), len, &mut copy, &mut out) },
         "could not create an ArrayBuffer"
     )?;
+    // SAFETY: `data` holds `len` bytes; the new buffer `copy` has room for `len` and does not overlap it.
     unsafe { ptr::copy_nonoverlapping(data, copy.cast::<u8>(), len) };
     Ok(out)
 }

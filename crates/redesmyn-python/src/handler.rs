@@ -69,7 +69,7 @@ impl Handler for PyHandler {
 fn invoke(py: Python<'_>, function: &Py<PyAny>, batch: Batch, takes_params: bool) -> Result<Predictions, HandlerError> {
     let fail = |e: PyErr| handler_error(py, &e);
     // With a model cache, the model comes first: `predict(model, df)`.
-    let model = match &batch.model {
+    let model = match &batch.loaded {
         Some(model) => match model.downcast_ref::<PyModel>() {
             Some(m) => Some(m.0.clone_ref(py)),
             None => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use redesmyn::cache::{Loader, Model};
+use redesmyn::cache::{LoadedModel, Loader};
 use redesmyn::Params;
 
 use crate::convert::{describe, params_dict};
@@ -34,14 +34,14 @@ impl PyLoader {
 }
 
 impl Loader for PyLoader {
-    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<Model, String>> {
+    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<LoadedModel, String>> {
         let function = self.function.clone();
         let takes_params = self.takes_params;
         let path = artifact.to_string_lossy().into_owned();
         let params = params.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                Python::attach(|py| -> Result<Model, String> {
+                Python::attach(|py| -> Result<LoadedModel, String> {
                     let kwargs = if takes_params {
                         let kwargs = PyDict::new(py);
                         let dict = params_dict(py, &params).map_err(|e| describe(py, &e))?;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redesmyn::cache::{CacheConfig, FsStore, Model, ModelCache, PathTemplate};
+use redesmyn::cache::{CacheConfig, FsStore, LoadedModel, ModelCache, PathTemplate};
 use redesmyn::Params;
 
 #[tokio::main(flavor = "current_thread")]
@@ -14,7 +14,7 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("redesmyn-cache-hit-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("m/1")).expect("temp dir");
     std::fs::write(dir.join("m/1/model.bin"), b"model").expect("artifact");
-    let loader = |_: std::path::PathBuf, _: Params| async { Ok::<Model, String>(Arc::new(vec![0u8; 1024])) };
+    let loader = |_: std::path::PathBuf, _: Params| async { Ok::<LoadedModel, String>(Arc::new(vec![0u8; 1024])) };
     let cache = ModelCache::new(
         PathTemplate::parse("m/{id}/model.bin").expect("template"),
         &["id".to_string()],

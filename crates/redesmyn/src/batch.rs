@@ -171,18 +171,18 @@ impl Queues {
                     let (sender, rx) = mpsc::channel(self.config.max_queue.max(1));
                     let lane = Lane { sender, queued_rows: Arc::default(), full: Arc::default() };
                     let batcher = Batcher {
-                        handler: self.handler.clone(),
+                        handler: Arc::clone(&self.handler),
                         cache: self.cache.clone(),
                         metrics: self.metrics.clone(),
                         config: self.config.clone(),
-                        params: params.clone(),
+                        params: Arc::clone(&params),
                         permits: Arc::new(Semaphore::new(self.config.max_concurrent.max(1))),
-                        queued_rows: lane.queued_rows.clone(),
-                        full: lane.full.clone(),
+                        queued_rows: Arc::clone(&lane.queued_rows),
+                        full: Arc::clone(&lane.full),
                     };
                     state.tasks.retain(|t| !t.is_finished());
                     state.tasks.push(self.runtime.spawn(batcher.run(rx)));
-                    state.lanes.insert(params.clone(), lane.clone());
+                    state.lanes.insert(Arc::clone(&params), lane.clone());
                     lane
                 }
             };
@@ -263,7 +263,7 @@ impl Batcher {
             };
             // Wait for a free slot first: while the handler is busy, requests
             // pile up in the queue and the batch below takes them all.
-            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                 break;
             };
             let mut rows = first.rows();
@@ -313,10 +313,10 @@ impl Batcher {
             if let Some(m) = &self.metrics {
                 m.queue_depth.dec_by(jobs.len() as i64);
             }
-            let handler = self.handler.clone();
+            let handler = Arc::clone(&self.handler);
             let cache = self.cache.clone();
             let metrics = self.metrics.clone();
-            let params = self.params.clone();
+            let params = Arc::clone(&self.params);
             tokio::spawn(async move {
                 run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await;
                 drop(permit);
@@ -384,7 +384,7 @@ async fn run_batch(
         }
     };
     let handler_started = Instant::now();
-    let outcome = AssertUnwindSafe(handler.call(Batch { frame, params, model })).catch_unwind().await;
+    let outcome = AssertUnwindSafe(handler.call(Batch { frame, params, loaded: model })).catch_unwind().await;
     let handled = handler_started.elapsed();
     if let Some(m) = metrics {
         m.batch(total, handled);
@@ -462,7 +462,7 @@ mod tests {
 
     fn doubling(seen: Arc<Mutex<Vec<usize>>>) -> Arc<dyn Handler> {
         Arc::new(move |batch: Batch| {
-            let seen = seen.clone();
+            let seen = Arc::clone(&seen);
             async move {
                 seen.lock().unwrap().push(batch.frame.height());
                 let x = batch.frame.column("x").unwrap().f64().unwrap().clone();
@@ -494,7 +494,7 @@ mod tests {
     #[tokio::test]
     async fn requests_of_clients_that_left_are_dropped() {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let queues = Queues::new(doubling(seen.clone()), BatchConfig::default(), Handle::current());
+        let queues = Queues::new(doubling(Arc::clone(&seen)), BatchConfig::default(), Handle::current());
         let gone = queues.submit(Params::default(), frame(&[1.0]), Some(Arc::new(Gone))).unwrap();
         let kept = queues.submit_plain(Params::default(), frame(&[2.0, 3.0])).unwrap();
         assert!(matches!(gone.await.unwrap(), Err(RequestError::ClientGone)));
@@ -506,7 +506,7 @@ mod tests {
     async fn concurrent_requests_share_a_batch_and_get_their_own_rows() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let config = BatchConfig { max_delay: Duration::from_millis(20), ..Default::default() };
-        let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
+        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
         let receivers: Vec<_> = (0..10)
             .map(|i| queues.submit_plain(Params::default(), frame(&[i as f64, 100.0 + i as f64])).unwrap())
             .collect();
@@ -520,10 +520,10 @@ mod tests {
     async fn many_concurrent_submitters_all_get_answers() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let config = BatchConfig { max_size: 8, ..Default::default() };
-        let queues = Arc::new(Queues::new(doubling(seen.clone()), config, Handle::current()));
+        let queues = Arc::new(Queues::new(doubling(Arc::clone(&seen)), config, Handle::current()));
         let tasks: Vec<_> = (0..8)
             .map(|t| {
-                let queues = queues.clone();
+                let queues = Arc::clone(&queues);
                 tokio::spawn(async move {
                     for i in 0..250 {
                         let x = (t * 1000 + i) as f64;
@@ -543,7 +543,7 @@ mod tests {
     async fn batch_closes_at_max_size_and_large_requests_run_alone() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let config = BatchConfig { max_size: 4, max_delay: Duration::from_millis(50), ..Default::default() };
-        let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
+        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
         let a = queues.submit_plain(Params::default(), frame(&[1.0, 2.0, 3.0])).unwrap();
         let b = queues.submit_plain(Params::default(), frame(&[1.0, 2.0])).unwrap();
         let c = queues.submit_plain(Params::default(), frame(&[1.0; 9])).unwrap();
@@ -556,7 +556,7 @@ mod tests {
     #[tokio::test]
     async fn different_params_never_share_a_batch() {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let queues = Queues::new(doubling(seen.clone()), BatchConfig::default(), Handle::current());
+        let queues = Queues::new(doubling(Arc::clone(&seen)), BatchConfig::default(), Handle::current());
         let p = |v: &str| Params::new(vec![("model".into(), v.into())]);
         let a = queues.submit_plain(p("1"), frame(&[1.0])).unwrap();
         let b = queues.submit_plain(p("2"), frame(&[1.0])).unwrap();
@@ -568,7 +568,7 @@ mod tests {
     #[tokio::test]
     async fn handler_errors_and_wrong_lengths_fail_the_batch_only() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let c = calls.clone();
+        let c = Arc::clone(&calls);
         let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| {
             let n = c.fetch_add(1, Ordering::SeqCst);
             async move {
@@ -598,11 +598,11 @@ mod tests {
             timeout: Some(Duration::from_millis(10)),
             ..Default::default()
         };
-        let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
+        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
         let expired = queues.submit_plain(Params::default(), frame(&[1.0])).unwrap();
         assert!(matches!(expired.await.unwrap(), Err(RequestError::DeadlineExceeded(_))));
         let config = BatchConfig { max_delay: Duration::from_millis(30), ..Default::default() };
-        let queues = Queues::new(doubling(seen.clone()), config, Handle::current());
+        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
         drop(queues.submit_plain(Params::default(), frame(&[1.0])).unwrap());
         let kept = queues.submit_plain(Params::default(), frame(&[2.0, 3.0])).unwrap();
         kept.await.unwrap().unwrap();

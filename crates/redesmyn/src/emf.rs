@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use crate::error::Outcome;
+
 /// Values per metric per document (the EMF limit).
 const MAX_VALUES: usize = 100;
 
@@ -91,7 +93,8 @@ impl EmfEndpoint {
         f(&mut window, random);
     }
 
-    pub fn answered(&self, status: u16, elapsed: Duration) {
+    pub fn answered(&self, outcome: Outcome, elapsed: Duration) {
+        let status = crate::http::error::status_of(outcome).as_u16();
         self.with(|w, r| {
             w.requests += 1;
             match status {
@@ -137,7 +140,7 @@ impl Emf {
             window: Mutex::new(Window::default()),
             random: AtomicU64::new(endpoint.len() as u64),
         });
-        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).push(recorder.clone());
+        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&recorder));
         recorder
     }
 
@@ -239,6 +242,7 @@ mod tests {
 
     #[test]
     fn documents_follow_the_format() {
+        use crate::error::ErrorKind;
         let emf = Emf::new(EmfConfig {
             namespace: "redesmyn".into(),
             dimensions: vec![("Service".into(), "iris".into())],
@@ -247,7 +251,8 @@ mod tests {
         });
         let e = emf.endpoint("/p");
         for i in 0..250 {
-            e.answered(if i % 50 == 0 { 500 } else { 200 }, Duration::from_millis(i));
+            let outcome = if i % 50 == 0 { Outcome::Failed(ErrorKind::Internal) } else { Outcome::Ok };
+            e.answered(outcome, Duration::from_millis(i));
         }
         e.batch(64, Duration::from_millis(3));
         let docs = emf.documents();

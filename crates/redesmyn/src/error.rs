@@ -1,9 +1,44 @@
-//! Every way a request can fail, with its HTTP status and JSON body.
+//! Every way a request can fail, as a transport-neutral [`ErrorKind`] plus a
+//! message, and a retry-after hint where waiting helps.
+//!
+//! Nothing here knows HTTP or gRPC: each front door maps [`ErrorKind`] to its
+//! own status once (`http::error` for HTTP). Metrics and logs record the
+//! kind too, so a new front door never translates from another one's codes.
 
 use std::time::Duration;
 
 use crate::cache::CacheError;
-use crate::decode::{DecodeError, RecordError};
+use crate::codec::records::{DecodeError, RecordError};
+
+/// What went wrong, in terms any protocol can express. Each variant notes
+/// the HTTP status and gRPC code it stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The payload cannot be read at all: not JSON, empty (HTTP 400, gRPC INVALID_ARGUMENT).
+    Malformed,
+    /// Well-formed, but wrong for the model: a record that does not match the
+    /// schema, a bad or missing parameter (HTTP 422, gRPC INVALID_ARGUMENT).
+    InvalidArgument,
+    /// No such model, route, or artifact for these parameters (HTTP 404, gRPC NOT_FOUND).
+    NotFound,
+    /// The address exists but not for this operation (HTTP 405, gRPC UNIMPLEMENTED).
+    Unsupported,
+    /// The payload is larger than allowed (HTTP 413, gRPC RESOURCE_EXHAUSTED).
+    TooLarge,
+    /// A payload format the server does not read (HTTP 415, gRPC INVALID_ARGUMENT).
+    UnsupportedFormat,
+    /// The model's queue is full; retry later (HTTP 503, gRPC RESOURCE_EXHAUSTED).
+    ResourceExhausted,
+    /// The model cannot serve now: loading failed, or the server is stopping
+    /// (HTTP 503, gRPC UNAVAILABLE).
+    Unavailable,
+    /// The request's deadline passed before it was answered (HTTP 504, gRPC DEADLINE_EXCEEDED).
+    DeadlineExceeded,
+    /// The client went away before the request ran (HTTP 499, gRPC CANCELLED).
+    Cancelled,
+    /// The handler failed or the server could not answer (HTTP 500, gRPC INTERNAL).
+    Internal,
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RequestError {
@@ -38,26 +73,32 @@ pub enum RequestError {
     /// The client closed its connection before the batch ran.
     #[error("the client closed the connection before the request was handled")]
     ClientGone,
+    /// A V2 (Open Inference Protocol) request or answer that is not a valid
+    /// tensor set: the message names the input or output at fault.
+    #[error("{0}")]
+    Tensor(crate::v2::V2Error),
 }
 
 impl RequestError {
-    pub fn status(&self) -> u16 {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            RequestError::MalformedJson(_) | RequestError::EmptyBody => 400,
-            RequestError::NotFound { .. } | RequestError::ModelNotFound(_) => 404,
-            RequestError::MethodNotAllowed { .. } => 405,
-            RequestError::PayloadTooLarge { .. } => 413,
-            RequestError::UnsupportedMediaType(_) => 415,
-            RequestError::InvalidRecord(_) | RequestError::InvalidParam(_) => 422,
-            RequestError::Handler(_) => 500,
-            RequestError::QueueFull { .. } | RequestError::ShuttingDown | RequestError::ModelUnavailable { .. } => 503,
-            RequestError::DeadlineExceeded(_) => 504,
-            // nginx's "client closed request"; rarely seen, the client is gone.
-            RequestError::ClientGone => 499,
+            RequestError::MalformedJson(_) | RequestError::EmptyBody => ErrorKind::Malformed,
+            RequestError::InvalidRecord(_) | RequestError::InvalidParam(_) => ErrorKind::InvalidArgument,
+            RequestError::NotFound { .. } | RequestError::ModelNotFound(_) => ErrorKind::NotFound,
+            RequestError::MethodNotAllowed { .. } => ErrorKind::Unsupported,
+            RequestError::PayloadTooLarge { .. } => ErrorKind::TooLarge,
+            RequestError::UnsupportedMediaType(_) => ErrorKind::UnsupportedFormat,
+            RequestError::QueueFull { .. } => ErrorKind::ResourceExhausted,
+            RequestError::ShuttingDown | RequestError::ModelUnavailable { .. } => ErrorKind::Unavailable,
+            RequestError::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
+            RequestError::ClientGone => ErrorKind::Cancelled,
+            RequestError::Handler(_) => ErrorKind::Internal,
+            RequestError::Tensor(e) if e.is_client_error() => ErrorKind::InvalidArgument,
+            RequestError::Tensor(_) => ErrorKind::Internal,
         }
     }
 
-    /// Seconds a client should wait before retrying (the `Retry-After` header).
+    /// Whole seconds a client should wait before retrying, when waiting helps.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             RequestError::QueueFull { retry_after } | RequestError::ModelUnavailable { retry_after, .. } => {
@@ -68,14 +109,28 @@ impl RequestError {
         }
     }
 
-    /// `{"error": "...", "details": [...]}`.
-    pub fn to_json(&self) -> Vec<u8> {
-        let details: Vec<&RecordError> = match self {
+    /// Where a body stopped matching the schema, for error details.
+    pub fn details(&self) -> Vec<&RecordError> {
+        match self {
             RequestError::InvalidRecord(e) => vec![e],
             _ => Vec::new(),
-        };
-        let body = serde_json::json!({ "error": self.to_string(), "details": details });
-        serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"error":"internal error","details":[]}"#.to_vec())
+        }
+    }
+}
+
+/// How a request ended, as metrics and logs record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Ok,
+    Failed(ErrorKind),
+}
+
+impl<T> From<&Result<T, RequestError>> for Outcome {
+    fn from(result: &Result<T, RequestError>) -> Self {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Failed(e.kind()),
+        }
     }
 }
 
@@ -91,11 +146,35 @@ impl From<CacheError> for RequestError {
     }
 }
 
+impl From<crate::v2::V2Error> for RequestError {
+    fn from(e: crate::v2::V2Error) -> Self {
+        RequestError::Tensor(e)
+    }
+}
+
 impl From<DecodeError> for RequestError {
     fn from(e: DecodeError) -> Self {
         match e {
             DecodeError::Malformed(m) => RequestError::MalformedJson(m),
             DecodeError::Invalid(r) => RequestError::InvalidRecord(r),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_what_went_wrong_and_only_waiting_errors_say_when_to_retry() {
+        let full = RequestError::QueueFull { retry_after: Duration::from_millis(1500) };
+        assert_eq!(full.kind(), ErrorKind::ResourceExhausted);
+        assert_eq!(full.retry_after(), Some(2));
+        assert_eq!(RequestError::ShuttingDown.kind(), ErrorKind::Unavailable);
+        assert_eq!(RequestError::ShuttingDown.retry_after(), Some(1));
+        assert_eq!(RequestError::ClientGone.kind(), ErrorKind::Cancelled);
+        assert_eq!(RequestError::EmptyBody.kind(), ErrorKind::Malformed);
+        assert_eq!(RequestError::InvalidParam("x".into()).kind(), ErrorKind::InvalidArgument);
+        assert_eq!(RequestError::Handler("boom".into()).retry_after(), None);
     }
 }

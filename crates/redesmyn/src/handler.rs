@@ -30,12 +30,12 @@ impl Params {
 }
 
 /// What a handler is called with: the concatenated rows of every request in
-/// the batch, the path parameters they share, and the model those
-/// parameters select when the endpoint has a model cache.
+/// the batch, the parameters they share, and the loaded artifact those
+/// parameters select when the model has an artifact cache.
 pub struct Batch {
     pub frame: DataFrame,
     pub params: Arc<Params>,
-    pub model: Option<crate::cache::Model>,
+    pub loaded: Option<crate::cache::LoadedModel>,
 }
 
 /// One prediction per input row: either a single column (each prediction a

@@ -1,27 +1,36 @@
-//! redesmyn core: serve machine-learning models over HTTP with per-request
-//! schema parsing straight into Polars columns and dynamic batching.
+//! redesmyn core: serve machine-learning models with per-request schema
+//! parsing straight into Polars columns and dynamic batching.
 //!
 //! This crate knows nothing of Node or Python: a prediction handler is the
-//! [`handler::Handler`] trait, which the bindings implement.
+//! [`handler::Handler`] trait, which the bindings implement. The request
+//! path, room by room (docs/architecture.md has the whole map):
+//! [`http`] (front door) → [`service`] (resolve the [`model`], check
+//! parameters, decode with a [`codec`], queue, deadline) → [`batch`] →
+//! [`handler`] → back through [`codec`] to the front door. [`server`] only
+//! starts and stops the rooms.
 
 pub mod batch;
 pub mod cache;
-pub mod decode;
+pub mod codec;
+pub mod config;
 pub mod emf;
-pub mod encode;
-pub mod endpoint;
 pub mod error;
 pub mod grpc;
 pub mod handler;
+pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod schema;
 pub mod server;
+pub mod service;
 pub mod v2;
 
 pub use batch::BatchConfig;
-pub use endpoint::Endpoint;
-pub use error::RequestError;
+pub use config::ServerConfig;
+pub use error::{ErrorKind, Outcome, RequestError};
 pub use handler::{Batch, Handler, HandlerError, Params, Predictions};
+pub use model::{Endpoint, Model, ModelKey, ModelRegistry};
 pub use schema::{Field, FieldType, Numeric, Schema};
-pub use server::{RunningServer, Server, ServerConfig, ServerError};
+pub use server::{RunningServer, Server, ServerError};
+pub use service::{InferenceRequest, InferenceService, Prediction, ServedModel};

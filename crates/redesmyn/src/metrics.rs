@@ -20,6 +20,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::cache::ModelCache;
 use crate::emf::{Emf, EmfEndpoint};
+use crate::error::Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabel {
@@ -30,6 +31,39 @@ struct EndpointLabel {
 struct StatusLabels {
     endpoint: String,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    endpoint: String,
+    protocol: &'static str,
+}
+
+/// The front door a request came through, as the `protocol` label of
+/// `redesmyn_protocol_requests_total` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// The endpoint's own path, records JSON.
+    Native,
+    /// Open Inference Protocol over REST (`/v2/models/...`).
+    V2Rest,
+    /// Open Inference Protocol over gRPC.
+    V2Grpc,
+    /// KServe V1 (`/v1/models/{m}:predict`).
+    V1,
+}
+
+impl Protocol {
+    const ALL: [Protocol; 4] = [Protocol::Native, Protocol::V2Rest, Protocol::V2Grpc, Protocol::V1];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Native => "native",
+            Protocol::V2Rest => "v2-rest",
+            Protocol::V2Grpc => "v2-grpc",
+            Protocol::V1 => "v1",
+        }
+    }
 }
 
 type Histograms = Family<EndpointLabel, Histogram, fn() -> Histogram>;
@@ -47,6 +81,7 @@ fn rows() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     requests: Family<StatusLabels, Counter>,
+    by_protocol: Family<ProtocolLabels, Counter>,
     request_duration: Histograms,
     queue_duration: Histograms,
     handler_duration: Histograms,
@@ -62,6 +97,7 @@ impl Metrics {
     pub fn new(caches: Vec<(String, Arc<ModelCache>)>, emf: Option<Arc<Emf>>) -> Self {
         let mut registry = Registry::with_prefix("redesmyn");
         let requests = Family::<StatusLabels, Counter>::default();
+        let by_protocol = Family::<ProtocolLabels, Counter>::default();
         let request_duration = Histograms::new_with_constructor(seconds);
         let queue_duration = Histograms::new_with_constructor(seconds);
         let handler_duration = Histograms::new_with_constructor(seconds);
@@ -70,6 +106,11 @@ impl Metrics {
         let in_flight = Family::<EndpointLabel, Gauge>::default();
         let model_load_duration = Histograms::new_with_constructor(seconds);
         registry.register("requests", "Requests answered, by endpoint and HTTP status", requests.clone());
+        registry.register(
+            "protocol_requests",
+            "Requests answered, by endpoint and the protocol they came in (native, v2-rest, v2-grpc, v1)",
+            by_protocol.clone(),
+        );
         registry.register_with_unit(
             "request_duration",
             "Time from a request's arrival to its answer",
@@ -105,6 +146,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            by_protocol,
             request_duration,
             queue_duration,
             handler_duration,
@@ -121,6 +163,11 @@ impl Metrics {
         EndpointMetrics {
             endpoint: endpoint.to_string(),
             requests: self.requests.clone(),
+            by_protocol: Protocol::ALL.map(|p| {
+                self.by_protocol
+                    .get_or_create(&ProtocolLabels { endpoint: endpoint.to_string(), protocol: p.as_str() })
+                    .clone()
+            }),
             ok: self.requests.get_or_create(&StatusLabels { endpoint: endpoint.to_string(), status: 200 }).clone(),
             request_duration: self.request_duration.get_or_create(&label).clone(),
             queue_duration: self.queue_duration.get_or_create(&label).clone(),
@@ -171,6 +218,8 @@ impl Metrics {
 pub struct EndpointMetrics {
     endpoint: String,
     requests: Family<StatusLabels, Counter>,
+    /// One counter per [`Protocol`], in `Protocol::ALL` order.
+    by_protocol: [Counter; 4],
     ok: Counter,
     request_duration: Histogram,
     queue_duration: Histogram,
@@ -182,16 +231,29 @@ pub struct EndpointMetrics {
 }
 
 impl EndpointMetrics {
-    pub fn answered(&self, status: u16, elapsed: Duration) {
-        if status == 200 {
-            self.ok.inc();
-        } else {
-            self.requests.get_or_create(&StatusLabels { endpoint: self.endpoint.clone(), status }).inc();
+    /// Records how a request ended. The `status` label keeps the HTTP
+    /// status the outcome maps to (what dashboards already query), whichever
+    /// front door the request came through.
+    pub fn answered(&self, outcome: Outcome, elapsed: Duration) {
+        match outcome {
+            Outcome::Ok => {
+                self.ok.inc();
+            }
+            Outcome::Failed(_) => {
+                let status = crate::http::error::status_of(outcome).as_u16();
+                self.requests.get_or_create(&StatusLabels { endpoint: self.endpoint.clone(), status }).inc();
+            }
         }
         self.request_duration.observe(elapsed.as_secs_f64());
         if let Some(emf) = &self.emf {
-            emf.answered(status, elapsed);
+            emf.answered(outcome, elapsed);
         }
+    }
+
+    /// Counts an answered request under the protocol it came in.
+    pub fn answered_via(&self, protocol: Protocol) {
+        let index = Protocol::ALL.iter().position(|p| *p == protocol).unwrap_or(0);
+        self.by_protocol[index].inc();
     }
 
     pub fn queued(&self, waited: Duration) {
@@ -256,8 +318,8 @@ mod tests {
     fn classic_text_names_counters_with_total() {
         let metrics = Metrics::new(Vec::new(), None);
         let e = metrics.endpoint("/p");
-        e.answered(200, Duration::from_millis(2));
-        e.answered(422, Duration::from_millis(1));
+        e.answered(Outcome::Ok, Duration::from_millis(2));
+        e.answered(Outcome::Failed(crate::error::ErrorKind::InvalidArgument), Duration::from_millis(1));
         let open = metrics.encode();
         assert!(open.contains("# TYPE redesmyn_requests counter"));
         assert!(open.contains("redesmyn_requests_total{endpoint=\"/p\",status=\"422\"} 1"));

@@ -26,22 +26,23 @@ pub use template::{check_value, InvalidParam, PathTemplate, TemplateError};
 
 use crate::handler::Params;
 
-/// A loaded model. Handlers downcast it to what their loader made (a
-/// Python object, a JavaScript value's handle, …). Dropping the last clone
-/// releases it.
-pub type Model = Arc<dyn Any + Send + Sync>;
+/// A loaded artifact: what a loader made of a model variant's file (a
+/// Python object, a JavaScript value's handle, …). Handlers downcast it.
+/// Dropping the last clone releases it. ("Model" is the registry entry,
+/// `crate::model::Model`; this is one loaded variant of its artifact.)
+pub type LoadedModel = Arc<dyn Any + Send + Sync>;
 
 /// Turns a local artifact into a model.
 pub trait Loader: Send + Sync + 'static {
-    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<Model, String>>;
+    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<LoadedModel, String>>;
 }
 
 impl<F, Fut> Loader for F
 where
     F: Fn(std::path::PathBuf, Params) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Model, String>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<LoadedModel, String>> + Send + 'static,
 {
-    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<Model, String>> {
+    fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<LoadedModel, String>> {
         Box::pin(self(artifact.to_path_buf(), params.clone()))
     }
 }
@@ -124,7 +125,7 @@ pub struct CacheStats {
 
 /// A model and the artifact version it came from.
 struct Entry {
-    model: Model,
+    model: LoadedModel,
     version: Version,
 }
 
@@ -133,6 +134,9 @@ struct Failure {
     retry_at: Instant,
     message: String,
 }
+
+/// Told how long each load took (the metrics histogram).
+type LoadHook = Box<dyn Fn(Duration) + Send + Sync>;
 
 pub struct ModelCache {
     template: PathTemplate,
@@ -145,7 +149,7 @@ pub struct ModelCache {
     failures: Mutex<HashMap<Params, Failure>>,
     counters: Arc<CacheCounters>,
     /// Called with each load's duration (for metrics histograms).
-    on_load: Mutex<Option<Box<dyn Fn(Duration) + Send + Sync>>>,
+    on_load: Mutex<Option<LoadHook>>,
 }
 
 impl ModelCache {
@@ -171,7 +175,7 @@ impl ModelCache {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let counters = Arc::new(CacheCounters::default());
-        let evictions = counters.clone();
+        let evictions = Arc::clone(&counters);
         let models = Cache::builder()
             .max_capacity(config.max_size.max(1))
             .eviction_policy(moka::policy::EvictionPolicy::lru())
@@ -226,10 +230,10 @@ impl ModelCache {
 
     /// The model for `params`: from memory, or loaded once however many
     /// requests ask at the same time.
-    pub async fn get(&self, params: &Params) -> Result<Model, CacheError> {
+    pub async fn get(&self, params: &Params) -> Result<LoadedModel, CacheError> {
         if let Some(entry) = self.models.get(params).await {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(entry.model.clone());
+            return Ok(Arc::clone(&entry.model));
         }
         let key = self.check(params)?;
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
@@ -244,7 +248,7 @@ impl ModelCache {
         // Apply the eviction this insert may cause now, so the evicted model
         // is released promptly rather than at some later maintenance.
         self.sync().await;
-        Ok(entry.model.clone())
+        Ok(Arc::clone(&entry.model))
     }
 
     /// The error to answer with while a failed key waits for its retry.
@@ -379,7 +383,7 @@ impl ModelCache {
     /// Parameters of the models in memory.
     pub fn keys(&self) -> Vec<Params> {
         let mut keys: Vec<Params> = self.models.iter().map(|(k, _)| (*k).clone()).collect();
-        keys.sort_by(|a, b| describe(a).cmp(&describe(b)));
+        keys.sort_by_key(describe);
         keys
     }
 

@@ -22,7 +22,7 @@ impl TextLoader {
 }
 
 impl Loader for TextLoader {
-    fn load(&self, artifact: &Path, _params: &Params) -> BoxFuture<'static, Result<Model, String>> {
+    fn load(&self, artifact: &Path, _params: &Params) -> BoxFuture<'static, Result<LoadedModel, String>> {
         let this = self.clone();
         let path = artifact.to_path_buf();
         Box::pin(async move {
@@ -32,7 +32,7 @@ impl Loader for TextLoader {
             if text == "broken" {
                 return Err("ValueError: broken artifact".into());
             }
-            let model: Model = Arc::new(text);
+            let model: LoadedModel = Arc::new(text);
             this.alive.lock().unwrap().push(Arc::downgrade(&model));
             Ok(model)
         })
@@ -68,7 +68,7 @@ fn params(run: &str, model: &str) -> Params {
     Params::new(vec![("run".into(), run.into()), ("model".into(), model.into())])
 }
 
-fn text(model: &Model) -> String {
+fn text(model: &LoadedModel) -> String {
     model.downcast_ref::<String>().unwrap().clone()
 }
 
@@ -90,7 +90,7 @@ async fn concurrent_first_requests_share_one_load() {
     let f = fixture(CacheConfig::default(), Duration::from_millis(50));
     f.write("1", "1", "one");
     let gets = (0..100).map(|_| {
-        let cache = f.cache.clone();
+        let cache = Arc::clone(&f.cache);
         tokio::spawn(async move { cache.get(&params("1", "1")).await.map(|m| text(&m)) })
     });
     for get in futures::future::join_all(gets).await {

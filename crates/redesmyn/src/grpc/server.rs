@@ -3,8 +3,9 @@
 //! own listener (a pre-bound one, so port 0 works) until a shutdown future
 //! resolves; requests in flight then finish (graceful).
 //!
-//! The models behind it are reached through [`Backend`], which the server
-//! core implements, so this module knows tensors and statuses only.
+//! The models behind it are reached through [`Backend`] (the inference
+//! service implements it in [`super::backend`]), so this module knows
+//! tensors and statuses only; statuses come from [`super::status`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,45 +22,10 @@ use super::proto::{
     ModelReadyResponse, ModelStreamInferResponse, ServerLiveRequest, ServerLiveResponse, ServerMetadataRequest,
     ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse, FILE_DESCRIPTOR_SET,
 };
+use super::status::status_of;
+use crate::error::RequestError;
 use crate::v2::wire::{self, ModelMetadata, ServerMetadata};
-use crate::v2::{OutputTensor, V2Error};
-
-/// A failure as a gRPC status code and message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// A bad request (INVALID_ARGUMENT).
-    Invalid(String),
-    /// Unknown model or version (NOT_FOUND).
-    NotFound(String),
-    /// Overloaded or stopping (UNAVAILABLE).
-    Unavailable(String),
-    /// The request's deadline passed (DEADLINE_EXCEEDED).
-    Deadline(String),
-    /// The handler or the server failed (INTERNAL).
-    Internal(String),
-}
-
-impl From<Failure> for Status {
-    fn from(f: Failure) -> Status {
-        match f {
-            Failure::Invalid(m) => Status::invalid_argument(m),
-            Failure::NotFound(m) => Status::not_found(m),
-            Failure::Unavailable(m) => Status::unavailable(m),
-            Failure::Deadline(m) => Status::deadline_exceeded(m),
-            Failure::Internal(m) => Status::internal(m),
-        }
-    }
-}
-
-impl From<V2Error> for Failure {
-    fn from(e: V2Error) -> Failure {
-        if e.is_client_error() {
-            Failure::Invalid(e.to_string())
-        } else {
-            Failure::Internal(e.to_string())
-        }
-    }
-}
+use crate::v2::OutputTensor;
 
 /// What an inference produced.
 #[derive(Debug, Clone)]
@@ -76,15 +42,15 @@ pub trait Backend: Send + Sync + 'static {
     fn server_metadata(&self) -> ServerMetadata;
     /// `Ok(false)` for a known model that cannot serve now; NotFound for an
     /// unknown model or version. An empty version is the current one.
-    fn model_ready(&self, name: &str, version: &str) -> Result<bool, Failure>;
-    fn model_metadata(&self, name: &str, version: &str) -> Result<ModelMetadata, Failure>;
+    fn model_ready(&self, name: &str, version: &str) -> Result<bool, RequestError>;
+    fn model_metadata(&self, name: &str, version: &str) -> Result<ModelMetadata, RequestError>;
     /// Runs one request through the model's queue and batches; `deadline`
     /// is the client's `grpc-timeout`, if any.
     fn infer(
         &self,
         request: InferRequest,
         deadline: Option<std::time::Duration>,
-    ) -> BoxFuture<'static, Result<Inferred, Failure>>;
+    ) -> BoxFuture<'static, Result<Inferred, RequestError>>;
 }
 
 /// The `GRPCInferenceService` implementation over a [`Backend`].
@@ -131,7 +97,7 @@ impl<B: Backend + ?Sized> GrpcInferenceService for Inference<B> {
 
     async fn model_ready(&self, request: Request<ModelReadyRequest>) -> Result<Response<ModelReadyResponse>, Status> {
         let r = request.into_inner();
-        let ready = self.backend.model_ready(&r.name, &r.version)?;
+        let ready = self.backend.model_ready(&r.name, &r.version).map_err(|e| status_of(&e))?;
         Ok(Response::new(ModelReadyResponse { ready }))
     }
 
@@ -148,7 +114,7 @@ impl<B: Backend + ?Sized> GrpcInferenceService for Inference<B> {
         request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         let r = request.into_inner();
-        let m = self.backend.model_metadata(&r.name, &r.version)?;
+        let m = self.backend.model_metadata(&r.name, &r.version).map_err(|e| status_of(&e))?;
         Ok(Response::new(ModelMetadataResponse {
             name: m.name,
             versions: m.versions,
@@ -160,9 +126,9 @@ impl<B: Backend + ?Sized> GrpcInferenceService for Inference<B> {
 
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
         let deadline = grpc_timeout(&request);
-        let request = convert::infer_request(request.into_inner()).map_err(Failure::from)?;
+        let request = convert::infer_request(request.into_inner()).map_err(|e| status_of(&e.into()))?;
         let id = request.id.clone().unwrap_or_default();
-        let inferred = self.backend.infer(request, deadline).await?;
+        let inferred = self.backend.infer(request, deadline).await.map_err(|e| status_of(&e))?;
         let meta = convert::ResponseMeta {
             model_name: inferred.model_name,
             model_version: inferred.model_version,
@@ -243,21 +209,21 @@ mod tests {
         fn server_metadata(&self) -> ServerMetadata {
             ServerMetadata { name: "redesmyn".into(), version: "0".into(), extensions: vec![] }
         }
-        fn model_ready(&self, name: &str, _: &str) -> Result<bool, Failure> {
+        fn model_ready(&self, name: &str, _: &str) -> Result<bool, RequestError> {
             if name == "iris" {
                 Ok(true)
             } else {
-                Err(Failure::NotFound(format!("unknown model '{name}'")))
+                Err(RequestError::ModelNotFound(format!("unknown model '{name}'")))
             }
         }
-        fn model_metadata(&self, name: &str, _: &str) -> Result<ModelMetadata, Failure> {
-            Err(Failure::NotFound(format!("unknown model '{name}'")))
+        fn model_metadata(&self, name: &str, _: &str) -> Result<ModelMetadata, RequestError> {
+            Err(RequestError::ModelNotFound(format!("unknown model '{name}'")))
         }
         fn infer(
             &self,
             request: InferRequest,
             _: Option<std::time::Duration>,
-        ) -> BoxFuture<'static, Result<Inferred, Failure>> {
+        ) -> BoxFuture<'static, Result<Inferred, RequestError>> {
             // Echoes the first input's row count as an INT64 output.
             Box::pin(async move {
                 let rows = request.inputs.first().map(|i| i.shape[0]).unwrap_or(0);

@@ -12,6 +12,8 @@
 //! - [`frame`]: input tensors into the Polars DataFrame of an endpoint's
 //!   [`Schema`](crate::schema::Schema).
 //! - [`metadata`]: model metadata from the schema.
+//! - [`infer`]: a V2 request through the inference service (parameters,
+//!   columns, queue, outputs), shared by the REST and gRPC front doors.
 //! - [`output`]: handler predictions into output tensors, output selection,
 //!   and the REST response body (JSON or binary).
 //!
@@ -21,6 +23,7 @@ pub mod binary;
 pub mod datatype;
 pub mod error;
 pub mod frame;
+pub mod infer;
 pub mod metadata;
 pub mod output;
 pub mod tensor;

@@ -1,24 +1,25 @@
-//! An endpoint: a POST path with `{param}` segments, the schema of its
-//! records, its batching and its handler.
+//! An endpoint: a custom REST path (POST, `{param}` segments) bound to a
+//! model of the registry. Its path names the model unless told otherwise.
 
 use std::sync::Arc;
 
+use super::Model;
 use crate::batch::BatchConfig;
 use crate::cache::ModelCache;
 use crate::handler::Handler;
 use crate::schema::Schema;
+use crate::v2::wire::TensorMetadata;
 
 /// Paths the server answers itself.
-pub const RESERVED_PATHS: &[&str] = &["/health/live", "/health/ready", "/metrics"];
+pub const RESERVED_PATHS: &[&str] = &["/health/live", "/health/ready", "/metrics", "/v2"];
 
 pub struct Endpoint {
     pub path: String,
-    pub schema: Schema,
-    pub batch: BatchConfig,
-    pub handler: Arc<dyn Handler>,
-    /// The model variants its path parameters select, if any.
-    pub cache: Option<Arc<ModelCache>>,
-    param_names: Vec<String>,
+    /// The model the path serves; its parameters are the path's `{param}` segments.
+    pub model: Model,
+    /// The model was named explicitly ([`Endpoint::with_model_name`]): a
+    /// clash is an error rather than a `-2` suffix.
+    pub named: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,18 +42,62 @@ impl Endpoint {
         handler: Arc<dyn Handler>,
     ) -> Result<Self, PathError> {
         let path = path.into();
-        let param_names = parse_path(&path)?;
-        Ok(Endpoint { path, schema, batch, handler, cache: None, param_names })
+        let params = parse_path(&path)?;
+        let model =
+            Model {
+                name: model_name_for(&path),
+                version: None,
+                schema,
+                batch,
+                handler,
+                cache: None,
+                params,
+                outputs: Vec::new(),
+            };
+        Ok(Endpoint { path, model, named: false })
     }
 
     pub fn with_cache(mut self, cache: Arc<ModelCache>) -> Self {
-        self.cache = Some(cache);
+        self.model.cache = Some(cache);
+        self
+    }
+
+    /// Names the model other than by its path (see [`model_name_for`]).
+    pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
+        self.model.name = name.into();
+        self.named = true;
+        self
+    }
+
+    /// The model's version, as V2 clients address it (`/versions/{v}`).
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.model.version = Some(version.into());
+        self
+    }
+
+    /// Declares the output tensors: their names replace the default
+    /// `output-0`, and V2 metadata lists them.
+    pub fn with_outputs(mut self, outputs: Vec<TensorMetadata>) -> Self {
+        self.model.outputs = outputs;
         self
     }
 
     /// Names of the path parameters, in path order.
     pub fn param_names(&self) -> &[String] {
-        &self.param_names
+        &self.model.params
+    }
+}
+
+/// The model name an endpoint path gives: its literal segments joined with
+/// `-` (`/predictions/iris/{run_id}` is `predictions-iris`, `/sum` is `sum`),
+/// or `model` for a path without any. The registry adds `-2`, `-3`, … when
+/// two paths give the same name.
+pub fn model_name_for(path: &str) -> String {
+    let literals: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')).collect();
+    if literals.is_empty() {
+        "model".into()
+    } else {
+        literals.join("-")
     }
 }
 
@@ -61,7 +106,7 @@ pub fn parse_path(path: &str) -> Result<Vec<String>, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute(path.into()));
     }
-    if RESERVED_PATHS.contains(&path.trim_end_matches('/')) {
+    if RESERVED_PATHS.contains(&path.trim_end_matches('/')) || path.starts_with("/v2/") {
         return Err(PathError::Reserved(path.into()));
     }
     let mut names: Vec<String> = Vec::new();
@@ -99,5 +144,14 @@ mod tests {
         assert!(matches!(parse_path("/a/x{y}"), Err(PathError::BadSegment { .. })));
         assert!(matches!(parse_path("/a/{1x}"), Err(PathError::BadSegment { .. })));
         assert!(matches!(parse_path("/health/ready"), Err(PathError::Reserved(_))));
+        assert!(matches!(parse_path("/v2/models/x/infer"), Err(PathError::Reserved(_))));
+    }
+
+    #[test]
+    fn a_path_names_its_model_by_its_literal_segments() {
+        assert_eq!(model_name_for("/predictions/iris/{run_id}/{model_id}"), "predictions-iris");
+        assert_eq!(model_name_for("/sum"), "sum");
+        assert_eq!(model_name_for("/{id}"), "model");
+        assert_eq!(model_name_for("/a/{x}/b/"), "a-b");
     }
 }

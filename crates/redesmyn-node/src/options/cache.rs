@@ -1,0 +1,91 @@
+//! A model cache as TypeScript describes it: artifact client, size,
+//! refresh, prefetch, parameter patterns; built into the core's `ModelCache`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi_derive::napi;
+use redesmyn::cache::{
+    ArtifactStore, CacheConfig, FsStore, Loader, ModelCache, ObjectStoreStore, PathTemplate, Refresh,
+};
+
+use crate::error::{BindingError, Result};
+
+fn invalid(message: String) -> BindingError {
+    BindingError::Invalid(message)
+}
+
+#[napi(object)]
+pub struct ClientSpec {
+    /// `fs` or `object-store`.
+    pub kind: String,
+    /// Artifact path below the base, e.g. `iris/{run_id}/{model_id}/model.joblib`.
+    pub path_template: String,
+    /// `fs`: the base directory.
+    pub base_path: Option<String>,
+    /// `object-store`: `s3://bucket/prefix` (or `http(s)://…`).
+    pub url: Option<String>,
+    /// `object-store`: `object_store` options (`aws_endpoint`, `aws_region`, …).
+    pub options: Option<HashMap<String, String>>,
+    /// `object-store`: where downloads land.
+    pub cache_dir: Option<String>,
+}
+
+#[napi(object)]
+pub struct CacheSpec {
+    pub client: ClientSpec,
+    pub max_size: Option<u32>,
+    pub refresh_interval_ms: Option<f64>,
+    pub refresh_cron: Option<String>,
+    pub refresh_force: Option<bool>,
+    pub prefetch: Option<bool>,
+    /// Parameter name → regular expression its values must match.
+    pub params: Option<HashMap<String, String>>,
+    pub retry_backoff_ms: Option<f64>,
+}
+
+impl CacheSpec {
+    /// The endpoint's model cache, with `loader` making its models.
+    pub fn build(&self, endpoint_path: &str, loader: Arc<dyn Loader>) -> Result<ModelCache> {
+        let fail = |e: String| invalid(format!("endpoint '{endpoint_path}': {e}"));
+        let param_order = redesmyn::model::parse_path(endpoint_path).map_err(|e| fail(e.to_string()))?;
+        let template = PathTemplate::parse(&self.client.path_template).map_err(|e| fail(e.to_string()))?;
+        let store: Arc<dyn ArtifactStore> = match self.client.kind.as_str() {
+            "fs" => {
+                let base = self.client.base_path.as_deref().ok_or_else(|| fail("FsClient needs a basePath".into()))?;
+                Arc::new(FsStore::new(base).map_err(|e| fail(e.to_string()))?)
+            }
+            "object-store" => {
+                let url = self.client.url.as_deref().ok_or_else(|| fail("ObjectStoreClient needs a url".into()))?;
+                let options = self.client.options.clone().unwrap_or_default().into_iter().collect();
+                let cache_dir = self
+                    .client
+                    .cache_dir
+                    .clone()
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| std::env::temp_dir().join("redesmyn-artifacts"));
+                Arc::new(ObjectStoreStore::new(url, options, cache_dir).map_err(|e| fail(e.to_string()))?)
+            }
+            other => return Err(fail(format!("unknown client kind '{other}'"))),
+        };
+        let refresh = match (&self.refresh_cron, self.refresh_interval_ms) {
+            (Some(cron), _) => Some(Refresh::cron(cron).map_err(fail)?),
+            (None, Some(ms)) => Some(Refresh::every(Duration::from_secs_f64(ms.max(0.0) / 1e3))),
+            (None, None) => None,
+        }
+        .map(|r| Refresh { force: self.refresh_force.unwrap_or(false), ..r });
+        let patterns = self.params.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let defaults = CacheConfig::default();
+        let config = CacheConfig {
+            max_size: self.max_size.map_or(defaults.max_size, |n| n.max(1) as u64),
+            refresh,
+            prefetch: self.prefetch.unwrap_or(false),
+            patterns,
+            retry_backoff: self
+                .retry_backoff_ms
+                .map_or(defaults.retry_backoff, |ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)),
+        };
+        ModelCache::new(template, &param_order, store, loader, config).map_err(|e| fail(e.to_string()))
+    }
+}

@@ -1,0 +1,94 @@
+//! An endpoint as TypeScript describes it: path, record fields, batching
+//! and cache; converted to the core's schema and batch settings.
+
+use std::time::Duration;
+
+use napi_derive::napi;
+use redesmyn::schema::{Field, FieldType, Numeric, Schema};
+use redesmyn::BatchConfig;
+
+use super::cache::CacheSpec;
+use crate::error::{BindingError, Result};
+
+fn invalid(message: String) -> BindingError {
+    BindingError::Invalid(message)
+}
+
+#[napi(object)]
+pub struct FieldSpec {
+    pub name: String,
+    /// `bool`, `str`, a numeric type (`i8` … `f64`), `list` or `array`.
+    #[napi(js_name = "type")]
+    pub kind: String,
+    /// Item type of a `list` or `array`.
+    pub item: Option<String>,
+    /// Width of an `array`.
+    pub size: Option<u32>,
+    pub nullable: Option<bool>,
+}
+
+#[napi(object)]
+pub struct BatchOptions {
+    pub max_size: Option<u32>,
+    pub max_delay_ms: Option<f64>,
+    pub max_concurrent: Option<u32>,
+    pub max_queue: Option<u32>,
+    pub timeout_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct EndpointSpec {
+    pub path: String,
+    pub fields: Vec<FieldSpec>,
+    pub batch: Option<BatchOptions>,
+    pub cache: Option<CacheSpec>,
+}
+
+fn numeric(name: &str, field: &str) -> Result<Numeric> {
+    Numeric::parse(name).ok_or_else(|| invalid(format!("field '{field}': unknown numeric type '{name}'")))
+}
+
+impl FieldSpec {
+    fn to_field(&self) -> Result<Field> {
+        let item = || -> Result<Numeric> {
+            let item = self
+                .item
+                .as_deref()
+                .ok_or_else(|| invalid(format!("field '{}': a {} needs an item type", self.name, self.kind)))?;
+            numeric(item, &self.name)
+        };
+        let ty = match self.kind.as_str() {
+            "bool" => FieldType::Bool,
+            "str" => FieldType::Str,
+            "list" => FieldType::List(item()?),
+            "array" => {
+                let size = self.size.ok_or_else(|| invalid(format!("field '{}': an array needs a size", self.name)))?;
+                FieldType::Array(item()?, size as usize)
+            }
+            other => FieldType::Number(numeric(other, &self.name)?),
+        };
+        Ok(Field { name: self.name.clone(), ty, nullable: self.nullable.unwrap_or(false) })
+    }
+}
+
+impl EndpointSpec {
+    pub fn schema(&self) -> Result<Schema> {
+        let fields = self.fields.iter().map(FieldSpec::to_field).collect::<Result<Vec<_>>>()?;
+        Schema::new(fields).map_err(|e| invalid(format!("endpoint '{}': {e}", self.path)))
+    }
+}
+
+impl EndpointSpec {
+    pub fn batch_config(&self) -> BatchConfig {
+        let d = BatchConfig::default();
+        let Some(b) = &self.batch else { return d };
+        let ms = |v: f64| Duration::from_secs_f64(v.max(0.0) / 1e3);
+        BatchConfig {
+            max_size: b.max_size.map_or(d.max_size, |v| v.max(1) as usize),
+            max_delay: b.max_delay_ms.map_or(d.max_delay, ms),
+            max_concurrent: b.max_concurrent.map_or(d.max_concurrent, |v| v.max(1) as usize),
+            max_queue: b.max_queue.map_or(d.max_queue, |v| v.max(1) as usize),
+            timeout: b.timeout_ms.map(ms).or(d.timeout),
+        }
+    }
+}

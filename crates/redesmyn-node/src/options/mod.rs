@@ -1,0 +1,11 @@
+//! Plain option objects passed from TypeScript, by area, each converting
+//! to its core equivalent in the same file.
+
+mod cache;
+mod endpoint;
+mod runtime;
+mod server;
+
+pub use endpoint::EndpointSpec;
+pub use runtime::RuntimeSpec;
+pub use server::ServerOptions;

@@ -1,0 +1,72 @@
+//! How an endpoint predicts: one tagged runtime spec,
+//! `{ kind: 'js', handler, load?, release? }` or
+//! `{ kind: 'python', handler: 'module:function', loader?: 'module:function' }`.
+//! A new runtime is a new variant here and a new arm in `NativeServer::register`.
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+
+use crate::js_loader::{LoadFn, ReleaseFn};
+use crate::output::NativeOutput;
+use crate::to_js::RawValue;
+
+/// A TypeScript handler, and with a model cache its loader and release hook.
+#[napi(object, object_to_js = false)]
+pub struct JsRuntime<'a> {
+    #[napi(ts_type = "'js'")]
+    pub kind: String,
+    /// Called with each batch; never rejects (errors come back as `{ error }`).
+    #[napi(ts_type = "(batch: object) => Promise<HandlerOutput>")]
+    pub handler: Function<'a, RawValue, Promise<NativeOutput>>,
+    /// Makes a model from an artifact's local path and the parameters.
+    #[napi(ts_type = "(path: string, params: Record<string, string>) => Promise<LoadOutput>")]
+    pub load: Option<LoadFn>,
+    /// Drops the model of an id the core no longer holds.
+    #[napi(ts_type = "(id: number) => void")]
+    pub release: Option<ReleaseFn>,
+}
+
+/// A Python handler `'module:function'`, and with a model cache its loader.
+#[napi(object, object_to_js = false)]
+pub struct PythonRuntime {
+    #[napi(ts_type = "'python'")]
+    pub kind: String,
+    pub handler: String,
+    pub loader: Option<String>,
+}
+
+/// One of the runtimes, by its `kind`.
+pub enum RuntimeSpec<'a> {
+    Js(JsRuntime<'a>),
+    Python(PythonRuntime),
+}
+
+impl TypeName for RuntimeSpec<'_> {
+    fn type_name() -> &'static str {
+        "JsRuntime | PythonRuntime"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ValidateNapiValue for RuntimeSpec<'_> {}
+
+impl FromNapiValue for RuntimeSpec<'_> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        // SAFETY: napi hands over a live env and value on the Node thread.
+        let object = unsafe { Object::from_napi_value(env, value)? };
+        match object.get::<String>("kind")?.as_deref() {
+            // SAFETY: the same live env and value.
+            Some("js") => Ok(RuntimeSpec::Js(unsafe { JsRuntime::from_napi_value(env, value)? })),
+            // SAFETY: the same live env and value.
+            Some("python") => Ok(RuntimeSpec::Python(unsafe { PythonRuntime::from_napi_value(env, value)? })),
+            other => Err(Error::new(
+                Status::InvalidArg,
+                format!("unknown runtime kind {other:?}: expected 'js' or 'python'"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Server options: listen address, workers, limits, metrics, EMF, logs and
+//! the Python environment.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use napi_derive::napi;
+use redesmyn::emf::{EmfConfig, EmfOutput};
+use redesmyn::ServerConfig;
+
+use crate::error::{BindingError, Result};
+
+#[napi(object)]
+pub struct PythonOptions {
+    /// A Python executable whose installation or venv to use.
+    pub executable: Option<String>,
+    /// A virtual environment directory.
+    pub venv: Option<String>,
+    /// Extra import paths, searched first.
+    pub path: Option<Vec<String>>,
+}
+
+#[napi(object)]
+pub struct ServerOptions {
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    pub workers: Option<u32>,
+    /// Largest request body in bytes.
+    pub body_limit: Option<f64>,
+    pub shutdown_timeout_ms: Option<f64>,
+    pub python: Option<PythonOptions>,
+    /// Serve Prometheus metrics at /metrics (default true).
+    pub metrics: Option<bool>,
+    pub emf: Option<EmfOptions>,
+    pub log: Option<LogOptions>,
+}
+
+#[napi(object)]
+pub struct EmfOptions {
+    pub namespace: String,
+    pub dimensions: Option<HashMap<String, String>>,
+    /// `stdout` (default) or a file path to append to.
+    pub output: Option<String>,
+    pub interval_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct LogOptions {
+    /// A level (`error` … `trace`) or a filter such as `warn,redesmyn::request=info`.
+    pub level: Option<String>,
+    /// `json` (default) or `text`.
+    pub format: Option<String>,
+}
+
+impl ServerOptions {
+    pub fn to_config(&self) -> Result<ServerConfig> {
+        let defaults = ServerConfig::default();
+        let port = match self.port {
+            Some(p) if p > u16::MAX as u32 => return Err(BindingError::invalid(format!("port {p} is out of range"))),
+            Some(p) => p as u16,
+            None => defaults.port,
+        };
+        Ok(ServerConfig {
+            host: self.host.clone().unwrap_or(defaults.host),
+            port,
+            workers: self.workers.map(|w| w.max(1) as usize),
+            body_limit: self.body_limit.map_or(defaults.body_limit, |b| b.max(0.0) as usize),
+            shutdown_timeout: self
+                .shutdown_timeout_ms
+                .map_or(defaults.shutdown_timeout, |ms| Duration::from_millis(ms.max(0.0) as u64)),
+            metrics: self.metrics.unwrap_or(defaults.metrics),
+            emf: self.emf.as_ref().map(|e| EmfConfig {
+                namespace: e.namespace.clone(),
+                dimensions: e.dimensions.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                output: match e.output.as_deref() {
+                    None | Some("stdout") => EmfOutput::Stdout,
+                    Some(path) => EmfOutput::File(path.into()),
+                },
+                interval: Duration::from_secs_f64(e.interval_ms.unwrap_or(60_000.0).max(10.0) / 1e3),
+            }),
+        })
+    }
+}
+
+impl PythonOptions {
+    pub fn to_config(&self) -> redesmyn_python::PythonConfig {
+        redesmyn_python::PythonConfig {
+            executable: self.executable.as_ref().map(Into::into),
+            venv: self.venv.as_ref().map(Into::into),
+            path: self.path.iter().flatten().map(Into::into).collect(),
+        }
+    }
+}

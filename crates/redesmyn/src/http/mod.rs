@@ -1,0 +1,78 @@
+//! The HTTP front door (actix-web): routes assembled in `configure`
+//! functions, one resource per path with method guards and a JSON 405
+//! default, and the one map from error kinds to HTTP in [`error`].
+//!
+//! The app is built apart from serving: [`configure`] takes everything a
+//! request needs ([`HttpState`]), so `actix_web::test::init_service` runs
+//! the same app in process (see `tests.rs`), and `server.rs` only binds it.
+//! `v2.rs` is the Open Inference Protocol's REST shape over the same models.
+
+pub mod error;
+mod body;
+mod exposition;
+mod health;
+mod liveness;
+mod predict;
+mod request_id;
+mod serve;
+mod timing;
+pub mod v2;
+#[cfg(test)]
+mod tests;
+
+use std::future::{ready, Ready};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub use liveness::remember_socket;
+pub use predict::Route;
+pub use serve::{serve, Started};
+
+use crate::error::RequestError;
+use crate::metrics::Metrics;
+use crate::service::InferenceService;
+
+/// Everything the app reads at request time.
+pub struct HttpState {
+    /// Endpoint paths and the models they serve.
+    pub routes: Vec<Route>,
+    pub metrics: Option<Arc<Metrics>>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Listening and every prefetch done.
+    pub ready: Arc<AtomicBool>,
+    /// Every model by name and version, for the V2 routes.
+    pub service: Arc<InferenceService>,
+}
+
+/// The whole app: health, metrics, one resource per endpoint, and JSON 404s.
+pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
+    health::configure(cfg, &state.ready);
+    exposition::configure(cfg, state.metrics.as_ref());
+    predict::configure(cfg, &state.routes, state.body_limit);
+    v2::configure(
+        cfg,
+        v2::V2State {
+            service: Arc::clone(&state.service),
+            ready: Arc::clone(&state.ready),
+            body_limit: state.body_limit,
+        },
+    );
+    cfg.default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let err = RequestError::NotFound { method: req.method().to_string(), path: req.path().to_string() };
+    error::error_response(&err, None)
+}
+
+/// A resource's default service: a JSON 405 naming the method to use.
+fn method_not_allowed(allowed: &'static str) -> impl Fn(HttpRequest) -> Ready<HttpResponse> + Clone + 'static {
+    move |req: HttpRequest| {
+        let err =
+            RequestError::MethodNotAllowed { method: req.method().to_string(), path: req.path().to_string(), allowed };
+        ready(error::error_response(&err, None))
+    }
+}

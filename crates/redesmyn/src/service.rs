@@ -1,0 +1,366 @@
+//! The inference service: the one way into a model, whatever the transport.
+//!
+//! resolve the model → check its parameters → decode the payload → queue →
+//! wait within the deadline → answer. Front doors (HTTP today; V2, gRPC,
+//! SSE, jobs and file scoring later) and the in-process `predict()` are
+//! clients of this service and never of each other. Nothing here knows a
+//! socket, a status code or a header: errors are [`RequestError`]s with a
+//! neutral kind, and the client's liveness is a [`Liveness`] probe.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use polars::prelude::DataFrame;
+use tokio::runtime::Handle;
+
+use crate::batch::{Answer, Liveness, Queues};
+use crate::cache::ModelCache;
+use crate::codec::records::decode_request;
+use crate::error::{Outcome, RequestError};
+use crate::handler::Params;
+use crate::metrics::{EndpointMetrics, Metrics, Protocol};
+use crate::model::{Model, ModelKey, ModelRegistry};
+use crate::schema::Schema;
+use crate::v2::wire::TensorMetadata;
+
+/// The models of a running server, ready to take requests.
+pub struct InferenceService {
+    models: Vec<Arc<ServedModel>>,
+}
+
+/// A model with its queues and metric handles.
+pub struct ServedModel {
+    key: ModelKey,
+    /// How metrics and logs name the model: its endpoint path when it has one.
+    label: String,
+    schema: Schema,
+    params: Vec<String>,
+    outputs: Vec<TensorMetadata>,
+    queues: Queues,
+    cache: Option<Arc<ModelCache>>,
+    metrics: Option<EndpointMetrics>,
+    timeout: Option<Duration>,
+}
+
+/// An in-process prediction and where its time went.
+pub struct Prediction {
+    pub id: String,
+    /// `None` for an empty array of records.
+    pub answer: Option<Answer>,
+    pub total: Duration,
+}
+
+/// What a client brings besides its payload.
+pub struct InferenceRequest {
+    /// Parameter values, in the model's parameter order.
+    pub params: Params,
+    /// When the request arrived: its deadline counts from here.
+    pub arrived: Instant,
+    /// Asked before the batch runs whether the client is still there.
+    pub client: Option<Arc<dyn Liveness>>,
+}
+
+impl InferenceService {
+    /// Starts serving every model of `registry`: their batchers run on
+    /// `runtime`. `label` names a model in metrics and logs.
+    pub fn start(
+        registry: ModelRegistry,
+        label: impl Fn(&ModelKey) -> String,
+        metrics: Option<&Metrics>,
+        runtime: &Handle,
+    ) -> Self {
+        let models = registry
+            .into_iter()
+            .map(|model: Model| {
+                let key = model.key();
+                let label = label(&key);
+                let endpoint_metrics = metrics.map(|m| m.endpoint(&label));
+                Arc::new(ServedModel {
+                    queues: Queues::with_parts(
+                        model.handler,
+                        model.cache.clone(),
+                        endpoint_metrics.clone(),
+                        model.batch.clone(),
+                        runtime.clone(),
+                    ),
+                    timeout: model.batch.timeout,
+                    key,
+                    label,
+                    schema: model.schema,
+                    params: model.params,
+                    outputs: model.outputs,
+                    cache: model.cache,
+                    metrics: endpoint_metrics,
+                })
+            })
+            .collect();
+        InferenceService { models }
+    }
+
+    /// The model of this name and version.
+    pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, RequestError> {
+        self.models
+            .iter()
+            .find(|m| m.key.name == name && m.key.version.as_deref() == version)
+            .map(Arc::clone)
+            .ok_or_else(|| RequestError::ModelNotFound(format!("no model named '{name}'")))
+    }
+
+    /// The model V2 clients address as `name` and, optionally, `version`.
+    ///
+    /// Without a version: the unversioned model of that name, else the
+    /// first registered one. With a version: the model of that version;
+    /// failing that, a model of that name with exactly one parameter takes
+    /// the version as that parameter's value (returned as `Some`), so
+    /// `/versions/{v}` selects a cached variant.
+    pub fn resolve_v2(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(Arc<ServedModel>, Option<(String, String)>), RequestError> {
+        let named = || self.models.iter().filter(|m| m.key.name == name);
+        let version = version.filter(|v| !v.is_empty());
+        let found = match version {
+            None => named().find(|m| m.key.version.is_none()).or_else(|| named().next()).map(|m| (m, None)),
+            Some(v) => named().find(|m| m.key.version.as_deref() == Some(v)).map(|m| (m, None)).or_else(|| {
+                named().find(|m| m.params.len() == 1).map(|m| (m, Some((m.params[0].clone(), v.to_string()))))
+            }),
+        };
+        match found {
+            Some((model, param)) => Ok((Arc::clone(model), param)),
+            None if named().next().is_some() => Err(RequestError::ModelNotFound(format!(
+                "model '{name}' has no version '{}'",
+                version.unwrap_or_default()
+            ))),
+            None => Err(RequestError::ModelNotFound(format!("unknown model '{name}'"))),
+        }
+    }
+
+    pub fn models(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
+        self.models.iter()
+    }
+
+    /// The artifact caches of every model, for background refresh and prefetch.
+    pub fn caches(&self) -> impl Iterator<Item = &Arc<ModelCache>> {
+        self.models.iter().filter_map(|m| m.cache.as_ref())
+    }
+
+    /// Stops taking requests; every queued and running batch is answered.
+    pub async fn shutdown(&self) {
+        for model in &self.models {
+            model.queues.shutdown().await;
+        }
+    }
+}
+
+impl ServedModel {
+    pub fn key(&self) -> &ModelKey {
+        &self.key
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Names of the parameters that select a variant, in order.
+    pub fn param_names(&self) -> &[String] {
+        &self.params
+    }
+
+    /// Declared output tensors; empty when undeclared.
+    pub fn outputs(&self) -> &[TensorMetadata] {
+        &self.outputs
+    }
+
+    /// The model's parameters taken from `lookup`, in order; `None` for a
+    /// missing one becomes an empty value (as an HTTP route never lacks one).
+    pub fn params_from<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> Params {
+        Params::new(self.params.iter().map(|n| (n.clone(), lookup(n).unwrap_or_default().to_string())).collect())
+    }
+
+    /// Like [`Self::params_from`], but every parameter must be given.
+    pub fn require_params(&self, given: &Params) -> Result<Params, RequestError> {
+        let missing: Vec<&str> = self.params.iter().filter(|n| given.get(n).is_none()).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(RequestError::InvalidParam(format!("missing path parameters: {}", missing.join(", "))));
+        }
+        Ok(self.params_from(|n| given.get(n)))
+    }
+
+    /// Counts a request in flight until the returned guard is dropped;
+    /// [`Tracked::finish`] records how it ended.
+    pub fn track(&self, arrived: Instant) -> Tracked<'_> {
+        self.track_via(arrived, Protocol::Native)
+    }
+
+    /// Like [`Self::track`], for a request that came in through `protocol`.
+    pub fn track_via(&self, arrived: Instant, protocol: Protocol) -> Tracked<'_> {
+        if let Some(m) = &self.metrics {
+            m.in_flight.inc();
+        }
+        Tracked { metrics: self.metrics.as_ref(), arrived, protocol }
+    }
+
+    /// Checks the parameters, decodes the payload with `decode`, queues it
+    /// and waits for its answer within the model's deadline. `None` for a
+    /// payload with no rows: nothing to predict.
+    pub async fn predict(
+        &self,
+        request: InferenceRequest,
+        decode: impl FnOnce(&Schema) -> Result<DataFrame, RequestError>,
+    ) -> Result<Option<Answer>, RequestError> {
+        self.predict_within(request, None, decode).await
+    }
+
+    /// Like [`Self::predict`], answering within `deadline` too when the
+    /// client set one (gRPC's `grpc-timeout`): the earlier deadline wins.
+    pub async fn predict_within(
+        &self,
+        request: InferenceRequest,
+        deadline: Option<Duration>,
+        decode: impl FnOnce(&Schema) -> Result<DataFrame, RequestError>,
+    ) -> Result<Option<Answer>, RequestError> {
+        let InferenceRequest { params, arrived, client } = request;
+        if let Some(cache) = &self.cache {
+            // Unsafe parameter values are refused before anything is decoded or queued.
+            cache.check(&params)?;
+        }
+        let frame = decode(&self.schema)?;
+        if frame.height() == 0 {
+            return Ok(None);
+        }
+        self.infer_within(params, frame, arrived, client, deadline).await
+    }
+
+    /// The in-process client: every parameter must be given, `body` is
+    /// records JSON as in an HTTP request, and the request counts in the
+    /// model's metrics like one.
+    pub async fn predict_records(&self, params: &Params, body: &[u8]) -> Result<Prediction, RequestError> {
+        let arrived = Instant::now();
+        let params = self.require_params(params)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let tracked = self.track(arrived);
+        let request = InferenceRequest { params, arrived, client: None };
+        let result = self.predict(request, |schema| decode_request(schema, body)).await;
+        tracked.finish(Outcome::from(&result));
+        Ok(Prediction { id, answer: result?, total: arrived.elapsed() })
+    }
+
+    /// Queues decoded columns and waits for their answer within the deadline.
+    pub async fn infer(
+        &self,
+        params: Params,
+        frame: DataFrame,
+        arrived: Instant,
+        client: Option<Arc<dyn Liveness>>,
+    ) -> Result<Option<Answer>, RequestError> {
+        self.infer_within(params, frame, arrived, client, None).await
+    }
+
+    /// Like [`Self::infer`], with the client's own deadline if it set one.
+    pub async fn infer_within(
+        &self,
+        params: Params,
+        frame: DataFrame,
+        arrived: Instant,
+        client: Option<Arc<dyn Liveness>>,
+        deadline: Option<Duration>,
+    ) -> Result<Option<Answer>, RequestError> {
+        let timeout = match (self.timeout, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let reply = self.queues.submit(params, frame, client)?;
+        let reply = match timeout {
+            // The deadline covers queueing and the handler: past it the client
+            // is answered, and a batch not yet started drops the request.
+            Some(timeout) => match tokio::time::timeout_at((arrived + timeout).into(), reply).await {
+                Ok(reply) => reply,
+                Err(_) => return Err(RequestError::DeadlineExceeded(timeout)),
+            },
+            None => reply.await,
+        };
+        match reply {
+            Ok(result) => result.map(Some),
+            Err(_) => Err(RequestError::Handler("the batch ended without an answer".into())),
+        }
+    }
+}
+
+/// A request in flight; dropping it without [`Tracked::finish`] (a client
+/// that left) still takes it out of the in-flight gauge.
+pub struct Tracked<'a> {
+    metrics: Option<&'a EndpointMetrics>,
+    arrived: Instant,
+    protocol: Protocol,
+}
+
+impl Tracked<'_> {
+    pub fn finish(&self, outcome: Outcome) {
+        if let Some(m) = self.metrics {
+            m.answered(outcome, self.arrived.elapsed());
+            m.answered_via(self.protocol);
+        }
+    }
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        if let Some(m) = self.metrics {
+            m.in_flight.dec();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BatchConfig;
+    use crate::codec::records::decode_request as decode;
+    use crate::handler::{Batch, Handler, HandlerError, Predictions};
+    use crate::model::Endpoint;
+    use crate::schema::{Field, FieldType, Numeric};
+
+    fn service(timeout: Option<Duration>, delay: Duration) -> InferenceService {
+        let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, HandlerError>(Predictions::Column(batch.frame.column("x").unwrap().as_materialized_series().clone()))
+        });
+        let schema = Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap();
+        let batch = BatchConfig { timeout, ..Default::default() };
+        let endpoint = Endpoint::new("/scores/{run}", schema, batch, handler).unwrap();
+        let mut registry = ModelRegistry::new();
+        registry.insert(endpoint.model).unwrap();
+        InferenceService::start(registry, |k| k.name.clone(), None, &Handle::current())
+    }
+
+    fn request(params: Params) -> InferenceRequest {
+        InferenceRequest { params, arrived: Instant::now(), client: None }
+    }
+
+    #[tokio::test]
+    async fn a_model_is_reached_by_name_and_answers_its_own_rows() {
+        let service = service(None, Duration::ZERO);
+        let model = service.resolve("scores", None).unwrap();
+        let params = model.require_params(&Params::new(vec![("run".into(), "1".into())])).unwrap();
+        let answer = model.predict(request(params), |s| decode(s, br#"[{"x":1},{"x":2}]"#)).await.unwrap();
+        assert_eq!(answer.unwrap().predictions.len(), 2);
+        let none = model.predict(request(Params::default()), |s| decode(s, b"[]")).await.unwrap();
+        assert!(none.is_none());
+        assert!(matches!(service.resolve("nope", None), Err(RequestError::ModelNotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn missing_parameters_and_late_answers_are_refused() {
+        let service = service(Some(Duration::from_millis(10)), Duration::from_millis(200));
+        let model = service.resolve("scores", None).unwrap();
+        let err = model.require_params(&Params::default()).unwrap_err();
+        assert_eq!(err.to_string(), "missing path parameters: run");
+        let late = model.predict(request(Params::default()), |s| decode(s, br#"{"x":1}"#)).await;
+        assert!(matches!(late, Err(RequestError::DeadlineExceeded(_))));
+    }
+}

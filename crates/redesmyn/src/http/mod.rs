@@ -19,6 +19,8 @@ mod timing;
 pub mod v2;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v2_tests;
 
 use std::future::{ready, Ready};
 use std::sync::atomic::AtomicBool;

@@ -9,9 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheConfig, Endpoint, FsClient, Schema, Server, py } from '../src';
-// @ts-expect-error: a plain .mjs script without type declarations
 import { ensureClients } from '../scripts/v2-clients.mjs';
-// @ts-expect-error: a plain .mjs script without type declarations
 import { ensureGoTools } from '../scripts/go-tools.mjs';
 import { post } from './helpers';
 

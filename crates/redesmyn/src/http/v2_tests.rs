@@ -33,6 +33,7 @@ fn state() -> Arc<HttpState> {
     });
     let iris: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
         let petal = batch.frame.column("petal_length").map_err(err)?.f64().map_err(err)?.clone();
+        let petal: Vec<Option<f64>> = petal.iter().collect();
         let classes: Vec<i64> = petal.into_iter().map(|v| i64::from(v.unwrap_or(0.0) > 2.5)).collect();
         Ok::<_, HandlerError>(Predictions::Column(Series::new("class".into(), classes)))
     });

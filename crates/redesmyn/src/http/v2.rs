@@ -107,20 +107,6 @@ async fn model_ready(req: HttpRequest, state: web::Data<V2State>) -> HttpRespons
     }
 }
 
-/// JSON, binary (`application/octet-stream`) or nothing said.
-fn check_content_type(req: &HttpRequest) -> Result<(), RequestError> {
-    let binary = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/octet-stream"));
-    if binary {
-        Ok(())
-    } else {
-        body::check_content_type(req)
-    }
-}
-
 async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<V2State>) -> HttpResponse {
     let arrived = Instant::now();
     let id = request_id::of(&req);
@@ -173,7 +159,8 @@ async fn answer(
     from_version: Option<(String, String)>,
     arrived: Instant,
 ) -> Result<(crate::v2::RestBody, Option<crate::batch::Answer>), RequestError> {
-    check_content_type(req)?;
+    // The body's form is told by Inference-Header-Content-Length, not the
+    // content type: tritonclient sends none and `curl -d` a form type.
     let header_length = req.headers().get(HEADER_LENGTH).map(|v| v.to_str().unwrap_or("?"));
     let body = body::read(req, payload, state.body_limit).await?;
     if body.is_empty() {

@@ -34,6 +34,8 @@ export declare class NativeServer {
   predict(path: string, params: Record<string, string>, records: string): Promise<PredictOutput>
   /** The bound port once serving. */
   get port(): number | null
+  /** The bound gRPC port once serving, when gRPC is on. */
+  get grpcPort(): number | null
 }
 
 export interface BatchOptions {
@@ -110,6 +112,11 @@ export interface EmfOptions {
 
 export interface EndpointSpec {
   path: string
+  /** The V2 model name (default: derived from the path). */
+  name?: string
+  /** The V2 model version. */
+  version?: string
+  outputs?: Array<OutputSpec>
   fields: Array<FieldSpec>
   batch?: BatchOptions
   cache?: CacheSpec
@@ -171,6 +178,15 @@ export interface OutputColumn {
   nulls?: Uint8Array
 }
 
+/** An output tensor the model declares (V2 metadata and output names). */
+export interface OutputSpec {
+  name: string
+  /** A V2 datatype: `FP32`, `INT64`, `BYTES`, `BOOL`, … */
+  datatype: string
+  /** `-1` for a variable dimension, e.g. `[-1]`. */
+  shape: Array<number>
+}
+
 export interface PredictOutput {
   /** The HTTP status the same request would have had. */
   status: number
@@ -204,6 +220,8 @@ export interface PythonRuntime {
 export interface ServerOptions {
   host?: string
   port?: number
+  /** The gRPC (Open Inference Protocol) port; off unless set, 0 = ephemeral. */
+  grpcPort?: number
   workers?: number
   /** Largest request body in bytes. */
   bodyLimit?: number

@@ -13,7 +13,7 @@ let url: string;
 beforeAll(async () => {
   child = spawn(join(root, 'node_modules/.bin/tsx'), ['examples/iris/server.ts'], {
     cwd: root,
-    env: { ...process.env, PORT: '0' },
+    env: { ...process.env, PORT: '0', GRPC_PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });
@@ -50,6 +50,16 @@ it('answers the README requests', async () => {
   expect(missing.body.error).toBe('no model for run_id=1, model_id=3');
   const sum = await post(`${url}/predictions/sum`, [{ a: 1, b: 2 }]);
   expect(sum.body.predictions).toEqual([3]);
+});
+
+it("answers the README's V2 requests: iris classes, and a variant by parameters", async () => {
+  const inputs = [{ name: 'input-0', shape: [2, 4], datatype: 'FP32', data: [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]] }];
+  const iris = await fetch(`${url}/v2/models/iris/infer`, { method: 'POST', body: JSON.stringify({ inputs }) });
+  expect(iris.status).toBe(200);
+  expect(await iris.json()).toEqual({ model_name: 'iris', outputs: [{ name: 'output-0', datatype: 'INT64', shape: [2], data: [1, 1] }] });
+  const variant = await post(`${url}/v2/models/iris-variants/infer`, { parameters: { run_id: '1', model_id: '2' }, inputs });
+  expect(variant.status).toBe(200);
+  expect(variant.body.outputs[0]).toEqual({ name: 'output-0', datatype: 'BYTES', shape: [2], data: ['versicolor', 'versicolor'] });
 });
 
 it('stops on SIGTERM and exits by itself', async () => {

@@ -54,9 +54,28 @@ export type Handler<F extends Fields, Params, M = undefined> = (
   context: Context<Params, M>,
 ) => HandlerOutput | Promise<HandlerOutput>;
 
+/** An output tensor a model declares, for V2 metadata and output names. */
+export interface OutputTensor {
+  name: string;
+  /** A V2 datatype: `FP32`, `FP64`, `INT64`, `BYTES`, `BOOL`, … */
+  datatype: string;
+  /** `-1` marks a variable dimension, e.g. `[-1]` for one value per row. */
+  shape: number[];
+}
+
 export interface EndpointOptions<F extends Fields, P extends string, M> {
   /** POST path; `{name}` segments are path parameters. */
   path: P;
+  /**
+   * The model's name for the Open Inference Protocol (V2 REST and gRPC).
+   * Default: the path's literal segments joined with `-`
+   * (`/predictions/iris/{run_id}` is `predictions-iris`).
+   */
+  name?: string;
+  /** The V2 model version (`/v2/models/{name}/versions/{version}`). */
+  version?: string;
+  /** Declared output tensors: their names replace the default `output-0`, in order. */
+  outputs?: OutputTensor[];
   schema: Schema<F>;
   batch?: BatchOptions;
   /** Model variants selected by the path parameters. */
@@ -118,6 +137,9 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   readonly batch: BatchOptions;
   readonly handler: Handler<F, PathParams<P>, M> | PythonHandler;
   readonly cacheConfig: CacheConfig<M> | undefined;
+  readonly name: string | undefined;
+  readonly version: string | undefined;
+  readonly outputs: OutputTensor[] | undefined;
   #binding: EndpointBinding | undefined;
 
   constructor(options: EndpointOptions<F, P, M>) {
@@ -132,6 +154,9 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     this.batch = { ...options.batch };
     this.handler = options.handler;
     this.cacheConfig = options.cache;
+    this.name = options.name;
+    this.version = options.version;
+    this.outputs = options.outputs?.map((o) => ({ ...o, shape: [...o.shape] }));
   }
 
   /** The model cache, once the endpoint is registered with a server (undefined without a cache). */

@@ -2,7 +2,7 @@ import './native'; // first: a clear error when no prebuilt binary fits this mac
 export { Schema, Field } from './schema';
 export type { NumericType, TypedArrayOf, RecordOf, ColumnsOf, Fields } from './schema';
 export { Endpoint, PredictionError } from './endpoint';
-export type { Batch, BatchOptions, Context, EndpointCache, EndpointOptions, Handler, PathParams, Prediction } from './endpoint';
+export type { Batch, BatchOptions, Context, EndpointCache, EndpointOptions, Handler, OutputTensor, PathParams, Prediction } from './endpoint';
 export { Server } from './server';
 export type { EmfOptions, LogOptions, MetricsOptions, ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, TypedArray } from './output';

@@ -11,6 +11,11 @@ export interface ServerOptions {
   host?: string;
   /** Port (default 8080; 0 picks a free one, see `server.port`). */
   port?: number;
+  /**
+   * gRPC port for the Open Inference Protocol (KServe V2): off unless set;
+   * 0 picks a free one, see `server.grpcPort`.
+   */
+  grpcPort?: number;
   /** HTTP worker threads (default: one per CPU). */
   workers?: number;
   /** Largest request body in bytes (default 8 MiB); larger bodies get 413. */
@@ -61,6 +66,7 @@ export class Server {
     this.#native = new NativeServer({
       host: options.host,
       port: options.port,
+      grpcPort: options.grpcPort,
       workers: options.workers,
       bodyLimit: options.bodyLimit,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
@@ -85,7 +91,15 @@ export class Server {
   /** Adds an endpoint. Call before `serve()`. */
   register<F extends Fields, P extends string, M>(endpoint: Endpoint<F, P, M>): this {
     const cache = endpoint.cacheConfig;
-    const spec = { path: endpoint.path, fields: endpoint.schema.toSpec(), batch: endpoint.batch, cache: cache?.toSpec() };
+    const spec = {
+      path: endpoint.path,
+      name: endpoint.name,
+      version: endpoint.version,
+      outputs: endpoint.outputs,
+      fields: endpoint.schema.toSpec(),
+      batch: endpoint.batch,
+      cache: cache?.toSpec(),
+    };
     const loader = cache?.options.loadModel;
     if (endpoint.handler instanceof PythonHandler) {
       if (loader !== undefined && !(loader instanceof PythonLoader)) {
@@ -145,6 +159,11 @@ export class Server {
     const port = this.#native.port;
     if (port === null || port === undefined) throw new Error('the server is not serving yet');
     return port;
+  }
+
+  /** The bound gRPC port (after `serve()`), or undefined when gRPC is off. */
+  get grpcPort(): number | undefined {
+    return this.#native.grpcPort ?? undefined;
   }
 
   /** The endpoints registered so far. */

@@ -24,3 +24,10 @@ def predict_with(model, df: pl.DataFrame) -> pl.Series:
     """The species by the model the URL selects (from the model cache)."""
     classes = model.predict(df.select(FEATURES).to_numpy())
     return pl.Series("species", SPECIES[classes])
+
+
+def predict_class(df: pl.DataFrame) -> pl.Series:
+    """The class index of each record (0 setosa, 1 versicolor, 2 virginica):
+    what V2 clients of an sklearn model expect (KServe's and MLServer's
+    sklearn servers answer class indices too)."""
+    return pl.Series("predict", MODEL.predict(df.select(FEATURES).to_numpy()).astype(np.int64))

@@ -6,6 +6,11 @@
 //        -d '[{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]'
 //   curl -s localhost:8080/predictions/iris/1/2 -H 'content-type: application/json' \
 //        -d '[{"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}]'
+//
+// The same models speak the Open Inference Protocol (KServe V2) over REST on
+// PORT and over gRPC on GRPC_PORT (default 8081): the V2 model `iris`
+// answers class indices, `iris-variants` the species by the model that its
+// `parameters` {"run_id", "model_id"} select (see the README's "V2 / gRPC").
 import { CacheConfig, Endpoint, FsClient, Schema, Server, py } from 'redesmyn';
 
 const Iris = new Schema({
@@ -34,6 +39,17 @@ const irisVariants = new Endpoint({
     refresh: { intervalMs: 30_000 },
   }),
   handler: py.handler('iris_handlers:predict_with'), // def predict_with(model, df) -> pl.Series
+  name: 'iris-variants', // V2: /v2/models/iris-variants/infer with "parameters": {"run_id", "model_id"}
+});
+
+// V2 model `iris`: class indices (0 setosa, 1 versicolor, 2 virginica) as
+// KServe's and MLServer's sklearn servers answer, output `output-0`.
+const irisV2 = new Endpoint({
+  path: '/predictions/iris/classes',
+  name: 'iris',
+  schema: Iris,
+  batch: { maxSize: 64 },
+  handler: py.handler('iris_handlers:predict_class'), // def predict_class(df) -> pl.Series of int64
 });
 
 // A TypeScript endpoint on the same server.
@@ -47,10 +63,11 @@ const host = process.env.HOST ?? '127.0.0.1';
 const server = new Server({
   host,
   port: Number(process.env.PORT ?? 8080),
+  grpcPort: Number(process.env.GRPC_PORT ?? 8081),
   python: { venv: './.venv', path: ['./examples/iris'] },
 });
-server.register(iris).register(irisVariants).register(sum);
-server.serve().then(() => console.log(`redesmyn iris example on http://${host}:${server.port}`));
+server.register(iris).register(irisVariants).register(irisV2).register(sum);
+server.serve().then(() => console.log(`redesmyn iris example on http://${host}:${server.port}, gRPC on ${host}:${server.grpcPort}`));
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => void server.stop());

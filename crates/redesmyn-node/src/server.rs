@@ -54,6 +54,7 @@ enum State {
 pub struct NativeServer {
     state: Arc<Mutex<State>>,
     port: Arc<Mutex<Option<u32>>>,
+    grpc_port: Arc<Mutex<Option<u32>>>,
     caches: Mutex<HashMap<String, Arc<ModelCache>>>,
 }
 
@@ -79,6 +80,7 @@ impl NativeServer {
         Ok(NativeServer {
             state: Arc::new(Mutex::new(State::Configuring(server))),
             port: Arc::new(Mutex::new(None)),
+            grpc_port: Arc::new(Mutex::new(None)),
             caches: Mutex::new(HashMap::new()),
         })
     }
@@ -109,7 +111,14 @@ impl NativeServer {
                 (Arc::new(handler), loader)
             }
         };
-        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), handler)?;
+        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), handler)?
+            .with_outputs(spec.outputs()?);
+        if let Some(name) = &spec.name {
+            endpoint = endpoint.with_model_name(name);
+        }
+        if let Some(version) = &spec.version {
+            endpoint = endpoint.with_version(version);
+        }
         let cache = match (&spec.cache, loader) {
             (Some(cache), Some(loader)) => Some(Arc::new(cache.build(&spec.path, loader)?)),
             (Some(_), None) => {
@@ -190,6 +199,7 @@ impl NativeServer {
             Ok(running) => {
                 let port = running.port() as u32;
                 *self.port.lock().unwrap_or_else(|p| p.into_inner()) = Some(port);
+                *self.grpc_port.lock().unwrap_or_else(|p| p.into_inner()) = running.grpc_port().map(u32::from);
                 *lock(&self.state) = State::Running(Arc::new(running));
                 Ok(port)
             }
@@ -261,5 +271,11 @@ impl NativeServer {
     #[napi(getter)]
     pub fn port(&self) -> Option<u32> {
         *self.port.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bound gRPC port once serving, when gRPC is on.
+    #[napi(getter)]
+    pub fn grpc_port(&self) -> Option<u32> {
+        *self.grpc_port.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

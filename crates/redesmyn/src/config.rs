@@ -1,4 +1,4 @@
-//! Server settings: where to listen, how many workers, body limit, stop
+//! Server settings: where to listen (HTTP, and gRPC when asked), how many workers, body limit, stop
 //! timeout, and which metrics to record.
 
 use std::time::Duration;
@@ -10,6 +10,9 @@ pub struct ServerConfig {
     pub host: String,
     /// 0 binds an ephemeral port; [`crate::RunningServer::port`] tells which.
     pub port: u16,
+    /// The gRPC (Open Inference Protocol) port: off when `None`; 0 binds an
+    /// ephemeral port, [`crate::RunningServer::grpc_port`] tells which.
+    pub grpc_port: Option<u16>,
     /// HTTP worker threads; defaults to the number of CPUs.
     pub workers: Option<usize>,
     /// Largest accepted request body, in bytes.
@@ -27,6 +30,7 @@ impl Default for ServerConfig {
         ServerConfig {
             host: "127.0.0.1".into(),
             port: 8080,
+            grpc_port: None,
             workers: None,
             body_limit: 8 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(10),

@@ -73,6 +73,10 @@ pub enum RequestError {
     /// The client closed its connection before the batch ran.
     #[error("the client closed the connection before the request was handled")]
     ClientGone,
+    /// A V2 (Open Inference Protocol) request or answer that is not a valid
+    /// tensor set: the message names the input or output at fault.
+    #[error("{0}")]
+    Tensor(crate::v2::V2Error),
 }
 
 impl RequestError {
@@ -89,6 +93,8 @@ impl RequestError {
             RequestError::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
             RequestError::ClientGone => ErrorKind::Cancelled,
             RequestError::Handler(_) => ErrorKind::Internal,
+            RequestError::Tensor(e) if e.is_client_error() => ErrorKind::InvalidArgument,
+            RequestError::Tensor(_) => ErrorKind::Internal,
         }
     }
 
@@ -137,6 +143,12 @@ impl From<CacheError> for RequestError {
                 RequestError::ModelUnavailable { message: e2.to_string(), retry_after }
             }
         }
+    }
+}
+
+impl From<crate::v2::V2Error> for RequestError {
+    fn from(e: crate::v2::V2Error) -> Self {
+        RequestError::Tensor(e)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod config;
 pub mod emf;
 pub mod error;
+pub mod grpc;
 pub mod handler;
 pub mod http;
 pub mod logging;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod schema;
 pub mod server;
 pub mod service;
+pub mod v2;
 
 pub use batch::BatchConfig;
 pub use config::ServerConfig;

@@ -33,6 +33,39 @@ struct StatusLabels {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    endpoint: String,
+    protocol: &'static str,
+}
+
+/// The front door a request came through, as the `protocol` label of
+/// `redesmyn_protocol_requests_total` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// The endpoint's own path, records JSON.
+    Native,
+    /// Open Inference Protocol over REST (`/v2/models/...`).
+    V2Rest,
+    /// Open Inference Protocol over gRPC.
+    V2Grpc,
+    /// KServe V1 (`/v1/models/{m}:predict`).
+    V1,
+}
+
+impl Protocol {
+    const ALL: [Protocol; 4] = [Protocol::Native, Protocol::V2Rest, Protocol::V2Grpc, Protocol::V1];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Native => "native",
+            Protocol::V2Rest => "v2-rest",
+            Protocol::V2Grpc => "v2-grpc",
+            Protocol::V1 => "v1",
+        }
+    }
+}
+
 type Histograms = Family<EndpointLabel, Histogram, fn() -> Histogram>;
 
 fn seconds() -> Histogram {
@@ -48,6 +81,7 @@ fn rows() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     requests: Family<StatusLabels, Counter>,
+    by_protocol: Family<ProtocolLabels, Counter>,
     request_duration: Histograms,
     queue_duration: Histograms,
     handler_duration: Histograms,
@@ -63,6 +97,7 @@ impl Metrics {
     pub fn new(caches: Vec<(String, Arc<ModelCache>)>, emf: Option<Arc<Emf>>) -> Self {
         let mut registry = Registry::with_prefix("redesmyn");
         let requests = Family::<StatusLabels, Counter>::default();
+        let by_protocol = Family::<ProtocolLabels, Counter>::default();
         let request_duration = Histograms::new_with_constructor(seconds);
         let queue_duration = Histograms::new_with_constructor(seconds);
         let handler_duration = Histograms::new_with_constructor(seconds);
@@ -71,6 +106,11 @@ impl Metrics {
         let in_flight = Family::<EndpointLabel, Gauge>::default();
         let model_load_duration = Histograms::new_with_constructor(seconds);
         registry.register("requests", "Requests answered, by endpoint and HTTP status", requests.clone());
+        registry.register(
+            "protocol_requests",
+            "Requests answered, by endpoint and the protocol they came in (native, v2-rest, v2-grpc, v1)",
+            by_protocol.clone(),
+        );
         registry.register_with_unit(
             "request_duration",
             "Time from a request's arrival to its answer",
@@ -106,6 +146,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            by_protocol,
             request_duration,
             queue_duration,
             handler_duration,
@@ -122,6 +163,11 @@ impl Metrics {
         EndpointMetrics {
             endpoint: endpoint.to_string(),
             requests: self.requests.clone(),
+            by_protocol: Protocol::ALL.map(|p| {
+                self.by_protocol
+                    .get_or_create(&ProtocolLabels { endpoint: endpoint.to_string(), protocol: p.as_str() })
+                    .clone()
+            }),
             ok: self.requests.get_or_create(&StatusLabels { endpoint: endpoint.to_string(), status: 200 }).clone(),
             request_duration: self.request_duration.get_or_create(&label).clone(),
             queue_duration: self.queue_duration.get_or_create(&label).clone(),
@@ -172,6 +218,8 @@ impl Metrics {
 pub struct EndpointMetrics {
     endpoint: String,
     requests: Family<StatusLabels, Counter>,
+    /// One counter per [`Protocol`], in `Protocol::ALL` order.
+    by_protocol: [Counter; 4],
     ok: Counter,
     request_duration: Histogram,
     queue_duration: Histogram,
@@ -200,6 +248,12 @@ impl EndpointMetrics {
         if let Some(emf) = &self.emf {
             emf.answered(outcome, elapsed);
         }
+    }
+
+    /// Counts an answered request under the protocol it came in.
+    pub fn answered_via(&self, protocol: Protocol) {
+        let index = Protocol::ALL.iter().position(|p| *p == protocol).unwrap_or(0);
+        self.by_protocol[index].inc();
     }
 
     pub fn queued(&self, waited: Duration) {

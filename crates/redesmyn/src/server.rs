@@ -13,6 +13,7 @@ use tokio::runtime::Handle;
 use crate::cache::ModelCache;
 use crate::emf::Emf;
 use crate::error::RequestError;
+use crate::grpc::backend::ServiceBackend;
 use crate::handler::Params;
 use crate::http::{self, HttpState, Route};
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub enum ServerError {
     Bind { addr: String, source: std::io::Error },
     #[error("the HTTP server thread failed to start: {0}")]
     Start(String),
+    #[error("could not listen for gRPC on {addr}: {source}")]
+    GrpcBind { addr: String, source: std::io::Error },
 }
 
 /// Models and their endpoint paths, collected before the server starts.
@@ -52,7 +55,9 @@ impl Server {
         if self.paths.iter().any(|(p, _)| normalized(p) == normalized(&endpoint.path)) {
             return Err(ServerError::DuplicatePath(endpoint.path));
         }
-        endpoint.model.name = self.registry.free_name(&endpoint.model.name);
+        if !endpoint.named {
+            endpoint.model.name = self.registry.free_name(&endpoint.model.name);
+        }
         let key = self.registry.insert(endpoint.model)?;
         self.paths.push((endpoint.path, key));
         Ok(())
@@ -78,11 +83,52 @@ impl Server {
             })
             .collect();
         let ready = Arc::new(AtomicBool::new(false));
-        let state = Arc::new(HttpState { routes, metrics, body_limit: config.body_limit, ready: Arc::clone(&ready) });
+        // Bound before anything serves, so a taken port fails the start.
+        let grpc_listener = match config.grpc_port {
+            Some(port) => {
+                let addr = format!("{}:{port}", config.host);
+                let bind = || -> std::io::Result<std::net::TcpListener> {
+                    let listener = std::net::TcpListener::bind(&addr)?;
+                    listener.set_nonblocking(true)?;
+                    Ok(listener)
+                };
+                Some(bind().map_err(|source| ServerError::GrpcBind { addr: addr.clone(), source })?)
+            }
+            None => None,
+        };
+        let state = Arc::new(HttpState {
+            routes,
+            metrics,
+            body_limit: config.body_limit,
+            ready: Arc::clone(&ready),
+            service: Arc::clone(&service),
+        });
         let workers = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let (addrs, handle, thread) = http::serve(&config, workers, Arc::clone(&state))?;
         let port = addrs.first().map_or(0, SocketAddr::port);
         tracing::info!(port, workers, "listening");
+        let grpc = match grpc_listener {
+            Some(listener) => {
+                let grpc_port = listener.local_addr().map_or(0, |a| a.port());
+                let backend = Arc::new(ServiceBackend::new(Arc::clone(&service), Arc::clone(&ready)));
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let task = runtime.spawn(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => return tracing::error!(error = %e, "gRPC listener failed"),
+                    };
+                    let shutdown = async {
+                        let _ = stopped.await;
+                    };
+                    if let Err(e) = crate::grpc::server::serve(backend, listener, shutdown).await {
+                        tracing::error!(error = %e, "gRPC server failed");
+                    }
+                });
+                tracing::info!(port = grpc_port, "gRPC listening");
+                Some(Grpc { port: grpc_port, stop: Mutex::new(Some(stop)), task: Mutex::new(Some(task)) })
+            }
+            None => None,
+        };
         // Background refreshes and EMF flushes; ready once every prefetch is done.
         let caches: Vec<Arc<ModelCache>> = service.caches().map(Arc::clone).collect();
         let mut background: Vec<tokio::task::JoinHandle<()>> =
@@ -105,7 +151,18 @@ impl Server {
                 became_ready.store(true, Ordering::Release);
             });
         }
-        Ok(RunningServer { port, handle, thread: Mutex::new(Some(thread)), state, service, ready, background, emf })
+        Ok(RunningServer {
+            port,
+            handle,
+            thread: Mutex::new(Some(thread)),
+            state,
+            service,
+            ready,
+            background,
+            emf,
+            grpc,
+            shutdown_timeout: config.shutdown_timeout,
+        })
     }
 }
 
@@ -119,11 +176,42 @@ pub struct RunningServer {
     ready: Arc<AtomicBool>,
     background: Vec<tokio::task::JoinHandle<()>>,
     emf: Option<Arc<Emf>>,
+    grpc: Option<Grpc>,
+    shutdown_timeout: std::time::Duration,
+}
+
+/// The gRPC front door: its port, the signal that stops it, its task.
+struct Grpc {
+    port: u16,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Grpc {
+    /// Stops accepting, lets requests in flight finish (within `timeout`).
+    async fn stop(&self, timeout: std::time::Duration) {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(timeout, task).await.is_err() {
+                tracing::warn!("gRPC connections still open after the stop timeout; closing them");
+                abort.abort();
+            }
+        }
+    }
 }
 
 impl RunningServer {
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound gRPC port, when gRPC is on.
+    pub fn grpc_port(&self) -> Option<u16> {
+        self.grpc.as_ref().map(|g| g.port)
     }
 
     /// The service every front door calls: models by name and version.
@@ -141,14 +229,20 @@ impl RunningServer {
     }
 
     /// Graceful stop, in order: not ready; background tasks end; no new
-    /// connections and every accepted request answered; batchers drain;
+    /// connections and every accepted request answered (HTTP and gRPC
+    /// together); batchers drain;
     /// the HTTP thread is joined; EMF flushed.
     pub async fn stop(&self) {
         self.ready.store(false, Ordering::Release);
         for task in &self.background {
             task.abort();
         }
-        self.handle.stop(true).await;
+        let grpc = async {
+            if let Some(grpc) = &self.grpc {
+                grpc.stop(self.shutdown_timeout).await;
+            }
+        };
+        tokio::join!(self.handle.stop(true), grpc);
         self.service.shutdown().await;
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {

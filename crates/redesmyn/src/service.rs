@@ -18,9 +18,10 @@ use crate::cache::ModelCache;
 use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
 use crate::handler::Params;
-use crate::metrics::{EndpointMetrics, Metrics};
+use crate::metrics::{EndpointMetrics, Metrics, Protocol};
 use crate::model::{Model, ModelKey, ModelRegistry};
 use crate::schema::Schema;
+use crate::v2::wire::TensorMetadata;
 
 /// The models of a running server, ready to take requests.
 pub struct InferenceService {
@@ -34,6 +35,7 @@ pub struct ServedModel {
     label: String,
     schema: Schema,
     params: Vec<String>,
+    outputs: Vec<TensorMetadata>,
     queues: Queues,
     cache: Option<Arc<ModelCache>>,
     metrics: Option<EndpointMetrics>,
@@ -86,6 +88,7 @@ impl InferenceService {
                     label,
                     schema: model.schema,
                     params: model.params,
+                    outputs: model.outputs,
                     cache: model.cache,
                     metrics: endpoint_metrics,
                 })
@@ -101,6 +104,36 @@ impl InferenceService {
             .find(|m| m.key.name == name && m.key.version.as_deref() == version)
             .map(Arc::clone)
             .ok_or_else(|| RequestError::ModelNotFound(format!("no model named '{name}'")))
+    }
+
+    /// The model V2 clients address as `name` and, optionally, `version`.
+    ///
+    /// Without a version: the unversioned model of that name, else the
+    /// first registered one. With a version: the model of that version;
+    /// failing that, a model of that name with exactly one parameter takes
+    /// the version as that parameter's value (returned as `Some`), so
+    /// `/versions/{v}` selects a cached variant.
+    pub fn resolve_v2(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(Arc<ServedModel>, Option<(String, String)>), RequestError> {
+        let named = || self.models.iter().filter(|m| m.key.name == name);
+        let version = version.filter(|v| !v.is_empty());
+        let found = match version {
+            None => named().find(|m| m.key.version.is_none()).or_else(|| named().next()).map(|m| (m, None)),
+            Some(v) => named().find(|m| m.key.version.as_deref() == Some(v)).map(|m| (m, None)).or_else(|| {
+                named().find(|m| m.params.len() == 1).map(|m| (m, Some((m.params[0].clone(), v.to_string()))))
+            }),
+        };
+        match found {
+            Some((model, param)) => Ok((Arc::clone(model), param)),
+            None if named().next().is_some() => Err(RequestError::ModelNotFound(format!(
+                "model '{name}' has no version '{}'",
+                version.unwrap_or_default()
+            ))),
+            None => Err(RequestError::ModelNotFound(format!("unknown model '{name}'"))),
+        }
     }
 
     pub fn models(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
@@ -138,6 +171,11 @@ impl ServedModel {
         &self.params
     }
 
+    /// Declared output tensors; empty when undeclared.
+    pub fn outputs(&self) -> &[TensorMetadata] {
+        &self.outputs
+    }
+
     /// The model's parameters taken from `lookup`, in order; `None` for a
     /// missing one becomes an empty value (as an HTTP route never lacks one).
     pub fn params_from<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> Params {
@@ -156,10 +194,15 @@ impl ServedModel {
     /// Counts a request in flight until the returned guard is dropped;
     /// [`Tracked::finish`] records how it ended.
     pub fn track(&self, arrived: Instant) -> Tracked<'_> {
+        self.track_via(arrived, Protocol::Native)
+    }
+
+    /// Like [`Self::track`], for a request that came in through `protocol`.
+    pub fn track_via(&self, arrived: Instant, protocol: Protocol) -> Tracked<'_> {
         if let Some(m) = &self.metrics {
             m.in_flight.inc();
         }
-        Tracked { metrics: self.metrics.as_ref(), arrived }
+        Tracked { metrics: self.metrics.as_ref(), arrived, protocol }
     }
 
     /// Checks the parameters, decodes the payload with `decode`, queues it
@@ -168,6 +211,17 @@ impl ServedModel {
     pub async fn predict(
         &self,
         request: InferenceRequest,
+        decode: impl FnOnce(&Schema) -> Result<DataFrame, RequestError>,
+    ) -> Result<Option<Answer>, RequestError> {
+        self.predict_within(request, None, decode).await
+    }
+
+    /// Like [`Self::predict`], answering within `deadline` too when the
+    /// client set one (gRPC's `grpc-timeout`): the earlier deadline wins.
+    pub async fn predict_within(
+        &self,
+        request: InferenceRequest,
+        deadline: Option<Duration>,
         decode: impl FnOnce(&Schema) -> Result<DataFrame, RequestError>,
     ) -> Result<Option<Answer>, RequestError> {
         let InferenceRequest { params, arrived, client } = request;
@@ -179,7 +233,7 @@ impl ServedModel {
         if frame.height() == 0 {
             return Ok(None);
         }
-        self.infer(params, frame, arrived, client).await
+        self.infer_within(params, frame, arrived, client, deadline).await
     }
 
     /// The in-process client: every parameter must be given, `body` is
@@ -204,8 +258,24 @@ impl ServedModel {
         arrived: Instant,
         client: Option<Arc<dyn Liveness>>,
     ) -> Result<Option<Answer>, RequestError> {
+        self.infer_within(params, frame, arrived, client, None).await
+    }
+
+    /// Like [`Self::infer`], with the client's own deadline if it set one.
+    pub async fn infer_within(
+        &self,
+        params: Params,
+        frame: DataFrame,
+        arrived: Instant,
+        client: Option<Arc<dyn Liveness>>,
+        deadline: Option<Duration>,
+    ) -> Result<Option<Answer>, RequestError> {
+        let timeout = match (self.timeout, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let reply = self.queues.submit(params, frame, client)?;
-        let reply = match self.timeout {
+        let reply = match timeout {
             // The deadline covers queueing and the handler: past it the client
             // is answered, and a batch not yet started drops the request.
             Some(timeout) => match tokio::time::timeout_at((arrived + timeout).into(), reply).await {
@@ -226,12 +296,14 @@ impl ServedModel {
 pub struct Tracked<'a> {
     metrics: Option<&'a EndpointMetrics>,
     arrived: Instant,
+    protocol: Protocol,
 }
 
 impl Tracked<'_> {
     pub fn finish(&self, outcome: Outcome) {
         if let Some(m) = self.metrics {
             m.answered(outcome, self.arrived.elapsed());
+            m.answered_via(self.protocol);
         }
     }
 }

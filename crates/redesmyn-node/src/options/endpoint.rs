@@ -36,9 +36,24 @@ pub struct BatchOptions {
     pub timeout_ms: Option<f64>,
 }
 
+/// An output tensor the model declares (V2 metadata and output names).
+#[napi(object)]
+pub struct OutputSpec {
+    pub name: String,
+    /// A V2 datatype: `FP32`, `INT64`, `BYTES`, `BOOL`, …
+    pub datatype: String,
+    /// `-1` for a variable dimension, e.g. `[-1]`.
+    pub shape: Vec<i64>,
+}
+
 #[napi(object)]
 pub struct EndpointSpec {
     pub path: String,
+    /// The V2 model name (default: derived from the path).
+    pub name: Option<String>,
+    /// The V2 model version.
+    pub version: Option<String>,
+    pub outputs: Option<Vec<OutputSpec>>,
     pub fields: Vec<FieldSpec>,
     pub batch: Option<BatchOptions>,
     pub cache: Option<CacheSpec>,
@@ -79,6 +94,25 @@ impl EndpointSpec {
 }
 
 impl EndpointSpec {
+    /// The declared outputs, checked: known datatypes, unique names.
+    pub fn outputs(&self) -> Result<Vec<redesmyn::v2::wire::TensorMetadata>> {
+        let mut outputs: Vec<redesmyn::v2::wire::TensorMetadata> = Vec::new();
+        for o in self.outputs.iter().flatten() {
+            if redesmyn::v2::Datatype::parse(&o.datatype).is_none() {
+                return Err(invalid(format!("endpoint '{}': output '{}' has unknown datatype '{}'", self.path, o.name, o.datatype)));
+            }
+            if outputs.iter().any(|d| d.name == o.name) {
+                return Err(invalid(format!("endpoint '{}': output '{}' is declared twice", self.path, o.name)));
+            }
+            outputs.push(redesmyn::v2::wire::TensorMetadata {
+                name: o.name.clone(),
+                datatype: o.datatype.clone(),
+                shape: o.shape.clone(),
+            });
+        }
+        Ok(outputs)
+    }
+
     pub fn batch_config(&self) -> BatchConfig {
         let d = BatchConfig::default();
         let Some(b) = &self.batch else { return d };

@@ -24,6 +24,8 @@ pub struct PythonOptions {
 pub struct ServerOptions {
     pub host: Option<String>,
     pub port: Option<u32>,
+    /// The gRPC (Open Inference Protocol) port; off unless set, 0 = ephemeral.
+    pub grpc_port: Option<u32>,
     pub workers: Option<u32>,
     /// Largest request body in bytes.
     pub body_limit: Option<f64>,
@@ -60,9 +62,16 @@ impl ServerOptions {
             Some(p) => p as u16,
             None => defaults.port,
         };
+        let grpc_port = match self.grpc_port {
+            Some(p) if p > u16::MAX as u32 => {
+                return Err(BindingError::invalid(format!("grpcPort {p} is out of range")))
+            }
+            p => p.map(|p| p as u16),
+        };
         Ok(ServerConfig {
             host: self.host.clone().unwrap_or(defaults.host),
             port,
+            grpc_port,
             workers: self.workers.map(|w| w.max(1) as usize),
             body_limit: self.body_limit.map_or(defaults.body_limit, |b| b.max(0.0) as usize),
             shutdown_timeout: self

@@ -31,6 +31,16 @@ pub fn status_of_kind(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// The HTTP status of an error kind on the V2 (Open Inference Protocol)
+/// routes: as [`status_of_kind`], except that every bad request is a 400
+/// (what Triton answers and V2 clients expect).
+pub fn v2_status_of_kind(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidArgument | ErrorKind::UnsupportedFormat => StatusCode::BAD_REQUEST,
+        other => status_of_kind(other),
+    }
+}
+
 /// The HTTP status of an outcome. Metrics label requests with it whatever
 /// their front door, so dashboards keep the values they had.
 pub fn status_of(outcome: Outcome) -> StatusCode {
@@ -53,6 +63,25 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> HttpResponse {
 /// The response for `err`, tagged with the request id when there is one.
 pub fn error_response(err: &RequestError, id: Option<&str>) -> HttpResponse {
     let mut response = json_response(status_of_kind(err.kind()), json_body(err));
+    let headers = response.headers_mut();
+    if let Some(secs) = err.retry_after() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let RequestError::MethodNotAllowed { allowed, .. } = err {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
+    }
+    if let Some(id) = id {
+        super::request_id::tag(&mut response, id);
+    }
+    response
+}
+
+/// A V2 error answer: `{"error": "..."}`, the V2 status, and the same
+/// headers as [`error_response`].
+pub fn v2_error_response(err: &RequestError, id: Option<&str>) -> HttpResponse {
+    let body = serde_json::to_vec(&serde_json::json!({ "error": err.to_string() }))
+        .unwrap_or_else(|_| br#"{"error":"internal error"}"#.to_vec());
+    let mut response = json_response(v2_status_of_kind(err.kind()), body);
     let headers = response.headers_mut();
     if let Some(secs) = err.retry_after() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -5,6 +5,7 @@
 //! The app is built apart from serving: [`configure`] takes everything a
 //! request needs ([`HttpState`]), so `actix_web::test::init_service` runs
 //! the same app in process (see `tests.rs`), and `server.rs` only binds it.
+//! `v2.rs` is the Open Inference Protocol's REST shape over the same models.
 
 pub mod error;
 mod body;
@@ -15,8 +16,11 @@ mod predict;
 mod request_id;
 mod serve;
 mod timing;
+pub mod v2;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v2_tests;
 
 use std::future::{ready, Ready};
 use std::sync::atomic::AtomicBool;
@@ -30,6 +34,7 @@ pub use serve::{serve, Started};
 
 use crate::error::RequestError;
 use crate::metrics::Metrics;
+use crate::service::InferenceService;
 
 /// Everything the app reads at request time.
 pub struct HttpState {
@@ -40,6 +45,8 @@ pub struct HttpState {
     pub body_limit: usize,
     /// Listening and every prefetch done.
     pub ready: Arc<AtomicBool>,
+    /// Every model by name and version, for the V2 routes.
+    pub service: Arc<InferenceService>,
 }
 
 /// The whole app: health, metrics, one resource per endpoint, and JSON 404s.
@@ -47,6 +54,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
     health::configure(cfg, &state.ready);
     exposition::configure(cfg, state.metrics.as_ref());
     predict::configure(cfg, &state.routes, state.body_limit);
+    v2::configure(
+        cfg,
+        v2::V2State {
+            service: Arc::clone(&state.service),
+            ready: Arc::clone(&state.ready),
+            body_limit: state.body_limit,
+        },
+    );
     cfg.default_service(web::to(not_found));
 }
 

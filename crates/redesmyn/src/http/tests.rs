@@ -40,7 +40,8 @@ fn state(body_limit: usize) -> (Arc<HttpState>, Arc<InferenceService>) {
     let model = service.resolve("double", None).unwrap();
     let routes = vec![Route { path: "/double/{factor}".into(), model }];
     let ready = Arc::new(AtomicBool::new(false));
-    (Arc::new(HttpState { routes, metrics: Some(metrics), body_limit, ready }), service)
+    let state = HttpState { routes, metrics: Some(metrics), body_limit, ready, service: Arc::clone(&service) };
+    (Arc::new(state), service)
 }
 
 use polars::prelude::IntoSeries;
@@ -192,6 +193,7 @@ async fn metrics_off_means_404() {
         metrics: None,
         body_limit: state.body_limit,
         ready: Arc::clone(&state.ready),
+        service: Arc::clone(&state.service),
     });
     let app = app!(state);
     let res = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;

@@ -8,14 +8,18 @@ use crate::batch::BatchConfig;
 use crate::cache::ModelCache;
 use crate::handler::Handler;
 use crate::schema::Schema;
+use crate::v2::wire::TensorMetadata;
 
 /// Paths the server answers itself.
-pub const RESERVED_PATHS: &[&str] = &["/health/live", "/health/ready", "/metrics"];
+pub const RESERVED_PATHS: &[&str] = &["/health/live", "/health/ready", "/metrics", "/v2"];
 
 pub struct Endpoint {
     pub path: String,
     /// The model the path serves; its parameters are the path's `{param}` segments.
     pub model: Model,
+    /// The model was named explicitly ([`Endpoint::with_model_name`]): a
+    /// clash is an error rather than a `-2` suffix.
+    pub named: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,8 +44,17 @@ impl Endpoint {
         let path = path.into();
         let params = parse_path(&path)?;
         let model =
-            Model { name: model_name_for(&path), version: None, schema, batch, handler, cache: None, params };
-        Ok(Endpoint { path, model })
+            Model {
+                name: model_name_for(&path),
+                version: None,
+                schema,
+                batch,
+                handler,
+                cache: None,
+                params,
+                outputs: Vec::new(),
+            };
+        Ok(Endpoint { path, model, named: false })
     }
 
     pub fn with_cache(mut self, cache: Arc<ModelCache>) -> Self {
@@ -52,6 +65,20 @@ impl Endpoint {
     /// Names the model other than by its path (see [`model_name_for`]).
     pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
         self.model.name = name.into();
+        self.named = true;
+        self
+    }
+
+    /// The model's version, as V2 clients address it (`/versions/{v}`).
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.model.version = Some(version.into());
+        self
+    }
+
+    /// Declares the output tensors: their names replace the default
+    /// `output-0`, and V2 metadata lists them.
+    pub fn with_outputs(mut self, outputs: Vec<TensorMetadata>) -> Self {
+        self.model.outputs = outputs;
         self
     }
 
@@ -79,7 +106,7 @@ pub fn parse_path(path: &str) -> Result<Vec<String>, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute(path.into()));
     }
-    if RESERVED_PATHS.contains(&path.trim_end_matches('/')) {
+    if RESERVED_PATHS.contains(&path.trim_end_matches('/')) || path.starts_with("/v2/") {
         return Err(PathError::Reserved(path.into()));
     }
     let mut names: Vec<String> = Vec::new();
@@ -117,6 +144,7 @@ mod tests {
         assert!(matches!(parse_path("/a/x{y}"), Err(PathError::BadSegment { .. })));
         assert!(matches!(parse_path("/a/{1x}"), Err(PathError::BadSegment { .. })));
         assert!(matches!(parse_path("/health/ready"), Err(PathError::Reserved(_))));
+        assert!(matches!(parse_path("/v2/models/x/infer"), Err(PathError::Reserved(_))));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::batch::BatchConfig;
 use crate::cache::ModelCache;
 use crate::handler::Handler;
 use crate::schema::Schema;
+use crate::v2::wire::TensorMetadata;
 
 /// One model: what it accepts, how its requests are batched, what predicts.
 pub struct Model {
@@ -31,6 +32,9 @@ pub struct Model {
     pub cache: Option<Arc<ModelCache>>,
     /// Names of the parameters that select a variant, in order.
     pub params: Vec<String>,
+    /// Declared output tensors (V2 metadata and output names); empty when
+    /// undeclared, as a handler's outputs are only known once it answers.
+    pub outputs: Vec<TensorMetadata>,
 }
 
 /// How the registry addresses a model.
@@ -126,6 +130,7 @@ mod tests {
             handler,
             cache: None,
             params: Vec::new(),
+            outputs: Vec::new(),
         }
     }
 

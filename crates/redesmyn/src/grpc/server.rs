@@ -1,0 +1,311 @@
+//! The gRPC front door: `inference.GRPCInferenceService`, the standard
+//! `grpc.health.v1` service and server reflection, served by tonic on its
+//! own listener (a pre-bound one, so port 0 works) until a shutdown future
+//! resolves; requests in flight then finish (graceful).
+//!
+//! The models behind it are reached through [`Backend`] (the inference
+//! service implements it in [`super::backend`]), so this module knows
+//! tensors and statuses only; statuses come from [`super::status`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{self, InferRequest};
+use super::proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+use super::proto::model_metadata_response::TensorMetadata;
+use super::proto::{
+    ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ModelMetadataResponse, ModelReadyRequest,
+    ModelReadyResponse, ModelStreamInferResponse, ServerLiveRequest, ServerLiveResponse, ServerMetadataRequest,
+    ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse, FILE_DESCRIPTOR_SET,
+};
+use super::status::status_of;
+use crate::error::RequestError;
+use crate::v2::wire::{self, ModelMetadata, ServerMetadata};
+use crate::v2::OutputTensor;
+
+/// What an inference produced.
+#[derive(Debug, Clone)]
+pub struct Inferred {
+    pub model_name: String,
+    pub model_version: String,
+    pub outputs: Vec<OutputTensor>,
+}
+
+/// The models, as the gRPC front door sees them.
+pub trait Backend: Send + Sync + 'static {
+    /// Ready to serve inference (started, not stopping).
+    fn ready(&self) -> bool;
+    fn server_metadata(&self) -> ServerMetadata;
+    /// `Ok(false)` for a known model that cannot serve now; NotFound for an
+    /// unknown model or version. An empty version is the current one.
+    fn model_ready(&self, name: &str, version: &str) -> Result<bool, RequestError>;
+    fn model_metadata(&self, name: &str, version: &str) -> Result<ModelMetadata, RequestError>;
+    /// Runs one request through the model's queue and batches; `deadline`
+    /// is the client's `grpc-timeout`, if any.
+    fn infer(
+        &self,
+        request: InferRequest,
+        deadline: Option<std::time::Duration>,
+    ) -> BoxFuture<'static, Result<Inferred, RequestError>>;
+}
+
+/// The `GRPCInferenceService` implementation over a [`Backend`].
+pub struct Inference<B: ?Sized> {
+    backend: Arc<B>,
+}
+
+impl<B: ?Sized> Inference<B> {
+    pub fn new(backend: Arc<B>) -> Self {
+        Inference { backend }
+    }
+}
+
+fn tensors(list: Vec<wire::TensorMetadata>) -> Vec<TensorMetadata> {
+    list.into_iter().map(|t| TensorMetadata { name: t.name, datatype: t.datatype, shape: t.shape }).collect()
+}
+
+/// Parses `grpc-timeout` (`<digits><unit>`, unit one of H M S m u n).
+fn grpc_timeout<T>(request: &Request<T>) -> Option<std::time::Duration> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    use std::time::Duration;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[tonic::async_trait]
+impl<B: Backend + ?Sized> GrpcInferenceService for Inference<B> {
+    async fn server_live(&self, _: Request<ServerLiveRequest>) -> Result<Response<ServerLiveResponse>, Status> {
+        Ok(Response::new(ServerLiveResponse { live: true }))
+    }
+
+    async fn server_ready(&self, _: Request<ServerReadyRequest>) -> Result<Response<ServerReadyResponse>, Status> {
+        Ok(Response::new(ServerReadyResponse { ready: self.backend.ready() }))
+    }
+
+    async fn model_ready(&self, request: Request<ModelReadyRequest>) -> Result<Response<ModelReadyResponse>, Status> {
+        let r = request.into_inner();
+        let ready = self.backend.model_ready(&r.name, &r.version).map_err(|e| status_of(&e))?;
+        Ok(Response::new(ModelReadyResponse { ready }))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<ServerMetadataRequest>,
+    ) -> Result<Response<ServerMetadataResponse>, Status> {
+        let m = self.backend.server_metadata();
+        Ok(Response::new(ServerMetadataResponse { name: m.name, version: m.version, extensions: m.extensions }))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<ModelMetadataRequest>,
+    ) -> Result<Response<ModelMetadataResponse>, Status> {
+        let r = request.into_inner();
+        let m = self.backend.model_metadata(&r.name, &r.version).map_err(|e| status_of(&e))?;
+        Ok(Response::new(ModelMetadataResponse {
+            name: m.name,
+            versions: m.versions,
+            platform: m.platform,
+            inputs: tensors(m.inputs),
+            outputs: tensors(m.outputs),
+        }))
+    }
+
+    async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
+        let deadline = grpc_timeout(&request);
+        let request = convert::infer_request(request.into_inner()).map_err(|e| status_of(&e.into()))?;
+        let id = request.id.clone().unwrap_or_default();
+        let inferred = self.backend.infer(request, deadline).await.map_err(|e| status_of(&e))?;
+        let meta = convert::ResponseMeta {
+            model_name: inferred.model_name,
+            model_version: inferred.model_version,
+            id,
+            parameters: Default::default(),
+        };
+        Ok(Response::new(convert::infer_response(meta, inferred.outputs)))
+    }
+
+    type ModelStreamInferStream = BoxStream<'static, Result<ModelStreamInferResponse, Status>>;
+
+    /// Streaming inference belongs to the streaming work; the method is
+    /// declared so the service shape is final.
+    async fn model_stream_infer(
+        &self,
+        _: Request<Streaming<ModelInferRequest>>,
+    ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
+        Err(Status::unimplemented("ModelStreamInfer is not available yet"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
+    #[error("gRPC server: {0}")]
+    Transport(String),
+}
+
+/// Serves the inference, health and reflection services on `listener`
+/// until `shutdown` resolves, then drains requests in flight.
+pub async fn serve<B: Backend + ?Sized>(
+    backend: Arc<B>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<GrpcInferenceServiceServer<Inference<B>>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let inference = GrpcInferenceServiceServer::from_arc(Arc::new(Inference::new(backend)))
+        // Tensors can be large; the 4 MiB default would refuse a batch of images.
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(inference)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await
+        .map_err(|e| ServeError::Transport(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grpc::proto::model_infer_request::InferInputTensor;
+    use crate::v2::Values;
+
+    struct Fake;
+
+    impl Backend for Fake {
+        fn ready(&self) -> bool {
+            true
+        }
+        fn server_metadata(&self) -> ServerMetadata {
+            ServerMetadata { name: "redesmyn".into(), version: "0".into(), extensions: vec![] }
+        }
+        fn model_ready(&self, name: &str, _: &str) -> Result<bool, RequestError> {
+            if name == "iris" {
+                Ok(true)
+            } else {
+                Err(RequestError::ModelNotFound(format!("unknown model '{name}'")))
+            }
+        }
+        fn model_metadata(&self, name: &str, _: &str) -> Result<ModelMetadata, RequestError> {
+            Err(RequestError::ModelNotFound(format!("unknown model '{name}'")))
+        }
+        fn infer(
+            &self,
+            request: InferRequest,
+            _: Option<std::time::Duration>,
+        ) -> BoxFuture<'static, Result<Inferred, RequestError>> {
+            // Echoes the first input's row count as an INT64 output.
+            Box::pin(async move {
+                let rows = request.inputs.first().map(|i| i.shape[0]).unwrap_or(0);
+                Ok(Inferred {
+                    model_name: request.model_name,
+                    model_version: "1".into(),
+                    outputs: vec![OutputTensor {
+                        name: "output-0".into(),
+                        shape: vec![1],
+                        values: Values::I64(vec![rows as i64]),
+                    }],
+                })
+            })
+        }
+    }
+
+    fn service() -> Inference<Fake> {
+        Inference::new(Arc::new(Fake))
+    }
+
+    #[tokio::test]
+    async fn infer_answers_raw_outputs_and_echoes_the_id() {
+        let request = ModelInferRequest {
+            model_name: "iris".into(),
+            id: "7".into(),
+            inputs: vec![InferInputTensor {
+                name: "x".into(),
+                datatype: "FP32".into(),
+                shape: vec![3],
+                ..Default::default()
+            }],
+            raw_input_contents: vec![Values::F32(vec![1.0, 2.0, 3.0]).to_raw().into()],
+            ..Default::default()
+        };
+        let response = service().model_infer(Request::new(request)).await.unwrap().into_inner();
+        assert_eq!(response.id, "7");
+        assert_eq!(response.model_version, "1");
+        assert_eq!(response.raw_output_contents[0].as_ref(), 3i64.to_le_bytes());
+    }
+
+    #[tokio::test]
+    async fn statuses_carry_the_message() {
+        let bad = ModelInferRequest {
+            inputs: vec![InferInputTensor {
+                name: "x".into(),
+                datatype: "FP32".into(),
+                shape: vec![2],
+                ..Default::default()
+            }],
+            raw_input_contents: vec![vec![0u8; 4].into()],
+            ..Default::default()
+        };
+        let status = service().model_infer(Request::new(bad)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "input 'x': shape [2] of FP32 takes 8 bytes but 4 were sent");
+        let status = service()
+            .model_ready(Request::new(ModelReadyRequest { name: "nope".into(), version: String::new() }))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound);
+    }
+
+    #[test]
+    fn grpc_timeout_units() {
+        let mut r = Request::new(());
+        r.metadata_mut().insert("grpc-timeout", "250m".parse().unwrap());
+        assert_eq!(grpc_timeout(&r), Some(std::time::Duration::from_millis(250)));
+        r.metadata_mut().insert("grpc-timeout", "x".parse().unwrap());
+        assert_eq!(grpc_timeout(&r), None);
+    }
+
+    #[tokio::test]
+    async fn serves_on_an_ephemeral_port_and_stops() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(Arc::new(Fake), listener, async {
+            let _ = stopped.await;
+        }));
+        // The port accepts connections while serving.
+        tokio::net::TcpStream::connect(addr).await.unwrap();
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}

@@ -115,13 +115,16 @@ def main():
 
     def one(protocol, i):
         x = protocol * 1000 + i
+        # tritonclient's HTTP client (geventhttpclient) must not be shared
+        # between threads: each REST sender gets its own.
+        own = httpclient.InferenceServerClient(http_url) if protocol in (0, 1) else None
         barrier.wait()
         try:
             if protocol == 3:
                 r = raw_post(f"http://{http_url}{echo_path}", json.dumps([{"x": x}]).encode(), {"content-type": "application/json"})
                 answers[x] = r["body"]["predictions"][0]
                 return
-            module, client = (grpcclient, g) if protocol == 2 else (httpclient, c)
+            module, client = (grpcclient, g) if protocol == 2 else (httpclient, own)
             t = module.InferInput("x", [1], "FP64")
             if protocol == 2:
                 t.set_data_from_numpy(np.array([x], dtype=np.float64))

@@ -187,6 +187,22 @@ describe('V2 over REST and gRPC', () => {
     }
   }, 180_000);
 
+  it('answers the V1 shape over plain HTTP: instances as rows or records, predictions in order', async () => {
+    const r = await post(`http://${http}/v1/models/iris:predict`, {
+      instances: [KSERVE_IRIS[0], { sepal_length: 6.0, sepal_width: 3.4, petal_length: 4.5, petal_width: 1.6 }],
+    });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ predictions: [1, 1] });
+    const status = await fetch(`http://${http}/v1/models/iris`);
+    expect(await status.json()).toEqual({ name: 'iris', ready: true });
+    const bad = await post(`http://${http}/v1/models/iris:predict`, { instances: [[1, 2, 3]] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/instance 0 has 3 values; the model takes 4/);
+    const missing = await post(`http://${http}/v1/models/iris-variants:predict`, { instances: [KSERVE_IRIS[0]] });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toMatch(/'run_id' and 'model_id'/);
+  });
+
   it('lists its gRPC services by reflection (grpcurl) and answers the standard health check', async () => {
     const { stdout } = await run(grpcurl, ['-plaintext', grpc, 'list']);
     expect(stdout.split('\n')).toEqual(expect.arrayContaining(['inference.GRPCInferenceService', 'grpc.health.v1.Health']));

@@ -5,7 +5,8 @@
 //! The app is built apart from serving: [`configure`] takes everything a
 //! request needs ([`HttpState`]), so `actix_web::test::init_service` runs
 //! the same app in process (see `tests.rs`), and `server.rs` only binds it.
-//! `v2.rs` is the Open Inference Protocol's REST shape over the same models.
+//! `v2.rs` is the Open Inference Protocol's REST shape over the same models,
+//! `v1.rs` the older `instances` → `predictions` shape.
 
 pub mod error;
 mod body;
@@ -16,9 +17,32 @@ mod predict;
 mod request_id;
 mod serve;
 mod timing;
+pub mod v1;
 pub mod v2;
+/// In-process test helpers shared by the route tests: the app over a
+/// state, and one call returning status, headers and body.
+#[cfg(test)]
+macro_rules! app {
+    ($state:expr) => {{
+        let state = Arc::clone(&$state);
+        test::init_service(App::new().configure(move |cfg| configure(cfg, &state))).await
+    }};
+}
+
+#[cfg(test)]
+macro_rules! call {
+    ($app:expr, $req:expr) => {{
+        let res = test::call_service(&$app, $req.to_request()).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        (status, headers, test::read_body(res).await.to_vec())
+    }};
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v1_tests;
 #[cfg(test)]
 mod v2_tests;
 
@@ -57,6 +81,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
     v2::configure(
         cfg,
         v2::V2State {
+            service: Arc::clone(&state.service),
+            ready: Arc::clone(&state.ready),
+            body_limit: state.body_limit,
+        },
+    );
+    v1::configure(
+        cfg,
+        v1::V1State {
             service: Arc::clone(&state.service),
             ready: Arc::clone(&state.ready),
             body_limit: state.body_limit,

@@ -25,7 +25,7 @@ fn err(e: impl ToString) -> HandlerError {
 
 /// `/double/{factor}` (model `double`) and `/iris` (model `iris`, version
 /// `1`, output `predict`: 1 when petal_length > 2.5).
-fn state() -> Arc<HttpState> {
+pub(super) fn state() -> Arc<HttpState> {
     let double: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
         let factor: f64 = batch.params.get("factor").and_then(|f| f.parse().ok()).unwrap_or(1.0);
         let x = batch.frame.column("x").map_err(err)?.f64().map_err(err)?.clone();
@@ -71,31 +71,15 @@ fn state() -> Arc<HttpState> {
     Arc::new(HttpState { routes, metrics: Some(metrics), body_limit: 1 << 20, ready, service })
 }
 
-macro_rules! app {
-    ($state:expr) => {{
-        let state = Arc::clone(&$state);
-        test::init_service(App::new().configure(move |cfg| configure(cfg, &state))).await
-    }};
-}
-
-macro_rules! call {
-    ($app:expr, $req:expr) => {{
-        let res = test::call_service(&$app, $req.to_request()).await;
-        let status = res.status();
-        let headers = res.headers().clone();
-        (status, headers, test::read_body(res).await.to_vec())
-    }};
-}
-
-fn get(uri: &str) -> test::TestRequest {
+pub(super) fn get(uri: &str) -> test::TestRequest {
     test::TestRequest::get().uri(uri)
 }
 
-fn post(uri: &str, body: impl Into<Vec<u8>>) -> test::TestRequest {
+pub(super) fn post(uri: &str, body: impl Into<Vec<u8>>) -> test::TestRequest {
     test::TestRequest::post().uri(uri).set_payload(body.into())
 }
 
-fn json_of(body: &[u8]) -> Value {
+pub(super) fn json_of(body: &[u8]) -> Value {
     serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
 }
 

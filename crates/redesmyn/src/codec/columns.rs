@@ -171,6 +171,7 @@ macro_rules! with_numeric {
         }
     };
 }
+pub(crate) use with_numeric;
 
 pub fn builder_for(field: &Field, capacity: usize) -> Box<dyn ColumnBuilder> {
     let name: PlSmallStr = field.name.as_str().into();

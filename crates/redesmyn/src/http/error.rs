@@ -62,18 +62,7 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> HttpResponse {
 
 /// The response for `err`, tagged with the request id when there is one.
 pub fn error_response(err: &RequestError, id: Option<&str>) -> HttpResponse {
-    let mut response = json_response(status_of_kind(err.kind()), json_body(err));
-    let headers = response.headers_mut();
-    if let Some(secs) = err.retry_after() {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    if let RequestError::MethodNotAllowed { allowed, .. } = err {
-        headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
-    }
-    if let Some(id) = id {
-        super::request_id::tag(&mut response, id);
-    }
-    response
+    answer_error(err, id, status_of_kind(err.kind()), json_body(err))
 }
 
 /// A V2 error answer: `{"error": "..."}`, the V2 status, and the same
@@ -81,7 +70,13 @@ pub fn error_response(err: &RequestError, id: Option<&str>) -> HttpResponse {
 pub fn v2_error_response(err: &RequestError, id: Option<&str>) -> HttpResponse {
     let body = serde_json::to_vec(&serde_json::json!({ "error": err.to_string() }))
         .unwrap_or_else(|_| br#"{"error":"internal error"}"#.to_vec());
-    let mut response = json_response(v2_status_of_kind(err.kind()), body);
+    answer_error(err, id, v2_status_of_kind(err.kind()), body)
+}
+
+/// `body` with `status` and the headers every error carries: Retry-After,
+/// Allow and the request id, where they apply.
+fn answer_error(err: &RequestError, id: Option<&str>, status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    let mut response = json_response(status, body);
     let headers = response.headers_mut();
     if let Some(secs) = err.retry_after() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -22,6 +22,7 @@ use polars_arrow::array::{Array, FixedSizeListArray, ListArray, PrimitiveArray};
 
 use super::error::{names, V2Error};
 use super::tensor::{InputTensor, Values};
+use crate::codec::columns::with_numeric;
 use crate::schema::{Field, FieldType, Numeric, Schema};
 
 /// Builds the schema's DataFrame from the request's inputs.
@@ -296,53 +297,6 @@ fn convert<T: Element>(values: Values, input: &str) -> Result<Vec<T>, V2Error> {
     }
 }
 
-/// Expands `$body` once per numeric type, with `$T` the Polars type.
-macro_rules! with_numeric {
-    ($n:expr, $T:ident => $body:expr) => {
-        match $n {
-            Numeric::I8 => {
-                type $T = Int8Type;
-                $body
-            }
-            Numeric::I16 => {
-                type $T = Int16Type;
-                $body
-            }
-            Numeric::I32 => {
-                type $T = Int32Type;
-                $body
-            }
-            Numeric::I64 => {
-                type $T = Int64Type;
-                $body
-            }
-            Numeric::U8 => {
-                type $T = UInt8Type;
-                $body
-            }
-            Numeric::U16 => {
-                type $T = UInt16Type;
-                $body
-            }
-            Numeric::U32 => {
-                type $T = UInt32Type;
-                $body
-            }
-            Numeric::U64 => {
-                type $T = UInt64Type;
-                $body
-            }
-            Numeric::F32 => {
-                type $T = Float32Type;
-                $body
-            }
-            Numeric::F64 => {
-                type $T = Float64Type;
-                $body
-            }
-        }
-    };
-}
 
 fn numeric_series(name: PlSmallStr, n: Numeric, values: Values, input: &str) -> Result<Series, V2Error> {
     with_numeric!(n, T => {

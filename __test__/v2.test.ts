@@ -153,13 +153,13 @@ describe('V2 over REST and gRPC', () => {
     expect(r.variant_grpc).toEqual(native.body.predictions);
     expect(r.after_bad).toEqual(native.body.predictions);
     expect(r.variant_grpc_missing.error).toMatch(/INVALID_ARGUMENT.*'run_id' and 'model_id'/s);
-    expect(r.grpc_bad_shape.error).toMatch(/INVALID_ARGUMENT.*input-0/s);
+    expect(r.grpc_bad_shape.error).toMatch(/INVALID_ARGUMENT.*input-0.*needs F = 4 columns/s);
     expect(r.grpc_unknown_model.error).toMatch(/NOT_FOUND.*unknown model 'no-such-model'/s);
 
     const bad: Record<string, RegExp> = {
       short_data: /input 'input-0'.*holds 8 elements but the data has 3/,
       long_data: /input 'input-0'.*holds 4 elements but the data has 5/,
-      wrong_shape: /input-0/,
+      wrong_shape: /input 'input-0' is not one of the model's inputs.*needs F = 4 columns.*\[1, 3\]/,
       unknown_datatype: /unknown datatype 'FP99'/,
       duplicate_inputs: /input 'input-0' appears twice/,
       binary_past_body: /binary_data_size 64 runs past the end of the body/,

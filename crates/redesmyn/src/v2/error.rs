@@ -29,6 +29,11 @@ pub enum V2Error {
     MissingInput { input: String, expected: String },
     #[error("unknown input '{input}' (the model takes {expected})")]
     UnknownInput { input: String, expected: String },
+    #[error(
+        "input '{input}' is not one of the model's inputs ({expected}); read as one [N, F] matrix it needs F = {width} \
+         columns, one per input in that order, but its shape is {shape:?}"
+    )]
+    MatrixWidth { input: String, expected: String, width: usize, shape: Vec<usize> },
     #[error("input '{input}': datatype {datatype} does not fit the model's {field} field")]
     TypeMismatch { input: String, datatype: String, field: String },
     #[error("inputs disagree on the batch size: '{first}' has {rows} rows but '{input}' has {found}")]

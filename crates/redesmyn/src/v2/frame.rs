@@ -56,6 +56,10 @@ pub fn to_frame(schema: &Schema, inputs: Vec<InputTensor>) -> Result<DataFrame, 
             }
             return frame(rows, columns);
         }
+        if all_scalar && input.shape.len() == 2 {
+            let (width, shape) = (fields.len(), input.shape.clone());
+            return Err(V2Error::MatrixWidth { input: input.name, expected: expected(), width, shape });
+        }
         return Err(V2Error::UnknownInput { input: input.name, expected: expected() });
     }
 
@@ -447,8 +451,13 @@ mod tests {
         // A nullable field left out is a null column.
         let df = to_frame(&s, vec![input("a", "FP64", &[1], "[1]"), input("b", "FP64", &[1], "[2]")]).unwrap();
         assert_eq!(df.column("c").unwrap().null_count(), 1);
-        // A single unnamed matrix of the wrong width is an unknown input.
+        // A single unnamed matrix of the wrong width says the width it needs.
         let e = to_frame(&s, vec![input("x", "FP64", &[1, 2], "[1, 2]")]).unwrap_err();
+        assert!(e.to_string().starts_with("input 'x' is not one of the model's inputs"), "{e}");
+        assert!(e.to_string().contains("needs F = 3 columns"), "{e}");
+        assert!(e.to_string().contains("its shape is [1, 2]"), "{e}");
+        // Anything else of another name is an unknown input.
+        let e = to_frame(&s, vec![input("x", "FP64", &[2], "[1, 2]")]).unwrap_err();
         assert!(e.to_string().starts_with("unknown input 'x'"), "{e}");
     }
 

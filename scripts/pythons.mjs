@@ -55,7 +55,15 @@ function pyenvPython(minor) {
     const exe = join(versions, version, 'bin', `python${minor}`);
     if (existsSync(exe)) return { exe, version };
   }
-  return { error: `no CPython ${minor} under ${versions} (install it with: pyenv install ${minor})` };
+  // Elsewhere (CI runners with actions/setup-python), `python3.X` on PATH.
+  const onPath = spawnSync(`python${minor}`, ['-c', 'import sys, platform; print(sys.executable); print(platform.python_version())'], {
+    encoding: 'utf8',
+  });
+  if (onPath.status === 0) {
+    const [exe, version] = onPath.stdout.trim().split('\n');
+    if (exe && version) return { exe, version };
+  }
+  return { error: `no CPython ${minor} under ${versions} nor python${minor} on PATH (install it with: pyenv install ${minor})` };
 }
 
 const requirements = readFileSync(join(root, 'requirements.txt'));

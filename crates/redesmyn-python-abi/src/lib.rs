@@ -64,11 +64,19 @@ impl Str {
     }
 
     /// # Safety
-    /// `ptr..ptr+len` must be valid UTF-8 that outlives `'a`.
+    /// Unless `ptr` is null or `len` is 0, `ptr..ptr+len` must be one
+    /// readable allocation holding valid UTF-8, not written to during `'a`.
+    /// A `Str` received across the ABI meets this for the call it came with
+    /// (it was made by [`Str::new`] from a `&str` the sender holds until the
+    /// call returns), so `'a` must not outlive that call.
     pub unsafe fn as_str<'a>(self) -> &'a str {
         if self.ptr.is_null() || self.len == 0 {
             return "";
         }
+        // SAFETY: `ptr` is non-null and, by the caller's obligation above,
+        // `ptr..ptr+len` is readable, unchanging UTF-8 for `'a`, which is what
+        // `from_raw_parts` (valid, aligned for `u8`, len <= isize::MAX as it
+        // came from a `&str`) and `from_utf8_unchecked` require.
         unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.ptr, self.len)) }
     }
 }
@@ -107,9 +115,19 @@ impl ArrowArrayStream {
     /// Moves the stream at `source` out, leaving `source` released.
     ///
     /// # Safety
-    /// `source` must point to a valid `ArrowArrayStream`.
+    /// `source` must be non-null, aligned, valid for reads and writes, and
+    /// point to an initialised `ArrowArrayStream` (live or released) that no
+    /// one else uses during the call. The caller gives up the stream: after
+    /// the call, `*source` is released and only the returned value owns it.
     pub unsafe fn take(source: *mut ArrowArrayStream) -> ArrowArrayStream {
+        // SAFETY: `source` is valid for reads and initialised (caller's
+        // obligation). The bitwise copy becomes the stream's only owner
+        // because the next statement marks the source released, as the Arrow
+        // C stream interface prescribes for a move.
         let stream = unsafe { std::ptr::read(source) };
+        // SAFETY: `source` is valid for writes (caller's obligation); a null
+        // `release` marks it released, so neither its `Drop` nor its producer
+        // releases the stream now owned by `stream`.
         unsafe { (*source).release = None };
         stream
     }
@@ -118,14 +136,21 @@ impl ArrowArrayStream {
 impl Drop for ArrowArrayStream {
     fn drop(&mut self) {
         if let Some(release) = self.release {
-            // SAFETY: a non-null release means the stream is live and ours.
+            // SAFETY: by the Arrow C stream interface a non-null `release`
+            // means the stream is live, and a value of this type owns its
+            // stream (moves go through `take`, which nulls the source's
+            // `release`), so it is released here exactly once; the callback
+            // gets a pointer to this very struct, valid for the call.
             unsafe { release(self) };
         }
     }
 }
 
-// SAFETY: the stream interface does not tie a stream to a thread; the
-// producer's callbacks are called from one thread at a time.
+// SAFETY: the Arrow C stream interface does not tie a stream to the thread
+// that made it; it only asks consumers to serialise calls to one stream
+// ("the stream source is not assumed to be thread-safe"). This type is not
+// `Sync`, and using or releasing a stream needs it by value or `&mut`, so
+// one thread at a time uses it wherever it is sent.
 unsafe impl Send for ArrowArrayStream {}
 
 /// Where the bridge reports results. `ctx` is the host's, passed back as is.
@@ -199,11 +224,17 @@ mod tests {
     fn take_leaves_the_source_released() {
         use std::sync::atomic::{AtomicU32, Ordering};
         static RELEASED: AtomicU32 = AtomicU32::new(0);
+        /// # Safety
+        /// `s` must point to a live stream, as the Arrow C stream interface
+        /// guarantees a `release` callback.
         unsafe extern "C" fn release(s: *mut ArrowArrayStream) {
             RELEASED.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: `s` points to a live stream (this function's
+            // obligation); marking it released is what `release` must do.
             unsafe { (*s).release = None };
         }
         let mut source = ArrowArrayStream { release: Some(release), ..ArrowArrayStream::empty() };
+        // SAFETY: `source` is a local, initialised stream used by no one else.
         let moved = unsafe { ArrowArrayStream::take(&mut source) };
         drop(source);
         assert_eq!(RELEASED.load(Ordering::SeqCst), 0, "the source is released already");

@@ -46,8 +46,21 @@ impl ArrowBatch {
 /// moves the stream out (leaving `release` null); the capsule's destructor
 /// releases whatever is left and frees the struct.
 fn stream_capsule(py: Python<'_>, stream: ArrowArrayStream) -> PyResult<Py<PyAny>> {
+    /// The capsule's destructor.
+    ///
+    /// # Safety
+    /// Only CPython may call it, once, with the GIL held, as the destructor of
+    /// a capsule made below (whose pointer is a `Box<ArrowArrayStream>`
+    /// leaked by `Box::into_raw`).
     unsafe extern "C" fn destroy(capsule: *mut ffi::PyObject) {
-        // SAFETY: called once by CPython, for a capsule made below.
+        // SAFETY: CPython calls this with the GIL held and a live capsule
+        // (this function's obligation), so the C API may be used. Under the
+        // right name the pointer is the box leaked below, never freed before:
+        // a consumer moves the stream out of the struct (nulling its
+        // `release`) but leaves the struct to the capsule. So `from_raw`
+        // takes back the only owner, and dropping it releases whatever stream
+        // is still live exactly once. A wrong name sets an exception, which
+        // is cleared because a destructor must not leave one set.
         unsafe {
             let pointer = ffi::PyCapsule_GetPointer(capsule, STREAM_CAPSULE.as_ptr());
             if pointer.is_null() {
@@ -58,7 +71,12 @@ fn stream_capsule(py: Python<'_>, stream: ArrowArrayStream) -> PyResult<Py<PyAny
         }
     }
     let pointer = Box::into_raw(Box::new(stream)) as *mut c_void;
-    // SAFETY: `pointer` is a live box, owned by the capsule from here on.
+    // SAFETY: `py` proves the GIL is held. `pointer` is a live, non-null box
+    // and the name a `'static` C string, as `PyCapsule_New` requires; on
+    // success the capsule owns the box (freed by `destroy`), on failure
+    // (null, exception set) nothing does, so it is taken back and dropped
+    // here, once. `from_owned_ptr_or_err` gets a new reference or null with
+    // an exception set, which is what `PyCapsule_New` returns.
     unsafe {
         let capsule = ffi::PyCapsule_New(pointer, STREAM_CAPSULE.as_ptr(), Some(destroy));
         if capsule.is_null() {
@@ -69,10 +87,13 @@ fn stream_capsule(py: Python<'_>, stream: ArrowArrayStream) -> PyResult<Py<PyAny
 }
 
 /// The stream inside a capsule returned by `obj.__arrow_c_stream__()`.
-/// The caller must move it out before the capsule is dropped.
+/// The pointer is valid only while `capsule` is alive; the caller must move
+/// the stream out (`ArrowArrayStream::take`) before the capsule is dropped.
 pub fn capsule_stream(capsule: &Bound<'_, PyAny>) -> PyResult<*mut ArrowArrayStream> {
-    // SAFETY: PyCapsule_GetPointer checks the type and the name, and sets
-    // an exception when either is wrong.
+    // SAFETY: the `Bound` proves the GIL is held and keeps the object alive
+    // for the call; `PyCapsule_GetPointer` accepts any object, checks that it
+    // is a capsule with this name, and otherwise returns null with an
+    // exception set (taken below).
     let pointer = unsafe { ffi::PyCapsule_GetPointer(capsule.as_ptr(), STREAM_CAPSULE.as_ptr()) };
     if pointer.is_null() {
         return Err(PyErr::take(capsule.py()).unwrap_or_else(|| PyRuntimeError::new_err("not an Arrow stream capsule")));

@@ -16,8 +16,14 @@ pub struct Handle {
 }
 
 /// # Safety
-/// `object` must be a live handle made by this module.
+/// `object` must be a non-null pointer returned by `resolve` or `loader`
+/// (a `Box<Handle>` behind the opaque type) and not yet passed to
+/// [`release`]; `'a` must end before it is released.
 pub unsafe fn handle<'a>(object: *const Object) -> &'a Handle {
+    // SAFETY: by the caller's obligation `object` came from `into_object`, so
+    // it is an aligned pointer to a live `Handle`; it is only ever shared
+    // (`Handle` is read, never written, through it) until `release`, which
+    // the caller keeps after `'a`.
     unsafe { &*(object as *const Handle) }
 }
 
@@ -26,11 +32,17 @@ fn into_object(handle: Handle) -> *mut Object {
 }
 
 /// # Safety
-/// `object` must be a live handle made by this module, released once.
+/// `object` must be null or a pointer returned by `resolve` or `loader` that
+/// was not released before and is not in use by another call (the ABI
+/// contract: the host releases each handle exactly once, never during a call
+/// that uses it).
 pub unsafe fn release(object: *mut Object) {
     if object.is_null() {
         return;
     }
+    // SAFETY: `object` is non-null, so by the caller's obligation it is the
+    // pointer `into_object` leaked from a `Box<Handle>`, not freed before and
+    // referenced by no one else: `from_raw` takes back its only owner.
     let handle = unsafe { Box::from_raw(object as *mut Handle) };
     Python::attach(|_py| drop(handle));
 }
@@ -166,8 +178,11 @@ fn emit_series(series: &Bound<'_, PyAny>, reporter: &Reporter) -> PyResult<()> {
     let name: String = series.getattr("name")?.extract()?;
     let capsule = series.call_method0("__arrow_c_stream__")?;
     let stream = capsule_stream(&capsule)?;
-    // SAFETY: the capsule (alive until the end of this function) owns a live
-    // stream; the host moves it out during the call.
+    // SAFETY: `stream` points into `capsule`, which lives until the end of
+    // this function, past the call; polars' `__arrow_c_stream__` made it a
+    // live stream that nothing else has moved out. The host's `column` moves
+    // it out during the call (the sink contract), so the capsule's destructor
+    // later frees only a released struct.
     unsafe { reporter.column(&name, stream) };
     Ok(())
 }

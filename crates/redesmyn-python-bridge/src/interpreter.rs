@@ -29,7 +29,16 @@ pub fn polars() -> Option<&'static Polars> {
 }
 
 pub fn start(program: &str, paths: &[String], reporter: &Reporter) -> i32 {
-    // SAFETY: the host calls `start` once, before anything else, on one thread.
+    // SAFETY: the ABI contract has the host call `start` first and once per
+    // process, so no other thread is in CPython here: `Py_IsInitialized`
+    // may be called without the GIL, and the pre-initialisation calls
+    // (`Py_DecodeLocale`, `Py_SetProgramName`) run before `Py_InitializeEx`
+    // as CPython requires. `bytes` is a NUL-terminated C string alive for
+    // `Py_DecodeLocale`; the wide string it returns is checked for null and
+    // never freed, because CPython keeps using the program name's storage.
+    // `Py_InitializeEx` leaves this thread holding the GIL, which
+    // `PyEval_SaveThread` then releases (its thread state is dropped on
+    // purpose: later calls attach through `Python::attach`).
     unsafe {
         if ffi::Py_IsInitialized() == 0 {
             let Ok(bytes) = CString::new(program) else {
@@ -42,7 +51,11 @@ pub fn start(program: &str, paths: &[String], reporter: &Reporter) -> i32 {
                 return status::FAILED;
             }
             // CPython keeps the pointer for the life of the process: `wide` is never freed.
-            #[allow(deprecated)]
+            #[allow(
+                deprecated,
+                reason = "PyConfig, the replacement, is outside the limited API this abi3 library is built against; \
+                          an allow, not an expect, as only some pyo3-ffi configurations mark it deprecated"
+            )]
             ffi::Py_SetProgramName(wide);
             ffi::Py_InitializeEx(0);
             if ffi::Py_IsInitialized() == 0 {

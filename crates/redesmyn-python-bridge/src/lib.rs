@@ -36,8 +36,11 @@ pub extern "C" fn redesmyn_python_bridge_api() -> *const BridgeApi {
 }
 
 /// Runs `body`, turning a panic into a failure the host can report.
+/// `sink` is the one the host passed to the current entry point.
 fn guarded(sink: *const Sink, body: impl FnOnce(&Reporter) -> i32) -> i32 {
-    // SAFETY: the host passes a sink valid for the whole call.
+    // SAFETY: every caller passes the sink its entry point received, which
+    // the ABI contract makes valid for the whole call; the reporter is
+    // dropped before this function, hence the call, returns.
     let reporter = unsafe { Reporter::new(sink) };
     match catch_unwind(AssertUnwindSafe(|| body(&reporter))) {
         Ok(code) => code,
@@ -54,42 +57,84 @@ fn guarded(sink: *const Sink, body: impl FnOnce(&Reporter) -> i32) -> i32 {
 }
 
 /// # Safety
-/// `ptr..ptr+n` must be valid for the call.
+/// Unless `ptr` is null or `n` is 0, `ptr..ptr+n` must be an aligned,
+/// readable array of `Str`s, each meeting [`Str::as_str`]'s obligation, for
+/// the call (what the ABI contract promises for `paths`).
 unsafe fn strings(ptr: *const Str, n: usize) -> Vec<String> {
     if ptr.is_null() || n == 0 {
         return Vec::new();
     }
-    unsafe { std::slice::from_raw_parts(ptr, n) }.iter().map(|s| unsafe { s.as_str() }.to_owned()).collect()
+    // SAFETY: `ptr` is non-null and `ptr..ptr+n` a readable array of `Str`
+    // for the call (this function's obligation), and so is each string; the
+    // strings are copied into owned `String`s before returning.
+    unsafe { std::slice::from_raw_parts(ptr, n) }
+        .iter()
+        // SAFETY: each `Str` is valid UTF-8 for the call (this function's
+        // obligation) and is copied at once.
+        .map(|s| unsafe { s.as_str() }.to_owned())
+        .collect()
 }
 
 /// # Safety
-/// `ptr..ptr+n` must be valid for the call.
+/// Unless `ptr` is null or `n` is 0, `ptr..ptr+n` must be an aligned,
+/// readable array of `Param`s whose keys and values meet [`Str::as_str`]'s
+/// obligation, for the call (what the ABI contract promises for `params`).
 unsafe fn params(ptr: *const Param, n: usize) -> Vec<(String, String)> {
     if ptr.is_null() || n == 0 {
         return Vec::new();
     }
+    // SAFETY: `ptr` is non-null and `ptr..ptr+n` a readable array of `Param`
+    // for the call (this function's obligation).
     unsafe { std::slice::from_raw_parts(ptr, n) }
         .iter()
+        // SAFETY: keys and values are valid UTF-8 for the call (this
+        // function's obligation) and are copied at once.
         .map(|p| unsafe { (p.key.as_str().to_owned(), p.value.as_str().to_owned()) })
         .collect()
 }
 
+/// [`BridgeApi::start`].
+///
+/// # Safety
+/// The host keeps the ABI contract: `program` and the `n_paths` strings at
+/// `paths` are valid UTF-8 for the call, `sink` is valid for the call, and
+/// this is the process's first call into the bridge.
 unsafe extern "C" fn start(program: Str, paths: *const Str, n_paths: usize, sink: *const Sink) -> i32 {
+    // SAFETY: `program` is valid UTF-8 for the call (ABI contract) and is
+    // copied at once.
     let program = unsafe { program.as_str() }.to_owned();
+    // SAFETY: `paths..paths+n_paths` are valid `Str`s for the call (ABI
+    // contract), which is what `strings` asks.
     let paths = unsafe { strings(paths, n_paths) };
     guarded(sink, |r| interpreter::start(&program, &paths, r))
 }
 
+/// [`BridgeApi::add_paths`].
+///
+/// # Safety
+/// The host keeps the ABI contract: the `n_paths` strings at `paths` are
+/// valid UTF-8 for the call and `sink` is valid for the call.
 unsafe extern "C" fn add_paths(paths: *const Str, n_paths: usize, sink: *const Sink) -> i32 {
+    // SAFETY: `paths..paths+n_paths` are valid `Str`s for the call (ABI
+    // contract), which is what `strings` asks.
     let paths = unsafe { strings(paths, n_paths) };
     guarded(sink, |r| interpreter::add_paths(&paths, r))
 }
 
+/// [`BridgeApi::resolve`].
+///
+/// # Safety
+/// The host keeps the ABI contract: `module` and `attribute` are valid UTF-8
+/// for the call, `out` is a writable, aligned slot and `sink` is valid for
+/// the call.
 unsafe extern "C" fn resolve(module: Str, attribute: Str, out: *mut *mut Object, sink: *const Sink) -> i32 {
+    // SAFETY: both strings are valid UTF-8 for the call (ABI contract) and
+    // are copied at once.
     let (module, attribute) = unsafe { (module.as_str().to_owned(), attribute.as_str().to_owned()) };
     guarded(sink, |r| match call::resolve(&module, &attribute, r) {
         Ok(handle) => {
-            // SAFETY: the host passes a writable slot.
+            // SAFETY: `out` is a writable, aligned slot for the call (ABI
+            // contract); it holds a plain pointer, so nothing is dropped.
             unsafe { *out = handle };
             status::OK
         }
@@ -97,6 +142,14 @@ unsafe extern "C" fn resolve(module: Str, attribute: Str, out: *mut *mut Object,
     })
 }
 
+/// [`BridgeApi::call_handler`].
+///
+/// # Safety
+/// The host keeps the ABI contract: `function` (and `model` unless null) are
+/// live handles from `resolve` / `call_loader`, not released during the
+/// call; `batch` points to an initialised Arrow C stream that is moved to
+/// the bridge; the `n_params` entries at `params` are valid for the call;
+/// `kind` is a writable `u32`; `sink` is valid for the call.
 unsafe extern "C" fn call_handler(
     function: *const Object,
     model: *const Object,
@@ -107,15 +160,26 @@ unsafe extern "C" fn call_handler(
     sink: *const Sink,
 ) -> i32 {
     // Take the batch first: it is ours whatever happens next.
+    // SAFETY: `batch` points to an initialised stream that the ABI contract
+    // moves to the bridge; `take` leaves the host's copy released, as the
+    // Arrow C stream interface prescribes for a move.
     let batch = unsafe { ArrowArrayStream::take(batch) };
+    // SAFETY: `params..params+n_params` are valid `Param`s for the call (ABI
+    // contract), which is what `params` asks.
     let params = unsafe { self::params(params, n_params) };
     guarded(sink, |r| {
         // SAFETY: handles come from `resolve` / `call_loader` and are alive
         // until the host releases them, which it does not do during a call.
         let function = unsafe { call::handle(function) };
-        let model = (!model.is_null()).then(|| unsafe { call::handle(model) });
+        let model = (!model.is_null()).then(|| {
+            // SAFETY: non-null, so a live handle from `call_loader`, not
+            // released during the call (as for `function` above).
+            unsafe { call::handle(model) }
+        });
         match call::handler(function, model, batch, &params, r) {
             Ok(k) => {
+                // SAFETY: `kind` is a writable, aligned `u32` for the call
+                // (ABI contract).
                 unsafe { *kind = k };
                 status::OK
             }
@@ -124,6 +188,13 @@ unsafe extern "C" fn call_handler(
     })
 }
 
+/// [`BridgeApi::call_loader`].
+///
+/// # Safety
+/// The host keeps the ABI contract: `function` is a live handle from
+/// `resolve`, not released during the call; `path` and the `n_params`
+/// entries at `params` are valid for the call; `out` is a writable slot;
+/// `sink` is valid for the call.
 unsafe extern "C" fn call_loader(
     function: *const Object,
     path: Str,
@@ -132,12 +203,20 @@ unsafe extern "C" fn call_loader(
     out: *mut *mut Object,
     sink: *const Sink,
 ) -> i32 {
+    // SAFETY: `path` is valid UTF-8 for the call (ABI contract) and is copied
+    // at once.
     let path = unsafe { path.as_str() }.to_owned();
+    // SAFETY: `params..params+n_params` are valid `Param`s for the call (ABI
+    // contract), which is what `params` asks.
     let params = unsafe { self::params(params, n_params) };
     guarded(sink, |r| {
+        // SAFETY: `function` is a live handle from `resolve`, not released
+        // during the call (ABI contract).
         let function = unsafe { call::handle(function) };
         match call::loader(function, &path, &params, r) {
             Ok(model) => {
+                // SAFETY: `out` is a writable, aligned slot for the call (ABI
+                // contract); it holds a plain pointer, so nothing is dropped.
                 unsafe { *out = model };
                 status::OK
             }
@@ -146,6 +225,14 @@ unsafe extern "C" fn call_loader(
     })
 }
 
+/// [`BridgeApi::release`].
+///
+/// # Safety
+/// The host keeps the ABI contract: `object` is null or a handle from
+/// `resolve` / `call_loader`, released exactly once and not during a call
+/// that uses it.
 unsafe extern "C" fn release(object: *mut Object) {
+    // SAFETY: the ABI contract gives `call::release` what it asks: a handle
+    // of this bridge (or null), released once, in use by no call.
     let _ = catch_unwind(|| unsafe { call::release(object) });
 }

@@ -33,13 +33,22 @@ pub fn export_frame(mut frame: DataFrame) -> ArrowArrayStream {
 }
 
 /// A column from a stream produced by `Series.__arrow_c_stream__()`.
+///
+/// `stream` must come from a producer of the Arrow C stream interface (the
+/// bridge hands over only streams made by polars' `__arrow_c_stream__`):
+/// the reader trusts the schema and arrays it yields.
 pub fn import_column(name: &str, stream: ArrowArrayStream) -> PolarsResult<Series> {
-    // SAFETY: the stream came from a producer implementing the Arrow C
-    // stream interface (polars, through the bridge).
+    // SAFETY: `stream` is owned (moved out of the bridge's capsule, so no one
+    // else reads or releases it) and was made by polars'
+    // `Series.__arrow_c_stream__`, which keeps the stream interface's
+    // invariants and yields a schema in the C data interface, as `try_new`
+    // requires; the reader owns and releases it.
     let mut reader = unsafe { ArrowArrayStreamReader::try_new(Box::new(stream))? };
     let mut field = reader.field().clone();
     field.name = name.into();
     let mut chunks = Vec::new();
+    // SAFETY: the same producer yields arrays in the C data interface of the
+    // schema read above, as `next` requires.
     while let Some(array) = unsafe { reader.next() } {
         chunks.push(array?);
     }
@@ -69,9 +78,12 @@ mod tests {
     use super::*;
 
     fn reimport_frame(stream: ArrowArrayStream) -> Vec<Series> {
+        // SAFETY: `stream` is owned and was made by polars' `export_iterator`
+        // (through `export_frame`), a producer keeping the stream interface.
         let mut reader = unsafe { ArrowArrayStreamReader::try_new(Box::new(stream)).unwrap() };
         let mut columns: Vec<Vec<Box<dyn Array>>> = Vec::new();
         let ArrowDataType::Struct(fields) = reader.field().dtype().clone() else { panic!("not a struct stream") };
+        // SAFETY: the same producer yields arrays of the schema read above.
         while let Some(array) = unsafe { reader.next() } {
             let array = array.unwrap();
             let array = array.as_any().downcast_ref::<StructArray>().unwrap();

@@ -22,7 +22,11 @@ pub const BRIDGE_FILE: &str =
 
 /// Loads `path` with its symbols global. Kept loaded for the process's life.
 pub fn load_libpython(path: &Path) -> Result<(), String> {
-    // SAFETY: libpython's initialisers are safe to run; nothing is called yet.
+    // SAFETY: loading runs only libpython's own initialisers, which set up
+    // static state and call nothing of ours; `path` is the environment's
+    // libpython as `environment::check` found it, and nothing in it is called
+    // here. It stays loaded (the handle is forgotten), so the symbols the
+    // bridge resolves from it never dangle.
     let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }
         .map_err(|e| format!("could not load {}: {e}", path.display()))?;
     std::mem::forget(library);
@@ -41,7 +45,11 @@ pub fn bridge_path() -> Result<PathBuf, String> {
 
 /// The shared object (or executable) that contains this function.
 fn own_file() -> Option<PathBuf> {
-    // SAFETY: dladdr only reads the loader's tables for a valid address.
+    // SAFETY: an all-zero `Dl_info` is valid (null pointers and zeros).
+    // `dladdr` only reads the loader's tables, for an address inside this
+    // very object, and fills `info`. A non-null `dli_fname` is a
+    // NUL-terminated string owned by the loader while the object is loaded,
+    // which it is while this code runs; it is copied at once.
     unsafe {
         let mut info: libc::Dl_info = std::mem::zeroed();
         if libc::dladdr(own_file as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
@@ -73,10 +81,16 @@ impl Bridge {
         if !path.exists() {
             return Err(missing(path));
         }
-        // SAFETY: the bridge's initialisers only register its Rust statics.
+        // SAFETY: the bridge is a Rust cdylib of this workspace whose
+        // initialisers set up only its own statics; its CPython symbols bind
+        // now (`RTLD_NOW`) to the libpython loaded globally before, or the
+        // load fails.
         let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
             .map_err(|e| format!("could not load the Python bridge {}: {e}", path.display()))?;
-        // SAFETY: the symbol has this type in every bridge (redesmyn_python_abi::EntryFn).
+        // SAFETY: every bridge, of any ABI version, exports `ENTRY_SYMBOL` as
+        // `extern "C" fn() -> *const BridgeApi` (the contract's one fixed
+        // point), which is `EntryFn`; it takes nothing and returns a pointer
+        // to a static. The symbol is used while `library` is loaded.
         let api = unsafe {
             let entry = library
                 .get::<abi::EntryFn>(abi::ENTRY_SYMBOL)
@@ -86,7 +100,13 @@ impl Bridge {
         if api.is_null() {
             return Err(format!("{} returned no function table", path.display()));
         }
-        // SAFETY: a static table in a library that is never unloaded.
+        // SAFETY: `api` is non-null and points to the bridge's static table,
+        // aligned and initialised. Only `abi_version`, the first field in
+        // every ABI version, is read before the version check; the other
+        // fields are used only after it passed, when the layout is ours. On
+        // success the library is never unloaded (forgotten below), so the
+        // table lives for the process; on failure the reference is not used
+        // after the library is dropped.
         let api: &'static BridgeApi = unsafe { &*api };
         if api.abi_version != abi::ABI_VERSION {
             return Err(format!(
@@ -106,6 +126,11 @@ impl Bridge {
         let program = program.to_string_lossy();
         let paths: Vec<Str> = paths.iter().map(|p| Str::new(p)).collect();
         let mut out = Collected::default();
+        // SAFETY: `self.api` is a table whose ABI version was checked in `load`, from a library never unloaded. The `Str`s borrow `program` and `paths`, alive past the
+        // call; `paths` is an array of `paths.len()` `Str`s; the sink (a
+        // temporary alive until the statement ends) has callbacks matching its
+        // `ctx`, which points to `out`, untouched by anything else during the
+        // call. `start` is called once per process (through `interpreter::started`).
         let code = unsafe { (self.api.start)(Str::new(&program), paths.as_ptr(), paths.len(), &out.sink()) };
         out.result(code).map(|out| out.info)
     }
@@ -113,6 +138,8 @@ impl Bridge {
     pub fn add_paths(&self, paths: &[String]) -> Result<(), Failure> {
         let paths: Vec<Str> = paths.iter().map(|p| Str::new(p)).collect();
         let mut out = Collected::default();
+        // SAFETY: as in `start`: a checked table, `Str`s borrowed from `paths`
+        // for the call, and a sink whose `ctx` is `out` for the call.
         let code = unsafe { (self.api.add_paths)(paths.as_ptr(), paths.len(), &out.sink()) };
         out.result(code).map(drop)
     }
@@ -120,6 +147,9 @@ impl Bridge {
     pub fn resolve(&'static self, module: &str, attribute: &str) -> Result<Object, Failure> {
         let mut object: *mut abi::Object = std::ptr::null_mut();
         let mut out = Collected::default();
+        // SAFETY: as in `start`: a checked table, `Str`s borrowed from
+        // `module` and `attribute` for the call, a sink whose `ctx` is `out`;
+        // `object` is a local, writable slot.
         let code = unsafe { (self.api.resolve)(Str::new(module), Str::new(attribute), &mut object, &out.sink()) };
         out.result(code)?;
         Ok(Object { bridge: self, raw: object })
@@ -138,6 +168,12 @@ impl Bridge {
         let params: Vec<Param> = params.iter().map(|(k, v)| Param { key: Str::new(k), value: Str::new(v) }).collect();
         let mut kind = 0u32;
         let mut out = Collected::default();
+        // SAFETY: as in `start`: a checked table and a sink whose `ctx` is
+        // `out`. `function` and `model` hold live handles, not released
+        // while borrowed here (an `Object` releases its handle only when
+        // dropped). `batch` is an initialised stream the bridge moves out
+        // (leaving it released, so dropping it after is a no-op); `params`
+        // borrows `Str`s alive past the call; `kind` is a local.
         let code = unsafe {
             (self.api.call_handler)(
                 function.raw,
@@ -157,6 +193,9 @@ impl Bridge {
         let params: Vec<Param> = params.iter().map(|(k, v)| Param { key: Str::new(k), value: Str::new(v) }).collect();
         let mut object: *mut abi::Object = std::ptr::null_mut();
         let mut out = Collected::default();
+        // SAFETY: as in `call_handler`: a checked table, a live handle
+        // borrowed for the call, `Str`s alive past it, a local `object` slot
+        // and a sink whose `ctx` is `out`.
         let code = unsafe {
             (self.api.call_loader)(function.raw, Str::new(path), params.as_ptr(), params.len(), &mut object, &out.sink())
         };
@@ -180,8 +219,14 @@ pub struct Object {
     raw: *mut abi::Object,
 }
 
-// SAFETY: the bridge takes the GIL for every use of the object.
+// SAFETY: the handle is only passed to the bridge, whose functions may be
+// called from any thread and take the GIL for every use of the Python
+// object (ABI contract); the host never dereferences it. `bridge` is a
+// shared `&'static` to an immutable table of function pointers.
 unsafe impl Send for Object {}
+// SAFETY: shared use only passes the handle to `call_handler` /
+// `call_loader`, which the ABI contract allows concurrently (the bridge
+// serialises Python work under the GIL); only `Drop`, with `&mut`, releases it.
 unsafe impl Sync for Object {}
 
 impl Drop for Object {
@@ -191,21 +236,33 @@ impl Drop for Object {
         // Taking the GIL may wait for a running handler: never on a runtime worker.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn_blocking(move || unsafe { release(raw as *mut abi::Object) });
+                runtime.spawn_blocking(move || {
+                    // SAFETY: `raw` is this object's live handle, from a
+                    // bridge never unloaded; `Drop` runs once and no borrow of
+                    // the object remains, so it is released exactly once and
+                    // in use by no call, as the ABI contract asks.
+                    unsafe { release(raw as *mut abi::Object) }
+                });
             }
+            // SAFETY: as above, on this thread.
             Err(_) => unsafe { release(self.raw) },
         }
     }
 }
 
 fn to_abi(stream: polars_arrow::ffi::ArrowArrayStream) -> abi::ArrowArrayStream {
-    // SAFETY: both are the Arrow C stream struct laid out by the spec (five
-    // pointers, #[repr(C)]); transmute moves it without releasing it.
+    // SAFETY: both are `#[repr(C)]` renderings of the Arrow spec's
+    // `struct ArrowArrayStream`: five pointer-sized fields in the same order,
+    // whose callbacks differ only in pointee types of pointer arguments
+    // (same C ABI), and `None` is the null pointer in both. `transmute`
+    // checks the sizes (so does `streams_keep_their_layout_across_the_abi`)
+    // and moves the value: the source's `Drop` does not run, so the stream
+    // is neither released nor duplicated.
     unsafe { std::mem::transmute::<polars_arrow::ffi::ArrowArrayStream, abi::ArrowArrayStream>(stream) }
 }
 
 fn from_abi(stream: abi::ArrowArrayStream) -> polars_arrow::ffi::ArrowArrayStream {
-    // SAFETY: as in `to_abi`.
+    // SAFETY: as in `to_abi`, the other way round.
     unsafe { std::mem::transmute::<abi::ArrowArrayStream, polars_arrow::ffi::ArrowArrayStream>(stream) }
 }
 
@@ -232,19 +289,50 @@ impl Collected {
     }
 }
 
+/// [`Sink::error`].
+///
+/// # Safety
+/// Called only by the bridge during a call, with the `ctx` of a sink made by
+/// [`Collected::sink`] (a live `Collected` that nothing else touches during
+/// the call) and strings valid for the call (ABI contract).
 unsafe extern "C" fn on_error(ctx: *mut c_void, message: Str, detail: Str) {
+    // SAFETY: `ctx` is a live, exclusively used `*mut Collected` for the call
+    // (this function's obligation).
     let out = unsafe { &mut *(ctx as *mut Collected) };
+    // SAFETY: both strings are valid UTF-8 for the call (ABI contract) and
+    // are copied at once.
     out.error = Some(unsafe { (message.as_str().to_owned(), detail.as_str().to_owned()) });
 }
 
+/// [`Sink::column`].
+///
+/// # Safety
+/// As for [`on_error`]; `stream` points to an initialised Arrow C stream
+/// that the bridge hands over (it is moved out here).
 unsafe extern "C" fn on_column(ctx: *mut c_void, name: Str, stream: *mut abi::ArrowArrayStream) {
+    // SAFETY: `ctx` is a live, exclusively used `*mut Collected` for the call
+    // (this function's obligation).
     let out = unsafe { &mut *(ctx as *mut Collected) };
+    // SAFETY: `stream` points to an initialised stream handed over for the
+    // call (this function's obligation); `take` moves it out and leaves the
+    // bridge's copy released, as the Arrow C stream interface prescribes.
     let stream = unsafe { abi::ArrowArrayStream::take(stream) };
-    out.columns.push((unsafe { name.as_str() }.to_owned(), from_abi(stream)));
+    // SAFETY: `name` is valid UTF-8 for the call (ABI contract) and is copied
+    // at once.
+    let name = unsafe { name.as_str() }.to_owned();
+    out.columns.push((name, from_abi(stream)));
 }
 
+/// [`Sink::info`].
+///
+/// # Safety
+/// As for [`on_error`].
 unsafe extern "C" fn on_info(ctx: *mut c_void, key: Str, value: Str) {
+    // SAFETY: `ctx` is a live, exclusively used `*mut Collected` for the call
+    // (this function's obligation).
     let out = unsafe { &mut *(ctx as *mut Collected) };
+    // SAFETY: both strings are valid UTF-8 for the call (ABI contract) and
+    // are copied at once.
     out.info.push(unsafe { (key.as_str().to_owned(), value.as_str().to_owned()) });
 }
 

@@ -35,7 +35,7 @@ impl PyHandler {
 
 impl Handler for PyHandler {
     fn call(&self, batch: Batch) -> BoxFuture<'static, Result<Predictions, HandlerError>> {
-        let function = self.function.clone();
+        let function = Arc::clone(&self.function);
         Box::pin(async move {
             // Python runs on a blocking thread; the bridge takes the GIL there, only for the call.
             tokio::task::spawn_blocking(move || invoke(&function, batch))

@@ -34,7 +34,7 @@ impl PyLoader {
 
 impl Loader for PyLoader {
     fn load(&self, artifact: &Path, params: &Params) -> BoxFuture<'static, Result<LoadedModel, String>> {
-        let function = self.function.clone();
+        let function = Arc::clone(&self.function);
         let path = artifact.to_string_lossy().into_owned();
         let params = params.clone();
         Box::pin(async move {

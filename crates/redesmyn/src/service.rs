@@ -23,6 +23,10 @@ use crate::model::{Model, ModelKey, ModelRegistry};
 use crate::schema::Schema;
 use crate::v2::wire::TensorMetadata;
 
+/// A model found by name (and version), and the parameter value its version
+/// stood for when the version selects a cached variant.
+pub type Resolved = (Arc<ServedModel>, Option<(String, String)>);
+
 /// The models of a running server, ready to take requests.
 pub struct InferenceService {
     models: Vec<Arc<ServedModel>>,
@@ -117,7 +121,7 @@ impl InferenceService {
         &self,
         name: &str,
         version: Option<&str>,
-    ) -> Result<(Arc<ServedModel>, Option<(String, String)>), RequestError> {
+    ) -> Result<Resolved, RequestError> {
         let named = || self.models.iter().filter(|m| m.key.name == name);
         let version = version.filter(|v| !v.is_empty());
         let found = match version {

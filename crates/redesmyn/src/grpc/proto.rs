@@ -2,7 +2,8 @@
 //! `build.rs`), and the encoded file descriptor set that server reflection
 //! serves so `grpcurl` works without the proto file.
 
-#[allow(clippy::all, clippy::pedantic, missing_docs)]
+// Generated code: tonic writes `.clone()` on its Arcs, and its own style.
+#[allow(clippy::all, clippy::pedantic, clippy::clone_on_ref_ptr, missing_docs)]
 pub mod inference {
     tonic::include_proto!("inference");
 }

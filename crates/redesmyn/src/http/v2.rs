@@ -71,7 +71,7 @@ fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
 fn model_of(
     req: &HttpRequest,
     state: &V2State,
-) -> Result<(Arc<crate::service::ServedModel>, Option<(String, String)>), RequestError> {
+) -> Result<crate::service::Resolved, RequestError> {
     let name = req.match_info().get("model").unwrap_or_default();
     state.service.resolve_v2(name, req.match_info().get("version"))
 }

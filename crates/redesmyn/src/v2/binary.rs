@@ -103,7 +103,7 @@ fn raw_single_input(body: &[u8], schema: &Schema) -> Result<RestRequest, V2Error
     let name = field.name.clone();
     let rows_of = |dt: Datatype, width: usize| -> Result<usize, V2Error> {
         let row = dt.size().unwrap_or(1) * width;
-        if body.len() % row != 0 {
+        if !body.len().is_multiple_of(row) {
             return Err(V2Error::BadData {
                 input: name.clone(),
                 reason: format!("a raw body of {} bytes is not a whole number of {dt} rows of {row} bytes", body.len()),

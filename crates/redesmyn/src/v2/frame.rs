@@ -142,11 +142,7 @@ fn column_for(field: &Field, input: InputTensor, rows: usize) -> Result<Column, 
     };
     let series = match field.ty {
         FieldType::Bool | FieldType::Number(_) | FieldType::Str => {
-            let ok = match input.shape.as_slice() {
-                [_] => true,
-                [_, 1] => true,
-                _ => false,
-            };
+            let ok = matches!(input.shape.as_slice(), [_] | [_, 1]);
             if !ok {
                 return Err(shape_error(
                     &input,
@@ -332,7 +328,8 @@ fn nested_series(
                     polars_arrow::datatypes::Field::new("item".into(), arrow_item, true),
                 ));
                 let offsets: Vec<i64> = (0..=rows).map(|r| (r * k) as i64).collect();
-                // Offsets are monotonically increasing by construction.
+                // SAFETY: offsets start at 0 and grow by `k` per row, so they are
+                // monotonically increasing and end at `rows * k`, the items' length.
                 let offsets = unsafe { polars_arrow::offset::OffsetsBuffer::new_unchecked(offsets.into()) };
                 ListArray::<i64>::new(dtype, offsets, items, None).boxed()
             }

@@ -101,22 +101,22 @@ impl Bridge {
             return Err(format!("{} returned no function table", path.display()));
         }
         // SAFETY: `api` is non-null and points to the bridge's static table,
-        // aligned and initialised. Only `abi_version`, the first field in
-        // every ABI version, is read before the version check; the other
-        // fields are used only after it passed, when the layout is ours. On
-        // success the library is never unloaded (forgotten below), so the
-        // table lives for the process; on failure the reference is not used
-        // after the library is dropped.
-        let api: &'static BridgeApi = unsafe { &*api };
-        if api.abi_version != abi::ABI_VERSION {
+        // aligned and initialised; `abi_version` is its first field in every
+        // ABI version, so reading it through the raw pointer is sound before
+        // the rest of the layout is known.
+        let version = unsafe { std::ptr::addr_of!((*api).abi_version).read() };
+        if version != abi::ABI_VERSION {
             return Err(format!(
-                "the Python bridge {} speaks ABI version {}, but this addon speaks {}: rebuild both together \
+                "the Python bridge {} speaks ABI version {version}, but this addon speaks {}: rebuild both together \
                  (npm run build)",
                 path.display(),
-                api.abi_version,
                 abi::ABI_VERSION
             ));
         }
+        // SAFETY: the version matched, so the table has this build's layout.
+        // The library is never unloaded (forgotten below), so the static
+        // table lives for the process.
+        let api: &'static BridgeApi = unsafe { &*api };
         std::mem::forget(library);
         Ok(Bridge { api })
     }

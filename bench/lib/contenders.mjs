@@ -129,6 +129,16 @@ export const CONTENDERS = {
   },
 };
 
+// The same Python iris server, called over the Open Inference Protocol (V2
+// REST) with MLServer's own request body: one FP64 [1, 4] input, read as the
+// schema's four fields in order. The model is named after the endpoint's path.
+CONTENDERS['redesmyn-iris-v2'] = {
+  ...CONTENDERS['redesmyn-iris'],
+  name: 'redesmyn, Python handler, V2 REST',
+  route: '/v2/models/predictions-iris/infer',
+  body: IRIS_V2_BODY,
+};
+
 // The same no-op server with metrics off, to show what recording costs.
 CONTENDERS['redesmyn-noop-nometrics'] = {
   ...CONTENDERS['redesmyn-noop'],
@@ -174,6 +184,13 @@ export const SCENARIOS = {
       'fastify-noop': 'Fastify',
       fastapi: 'FastAPI + uvicorn + sklearn model',
     },
+  },
+  6: {
+    kind: 'load',
+    title: 'scikit-learn iris from Python over the Open Inference Protocol (V2 REST)',
+    contenders: ['redesmyn-iris-v2', 'mlserver', 'redesmyn-iris'],
+    reference: 'redesmyn-iris-v2',
+    concurrency: [1, 16, 64],
   },
   5: {
     kind: 'soak',

@@ -73,27 +73,28 @@ pub struct HttpState {
     pub service: Arc<InferenceService>,
 }
 
+/// What the front doors that address models by name (V2, V1) read at
+/// request time.
+pub struct ByName {
+    pub service: Arc<InferenceService>,
+    /// Listening and every prefetch done.
+    pub ready: Arc<AtomicBool>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+}
+
 /// The whole app: health, metrics, one resource per endpoint, and JSON 404s.
 pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
     health::configure(cfg, &state.ready);
     exposition::configure(cfg, state.metrics.as_ref());
     predict::configure(cfg, &state.routes, state.body_limit);
-    v2::configure(
-        cfg,
-        v2::V2State {
-            service: Arc::clone(&state.service),
-            ready: Arc::clone(&state.ready),
-            body_limit: state.body_limit,
-        },
-    );
-    v1::configure(
-        cfg,
-        v1::V1State {
-            service: Arc::clone(&state.service),
-            ready: Arc::clone(&state.ready),
-            body_limit: state.body_limit,
-        },
-    );
+    let by_name = web::Data::new(ByName {
+        service: Arc::clone(&state.service),
+        ready: Arc::clone(&state.ready),
+        body_limit: state.body_limit,
+    });
+    v2::configure(cfg, web::Data::clone(&by_name));
+    v1::configure(cfg, by_name);
     cfg.default_service(web::to(not_found));
 }
 

@@ -11,7 +11,7 @@
 //! are the registry's, by name (as in V2); a model with path parameters
 //! cannot be reached here (V1 has no parameters): the 400 names them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,25 +20,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::value::RawValue;
 
 use super::error::{json_response, v2_error_response};
-use super::{body, liveness, method_not_allowed, request_id, timing};
+use super::{body, liveness, method_not_allowed, request_id, timing, ByName};
 use crate::codec::predictions::write_predictions;
 use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
 use crate::schema::Schema;
-use crate::service::{InferenceRequest, InferenceService, ServedModel};
+use crate::service::{InferenceRequest, ServedModel};
 use crate::v2::infer;
 use crate::v2::wire::Parameters;
 
-/// What the V1 resources read at request time.
-pub struct V1State {
-    pub service: Arc<InferenceService>,
-    pub ready: Arc<AtomicBool>,
-    pub body_limit: usize,
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig, state: V1State) {
-    let data = web::Data::new(state);
+pub fn configure(cfg: &mut web::ServiceConfig, data: web::Data<ByName>) {
     // The model name is every character up to the colon, so `:predict`
     // is never taken for a part of it.
     cfg.service(
@@ -56,13 +48,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: V1State) {
     );
 }
 
-fn model_of(req: &HttpRequest, state: &V1State) -> Result<Arc<ServedModel>, RequestError> {
+fn model_of(req: &HttpRequest, state: &ByName) -> Result<Arc<ServedModel>, RequestError> {
     let name = req.match_info().get("model").unwrap_or_default();
     state.service.resolve_v2(name, None).map(|(model, _)| model)
 }
 
 /// 200 `{"name", "ready": true}` once the server is ready, 503 before.
-async fn status(req: HttpRequest, state: web::Data<V1State>) -> HttpResponse {
+async fn status(req: HttpRequest, state: web::Data<ByName>) -> HttpResponse {
     let model = match model_of(&req, &state) {
         Ok(model) => model,
         Err(e) => return v2_error_response(&e, None),
@@ -73,7 +65,7 @@ async fn status(req: HttpRequest, state: web::Data<V1State>) -> HttpResponse {
     json_response(status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
-async fn predict(req: HttpRequest, payload: web::Payload, state: web::Data<V1State>) -> HttpResponse {
+async fn predict(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>) -> HttpResponse {
     let arrived = Instant::now();
     let id = request_id::of(&req);
     let model = match model_of(&req, &state) {
@@ -115,7 +107,7 @@ async fn predict(req: HttpRequest, payload: web::Payload, state: web::Data<V1Sta
 async fn answer(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &V1State,
+    state: &ByName,
     model: &ServedModel,
     arrived: Instant,
 ) -> Result<Option<crate::batch::Answer>, RequestError> {

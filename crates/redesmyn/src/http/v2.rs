@@ -9,8 +9,7 @@
 //! same service, queues and batches as the endpoint's own path. Errors are
 //! `{"error": "..."}` with the V2 statuses of [`super::error::v2_status_of_kind`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -18,25 +17,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{json_response, v2_error_response};
-use super::{body, liveness, method_not_allowed, request_id, timing};
+use super::{body, liveness, method_not_allowed, request_id, timing, ByName};
 use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
-use crate::service::InferenceService;
 use crate::v2::binary::{parse_rest, HEADER_LENGTH};
 use crate::v2::infer;
 use crate::v2::output::{encode_rest, ResponseMeta};
 
 const INFERENCE_HEADER: HeaderName = HeaderName::from_static("inference-header-content-length");
 
-/// What the V2 resources read at request time.
-pub struct V2State {
-    pub service: Arc<InferenceService>,
-    pub ready: Arc<AtomicBool>,
-    pub body_limit: usize,
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig, state: V2State) {
-    let data = web::Data::new(state);
+pub fn configure(cfg: &mut web::ServiceConfig, data: web::Data<ByName>) {
     macro_rules! get {
         ($path:expr, $handler:expr) => {
             web::resource($path)
@@ -70,7 +60,7 @@ fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
 /// The model a path names, and a parameter value its version stands for.
 fn model_of(
     req: &HttpRequest,
-    state: &V2State,
+    state: &ByName,
 ) -> Result<crate::service::Resolved, RequestError> {
     let name = req.match_info().get("model").unwrap_or_default();
     state.service.resolve_v2(name, req.match_info().get("version"))
@@ -85,7 +75,7 @@ async fn live() -> HttpResponse {
 }
 
 /// 200 `{"ready":true}` (the kserve client reads the body) or 503.
-async fn ready(state: web::Data<V2State>) -> HttpResponse {
+async fn ready(state: web::Data<ByName>) -> HttpResponse {
     if state.ready.load(Ordering::Acquire) {
         json_response(StatusCode::OK, br#"{"ready":true}"#.to_vec())
     } else {
@@ -93,21 +83,21 @@ async fn ready(state: web::Data<V2State>) -> HttpResponse {
     }
 }
 
-async fn model_metadata(req: HttpRequest, state: web::Data<V2State>) -> HttpResponse {
+async fn model_metadata(req: HttpRequest, state: web::Data<ByName>) -> HttpResponse {
     match model_of(&req, &state) {
         Ok((model, _)) => json(&infer::model_metadata(&model)),
         Err(e) => v2_error_response(&e, None),
     }
 }
 
-async fn model_ready(req: HttpRequest, state: web::Data<V2State>) -> HttpResponse {
+async fn model_ready(req: HttpRequest, state: web::Data<ByName>) -> HttpResponse {
     match model_of(&req, &state) {
         Ok(_) => ready(state).await,
         Err(e) => v2_error_response(&e, None),
     }
 }
 
-async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<V2State>) -> HttpResponse {
+async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>) -> HttpResponse {
     let arrived = Instant::now();
     let id = request_id::of(&req);
     let (model, from_version) = match model_of(&req, &state) {
@@ -154,7 +144,7 @@ async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<V2State
 async fn answer(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &V2State,
+    state: &ByName,
     model: &crate::service::ServedModel,
     from_version: Option<(String, String)>,
     arrived: Instant,

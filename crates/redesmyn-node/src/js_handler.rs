@@ -48,7 +48,8 @@ impl Handler for JsHandler {
             // The model stays alive (and its id valid) until this batch is answered.
             let _loaded = batch.loaded;
             let batch = JsBatch { frame: batch.frame, params: batch.params, model_id };
-            let output = callback.await_call(batch).await.context(name).map_err(|e| HandlerError::new(e.to_string()))?;
+            let output =
+                callback.await_call(batch).await.context(name).map_err(|e| HandlerError::new(e.to_string()))?;
             output.0
         })
     }

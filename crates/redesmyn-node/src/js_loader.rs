@@ -63,7 +63,8 @@ impl Loader for JsLoader {
         let path = artifact.to_string_lossy().into_owned();
         let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Box::pin(async move {
-            let output = load.await_call(FnArgs::from((path, params))).await.context(name).map_err(|e| e.to_string())?;
+            let output =
+                load.await_call(FnArgs::from((path, params))).await.context(name).map_err(|e| e.to_string())?;
             match (output.id, output.error) {
                 (_, Some(error)) => Err(error),
                 (Some(id), None) => Ok(Arc::new(JsModel { id, release }) as LoadedModel),

@@ -103,8 +103,7 @@ fn bad(message: impl Into<String>) -> Error {
 
 fn column(column: &OutputColumn<'_>) -> Result<Series> {
     let name: PlSmallStr = column.name.as_str().into();
-    let validity =
-        column.nulls.as_ref().map(|mask| Bitmap::from_iter(mask.arraybuffer.iter().map(|&null| null == 0)));
+    let validity = column.nulls.as_ref().map(|mask| Bitmap::from_iter(mask.arraybuffer.iter().map(|&null| null == 0)));
     let series = match column.kind {
         ColumnKind::Str => Series::new(name, column.strings.clone().unwrap_or_default()),
         ColumnKind::Json => {

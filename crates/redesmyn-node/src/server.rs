@@ -193,8 +193,9 @@ impl NativeServer {
             }
         };
         let runtime = tokio::runtime::Handle::current();
-        let started =
-            tokio::task::spawn_blocking(move || server.start(runtime)).await.map_err(|e| BindingError::failed(e.to_string()))?;
+        let started = tokio::task::spawn_blocking(move || server.start(runtime))
+            .await
+            .map_err(|e| BindingError::failed(e.to_string()))?;
         match started {
             Ok(running) => {
                 let port = running.port() as u32;

@@ -109,7 +109,13 @@ pub struct ArrowArrayStream {
 impl ArrowArrayStream {
     /// A released (empty) stream, ready to be moved into.
     pub const fn empty() -> Self {
-        ArrowArrayStream { get_schema: None, get_next: None, get_last_error: None, release: None, private_data: std::ptr::null_mut() }
+        ArrowArrayStream {
+            get_schema: None,
+            get_next: None,
+            get_last_error: None,
+            release: None,
+            private_data: std::ptr::null_mut(),
+        }
     }
 
     /// Moves the stream at `source` out, leaving `source` released.

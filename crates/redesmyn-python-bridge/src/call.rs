@@ -187,7 +187,12 @@ fn emit_series(series: &Bound<'_, PyAny>, reporter: &Reporter) -> PyResult<()> {
     Ok(())
 }
 
-pub fn loader(function: &Handle, path: &str, params: &[(String, String)], reporter: &Reporter) -> Result<*mut Object, ()> {
+pub fn loader(
+    function: &Handle,
+    path: &str,
+    params: &[(String, String)],
+    reporter: &Reporter,
+) -> Result<*mut Object, ()> {
     Python::attach(|py| {
         let fail = |e: PyErr| reporter.error(&describe(py, &e), "");
         let kwargs = if function.takes_params { Some(params_kwargs(py, params).map_err(fail)?) } else { None };

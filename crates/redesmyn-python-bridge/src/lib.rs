@@ -19,15 +19,8 @@ use redesmyn_python_abi::{status, ArrowArrayStream, BridgeApi, Object, Param, Si
 
 use crate::sink::Reporter;
 
-static API: BridgeApi = BridgeApi {
-    abi_version: ABI_VERSION,
-    start,
-    add_paths,
-    resolve,
-    call_handler,
-    call_loader,
-    release,
-};
+static API: BridgeApi =
+    BridgeApi { abi_version: ABI_VERSION, start, add_paths, resolve, call_handler, call_loader, release };
 
 /// The entry point the host looks up (`redesmyn_python_abi::ENTRY_SYMBOL`).
 #[no_mangle]

@@ -116,7 +116,9 @@ mod tests {
     #[test]
     fn a_batch_of_several_requests_crosses_chunk_by_chunk() {
         let mut frame = DataFrame::new_infer_height(vec![Series::new("x".into(), [1.0f64, 2.0]).into()]).unwrap();
-        frame.vstack_mut(&DataFrame::new_infer_height(vec![Series::new("x".into(), [3.0f64]).into()]).unwrap()).unwrap();
+        frame
+            .vstack_mut(&DataFrame::new_infer_height(vec![Series::new("x".into(), [3.0f64]).into()]).unwrap())
+            .unwrap();
         let columns = reimport_frame(export_frame(frame));
         assert_eq!(columns[0].n_chunks(), 2);
         assert_eq!(columns[0].f64().unwrap().into_no_null_iter().collect::<Vec<_>>(), vec![1.0, 2.0, 3.0]);

@@ -189,7 +189,12 @@ impl Bridge {
         Ok((kind, out.columns))
     }
 
-    pub fn call_loader(&'static self, function: &Object, path: &str, params: &[(&str, &str)]) -> Result<Object, Failure> {
+    pub fn call_loader(
+        &'static self,
+        function: &Object,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Object, Failure> {
         let params: Vec<Param> = params.iter().map(|(k, v)| Param { key: Str::new(k), value: Str::new(v) }).collect();
         let mut object: *mut abi::Object = std::ptr::null_mut();
         let mut out = Collected::default();
@@ -197,7 +202,14 @@ impl Bridge {
         // borrowed for the call, `Str`s alive past it, a local `object` slot
         // and a sink whose `ctx` is `out`.
         let code = unsafe {
-            (self.api.call_loader)(function.raw, Str::new(path), params.as_ptr(), params.len(), &mut object, &out.sink())
+            (self.api.call_loader)(
+                function.raw,
+                Str::new(path),
+                params.as_ptr(),
+                params.len(),
+                &mut object,
+                &out.sink(),
+            )
         };
         out.result(code)?;
         Ok(Object { bridge: self, raw: object })

@@ -86,7 +86,9 @@ pub fn chosen_executable(config: &PythonConfig, virtual_env: Option<PathBuf>) ->
         let exe = in_venv(venv);
         return match exe.exists() {
             true => Ok(absolute(&exe)),
-            false => Err(format!("no Python executable at {}: is {} a virtual environment?", exe.display(), venv.display())),
+            false => {
+                Err(format!("no Python executable at {}: is {} a virtual environment?", exe.display(), venv.display()))
+            }
         };
     }
     if let Some(exe) = &config.executable {
@@ -214,9 +216,8 @@ pub fn venv_version(cfg: &str) -> Option<String> {
 /// Where the shared libpython may be, most specific first. Static archives
 /// (`.a`) are not candidates: they cannot be loaded.
 pub fn libpython_candidates(probe: &Probe) -> Vec<PathBuf> {
-    let shared = |name: &Option<String>| {
-        name.as_deref().filter(|n| !n.is_empty() && !n.ends_with(".a")).map(str::to_string)
-    };
+    let shared =
+        |name: &Option<String>| name.as_deref().filter(|n| !n.is_empty() && !n.ends_with(".a")).map(str::to_string);
     let names: Vec<String> = [shared(&probe.instsoname), shared(&probe.ldlibrary)].into_iter().flatten().collect();
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(libdir) = probe.libdir.as_deref().filter(|d| !d.is_empty()) {
@@ -327,7 +328,8 @@ mod tests {
         let err = check(Path::new("python3"), p, |_| true).unwrap_err();
         assert!(err.contains("was made with Python 3.11.7, but its python"), "{err}");
         assert!(err.contains("runs Python 3.12.1"), "{err}");
-        std::fs::write(dir.path().join("pyvenv.cfg"), "home = /opt/py312/bin\nversion_info = 3.12.1.final.0\n").unwrap();
+        std::fs::write(dir.path().join("pyvenv.cfg"), "home = /opt/py312/bin\nversion_info = 3.12.1.final.0\n")
+            .unwrap();
         let mut p = probe();
         p.prefix = dir.path().display().to_string();
         assert!(check(Path::new("python3"), p, |_| true).is_ok());

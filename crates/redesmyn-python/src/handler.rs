@@ -58,7 +58,11 @@ fn invoke(function: &Object, batch: Batch) -> Result<Predictions, HandlerError> 
     let (kind, columns) = bridge.call_handler(function, model, stream, &params).map_err(|failure| {
         tracing::error!(error = %failure.message, traceback = %failure.detail, "Python handler raised");
         let error = HandlerError::new(failure.message);
-        if failure.detail.is_empty() { error } else { error.with_detail(failure.detail) }
+        if failure.detail.is_empty() {
+            error
+        } else {
+            error.with_detail(failure.detail)
+        }
     })?;
     let mut series = Vec::with_capacity(columns.len());
     for (name, stream) in columns {

@@ -103,8 +103,5 @@ fn start(config: &PythonConfig) -> Result<Bridge, String> {
 }
 
 fn absolute_paths(paths: &[PathBuf]) -> Vec<String> {
-    paths
-        .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned())
-        .collect()
+    paths.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned()).collect()
 }

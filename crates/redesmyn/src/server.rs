@@ -11,6 +11,7 @@ use actix_web::dev::ServerHandle;
 use tokio::runtime::Handle;
 
 use crate::cache::ModelCache;
+pub use crate::config::ServerConfig;
 use crate::emf::Emf;
 use crate::error::RequestError;
 use crate::grpc::backend::ServiceBackend;
@@ -18,9 +19,8 @@ use crate::handler::Params;
 use crate::http::{self, HttpState, Route};
 use crate::metrics::Metrics;
 use crate::model::{Endpoint, ModelKey, ModelRegistry};
-pub use crate::config::ServerConfig;
-pub use crate::service::Prediction;
 use crate::service::InferenceService;
+pub use crate::service::Prediction;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

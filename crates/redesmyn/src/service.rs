@@ -117,11 +117,7 @@ impl InferenceService {
     /// failing that, a model of that name with exactly one parameter takes
     /// the version as that parameter's value (returned as `Some`), so
     /// `/versions/{v}` selects a cached variant.
-    pub fn resolve_v2(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<Resolved, RequestError> {
+    pub fn resolve_v2(&self, name: &str, version: Option<&str>) -> Result<Resolved, RequestError> {
         let named = || self.models.iter().filter(|m| m.key.name == name);
         let version = version.filter(|v| !v.is_empty());
         let found = match version {
@@ -332,7 +328,9 @@ mod tests {
     fn service(timeout: Option<Duration>, delay: Duration) -> InferenceService {
         let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| async move {
             tokio::time::sleep(delay).await;
-            Ok::<_, HandlerError>(Predictions::Column(batch.frame.column("x").unwrap().as_materialized_series().clone()))
+            Ok::<_, HandlerError>(Predictions::Column(
+                batch.frame.column("x").unwrap().as_materialized_series().clone(),
+            ))
         });
         let schema = Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap();
         let batch = BatchConfig { timeout, ..Default::default() };

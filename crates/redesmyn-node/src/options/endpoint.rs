@@ -99,7 +99,10 @@ impl EndpointSpec {
         let mut outputs: Vec<redesmyn::v2::wire::TensorMetadata> = Vec::new();
         for o in self.outputs.iter().flatten() {
             if redesmyn::v2::Datatype::parse(&o.datatype).is_none() {
-                return Err(invalid(format!("endpoint '{}': output '{}' has unknown datatype '{}'", self.path, o.name, o.datatype)));
+                return Err(invalid(format!(
+                    "endpoint '{}': output '{}' has unknown datatype '{}'",
+                    self.path, o.name, o.datatype
+                )));
             }
             if outputs.iter().any(|d| d.name == o.name) {
                 return Err(invalid(format!("endpoint '{}': output '{}' is declared twice", self.path, o.name)));

@@ -386,7 +386,6 @@ where
     }
 }
 
-
 /// One builder per field of `schema`, in field order.
 pub fn builders(schema: &Schema, capacity: usize) -> Vec<Box<dyn ColumnBuilder>> {
     schema.fields().iter().map(|f| builder_for(f, capacity)).collect()

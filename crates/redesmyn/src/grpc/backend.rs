@@ -66,7 +66,11 @@ impl Backend for ServiceBackend {
         Ok(infer::model_metadata(&model))
     }
 
-    fn infer(&self, request: InferRequest, deadline: Option<Duration>) -> BoxFuture<'static, Result<Inferred, RequestError>> {
+    fn infer(
+        &self,
+        request: InferRequest,
+        deadline: Option<Duration>,
+    ) -> BoxFuture<'static, Result<Inferred, RequestError>> {
         let service = Arc::clone(&self.service);
         Box::pin(async move {
             let arrived = Instant::now();

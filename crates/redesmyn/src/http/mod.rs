@@ -8,8 +8,8 @@
 //! `v2.rs` is the Open Inference Protocol's REST shape over the same models,
 //! `v1.rs` the older `instances` → `predictions` shape.
 
-pub mod error;
 mod body;
+pub mod error;
 mod exposition;
 mod health;
 mod liveness;

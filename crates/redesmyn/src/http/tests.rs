@@ -31,12 +31,8 @@ fn state(body_limit: usize) -> (Arc<HttpState>, Arc<InferenceService>) {
     registry.insert(endpoint.model).unwrap();
     let metrics = Arc::new(Metrics::new(Vec::new(), None));
     let label = move |_: &crate::model::ModelKey| path.clone();
-    let service = Arc::new(InferenceService::start(
-        registry,
-        label,
-        Some(&metrics),
-        &tokio::runtime::Handle::current(),
-    ));
+    let service =
+        Arc::new(InferenceService::start(registry, label, Some(&metrics), &tokio::runtime::Handle::current()));
     let model = service.resolve("double", None).unwrap();
     let routes = vec![Route { path: "/double/{factor}".into(), model }];
     let ready = Arc::new(AtomicBool::new(false));
@@ -135,7 +131,10 @@ async fn records_that_miss_the_schema_get_422_with_details() {
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = json(&test::read_body(res).await);
-    assert_eq!(body["details"], serde_json::json!([{"record": 1, "field": "x", "message": "expected f64, found the string \"no\""}]));
+    assert_eq!(
+        body["details"],
+        serde_json::json!([{"record": 1, "field": "x", "message": "expected f64, found the string \"no\""}])
+    );
     let req = test::TestRequest::post().uri("/double/2").set_payload("[{").to_request();
     assert_eq!(test::call_service(&app, req).await.status(), StatusCode::BAD_REQUEST);
 }
@@ -145,7 +144,9 @@ async fn a_stopping_service_answers_503_with_retry_after() {
     let (state, service) = state(1024);
     let app = app!(state);
     service.shutdown().await;
-    let res = test::call_service(&app, test::TestRequest::post().uri("/double/2").set_payload(r#"{"x":1}"#).to_request()).await;
+    let res =
+        test::call_service(&app, test::TestRequest::post().uri("/double/2").set_payload(r#"{"x":1}"#).to_request())
+            .await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "1");
     assert_eq!(json(&test::read_body(res).await)["error"], "the server is shutting down");
@@ -175,13 +176,28 @@ async fn metrics_count_answers_by_endpoint_and_status() {
     }
     let res = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers().get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let text = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
     assert!(text.contains(r#"redesmyn_requests_total{endpoint="/double/{factor}",status="200"} 1"#), "{text}");
     assert!(text.contains(r#"redesmyn_requests_total{endpoint="/double/{factor}",status="422"} 1"#), "{text}");
-    let req = test::TestRequest::get().uri("/metrics").insert_header((header::ACCEPT, "application/openmetrics-text")).to_request();
+    let req = test::TestRequest::get()
+        .uri("/metrics")
+        .insert_header((header::ACCEPT, "application/openmetrics-text"))
+        .to_request();
     let res = test::call_service(&app, req).await;
-    assert!(res.headers().get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
     assert!(String::from_utf8(test::read_body(res).await.to_vec()).unwrap().ends_with("# EOF\n"));
 }
 

@@ -14,8 +14,12 @@ const X_BATCH_SIZE: HeaderName = HeaderName::from_static("x-batch-size");
 /// Adds the timing headers of `answer`, `total` after arrival.
 pub fn tag(response: &mut HttpResponse, answer: &Answer, total: Duration) {
     let headers = response.headers_mut();
-    let timing =
-        format!("queue;dur={}, handler;dur={}, total;dur={}", Millis(answer.queued), Millis(answer.handled), Millis(total));
+    let timing = format!(
+        "queue;dur={}, handler;dur={}, total;dur={}",
+        Millis(answer.queued),
+        Millis(answer.handled),
+        Millis(total)
+    );
     if let Ok(v) = HeaderValue::from_str(&timing) {
         headers.insert(SERVER_TIMING, v);
     }

@@ -131,9 +131,8 @@ fn instances_as_records(schema: &Schema, body: &[u8]) -> Result<Vec<u8>, Request
     }
     let parsed: Body<'_> = serde_json::from_slice(body)
         .map_err(|e| RequestError::MalformedJson(format!("expected {{\"instances\": [...]}}: {e}")))?;
-    let instances = parsed
-        .instances
-        .ok_or_else(|| RequestError::MalformedJson("the body has no \"instances\" array".into()))?;
+    let instances =
+        parsed.instances.ok_or_else(|| RequestError::MalformedJson("the body has no \"instances\" array".into()))?;
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name.as_str()).collect();
     let mut out = Vec::with_capacity(body.len() + 16 * names.len() * instances.len());
     out.push(b'[');

@@ -20,7 +20,8 @@ async fn instances_as_records_or_rows_answer_predictions_in_order() {
         {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
         [6.0, 3.4, 4.5, 1.6],
     ]});
-    let (s, h, b) = call!(app, post("/v1/models/iris:predict", body.to_string()).insert_header(("x-request-id", "v1-a")));
+    let (s, h, b) =
+        call!(app, post("/v1/models/iris:predict", body.to_string()).insert_header(("x-request-id", "v1-a")));
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
     assert_eq!(json_of(&b), json!({"predictions": [1, 0, 1]}));
     assert_eq!(h.get("x-request-id").unwrap(), "v1-a");

@@ -58,10 +58,7 @@ fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
 }
 
 /// The model a path names, and a parameter value its version stands for.
-fn model_of(
-    req: &HttpRequest,
-    state: &ByName,
-) -> Result<crate::service::Resolved, RequestError> {
+fn model_of(req: &HttpRequest, state: &ByName) -> Result<crate::service::Resolved, RequestError> {
     let name = req.match_info().get("model").unwrap_or_default();
     state.service.resolve_v2(name, req.match_info().get("version"))
 }

@@ -51,9 +51,14 @@ pub(super) fn state() -> Arc<HttpState> {
         .unwrap()
         .with_model_name("iris")
         .with_version("1")
-        .with_outputs(vec![TensorMetadata { name: "predict".into(), datatype: "INT64".into(), shape: vec![-1] }]),
+        .with_outputs(vec![TensorMetadata {
+            name: "predict".into(),
+            datatype: "INT64".into(),
+            shape: vec![-1],
+        }]),
     ];
-    let paths: Vec<(String, crate::model::ModelKey)> = endpoints.iter().map(|e| (e.path.clone(), e.model.key())).collect();
+    let paths: Vec<(String, crate::model::ModelKey)> =
+        endpoints.iter().map(|e| (e.path.clone(), e.model.key())).collect();
     let mut registry = ModelRegistry::new();
     for e in endpoints {
         registry.insert(e.model).unwrap();
@@ -190,7 +195,10 @@ async fn parameters_select_the_variant_and_missing_ones_are_named() {
     };
     let (s, _, b) = call!(app, post("/v2/models/double/infer", x(json!({"factor": "3"}))));
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
-    assert_eq!(json_of(&b)["outputs"][0], json!({"name": "output-0", "datatype": "FP64", "shape": [2], "data": [3.0, 6.0]}));
+    assert_eq!(
+        json_of(&b)["outputs"][0],
+        json!({"name": "output-0", "datatype": "FP64", "shape": [2], "data": [3.0, 6.0]})
+    );
     let (_, _, b) = call!(app, post("/v2/models/double/infer", x(json!({"factor": 5}))));
     assert_eq!(json_of(&b)["outputs"][0]["data"], json!([5.0, 10.0]));
     let (_, _, b) = call!(app, post("/v2/models/double/versions/7/infer", x(json!({}))));
@@ -213,27 +221,42 @@ async fn every_bad_body_is_a_400_naming_the_fault_and_the_server_keeps_serving()
         ("empty body", post("/v2/models/iris/infer", ""), "empty"),
         (
             "data shorter than the shape",
-            post("/v2/models/iris/infer", one(json!({"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3]}))),
+            post(
+                "/v2/models/iris/infer",
+                one(json!({"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3]})),
+            ),
             "input 'input-0'",
         ),
         (
             "data longer than the shape",
-            post("/v2/models/iris/infer", one(json!({"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}))),
+            post(
+                "/v2/models/iris/infer",
+                one(json!({"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5]})),
+            ),
             "input 'input-0'",
         ),
         (
             "wrong shape for the model",
-            post("/v2/models/iris/infer", one(json!({"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}))),
+            post(
+                "/v2/models/iris/infer",
+                one(json!({"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]})),
+            ),
             "input-0",
         ),
         (
             "unknown datatype",
-            post("/v2/models/iris/infer", one(json!({"name": "input-0", "shape": [1, 4], "datatype": "FP128", "data": [1, 2, 3, 4]}))),
+            post(
+                "/v2/models/iris/infer",
+                one(json!({"name": "input-0", "shape": [1, 4], "datatype": "FP128", "data": [1, 2, 3, 4]})),
+            ),
             "unknown datatype 'FP128'",
         ),
         (
             "FP16",
-            post("/v2/models/iris/infer", one(json!({"name": "input-0", "shape": [1, 4], "datatype": "FP16", "data": [1, 2, 3, 4]}))),
+            post(
+                "/v2/models/iris/infer",
+                one(json!({"name": "input-0", "shape": [1, 4], "datatype": "FP16", "data": [1, 2, 3, 4]})),
+            ),
             "FP16",
         ),
         (
@@ -249,14 +272,18 @@ async fn every_bad_body_is_a_400_naming_the_fault_and_the_server_keeps_serving()
         (
             "binary_data_size past the body",
             post("/v2/models/double/versions/2/infer", {
-                let h = one(json!({"name": "x", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 800}}));
+                let h = one(
+                    json!({"name": "x", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 800}}),
+                );
                 let mut b = h.clone().into_bytes();
                 b.extend_from_slice(&[0; 8]);
                 b
             })
             .insert_header((
                 "Inference-Header-Content-Length",
-                one(json!({"name": "x", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 800}})).len().to_string(),
+                one(json!({"name": "x", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 800}}))
+                    .len()
+                    .to_string(),
             )),
             "runs past the end of the body",
         ),
@@ -273,10 +300,7 @@ async fn every_bad_body_is_a_400_naming_the_fault_and_the_server_keeps_serving()
         ),
         (
             "unknown output",
-            post(
-                "/v2/models/iris/infer",
-                IRIS.replace(r#""id":"kserve-1","#, r#""outputs":[{"name":"nope"}],"#),
-            ),
+            post("/v2/models/iris/infer", IRIS.replace(r#""id":"kserve-1","#, r#""outputs":[{"name":"nope"}],"#)),
             "unknown output 'nope'",
         ),
     ];

@@ -43,17 +43,16 @@ impl Endpoint {
     ) -> Result<Self, PathError> {
         let path = path.into();
         let params = parse_path(&path)?;
-        let model =
-            Model {
-                name: model_name_for(&path),
-                version: None,
-                schema,
-                batch,
-                handler,
-                cache: None,
-                params,
-                outputs: Vec::new(),
-            };
+        let model = Model {
+            name: model_name_for(&path),
+            version: None,
+            schema,
+            batch,
+            handler,
+            cache: None,
+            params,
+            outputs: Vec::new(),
+        };
         Ok(Endpoint { path, model, named: false })
     }
 

@@ -119,9 +119,8 @@ mod tests {
     use crate::handler::{Batch, HandlerError, Predictions};
 
     fn model(name: &str, version: Option<&str>) -> Model {
-        let handler: Arc<dyn Handler> = Arc::new(|b: Batch| async move {
-            Ok::<_, HandlerError>(Predictions::Columns(b.frame))
-        });
+        let handler: Arc<dyn Handler> =
+            Arc::new(|b: Batch| async move { Ok::<_, HandlerError>(Predictions::Columns(b.frame)) });
         Model {
             name: name.into(),
             version: version.map(Into::into),

@@ -297,7 +297,6 @@ fn convert<T: Element>(values: Values, input: &str) -> Result<Vec<T>, V2Error> {
     }
 }
 
-
 fn numeric_series(name: PlSmallStr, n: Numeric, values: Values, input: &str) -> Result<Series, V2Error> {
     with_numeric!(n, T => {
         let v = convert::<<T as PolarsNumericType>::Native>(values, input)?;

@@ -71,9 +71,7 @@ pub fn params(
             (_, Some(serde_json::Value::String(s))) => Some(s.clone()),
             (_, Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)))) => Some(v.to_string()),
             (_, Some(_)) => {
-                return Err(RequestError::InvalidParam(format!(
-                    "parameter '{name}' must be a string or a number"
-                )))
+                return Err(RequestError::InvalidParam(format!("parameter '{name}' must be a string or a number")))
             }
             (_, None) => None,
         };

@@ -35,6 +35,7 @@ import {
 import { scenarioMarkdown, summarise } from './lib/report.mjs';
 import { ensureWrk, setup } from './setup.mjs';
 import { runWrk } from './lib/wrk.mjs';
+import { irisInferRequest, runGhz } from './lib/ghz.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -63,7 +64,7 @@ if (flags.help) {
 
 const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
 const defaults = {
-  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 5] },
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 5] },
   quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
   smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
 }[mode];
@@ -163,6 +164,25 @@ const lastLine = (text) =>
     .slice(-1)[0]
     ?.slice(0, 200) ?? '(empty)';
 
+/**
+ * Drives contender `c` for `seconds` at `connections`: wrk POSTing its body,
+ * or ghz calling ModelInfer on its gRPC port when it is a gRPC contender.
+ */
+function drive(base, c, connections, seconds) {
+  if (c.grpc) {
+    return runGhz({ target: `127.0.0.1:${c.grpc.port(ctx)}`, data: irisInferRequest(c.grpc.model), connections, seconds, cpus: LOAD_CPUS });
+  }
+  return runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, connections, seconds, cpus: LOAD_CPUS });
+}
+
+/** A one-second gRPC run on one connection: every call must answer OK. */
+async function probeGrpc(base, c) {
+  const r = await drive(base, c, 1, 1);
+  return r.requests > 0 && r.errorCount === 0
+    ? { status: 200, body: `${r.requests} ModelInfer calls OK` }
+    : { status: 0, body: `ModelInfer: ${r.requests} OK, ${r.errorCount} failed (${JSON.stringify(r.statuses)}; ${r.firstError})` };
+}
+
 /** One POST of the contender's body: checks the route answers before it is loaded. */
 function probe(base, c) {
   const body = readFileSync(c.body.file);
@@ -185,7 +205,7 @@ function probe(base, c) {
 async function loadOnce(server, base, c, connections, seconds) {
   resetPeak(server.pid);
   const cpu0 = cpuSeconds(server.pid);
-  const w = await runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, connections, seconds, cpus: LOAD_CPUS });
+  const w = await drive(base, c, connections, seconds);
   const cpu1 = cpuSeconds(server.pid);
   return {
     rps: w.rps,
@@ -194,7 +214,7 @@ async function loadOnce(server, base, c, connections, seconds) {
     p999Ms: w.latency_us.p99_9 / 1000,
     meanMs: w.latency_us.mean / 1000,
     errors: w.errorCount,
-    non2xx: w.errors.status,
+    non2xx: w.errors?.status ?? w.errorCount,
     meanBatch: w.meanBatch,
     peakRssMiB: peakRssMiB(server.pid),
     cpuSecPer1k: w.requests > 0 ? ((cpu1 - cpu0) / w.requests) * 1000 : null,
@@ -243,10 +263,10 @@ async function loadScenario(id) {
       }
       const { server, base } = launched;
       try {
-        const p = await probe(base, c);
+        const p = c.grpc ? await probeGrpc(base, c) : await probe(base, c);
         if (run === 1) first.probe = p;
-        if (p.status !== 200) throw new Error(`probe POST ${c.route} answered ${p.status}: ${p.body}`);
-        await runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, connections: Math.max(...levels), seconds: cfg.warmup, cpus: LOAD_CPUS });
+        if (p.status !== 200) throw new Error(`probe ${c.grpc ? 'ModelInfer' : `POST ${c.route}`} answered ${p.status}: ${p.body}`);
+        await drive(base, c, Math.max(...levels), cfg.warmup);
         for (const conc of levels) {
           const r = await loadOnce(server, base, c, conc, cfg.duration);
           rows.get(`${cid}@${conc}`).runs.push(r);
@@ -390,7 +410,7 @@ async function main() {
       warmupS: cfg.warmup,
       soakS: cfg.scenarios.includes(5) ? cfg.soakSeconds : undefined,
       pinning,
-      loadGenerator: 'wrk, 1 thread, closed loop (each connection sends its next request when the previous answer arrives), --timeout 10s',
+      loadGenerator: 'wrk, 1 thread, closed loop (each connection sends its next request when the previous answer arrives), --timeout 10s; gRPC scenarios: ghz, as many connections as concurrent calls, closed loop, -t 10s',
       requestBody: 'one iris record per request: [{"sepal_length":5.9,"sepal_width":3.0,"petal_length":5.1,"petal_width":1.8}] (MLServer: the same record as a V2 FP64 [1,4] tensor)',
       batching: `redesmyn ${BATCH.maxSize} rows, ${BATCH.maxDelayMs} ms window (its defaults); MLServer's adaptive batching ${MLSERVER_BATCH.maxSize} rows or ${MLSERVER_BATCH.maxDelayMs} ms`,
       mlserverParallelWorkers: MLSERVER_PARALLEL_WORKERS,

@@ -139,6 +139,24 @@ CONTENDERS['redesmyn-iris-v2'] = {
   body: IRIS_V2_BODY,
 };
 
+// The same Python iris server called over gRPC (ModelInfer, typed FP64
+// contents) on its gRPC port, and MLServer on its own: both driven by ghz.
+CONTENDERS['redesmyn-iris-grpc'] = {
+  ...CONTENDERS['redesmyn-iris'],
+  name: 'redesmyn, Python handler, V2 gRPC',
+  start: (ctx, port) => {
+    const spec = CONTENDERS['redesmyn-iris'].start(ctx, port);
+    return { ...spec, env: { ...spec.env, GRPC_PORT: String(ctx.extraPorts[0]) } };
+  },
+  extraPorts: 1,
+  grpc: { port: (ctx) => ctx.extraPorts[0], model: 'predictions-iris' },
+};
+CONTENDERS['mlserver-grpc'] = {
+  ...CONTENDERS.mlserver,
+  name: 'MLServer, sklearn runtime, gRPC',
+  grpc: { port: (ctx) => ctx.extraPorts[0], model: 'iris' },
+};
+
 // The same no-op server with metrics off, to show what recording costs.
 CONTENDERS['redesmyn-noop-nometrics'] = {
   ...CONTENDERS['redesmyn-noop'],
@@ -190,6 +208,13 @@ export const SCENARIOS = {
     title: 'scikit-learn iris from Python over the Open Inference Protocol (V2 REST)',
     contenders: ['redesmyn-iris-v2', 'mlserver', 'redesmyn-iris'],
     reference: 'redesmyn-iris-v2',
+    concurrency: [1, 16, 64],
+  },
+  7: {
+    kind: 'load',
+    title: 'scikit-learn iris from Python over the Open Inference Protocol (V2 gRPC, ghz)',
+    contenders: ['redesmyn-iris-grpc', 'mlserver-grpc'],
+    reference: 'redesmyn-iris-grpc',
     concurrency: [1, 16, 64],
   },
   5: {

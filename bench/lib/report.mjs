@@ -96,7 +96,7 @@ export function scenarioMarkdown(id, s) {
   const notes = [];
   if (s.kind === 'load' && s.reference) notes.push(`"vs ref." is req/s relative to ${s.referenceName} at the same concurrency.`);
   if (s.kind === 'load' && s.rows.some((r) => r.median?.wrkCpuPct > 90)) {
-    notes.push('† wrk used more than 90% of its core: the load generator, not the server, may be the limit.');
+    notes.push('† the load generator (wrk or ghz) used more than 90% of its core: it, not the server, may be the limit.');
   }
   if (s.kind === 'soak') notes.push(`${s.seconds} s at ${s.concurrency} connections; "RSS end" is at the end of the run.`);
   return [`### ${id}. ${s.title}`, '', body, ...(notes.length ? ['', ...notes] : [])].join('\n');

@@ -11,7 +11,7 @@ export function wrkVersion() {
 }
 
 /** CPU seconds of this process's exited and waited-for children (wrk, once it has exited). */
-function childCpuSeconds() {
+export function childCpuSeconds() {
   const s = readFileSync('/proc/self/stat', 'utf8');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   return (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, USER_HZ = 100

@@ -38,6 +38,8 @@ async function main(): Promise<void> {
     host: process.env.HOST ?? '127.0.0.1',
     port: Number(process.env.PORT ?? 8080),
     workers: Number(process.env.WORKERS ?? 1),
+    // V2 gRPC beside HTTP when GRPC_PORT is set (scenario 7).
+    ...(process.env.GRPC_PORT ? { grpcPort: Number(process.env.GRPC_PORT) } : {}),
     python: { venv: process.env.VENV ?? '.venv', path: [process.env.HANDLER_DIR ?? join(__dirname, '..', '..', '..', 'servers')] },
   };
   let server: Server;

@@ -6,7 +6,8 @@
 //! request needs ([`HttpState`]), so `actix_web::test::init_service` runs
 //! the same app in process (see `tests.rs`), and `server.rs` only binds it.
 //! `v2.rs` is the Open Inference Protocol's REST shape over the same models,
-//! `v1.rs` the older `instances` → `predictions` shape.
+//! `v1.rs` the older `instances` → `predictions` shape. Streaming models
+//! answer Server-Sent Events (`sse.rs`) on their own path.
 
 mod body;
 pub mod error;
@@ -16,6 +17,7 @@ mod liveness;
 mod predict;
 mod request_id;
 mod serve;
+pub mod sse;
 mod timing;
 pub mod v1;
 pub mod v2;

@@ -104,6 +104,17 @@ describe('Python streaming handlers', () => {
     await expect.poll(() => lines().includes('endless_async closed'), { timeout: 5_000 }).toBe(true);
   });
 
+  it('stream over V2 generate_stream in both body shapes', async () => {
+    expect(await events('/v2/models/words/generate_stream', { text_input: 'py gen' })).toEqual([
+      { model_name: 'words', model_version: '', text_output: 'py' },
+      { model_name: 'words', model_version: '', text_output: 'gen' },
+    ]);
+    const tensors = await events('/v2/models/words/generate_stream', {
+      inputs: [{ name: 'prompt', datatype: 'BYTES', shape: [1], data: ['py tensors'] }],
+    });
+    expect(tensors.map((e) => (e as { outputs: { data: string[] }[] }).outputs[0].data)).toEqual([['py'], ['tensors']]);
+  });
+
   it('send the chunks before a raise, then an error event, and keep serving', async () => {
     expect(await events('/failing', { prompt: 'x' })).toEqual([
       { row: 0, prediction: 'one' },

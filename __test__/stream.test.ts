@@ -223,6 +223,62 @@ describe('Server-Sent Events', () => {
   });
 });
 
+describe('V2 generate', () => {
+  const sseClient = (path: string, body: unknown) =>
+    run(sse, [join(__dirname, 'v2-clients', 'sse_stream.py'), `${url}${path}`, JSON.stringify(body)], { timeout: 60_000 }).then(
+      ({ stdout }) => JSON.parse(stdout) as { status: number; content_type: string; events: { data: unknown; t: number }[] },
+    );
+
+  it('generate_stream answers a text_input body with text_output events, as Triton does', async () => {
+    const out = await sseClient('/v2/models/words/generate_stream', { text_input: 'v2 text stream', parameters: {} });
+    expect(out.content_type).toBe('text/event-stream; charset=utf-8');
+    expect(out.events.map((e) => e.data)).toEqual(
+      ['v2', 'text', 'stream'].map((w) => ({ model_name: 'words', model_version: '', text_output: w })),
+    );
+    expect(out.events[2].t - out.events[0].t).toBeGreaterThan(0.05);
+  });
+
+  it('generate_stream answers a V2 tensor body with one InferenceResponse per chunk, as MLServer does', async () => {
+    const out = await sseClient('/v2/models/words/generate_stream', {
+      id: 'req-1',
+      inputs: [{ name: 'prompt', datatype: 'BYTES', shape: [1], data: ['tensor words'] }],
+    });
+    expect(out.events.map((e) => e.data)).toEqual(
+      ['tensor', 'words'].map((w) => ({
+        model_name: 'words',
+        id: 'req-1',
+        outputs: [{ name: 'output-0', datatype: 'BYTES', shape: [1], data: [w] }],
+      })),
+    );
+  });
+
+  it('generate answers once with every chunk, in the shape sent', async () => {
+    const text = await fetch(`${url}/v2/models/words/generate`, { method: 'POST', body: JSON.stringify({ text_input: 'a b c' }) });
+    expect(await text.json()).toEqual({ model_name: 'words', model_version: '', text_output: 'abc' });
+    const tensors = await fetch(`${url}/v2/models/words/generate`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: [{ name: 'prompt', datatype: 'BYTES', shape: [1], data: ['x y'] }] }),
+    });
+    expect(((await tensors.json()) as { outputs: unknown[] }).outputs).toEqual([
+      { name: 'output-0', datatype: 'BYTES', shape: [2], data: ['x', 'y'] },
+    ]);
+  });
+
+  it('answers errors before the first chunk as V2 JSON errors, and errors after it in-band', async () => {
+    const missing = await fetch(`${url}/v2/models/nope/generate_stream`, { method: 'POST', body: '{"text_input": "x"}' });
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: string }).error).toMatch(/nope/);
+    const bad = await fetch(`${url}/v2/models/words/generate_stream`, { method: 'POST', body: '{"prompt": "x"}' });
+    expect(bad.status).toBe(400);
+    const failed = await sseClient('/v2/models/failing/generate_stream', { text_input: 'x' });
+    expect(failed.events.map((e) => e.data)).toEqual([
+      { model_name: 'failing', model_version: '', text_output: 'one' },
+      { model_name: 'failing', model_version: '', text_output: 'two' },
+      { error: 'Error: the model broke' },
+    ]);
+  });
+});
+
 describe('cancellation and flow control', () => {
   it("closes the generator (its finally runs) when its only client leaves after the first chunk", async () => {
     const before = endlessClosed;

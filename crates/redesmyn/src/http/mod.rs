@@ -7,11 +7,13 @@
 //! the same app in process (see `tests.rs`), and `server.rs` only binds it.
 //! `v2.rs` is the Open Inference Protocol's REST shape over the same models,
 //! `v1.rs` the older `instances` → `predictions` shape. Streaming models
-//! answer Server-Sent Events (`sse.rs`) on their own path.
+//! answer Server-Sent Events (`sse.rs`) on their own path and on V2
+//! `generate_stream` (`generate.rs`).
 
 mod body;
 pub mod error;
 mod exposition;
+mod generate;
 mod health;
 mod liveness;
 mod predict;
@@ -96,6 +98,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
         body_limit: state.body_limit,
     });
     v2::configure(cfg, web::Data::clone(&by_name));
+    generate::configure(cfg, web::Data::clone(&by_name));
     v1::configure(cfg, by_name);
     cfg.default_service(web::to(not_found));
 }

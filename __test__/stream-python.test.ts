@@ -1,12 +1,15 @@
 // Python streaming handlers (generators and async generators) through the
 // bridge, over Server-Sent Events: batching, early row ends, a client that
 // leaves (the generator's `finally` runs), and a handler that raises.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Endpoint, Schema, Server, py } from '../src';
 import { serve } from './helpers';
+import { ensureClients } from '../scripts/v2-clients.mjs';
 
 const root = join(__dirname, '..');
 const Prompt = new Schema({ prompt: Schema.str() });
@@ -29,7 +32,7 @@ beforeAll(async () => {
       stream('/endless-async', 'endless_async'),
       stream('/failing', 'failing'),
     ],
-    { python: { venv: join(root, '.venv'), path: [join(__dirname, 'python')] } },
+    { grpcPort: 0, python: { venv: join(root, '.venv'), path: [join(__dirname, 'python')] } },
   ));
 });
 
@@ -113,6 +116,22 @@ describe('Python streaming handlers', () => {
       inputs: [{ name: 'prompt', datatype: 'BYTES', shape: [1], data: ['py tensors'] }],
     });
     expect(tensors.map((e) => (e as { outputs: { data: string[] }[] }).outputs[0].data)).toEqual([['py'], ['tensors']]);
+  });
+
+  it('stream over gRPC ModelStreamInfer to tritonclient, several requests on one stream', async () => {
+    const { triton } = ensureClients();
+    const script = join(__dirname, 'v2-clients', 'triton_stream.py');
+    const { stdout } = await promisify(execFile)(
+      triton,
+      [script, `127.0.0.1:${server.grpcPort}`, 'words', 'failing', 'python over grpc', 'two words'],
+      { timeout: 60_000 },
+    );
+    const out = JSON.parse(stdout);
+    expect(out.responses).toEqual({
+      p0: { chunks: ['python', 'over', 'grpc'], final: true },
+      p1: { chunks: ['two', 'words'], final: true },
+    });
+    expect(out.errors).toEqual(['ValueError: the model broke']);
   });
 
   it('send the chunks before a raise, then an error event, and keep serving', async () => {

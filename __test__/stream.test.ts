@@ -92,10 +92,11 @@ const big = new Endpoint({
 let server: Server;
 let url: string;
 let sse: string;
+let triton: string;
 
 beforeAll(async () => {
-  sse = ensureClients().sse;
-  ({ server, url } = await serve([wordsEndpoint, endless, failing, big]));
+  ({ sse, triton } = ensureClients());
+  ({ server, url } = await serve([wordsEndpoint, endless, failing, big], { grpcPort: 0 }));
 });
 
 afterAll(async () => {
@@ -276,6 +277,27 @@ describe('V2 generate', () => {
       { model_name: 'failing', model_version: '', text_output: 'two' },
       { error: 'Error: the model broke' },
     ]);
+  });
+});
+
+describe('gRPC ModelStreamInfer', () => {
+  it("streams several requests on one tritonclient stream, each by its id, with errors in-band", async () => {
+    const script = join(__dirname, 'v2-clients', 'triton_stream.py');
+    const prompts = ['alpha beta gamma', 'one two', 'solo'];
+    const { stdout } = await run(triton, [script, `127.0.0.1:${server.grpcPort}`, 'words', 'failing', ...prompts], {
+      timeout: 60_000,
+    });
+    const out = JSON.parse(stdout) as {
+      responses: Record<string, { chunks: string[]; final: boolean }>;
+      errors: string[];
+      order: string[];
+    };
+    prompts.forEach((prompt, i) => {
+      expect(out.responses[`p${i}`]).toEqual({ chunks: prompt.split(' '), final: true });
+    });
+    expect(out.errors).toEqual(['Error: the model broke']);
+    // The requests ran together: their responses interleave on the stream.
+    expect(out.order.indexOf('p1')).toBeLessThan(out.order.lastIndexOf('p0'));
   });
 });
 

@@ -348,6 +348,17 @@ describe('cancellation and flow control', () => {
   });
 });
 
+describe('metrics', () => {
+  it('count open streams, time to the first chunk and chunks per stream', async () => {
+    await readEvents('/words', { prompt: 'counted words' });
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(text).toMatch(/redesmyn_streams_open\{endpoint="\/words"\} 0/);
+    expect(text).toMatch(/redesmyn_stream_first_chunk_seconds_count\{endpoint="\/words"\} [1-9]/);
+    expect(text).toMatch(/redesmyn_stream_chunks_sum\{endpoint="\/words"\} [1-9]/);
+    expect(text).toMatch(/redesmyn_requests_total\{endpoint="\/words",status="200"\} [1-9]/);
+  });
+});
+
 describe('in process', () => {
   it('predictStream yields the chunks and row ends as they come', async () => {
     const seen: unknown[] = [];

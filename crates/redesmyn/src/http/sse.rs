@@ -81,14 +81,12 @@ pub async fn respond(
         s.encoder.encode(&event, &mut out);
         Some((Ok(Bytes::from(out)), s))
     });
-    let mut response = HttpResponse::build(StatusCode::OK)
+    // `x-accel-buffering: no` keeps nginx-style proxies from holding frames back.
+    HttpResponse::build(StatusCode::OK)
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .insert_header(("x-accel-buffering", HeaderValue::from_static("no")))
-        .streaming(body);
-    // Compression middleware must not hold frames back.
-    response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("identity"));
-    response
+        .streaming(body)
 }
 
 /// The answer to a streaming request without rows: an empty event stream.

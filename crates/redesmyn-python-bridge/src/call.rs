@@ -215,13 +215,19 @@ pub fn next_step(stream: &Handle, reporter: &Reporter) -> Result<Option<u32>, ()
                 match event_loop.bind(py).call_method1("run_until_complete", (next,)) {
                     Ok(step) => step,
                     Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopAsyncIteration>(py) => return Ok(None),
-                    Err(e) => return Err(fail(e)),
+                    Err(e) => {
+                        fail(e);
+                        return Err(());
+                    }
                 }
             }
             None => match iterator.call_method0("__next__") {
                 Ok(step) => step,
                 Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => return Ok(None),
-                Err(e) => return Err(fail(e)),
+                Err(e) => {
+                    fail(e);
+                    return Err(());
+                }
             },
         };
         let (chunks, done) = match step.cast::<PyDict>() {

@@ -390,7 +390,7 @@ mod tests {
             .iter()
             .map(|r| {
                 let response = r.infer_response.as_ref().unwrap();
-                let last = response.parameters.get(FINAL).is_some();
+                let last = response.parameters.contains_key(FINAL);
                 (response.id.clone(), r.error_message.clone(), last)
             })
             .collect();

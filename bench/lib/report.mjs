@@ -122,7 +122,7 @@ export function scenarioMarkdown(id, s) {
     notes.push('† wrk used more than 90% of its core: the load generator, not the server, may be the limit.');
   }
   if (s.kind === 'stream') {
-    notes.push('Each client opens one stream after another (closed loop) and reads it to its end with Node\'s fetch; "vs ref." is chunks/s relative to redesmyn; the first chunk is timed from the request being sent.');
+    notes.push('Each client opens one stream after another (closed loop) and reads it to its end over a raw HTTP/1.1 socket (lib/stream.mjs); "vs ref." is chunks/s relative to redesmyn; the first chunk is timed from the request being sent.');
   }
   if (s.kind === 'soak') notes.push(`${s.seconds} s at ${s.concurrency} connections; "RSS end" is at the end of the run.`);
   return [`### ${id}. ${s.title}`, '', body, ...(notes.length ? ['', ...notes] : [])].join('\n');

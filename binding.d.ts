@@ -16,7 +16,7 @@ export declare class NativeServer {
    * A Python runtime starts the interpreter and imports its functions
    * now, so a wrong reference fails here rather than at the first request.
    */
-  register(spec: EndpointSpec, runtime: JsRuntime | PythonRuntime): void
+  register(spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime): void
   /** The path parameters of the models the endpoint at `path` holds in memory. */
   cacheKeys(path: string): Promise<Array<Record<string, string>>>
   /** Counters of the endpoint's model cache. */
@@ -32,10 +32,23 @@ export declare class NativeServer {
    * queue, batching and handler as HTTP. `records` is JSON text.
    */
   predict(path: string, params: Record<string, string>, records: string): Promise<PredictOutput>
+  /**
+   * Opens an in-process stream from the streaming endpoint at `path`
+   * (same parsing, queue, batching and handler as HTTP). Errors before
+   * the first chunk reject with the HTTP status in the message's JSON.
+   */
+  openStream(path: string, params: Record<string, string>, records: string): NativeStream
   /** The bound port once serving. */
   get port(): number | null
   /** The bound gRPC port once serving, when gRPC is on. */
   get grpcPort(): number | null
+}
+
+export declare class NativeStream {
+  /** The next event, or null once the stream ended. */
+  next(): Promise<StreamEventOutput | null>
+  /** Ends the stream: the rows are given up, as when a client leaves. */
+  close(): void
 }
 
 export interface BatchOptions {
@@ -153,6 +166,20 @@ export interface JsRuntime {
   release?: (id: number) => void
 }
 
+/**
+ * A TypeScript streaming handler: `open` starts a generator for a batch,
+ * `pull` takes its next step (or, with `close`, ends it early).
+ */
+export interface JsStreamRuntime {
+  kind: 'js-stream'
+  /** Called with each batch; never rejects (errors come back as `{ error }`). */
+  open: (batch: object) => Promise<StreamOpened>
+  /** Never rejects. */
+  pull: (id: number, close: boolean) => Promise<StepOutput>
+  load?: (path: string, params: Record<string, string>) => Promise<LoadOutput>
+  release?: (id: number) => void
+}
+
 /** What a TypeScript loader resolves with: the new model's id, or why it failed. */
 export interface LoadOutput {
   id?: number
@@ -215,6 +242,8 @@ export interface PythonRuntime {
   kind: 'python'
   handler: string
   loader?: string
+  /** The handler is a generator (or async generator) function. */
+  stream?: boolean
 }
 
 export interface ServerOptions {
@@ -231,4 +260,37 @@ export interface ServerOptions {
   metrics?: boolean
   emf?: EmfOptions
   log?: LogOptions
+}
+
+/**
+ * What one pull of a TypeScript streaming handler resolves with: an
+ * error, the end of the generator, or a step (chunks as a handler's
+ * output, null where a row has nothing, and the rows that end).
+ */
+export interface StepOutput {
+  error?: string
+  stack?: string
+  /** The generator is done: every row still open ends. */
+  finished?: boolean
+  single?: boolean
+  columns?: Array<OutputColumn>
+  /** Batch rows that end after this step. */
+  ended?: Array<number>
+}
+
+/** One event of an in-process stream. */
+export interface StreamEventOutput {
+  /** `[{"row": i, "prediction": ...} | {"row": i, "done": true}, ...]` as JSON text. */
+  events?: string
+  /** `{"error": ...}` as JSON text when the stream failed; nothing follows. */
+  error?: string
+  /** The HTTP status the failure stands for. */
+  status?: number
+}
+
+/** What opening a TypeScript stream resolves with: the iterator's id, or why it failed. */
+export interface StreamOpened {
+  id?: number
+  error?: string
+  stack?: string
 }

@@ -13,7 +13,7 @@ let url: string;
 beforeAll(async () => {
   child = spawn(join(root, 'node_modules/.bin/tsx'), ['examples/iris/server.ts'], {
     cwd: root,
-    env: { ...process.env, PORT: '0', GRPC_PORT: '0' },
+    env: { ...process.env, PORT: '0', GRPC_PORT: '0', WORD_DELAY_MS: '20' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });
@@ -60,6 +60,21 @@ it("answers the README's V2 requests: iris classes, and a variant by parameters"
   const variant = await post(`${url}/v2/models/iris-variants/infer`, { parameters: { run_id: '1', model_id: '2' }, inputs });
   expect(variant.status).toBe(200);
   expect(variant.body.outputs[0]).toEqual({ name: 'output-0', datatype: 'BYTES', shape: [2], data: ['versicolor', 'versicolor'] });
+});
+
+it('streams the V2 model text-stream-model word by word (generate_stream, SSE)', async () => {
+  const res = await fetch(`${url}/v2/models/text-stream-model/generate_stream`, {
+    method: 'POST',
+    body: JSON.stringify({ text_input: 'hello streaming world' }),
+  });
+  expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+  const events = (await res.text())
+    .split('\n\n')
+    .filter(Boolean)
+    .map((frame) => JSON.parse(frame.slice('data: '.length)).text_output);
+  expect(events).toEqual(['hello', ' streaming', ' world']);
+  const once = await post(`${url}/v2/models/text-stream-model/generate`, { text_input: 'hello streaming world' });
+  expect(once.body.text_output).toBe('hello streaming world');
 });
 
 it('stops on SIGTERM and exits by itself', async () => {

@@ -33,6 +33,7 @@ import {
   waitReady,
 } from './lib/proc.mjs';
 import { scenarioMarkdown, summarise } from './lib/report.mjs';
+import { runStreams } from './lib/stream.mjs';
 import { ensureWrk, setup } from './setup.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { irisInferRequest, runGhz } from './lib/ghz.mjs';
@@ -65,7 +66,7 @@ if (flags.help) {
 
 const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
 const defaults = {
-  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 5] },
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 5] },
   quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
   smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
 }[mode];
@@ -373,6 +374,48 @@ async function soakScenario(id) {
   return { title: s.title, kind: 'soak', seconds: cfg.soakSeconds, concurrency: s.concurrency, rows };
 }
 
+/** Streams (scenario 8): chunks/s and time to first chunk, per contender, median of runs. */
+async function streamScenario(id) {
+  const s = SCENARIOS[id];
+  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
+  const rows = [];
+  for (const cid of contenders) {
+    const c = CONTENDERS[cid];
+    const row = { contender: cid, name: c.name, concurrency: s.concurrency, status: 'ok', note: '', runs: [] };
+    rows.push(row);
+    const reason = unavailableReason(cid);
+    if (reason) {
+      Object.assign(row, { status: 'not available', note: reason });
+      continue;
+    }
+    const body = readFileSync(c.body.file);
+    for (let run = 0; run < cfg.runs; run++) {
+      let launched;
+      try {
+        launched = await launch(cid, `t${id}-${cid}-${run}`);
+      } catch (e) {
+        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
+        break;
+      }
+      const { server, base } = launched;
+      try {
+        const load = { url: `${base}${c.route}`, body, contentType: c.body.contentType, connections: s.concurrency, chunkFrames: c.chunkFrames };
+        await runStreams({ ...load, seconds: cfg.warmup });
+        resetPeak(server.pid);
+        const r = await runStreams({ ...load, seconds: cfg.duration });
+        row.runs.push({ ...r, peakRssMiB: peakRssMiB(server.pid) });
+        console.log(`[${id}] ${c.name}: ${Math.round(r.chunksPerS)} chunks/s, first chunk p50 ${r.ttfcP50Ms?.toFixed(2)} ms p99 ${r.ttfcP99Ms?.toFixed(2)} ms, errors ${r.errors}`);
+      } catch (e) {
+        Object.assign(row, { status: 'failed', note: e.message });
+      } finally {
+        await shutdown(server);
+      }
+    }
+    if (row.status === 'ok') row.median = summarise(row.runs);
+  }
+  return { title: s.title, kind: 'stream', reference: s.reference, concurrency: s.concurrency, rows };
+}
+
 // ---------------------------------------------------------------------------
 
 async function main() {
@@ -431,7 +474,13 @@ async function main() {
     const kind = SCENARIOS[id].kind;
     console.log(`\n== ${id}. ${SCENARIOS[id].title}`);
     results.scenarios[id] =
-      kind === 'load' ? await loadScenario(id) : kind === 'cold' ? await coldScenario(id) : await soakScenario(id);
+      kind === 'load'
+        ? await loadScenario(id)
+        : kind === 'cold'
+          ? await coldScenario(id)
+          : kind === 'stream'
+            ? await streamScenario(id)
+            : await soakScenario(id);
     if (mode !== 'smoke') writeFileSync(tmp, JSON.stringify(results, null, 2));
   }
   results.finished = new Date().toISOString();

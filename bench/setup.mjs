@@ -16,7 +16,7 @@
 //   5. bench/.models/mlserver: MLServer's model repository, adaptive batching on.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BENCH, MLSERVER_BATCH, MODELS, PY, VENV } from './lib/config.mjs';
@@ -155,6 +155,17 @@ export function writeMlserverRepo() {
   };
   writeFileSync(join(MLSERVER_REPO, 'settings.json'), `${JSON.stringify(settings, null, 2)}\n`);
   writeFileSync(join(MLSERVER_REPO, 'iris', 'model-settings.json'), `${JSON.stringify(model, null, 2)}\n`);
+
+  // Scenario 8: a streaming runtime (peers/mlserver_stream.py), in a
+  // repository of its own with the settings MLServer streams under.
+  const streamRepo = join(MODELS, 'mlserver-stream');
+  mkdirSync(join(streamRepo, 'stream'), { recursive: true });
+  const streamSettings = { ...settings, parallel_workers: 0, gzip_enabled: false, metrics_endpoint: null };
+  const streamModel = { name: 'stream', implementation: 'mlserver_stream.NoopStream' };
+  writeFileSync(join(streamRepo, 'settings.json'), `${JSON.stringify(streamSettings, null, 2)}\n`);
+  writeFileSync(join(streamRepo, 'stream', 'model-settings.json'), `${JSON.stringify(streamModel, null, 2)}\n`);
+  // MLServer imports a custom runtime from its model folder.
+  copyFileSync(join(BENCH, 'peers', 'mlserver_stream.py'), join(streamRepo, 'stream', 'mlserver_stream.py'));
 }
 
 export function setup() {

@@ -4,7 +4,8 @@
  */
 import type { ColumnsOf, Fields, RecordOf, Schema } from './schema';
 import type { NativeServer } from '../binding';
-import { toNative, toNativeError, type HandlerOutput, type NativeOutput } from './output';
+import { toNative, toNativeError, toNativeStep, type HandlerOutput, type NativeOutput, type StreamStep } from './output';
+import type { StepOutput, StreamOpened } from '../binding';
 import { PythonHandler } from './python';
 import type { CacheConfig, CacheStats } from './cache';
 
@@ -27,7 +28,12 @@ export interface BatchOptions {
   maxConcurrent?: number;
   /** Requests that may wait in one queue before new ones get 503 (default 4096). */
   maxQueue?: number;
-  /** Time a request may spend queued and in its handler before a 504 (default: none). */
+  /**
+   * Time a request may spend queued and in its handler before a 504 (default: none).
+   * For a streaming endpoint: the time from a request's arrival to the handler's
+   * first step, and then the longest gap between two steps (and the longest a
+   * client may leave a full buffer unread before it is cut off).
+   */
   timeoutMs?: number;
 }
 
@@ -53,6 +59,15 @@ export type Handler<F extends Fields, Params, M = undefined> = (
   batch: Batch<F>,
   context: Context<Params, M>,
 ) => HandlerOutput | Promise<HandlerOutput>;
+
+/**
+ * A streaming handler: a generator over steps, called once per batch.
+ * `async function*` works, as does any function returning an (async) iterable.
+ */
+export type StreamHandler<F extends Fields, Params, M = undefined> = (
+  batch: Batch<F>,
+  context: Context<Params, M>,
+) => AsyncIterable<StreamStep> | Iterable<StreamStep>;
 
 /** An output tensor a model declares, for V2 metadata and output names. */
 export interface OutputTensor {
@@ -80,8 +95,18 @@ export interface EndpointOptions<F extends Fields, P extends string, M> {
   batch?: BatchOptions;
   /** Model variants selected by the path parameters. */
   cache?: CacheConfig<M>;
-  /** A TypeScript function, or a Python one: `py.handler('module:function')`. */
-  handler: Handler<F, PathParams<P>, M> | PythonHandler;
+  /**
+   * The handler yields its output step by step (see {@link StreamStep}):
+   * requests get Server-Sent Events, V2 `generate_stream` and gRPC
+   * `ModelStreamInfer` answers, and `predictStream()` works.
+   */
+  stream?: boolean;
+  /**
+   * A TypeScript function, or a Python one: `py.handler('module:function')`.
+   * With `stream: true`, a generator function (TypeScript `async function*`,
+   * Python `def` with `yield` or `async def` with `yield`).
+   */
+  handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler;
 }
 
 /** The model cache of a registered endpoint. */
@@ -107,6 +132,9 @@ export interface Prediction<T = unknown> {
   batchSize: number;
 }
 
+/** One event of `endpoint.predictStream()`: a chunk for a row, or the end of a row. */
+export type StreamEvent<T = unknown> = { row: number; prediction: T } | { row: number; done: true };
+
 /** An in-process prediction that failed, with the HTTP status an HTTP request would have had. */
 export class PredictionError extends Error {
   constructor(
@@ -120,7 +148,7 @@ export class PredictionError extends Error {
 }
 
 /** @internal How a server answers for a registered endpoint: the native server's own methods. */
-export type EndpointBinding = Pick<NativeServer, 'cacheKeys' | 'cacheStats' | 'cacheRefresh' | 'predict'>;
+export type EndpointBinding = Pick<NativeServer, 'cacheKeys' | 'cacheStats' | 'cacheRefresh' | 'predict' | 'openStream'>;
 
 /** The batch object as the native core hands it over (built in crates/redesmyn-node/src/to_js.rs). */
 export interface NativeBatch {
@@ -135,7 +163,8 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   readonly path: P;
   readonly schema: Schema<F>;
   readonly batch: BatchOptions;
-  readonly handler: Handler<F, PathParams<P>, M> | PythonHandler;
+  readonly handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler;
+  readonly stream: boolean;
   readonly cacheConfig: CacheConfig<M> | undefined;
   readonly name: string | undefined;
   readonly version: string | undefined;
@@ -153,6 +182,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     this.schema = options.schema;
     this.batch = { ...options.batch };
     this.handler = options.handler;
+    this.stream = options.stream === true;
     this.cacheConfig = options.cache;
     this.name = options.name;
     this.version = options.version;
@@ -207,9 +237,113 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     };
   }
 
+  /**
+   * Streams in-process from a streaming endpoint: the records go through the
+   * same parsing, queue, batching and handler as SSE requests. Yields each
+   * row's chunks (`{ row, prediction }`) and ends (`{ row, done: true }`) as
+   * the handler produces them; rows are numbered within `records`. Throws a
+   * {@link PredictionError} if the stream fails (before or after its first
+   * chunk). Leaving the loop early (`break`) gives the rows up, like a client
+   * that disconnects.
+   */
+  async *predictStream<T = unknown>(
+    records: RecordOf<F> | readonly RecordOf<F>[],
+    options: { params?: PathParams<P> } = {},
+  ): AsyncGenerator<StreamEvent<T>, void, undefined> {
+    const binding = this.#binding;
+    if (!binding) throw new Error(`endpoint '${this.path}' is not registered with a serving server`);
+    let stream;
+    try {
+      stream = binding.openStream(this.path, (options.params ?? {}) as Record<string, string>, JSON.stringify(records));
+    } catch (error) {
+      const text = error instanceof Error ? error.message : String(error);
+      const match = /^(\d{3}) (\{.*\})$/s.exec(text);
+      if (!match) throw error;
+      const body = JSON.parse(match[2]) as { error: string; details?: unknown[] };
+      throw new PredictionError(Number(match[1]), body.error, body.details);
+    }
+    try {
+      for (;;) {
+        const event = await stream.next();
+        if (event === null || event === undefined) return;
+        if (event.error !== undefined && event.error !== null) {
+          const body = JSON.parse(event.error) as { error: string; details?: unknown[] };
+          throw new PredictionError(event.status ?? 500, body.error, body.details);
+        }
+        for (const e of JSON.parse(event.events ?? '[]') as StreamEvent<T>[]) yield e;
+      }
+    } finally {
+      stream.close();
+    }
+  }
+
+  /**
+   * @internal The functions the native core calls for a streaming handler:
+   * `open` starts a generator for a batch and keeps it by id, `pull` takes
+   * its next step or, with `close`, ends it (running its `finally`). Neither rejects.
+   */
+  nativeStream(models: ReadonlyMap<number, unknown>): {
+    open: (batch: object) => Promise<StreamOpened>;
+    pull: (id: number, close: boolean) => Promise<StepOutput>;
+  } {
+    const handler = this.handler;
+    if (handler instanceof PythonHandler) throw new TypeError('a Python handler has no JavaScript function');
+    const open = new Map<number, { iterator: AsyncIterator<StreamStep> | Iterator<StreamStep>; rows: number }>();
+    let nextId = 1;
+    return {
+      open: async (nativeBatch) => {
+        const native = nativeBatch as NativeBatch;
+        try {
+          const batch = { length: native.length, columns: native.columns, nulls: native.nulls } as unknown as Batch<F>;
+          const model = (native.modelId === undefined ? undefined : models.get(native.modelId)) as M;
+          const context = { params: native.params as PathParams<P>, model };
+          const steps = (handler as StreamHandler<F, PathParams<P>, M>)(batch, context) as
+            | AsyncIterable<StreamStep>
+            | Iterable<StreamStep>;
+          const iterator =
+            steps && typeof (steps as AsyncIterable<StreamStep>)[Symbol.asyncIterator] === 'function'
+              ? (steps as AsyncIterable<StreamStep>)[Symbol.asyncIterator]()
+              : steps && typeof (steps as Iterable<StreamStep>)[Symbol.iterator] === 'function'
+                ? (steps as Iterable<StreamStep>)[Symbol.iterator]()
+                : undefined;
+          if (!iterator) return { error: 'a streaming handler must return an async iterable (use an async function*)' };
+          const id = nextId++;
+          open.set(id, { iterator, rows: native.length });
+          return { id };
+        } catch (error) {
+          return toNativeError(error);
+        }
+      },
+      pull: async (id, close) => {
+        const entry = open.get(id);
+        if (!entry) return { finished: true };
+        if (close) {
+          open.delete(id);
+          try {
+            await entry.iterator.return?.();
+          } catch {
+            // Its cleanup failed; the rows are gone anyway.
+          }
+          return { finished: true };
+        }
+        try {
+          const result = await entry.iterator.next();
+          if (result.done) {
+            open.delete(id);
+            return { finished: true };
+          }
+          return toNativeStep(result.value, entry.rows);
+        } catch (error) {
+          open.delete(id);
+          return toNativeError(error);
+        }
+      },
+    };
+  }
+
   /** @internal The function the native core calls with each batch. It never rejects. */
   nativeHandler(models: ReadonlyMap<number, unknown>): (batch: object) => Promise<NativeOutput> {
-    const handler = this.handler;
+    const handler = this.handler as Handler<F, PathParams<P>, M> | PythonHandler;
     if (handler instanceof PythonHandler) throw new TypeError('a Python handler has no JavaScript function');
     return async (nativeBatch) => {
       const native = nativeBatch as NativeBatch;

@@ -2,10 +2,22 @@ import './native'; // first: a clear error when no prebuilt binary fits this mac
 export { Schema, Field } from './schema';
 export type { NumericType, TypedArrayOf, RecordOf, ColumnsOf, Fields } from './schema';
 export { Endpoint, PredictionError } from './endpoint';
-export type { Batch, BatchOptions, Context, EndpointCache, EndpointOptions, Handler, OutputTensor, PathParams, Prediction } from './endpoint';
+export type {
+  Batch,
+  BatchOptions,
+  Context,
+  EndpointCache,
+  EndpointOptions,
+  Handler,
+  OutputTensor,
+  PathParams,
+  Prediction,
+  StreamEvent,
+  StreamHandler,
+} from './endpoint';
 export { Server } from './server';
 export type { EmfOptions, LogOptions, MetricsOptions, ServerOptions } from './server';
-export type { HandlerOutput, OutputColumn, TypedArray } from './output';
+export type { HandlerOutput, OutputColumn, StreamStep, TypedArray } from './output';
 export { py, PythonHandler, PythonLoader } from './python';
 export { CacheConfig, FsClient, ObjectStoreClient } from './cache';
 export type { CacheOptions, CacheStats, ModelLoader, ObjectStoreClientOptions, RefreshOptions } from './cache';

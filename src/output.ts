@@ -4,7 +4,12 @@
  * declared once, in crates/redesmyn-node/src/output.rs, and typed here
  * through the generated binding.d.ts.
  */
-import { ColumnKind, type HandlerOutput as NativeOutput, type OutputColumn as NativeColumn } from '../binding';
+import {
+  ColumnKind,
+  type HandlerOutput as NativeOutput,
+  type OutputColumn as NativeColumn,
+  type StepOutput,
+} from '../binding';
 
 export type { NativeOutput, NativeColumn };
 
@@ -115,6 +120,35 @@ export function toNative(output: HandlerOutput): NativeOutput {
   const columns = Object.entries(output as Record<string, OutputColumn>).map(([name, values]) => columnOf(name, values));
   if (columns.length === 0) throw new TypeError('a handler returned an object with no columns');
   return { single: false, columns };
+}
+
+/**
+ * One step of a streaming handler. Either an array with one entry per batch
+ * row (`null` or `undefined` where a row has nothing this step), or an object
+ * `{ chunks?, done? }` whose `done` lists the rows (batch indices) that end
+ * after this step. A row that ended gets nothing more; when the generator
+ * returns, every row still open ends.
+ */
+export type StreamStep =
+  | OutputColumn
+  | { readonly chunks?: OutputColumn | { readonly [name: string]: OutputColumn }; readonly done?: readonly number[] };
+
+/** Normalises a streaming handler's step for a batch of `rows` rows. */
+export function toNativeStep(step: StreamStep, rows: number): StepOutput {
+  try {
+    if (isTypedArray(step) || Array.isArray(step)) return toNative(step as OutputColumn);
+    if (step === null || typeof step !== 'object') {
+      throw new TypeError(`a streaming handler must yield an array (one value per row) or { chunks, done }, got ${step === null ? 'null' : typeof step}`);
+    }
+    const { chunks, done } = step as { chunks?: HandlerOutput; done?: readonly number[] };
+    const ended = done === undefined ? undefined : Array.from(done, (row) => {
+      if (!Number.isInteger(row) || row < 0 || row >= rows) throw new RangeError(`done: ${row} is not a row of this batch of ${rows}`);
+      return row;
+    });
+    return { ...(chunks === undefined ? {} : toNative(chunks)), ended };
+  } catch (error) {
+    return toNativeError(error);
+  }
 }
 
 /** The message and stack of anything thrown. */

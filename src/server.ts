@@ -105,7 +105,23 @@ export class Server {
       if (loader !== undefined && !(loader instanceof PythonLoader)) {
         throw new TypeError(`endpoint '${endpoint.path}': a Python handler needs a Python loader (py.loader)`);
       }
-      this.#native.register(spec, { kind: 'python', handler: endpoint.handler.target, loader: loader?.target });
+      this.#native.register(spec, {
+        kind: 'python',
+        handler: endpoint.handler.target,
+        loader: loader?.target,
+        stream: endpoint.stream,
+      });
+    } else if (endpoint.stream) {
+      if (loader instanceof PythonLoader) {
+        throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
+      }
+      const { open, pull } = endpoint.nativeStream(this.#models);
+      this.#native.register(
+        spec,
+        loader
+          ? { kind: 'js-stream', open, pull, load: this.#nativeLoader(loader), release: (id: number) => void this.#models.delete(id) }
+          : { kind: 'js-stream', open, pull },
+      );
     } else {
       if (loader instanceof PythonLoader) {
         throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);

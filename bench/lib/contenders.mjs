@@ -4,6 +4,11 @@ import { BATCH, BENCH, BODIES, MLSERVER_PARALLEL_WORKERS, MODELS, PY, VENV } fro
 
 const IRIS_BODY = { file: join(BODIES, 'iris.json'), contentType: 'application/json' };
 const IRIS_V2_BODY = { file: join(BODIES, 'iris-v2.json'), contentType: 'application/json' };
+const PROMPT_BODY = { file: join(BODIES, 'prompt.json'), contentType: 'application/json' };
+const PROMPT_V2_BODY = { file: join(BODIES, 'prompt-v2.json'), contentType: 'application/json' };
+
+/** Chunks per stream in the streaming scenario. */
+export const STREAM_CHUNKS = 50;
 
 const redesmynEnv = (ctx) => ({
   WORKERS: '1',
@@ -157,6 +162,44 @@ CONTENDERS['mlserver-grpc'] = {
   grpc: { port: (ctx) => ctx.extraPorts[0], model: 'iris' },
 };
 
+// Streaming (scenario 8): a no-op generator of STREAM_CHUNKS chunks, over SSE.
+CONTENDERS['redesmyn-stream'] = {
+  name: 'redesmyn, no-op TS generator, SSE',
+  redesmyn: true,
+  start: (ctx, port) => ({
+    cmd: process.execPath,
+    args: [join(ctx.serversDir, 'redesmyn-stream.js')],
+    env: { PORT: String(port), CHUNKS: String(STREAM_CHUNKS), ...redesmynEnv(ctx) },
+  }),
+  ready: '/health/ready',
+  route: '/predictions/stream',
+  body: PROMPT_BODY,
+  // Each stream ends with one {"row":0,"done":true} frame after its chunks.
+  chunkFrames: (frames) => Math.max(0, frames - 1),
+};
+CONTENDERS['mlserver-stream'] = {
+  name: 'MLServer, predict_stream, SSE (infer_stream)',
+  start: (ctx, port) => ({
+    cmd: join(VENV, 'bin', 'mlserver'),
+    args: ['start', join(MODELS, 'mlserver-stream')],
+    cwd: ctx.scratch,
+    env: {
+      MLSERVER_HTTP_PORT: String(port),
+      MLSERVER_GRPC_PORT: String(ctx.extraPorts[0]),
+      MLSERVER_METRICS_PORT: String(ctx.extraPorts[1]),
+      // MLServer streams only in-process, without gzip or metrics.
+      MLSERVER_PARALLEL_WORKERS: '0',
+      CHUNKS: String(STREAM_CHUNKS),
+    },
+  }),
+  extraPorts: 2,
+  ready: '/v2/models/stream/ready',
+  route: '/v2/models/stream/infer_stream',
+  body: PROMPT_V2_BODY,
+  chunkFrames: (frames) => frames,
+  startTimeoutMs: 120_000,
+};
+
 // The same no-op server with metrics off, to show what recording costs.
 CONTENDERS['redesmyn-noop-nometrics'] = {
   ...CONTENDERS['redesmyn-noop'],
@@ -216,6 +259,13 @@ export const SCENARIOS = {
     contenders: ['redesmyn-iris-grpc', 'mlserver-grpc'],
     reference: 'redesmyn-iris-grpc',
     concurrency: [1, 16, 64],
+  },
+  8: {
+    kind: 'stream',
+    title: `Streaming: 64 concurrent SSE streams of ${STREAM_CHUNKS} chunks from a no-op generator`,
+    contenders: ['redesmyn-stream', 'mlserver-stream'],
+    reference: 'redesmyn-stream',
+    concurrency: 64,
   },
   5: {
     kind: 'soak',

@@ -91,12 +91,38 @@ export function soakTable(scenario) {
   return table(head, rows);
 }
 
+export function streamTable(scenario) {
+  const head = ['Contender', 'Streams', 'chunks/s', 'vs ref.', 'first chunk p50 ms', 'p99 ms', 'streams/s', 'Errors', 'Peak RSS MiB'];
+  const ref = scenario.rows.find((r) => r.contender === scenario.reference && r.status === 'ok');
+  const rows = scenario.rows.map((row) => {
+    if (row.status !== 'ok') return [row.name, String(row.concurrency), `**${row.status}**: ${row.note}`, '', '', '', '', '', ''];
+    const m = row.median;
+    const ratio = ref && m.chunksPerS ? `${(m.chunksPerS / ref.median.chunksPerS).toFixed(3)}×` : '–';
+    return [
+      row.name,
+      String(row.concurrency),
+      int(m.chunksPerS),
+      ratio,
+      ms(m.ttfcP50Ms),
+      ms(m.ttfcP99Ms),
+      num(m.streamsPerS, 1),
+      String(m.errors),
+      num(m.peakRssMiB, 0),
+    ];
+  });
+  return table(head, rows);
+}
+
 export function scenarioMarkdown(id, s) {
-  const body = s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : soakTable(s);
+  const body =
+    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : soakTable(s);
   const notes = [];
   if (s.kind === 'load' && s.reference) notes.push(`"vs ref." is req/s relative to ${s.referenceName} at the same concurrency.`);
   if (s.kind === 'load' && s.rows.some((r) => r.median?.wrkCpuPct > 90)) {
     notes.push('† the load generator (wrk or ghz) used more than 90% of its core: it, not the server, may be the limit.');
+  }
+  if (s.kind === 'stream') {
+    notes.push('Each client opens one stream after another (closed loop) and reads it to its end over a raw HTTP/1.1 socket (lib/stream.mjs); "vs ref." is chunks/s relative to redesmyn; the first chunk is timed from the request being sent.');
   }
   if (s.kind === 'soak') notes.push(`${s.seconds} s at ${s.concurrency} connections; "RSS end" is at the end of the run.`);
   return [`### ${id}. ${s.title}`, '', body, ...(notes.length ? ['', ...notes] : [])].join('\n');

@@ -11,7 +11,14 @@
 // PORT and over gRPC on GRPC_PORT (default 8081): the V2 model `iris`
 // answers class indices, `iris-variants` the species by the model that its
 // `parameters` {"run_id", "model_id"} select (see the README's "V2 / gRPC").
+//
+// A streaming text model is served too, as the V2 model `text-stream-model`
+// (MLServer's name for it) and at `/generate/text`: each word of the prompt
+// is one Server-Sent Event, WORD_DELAY_MS apart (default 500):
+//   curl -N localhost:8080/generate/text -H 'content-type: application/json' \
+//        -H 'accept: text/event-stream' -d '{"prompt": "hello streaming world"}'
 import { CacheConfig, Endpoint, FsClient, Schema, Server, py } from 'redesmyn';
+import { textEndpoint } from '../streaming/text-model';
 
 const Iris = new Schema({
   sepal_length: Schema.f64(),
@@ -59,6 +66,9 @@ const sum = new Endpoint({
   handler: (batch) => Array.from(batch.columns.a, (a, i) => a + batch.columns.b[i]),
 });
 
+// Streaming: examples/streaming/text-model.ts, word by word.
+const textStream = textEndpoint('/generate/text', 'text-stream-model', Number(process.env.WORD_DELAY_MS ?? 500));
+
 const host = process.env.HOST ?? '127.0.0.1';
 const server = new Server({
   host,
@@ -66,7 +76,7 @@ const server = new Server({
   grpcPort: Number(process.env.GRPC_PORT ?? 8081),
   python: { venv: './.venv', path: ['./examples/iris'] },
 });
-server.register(iris).register(irisVariants).register(irisV2).register(sum);
+server.register(iris).register(irisVariants).register(irisV2).register(sum).register(textStream);
 server.serve().then(() => console.log(`redesmyn iris example on http://${host}:${server.port}, gRPC on ${host}:${server.grpcPort}`));
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

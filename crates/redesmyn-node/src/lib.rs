@@ -5,9 +5,11 @@ mod error;
 mod js_callback;
 mod js_handler;
 mod js_loader;
+mod js_stream;
 mod options;
 mod output;
 mod server;
+mod stream_handle;
 mod to_js;
 
 /// Where bugs are reported; a panic message names it.

@@ -57,6 +57,47 @@ pub struct HandlerOutput<'a> {
     pub columns: Option<Vec<OutputColumn<'a>>>,
 }
 
+/// What one pull of a TypeScript streaming handler resolves with: an
+/// error, the end of the generator, or a step (chunks as a handler's
+/// output, null where a row has nothing, and the rows that end).
+#[napi(object, object_to_js = false)]
+pub struct StepOutput<'a> {
+    pub error: Option<String>,
+    pub stack: Option<String>,
+    /// The generator is done: every row still open ends.
+    pub finished: Option<bool>,
+    pub single: Option<bool>,
+    pub columns: Option<Vec<OutputColumn<'a>>>,
+    /// Batch rows that end after this step.
+    pub ended: Option<Vec<u32>>,
+}
+
+/// A step once read on the Node thread: `Ok(None)` when the generator is done.
+pub struct NativeStep(pub std::result::Result<Option<redesmyn::Step>, HandlerError>);
+
+impl FromNapiValue for NativeStep {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        // SAFETY: called by napi with a live env and value on the Node thread.
+        let output = unsafe { StepOutput::from_napi_value(env, value)? };
+        if output.error.is_none() && output.finished == Some(true) {
+            return Ok(NativeStep(Ok(None)));
+        }
+        let ended = output.ended.unwrap_or_default().into_iter().map(|r| r as usize).collect();
+        let chunks = match output.columns {
+            None if output.error.is_none() => None,
+            columns => {
+                let handler_output =
+                    HandlerOutput { error: output.error, stack: output.stack, single: output.single, columns };
+                match predictions(handler_output)? {
+                    Ok(p) => Some(p),
+                    Err(e) => return Ok(NativeStep(Err(e))),
+                }
+            }
+        };
+        Ok(NativeStep(Ok(Some(redesmyn::Step { chunks, ended }))))
+    }
+}
+
 /// A handler's result once read on the Node thread: only Rust data, ready
 /// to travel back to the batcher.
 pub struct NativeOutput(pub std::result::Result<Predictions, HandlerError>);

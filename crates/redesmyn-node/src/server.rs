@@ -6,12 +6,14 @@ use napi_derive::napi;
 use std::collections::HashMap;
 
 use redesmyn::cache::{Loader, ModelCache};
-use redesmyn::{Endpoint, Handler, RunningServer, Server};
-use redesmyn_python::{PyHandler, PyLoader, Target};
+use redesmyn::stream::StreamHandler;
+use redesmyn::{Endpoint, Handler, RunningServer, Runtime, Server};
+use redesmyn_python::{PyHandler, PyLoader, PyStreamHandler, Target};
 
 use crate::error::{BindingError, Result};
 use crate::js_handler::JsHandler;
 use crate::js_loader::JsLoader;
+use crate::js_stream::JsStreamHandler;
 use crate::options::{EndpointSpec, RuntimeSpec, ServerOptions};
 
 #[napi(object)]
@@ -88,30 +90,47 @@ impl NativeServer {
     /// Adds an endpoint: its spec, and the runtime that predicts for it.
     /// A Python runtime starts the interpreter and imports its functions
     /// now, so a wrong reference fails here rather than at the first request.
-    #[napi(ts_args_type = "spec: EndpointSpec, runtime: JsRuntime | PythonRuntime")]
+    #[napi(ts_args_type = "spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime")]
     pub fn register(&self, spec: EndpointSpec, runtime: RuntimeSpec<'_>) -> napi::Result<()> {
         Ok(self.add(&spec, runtime)?)
     }
 
     fn add(&self, spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<()> {
-        let (handler, loader): (Arc<dyn Handler>, Option<Arc<dyn Loader>>) = match runtime {
+        let (handler, loader): (Runtime, Option<Arc<dyn Loader>>) = match runtime {
             RuntimeSpec::Js(js) => {
                 let loader = match (js.load, js.release) {
                     (Some(load), Some(release)) => Some(Arc::new(JsLoader::new(&spec.path, load, release)) as _),
                     _ => None,
                 };
-                (Arc::new(JsHandler::new(&spec.path, js.handler)?), loader)
+                let handler: Arc<dyn Handler> = Arc::new(JsHandler::new(&spec.path, js.handler)?);
+                (handler.into(), loader)
+            }
+            RuntimeSpec::JsStream(js) => {
+                let loader = match (js.load, js.release) {
+                    (Some(load), Some(release)) => Some(Arc::new(JsLoader::new(&spec.path, load, release)) as _),
+                    _ => None,
+                };
+                let handler: Arc<dyn StreamHandler> = Arc::new(JsStreamHandler::new(&spec.path, js.open, js.pull)?);
+                (handler.into(), loader)
             }
             RuntimeSpec::Python(py) => {
-                let handler = PyHandler::new(Target::parse(&py.handler)?)?;
+                let target = Target::parse(&py.handler)?;
+                let handler: Runtime = if py.stream.unwrap_or(false) {
+                    let handler: Arc<dyn StreamHandler> = Arc::new(PyStreamHandler::new(target)?);
+                    handler.into()
+                } else {
+                    let handler: Arc<dyn Handler> = Arc::new(PyHandler::new(target)?);
+                    handler.into()
+                };
                 let loader = match &py.loader {
                     Some(loader) => Some(Arc::new(PyLoader::new(Target::parse(loader)?)?) as _),
                     None => None,
                 };
-                (Arc::new(handler), loader)
+                (handler, loader)
             }
         };
-        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(), handler)?
+        let stream = handler.is_stream();
+        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(stream), handler)?
             .with_outputs(spec.outputs()?);
         if let Some(name) = &spec.name {
             endpoint = endpoint.with_model_name(name);
@@ -266,6 +285,31 @@ impl NativeServer {
                 batch_size: 0,
             },
         })
+    }
+
+    /// Opens an in-process stream from the streaming endpoint at `path`
+    /// (same parsing, queue, batching and handler as HTTP). Errors before
+    /// the first chunk reject with the HTTP status in the message's JSON.
+    #[napi]
+    pub fn open_stream(
+        &self,
+        path: String,
+        params: HashMap<String, String>,
+        records: String,
+    ) -> napi::Result<crate::stream_handle::NativeStream> {
+        let running = match &*lock(&self.state) {
+            State::Running(running) => Arc::clone(running),
+            _ => return Err(BindingError::failed("the server is not serving; call serve() first").into()),
+        };
+        let params = redesmyn::Params::new(params.into_iter().collect());
+        match running.stream(&path, params, records.as_bytes()) {
+            Ok(stream) => Ok(crate::stream_handle::NativeStream::new(stream)),
+            Err(e) => {
+                let status = redesmyn::http::error::status_of_kind(e.kind()).as_u16();
+                let body = String::from_utf8_lossy(&redesmyn::http::error::json_body(&e)).into_owned();
+                Err(napi::Error::new(napi::Status::GenericFailure, format!("{status} {body}")))
+            }
+        }
     }
 
     /// The bound port once serving.

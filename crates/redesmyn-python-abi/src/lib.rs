@@ -23,7 +23,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 /// Bumped on any change to the types or functions below.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The bridge's exported entry point: `extern "C" fn() -> *const BridgeApi`.
 pub const ENTRY_SYMBOL: &[u8] = b"redesmyn_python_bridge_api\0";
@@ -40,6 +40,8 @@ pub mod status {
     pub const MISSING_ATTRIBUTE: i32 = 3;
     /// `resolve`: the attribute is not callable.
     pub const NOT_CALLABLE: i32 = 4;
+    /// `next_step`: the generator is done; nothing was reported.
+    pub const FINISHED: i32 = 5;
 }
 
 /// Kinds of what a handler returned, reported through `call_handler`'s `kind`.
@@ -48,6 +50,8 @@ pub mod prediction_kind {
     pub const COLUMN: u32 = 0;
     /// A frame, one [`super::Sink::column`] call per column.
     pub const COLUMNS: u32 = 1;
+    /// `next_step`: a step without chunks (it only ends rows).
+    pub const NONE: u32 = 2;
 }
 
 /// A borrowed UTF-8 string.
@@ -170,6 +174,9 @@ pub struct Sink {
     pub column: unsafe extern "C" fn(ctx: *mut c_void, name: Str, stream: *mut ArrowArrayStream),
     /// A fact for the log, such as the interpreter's version.
     pub info: unsafe extern "C" fn(ctx: *mut c_void, key: Str, value: Str),
+    /// `next_step`: the batch rows that end after this step (`n` of them,
+    /// valid for the call).
+    pub rows: unsafe extern "C" fn(ctx: *mut c_void, rows: *const u64, n: usize),
 }
 
 /// The bridge's functions. See the module documentation for ownership.
@@ -212,6 +219,27 @@ pub struct BridgeApi {
     ) -> i32,
     /// Drops a handle (taking the GIL). Each handle is released exactly once.
     pub release: unsafe extern "C" fn(object: *mut Object),
+    /// Calls a streaming handler as `call_handler` calls a handler; what it
+    /// returns (a generator, an iterable or an async generator) becomes the
+    /// stream handle written to `out`. `batch` is moved.
+    pub open_stream: unsafe extern "C" fn(
+        function: *const Object,
+        model: *const Object,
+        batch: *mut ArrowArrayStream,
+        params: *const Param,
+        n_params: usize,
+        out: *mut *mut Object,
+        sink: *const Sink,
+    ) -> i32,
+    /// Takes the next step of a stream handle: `OK` with the step's chunks
+    /// as for `call_handler` ([`prediction_kind::NONE`] when it has none)
+    /// and its ended rows through [`Sink::rows`]; [`status::FINISHED`] when
+    /// the generator is done. Calls on one handle must not overlap.
+    pub next_step: unsafe extern "C" fn(stream: *const Object, kind: *mut u32, sink: *const Sink) -> i32,
+    /// Closes a stream handle's generator early (`close()` / `aclose()`, so
+    /// its `finally` blocks run). Not overlapping other calls on the handle;
+    /// the handle is still released with `release`.
+    pub close_stream: unsafe extern "C" fn(stream: *const Object, sink: *const Sink) -> i32,
 }
 
 /// The type of [`ENTRY_SYMBOL`].

@@ -13,6 +13,8 @@ pub struct Handle {
     object: Py<PyAny>,
     /// Whether the function takes a `params` keyword (or `**kwargs`).
     takes_params: bool,
+    /// A stream handle over an async generator: the event loop that runs it.
+    event_loop: Option<Py<PyAny>>,
 }
 
 /// # Safety
@@ -44,7 +46,12 @@ pub unsafe fn release(object: *mut Object) {
     // pointer `into_object` leaked from a `Box<Handle>`, not freed before and
     // referenced by no one else: `from_raw` takes back its only owner.
     let handle = unsafe { Box::from_raw(object as *mut Handle) };
-    Python::attach(|_py| drop(handle));
+    Python::attach(|py| {
+        if let Some(event_loop) = &handle.event_loop {
+            let _ = event_loop.bind(py).call_method0("close");
+        }
+        drop(handle)
+    });
 }
 
 /// `"ValueError: message"`, as Python prints an exception's last line.
@@ -80,7 +87,7 @@ pub fn resolve(module: &str, attribute: &str, reporter: &Reporter) -> Result<*mu
             return Err(status::NOT_CALLABLE);
         }
         let takes_params = accepts_keyword(py, &value, "params");
-        Ok(into_object(Handle { object: value.unbind(), takes_params }))
+        Ok(into_object(Handle { object: value.unbind(), takes_params, event_loop: None }))
     })
 }
 
@@ -121,21 +128,141 @@ pub fn handler(
     reporter: &Reporter,
 ) -> Result<u32, ()> {
     Python::attach(|py| {
+        let Some(polars) = polars() else {
+            reporter.error("the Python interpreter has not started", "");
+            return Err(());
+        };
+        let result = invoke(py, polars, function, model, batch, params, reporter)?;
+        emit_predictions(py, polars, &result, reporter)
+    })
+}
+
+/// Calls `function` with the batch as a DataFrame: `(df)`, or `(model, df)`
+/// with a model, and `params=` when it takes them.
+fn invoke<'py>(
+    py: Python<'py>,
+    polars: &crate::interpreter::Polars,
+    function: &Handle,
+    model: Option<&Handle>,
+    batch: ArrowArrayStream,
+    params: &[(String, String)],
+    reporter: &Reporter,
+) -> Result<Bound<'py, PyAny>, ()> {
+    let fail = |e: PyErr| report(py, &e, reporter);
+    let batch = Bound::new(py, ArrowBatch::new(batch)).map_err(fail)?;
+    let df = polars.data_frame.bind(py).call1((batch,)).map_err(fail)?;
+    let kwargs = if function.takes_params { Some(params_kwargs(py, params).map_err(fail)?) } else { None };
+    match model {
+        // With a model cache, the model comes first: `predict(model, df)`.
+        Some(model) => function.object.bind(py).call((model.object.bind(py), df), kwargs.as_ref()),
+        None => function.object.bind(py).call((df,), kwargs.as_ref()),
+    }
+    .map_err(fail)
+}
+
+/// Calls a streaming handler and keeps what it returned as a stream handle:
+/// an async generator with an event loop of its own (each step runs the
+/// loop until the generator yields), anything else through `iter()`.
+pub fn open_stream(
+    function: &Handle,
+    model: Option<&Handle>,
+    batch: ArrowArrayStream,
+    params: &[(String, String)],
+    reporter: &Reporter,
+) -> Result<*mut Object, ()> {
+    Python::attach(|py| {
         let fail = |e: PyErr| report(py, &e, reporter);
         let Some(polars) = polars() else {
             reporter.error("the Python interpreter has not started", "");
             return Err(());
         };
-        let batch = Bound::new(py, ArrowBatch::new(batch)).map_err(fail)?;
-        let df = polars.data_frame.bind(py).call1((batch,)).map_err(fail)?;
-        let kwargs = if function.takes_params { Some(params_kwargs(py, params).map_err(fail)?) } else { None };
-        let result = match model {
-            // With a model cache, the model comes first: `predict(model, df)`.
-            Some(model) => function.object.bind(py).call((model.object.bind(py), df), kwargs.as_ref()),
-            None => function.object.bind(py).call((df,), kwargs.as_ref()),
+        let result = invoke(py, polars, function, model, batch, params, reporter)?;
+        if result.hasattr("__anext__").map_err(fail)? {
+            let event_loop = py.import("asyncio").map_err(fail)?.call_method0("new_event_loop").map_err(fail)?;
+            return Ok(into_object(Handle {
+                object: result.unbind(),
+                takes_params: false,
+                event_loop: Some(event_loop.unbind()),
+            }));
         }
-        .map_err(fail)?;
-        emit_predictions(py, polars, &result, reporter)
+        let iterator = result.try_iter().map_err(|e| {
+            let kind = result.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            reporter.error(
+                &format!("a streaming Python handler must be a generator (it returned a {kind}): {}", describe(py, &e)),
+                "",
+            );
+        })?;
+        Ok(into_object(Handle { object: iterator.into_any().unbind(), takes_params: false, event_loop: None }))
+    })
+}
+
+/// The next step of a stream: `Some(kind)` with its chunks and ended rows
+/// reported, `None` when the generator is done.
+///
+/// A step is a list (or Series, array) with one value per row, `None`
+/// where a row has nothing, or a dict `{"chunks": ..., "done": [rows]}`.
+pub fn next_step(stream: &Handle, reporter: &Reporter) -> Result<Option<u32>, ()> {
+    Python::attach(|py| {
+        let fail = |e: PyErr| report(py, &e, reporter);
+        let Some(polars) = polars() else {
+            reporter.error("the Python interpreter has not started", "");
+            return Err(());
+        };
+        let iterator = stream.object.bind(py);
+        let step = match &stream.event_loop {
+            Some(event_loop) => {
+                let next = iterator.call_method0("__anext__").map_err(fail)?;
+                match event_loop.bind(py).call_method1("run_until_complete", (next,)) {
+                    Ok(step) => step,
+                    Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopAsyncIteration>(py) => return Ok(None),
+                    Err(e) => {
+                        fail(e);
+                        return Err(());
+                    }
+                }
+            }
+            None => match iterator.call_method0("__next__") {
+                Ok(step) => step,
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => return Ok(None),
+                Err(e) => {
+                    fail(e);
+                    return Err(());
+                }
+            },
+        };
+        let (chunks, done) = match step.cast::<PyDict>() {
+            Ok(dict) => (dict.get_item("chunks").map_err(fail)?, dict.get_item("done").map_err(fail)?),
+            Err(_) => (Some(step.clone()), None),
+        };
+        if let Some(done) = done.filter(|d| !d.is_none()) {
+            let rows: Vec<u64> = done.extract().map_err(|e| {
+                reporter.error(&format!("'done' must be a list of row indices: {}", describe(py, &e)), "");
+            })?;
+            reporter.rows(&rows);
+        }
+        match chunks.filter(|c| !c.is_none()) {
+            Some(chunks) => emit_predictions(py, polars, &chunks, reporter).map(Some),
+            None => Ok(Some(prediction_kind::NONE)),
+        }
+    })
+}
+
+/// Closes a stream's generator early, so its `finally` blocks run.
+pub fn close_stream(stream: &Handle, reporter: &Reporter) -> Result<(), ()> {
+    Python::attach(|py| {
+        let fail = |e: PyErr| report(py, &e, reporter);
+        let iterator = stream.object.bind(py);
+        match &stream.event_loop {
+            Some(event_loop) => {
+                let closing = iterator.call_method0("aclose").map_err(fail)?;
+                event_loop.bind(py).call_method1("run_until_complete", (closing,)).map_err(fail)?;
+            }
+            None if iterator.hasattr("close").map_err(fail)? => {
+                iterator.call_method0("close").map_err(fail)?;
+            }
+            None => {}
+        }
+        Ok(())
     })
 }
 
@@ -197,6 +324,6 @@ pub fn loader(
         let fail = |e: PyErr| reporter.error(&describe(py, &e), "");
         let kwargs = if function.takes_params { Some(params_kwargs(py, params).map_err(fail)?) } else { None };
         let model = function.object.bind(py).call((path,), kwargs.as_ref()).map_err(fail)?;
-        Ok(into_object(Handle { object: model.unbind(), takes_params: false }))
+        Ok(into_object(Handle { object: model.unbind(), takes_params: false, event_loop: None }))
     })
 }

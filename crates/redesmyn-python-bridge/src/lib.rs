@@ -19,8 +19,18 @@ use redesmyn_python_abi::{status, ArrowArrayStream, BridgeApi, Object, Param, Si
 
 use crate::sink::Reporter;
 
-static API: BridgeApi =
-    BridgeApi { abi_version: ABI_VERSION, start, add_paths, resolve, call_handler, call_loader, release };
+static API: BridgeApi = BridgeApi {
+    abi_version: ABI_VERSION,
+    start,
+    add_paths,
+    resolve,
+    call_handler,
+    call_loader,
+    release,
+    open_stream,
+    next_step,
+    close_stream,
+};
 
 /// The entry point the host looks up (`redesmyn_python_abi::ENTRY_SYMBOL`).
 #[no_mangle]
@@ -228,4 +238,77 @@ unsafe extern "C" fn release(object: *mut Object) {
     // SAFETY: the ABI contract gives `call::release` what it asks: a handle
     // of this bridge (or null), released once, in use by no call.
     let _ = catch_unwind(|| unsafe { call::release(object) });
+}
+
+/// [`BridgeApi::open_stream`].
+///
+/// # Safety
+/// As for [`call_handler`], with `out` a writable, aligned slot instead of `kind`.
+unsafe extern "C" fn open_stream(
+    function: *const Object,
+    model: *const Object,
+    batch: *mut ArrowArrayStream,
+    params: *const Param,
+    n_params: usize,
+    out: *mut *mut Object,
+    sink: *const Sink,
+) -> i32 {
+    // SAFETY: as in `call_handler`: the batch is moved to the bridge.
+    let batch = unsafe { ArrowArrayStream::take(batch) };
+    // SAFETY: as in `call_handler`.
+    let params = unsafe { self::params(params, n_params) };
+    guarded(sink, |r| {
+        // SAFETY: as in `call_handler`: live handles, not released during the call.
+        let function = unsafe { call::handle(function) };
+        let model = (!model.is_null()).then(|| {
+            // SAFETY: as for `function`.
+            unsafe { call::handle(model) }
+        });
+        match call::open_stream(function, model, batch, &params, r) {
+            Ok(stream) => {
+                // SAFETY: `out` is a writable, aligned slot for the call (ABI
+                // contract); it holds a plain pointer, so nothing is dropped.
+                unsafe { *out = stream };
+                status::OK
+            }
+            Err(()) => status::FAILED,
+        }
+    })
+}
+
+/// [`BridgeApi::next_step`].
+///
+/// # Safety
+/// The host keeps the ABI contract: `stream` is a live handle from
+/// `open_stream`, not released during the call and used by no other call
+/// meanwhile; `kind` is a writable `u32`; `sink` is valid for the call.
+unsafe extern "C" fn next_step(stream: *const Object, kind: *mut u32, sink: *const Sink) -> i32 {
+    guarded(sink, |r| {
+        // SAFETY: a live handle from `open_stream` (ABI contract).
+        let stream = unsafe { call::handle(stream) };
+        match call::next_step(stream, r) {
+            Ok(Some(k)) => {
+                // SAFETY: `kind` is a writable, aligned `u32` for the call (ABI contract).
+                unsafe { *kind = k };
+                status::OK
+            }
+            Ok(None) => status::FINISHED,
+            Err(()) => status::FAILED,
+        }
+    })
+}
+
+/// [`BridgeApi::close_stream`].
+///
+/// # Safety
+/// As for [`next_step`].
+unsafe extern "C" fn close_stream(stream: *const Object, sink: *const Sink) -> i32 {
+    guarded(sink, |r| {
+        // SAFETY: a live handle from `open_stream` (ABI contract).
+        let stream = unsafe { call::handle(stream) };
+        match call::close_stream(stream, r) {
+            Ok(()) => status::OK,
+            Err(()) => status::FAILED,
+        }
+    })
 }

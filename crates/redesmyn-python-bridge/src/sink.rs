@@ -42,4 +42,11 @@ impl Reporter {
         // needs to move it out (this function's obligation).
         unsafe { ((*self.sink).column)((*self.sink).ctx, Str::new(name), stream) }
     }
+
+    /// Reports the rows a step ends.
+    pub fn rows(&self, rows: &[u64]) {
+        // SAFETY: a live sink (obligation of `new`) with its own `ctx`;
+        // `rows` is borrowed for the call, as the ABI asks.
+        unsafe { ((*self.sink).rows)((*self.sink).ctx, rows.as_ptr(), rows.len()) }
+    }
 }

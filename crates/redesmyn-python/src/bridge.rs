@@ -216,6 +216,71 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// Calls a streaming handler; `batch` is moved into the bridge. The
+    /// returned object is the generator's stream handle.
+    pub fn open_stream(
+        &'static self,
+        function: &Object,
+        model: Option<&Object>,
+        batch: polars_arrow::ffi::ArrowArrayStream,
+        params: &[(&str, &str)],
+    ) -> Result<Object, Failure> {
+        let mut batch = to_abi(batch);
+        let params: Vec<Param> = params.iter().map(|(k, v)| Param { key: Str::new(k), value: Str::new(v) }).collect();
+        let mut object: *mut abi::Object = std::ptr::null_mut();
+        let mut out = Collected::default();
+        // SAFETY: as in `call_handler`: a checked table, live handles
+        // borrowed for the call, a batch moved to the bridge, `Str`s alive
+        // past the call, a local `object` slot and a sink whose `ctx` is `out`.
+        let code = unsafe {
+            (self.api.open_stream)(
+                function.raw,
+                model.map_or(std::ptr::null(), |m| m.raw),
+                &mut batch,
+                params.as_ptr(),
+                params.len(),
+                &mut object,
+                &out.sink(),
+            )
+        };
+        out.result(code)?;
+        Ok(Object { bridge: self, raw: object })
+    }
+
+    /// The next step of a stream handle: `None` when the generator is done,
+    /// else the step's kind, columns and ended rows. The caller keeps calls
+    /// on one handle from overlapping.
+    pub fn next_step(&self, stream: &Object) -> Result<Option<Step>, Failure> {
+        let mut kind = 0u32;
+        let mut out = Collected::default();
+        // SAFETY: a checked table, a live stream handle borrowed for the
+        // call (not used by another call: the caller's obligation), a local
+        // `kind` and a sink whose `ctx` is `out`.
+        let code = unsafe { (self.api.next_step)(stream.raw, &mut kind, &out.sink()) };
+        if code == status::FINISHED {
+            return Ok(None);
+        }
+        let out = out.result(code)?;
+        Ok(Some(Step { kind, columns: out.columns, ended: out.rows }))
+    }
+
+    /// Closes a stream handle's generator early (its `finally` runs).
+    pub fn close_stream(&self, stream: &Object) -> Result<(), Failure> {
+        let mut out = Collected::default();
+        // SAFETY: as in `next_step`.
+        let code = unsafe { (self.api.close_stream)(stream.raw, &out.sink()) };
+        out.result(code).map(drop)
+    }
+}
+
+/// One step of a Python stream, as the bridge reported it.
+pub struct Step {
+    pub kind: u32,
+    pub columns: Vec<(String, polars_arrow::ffi::ArrowArrayStream)>,
+    pub ended: Vec<u64>,
+}
+
 /// A failed bridge call: its status code, message and traceback.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -284,11 +349,18 @@ struct Collected {
     error: Option<(String, String)>,
     columns: Vec<(String, polars_arrow::ffi::ArrowArrayStream)>,
     info: Vec<(String, String)>,
+    rows: Vec<u64>,
 }
 
 impl Collected {
     fn sink(&mut self) -> Sink {
-        Sink { ctx: self as *mut Collected as *mut c_void, error: on_error, column: on_column, info: on_info }
+        Sink {
+            ctx: self as *mut Collected as *mut c_void,
+            error: on_error,
+            column: on_column,
+            info: on_info,
+            rows: on_rows,
+        }
     }
 
     fn result(self, code: i32) -> Result<Collected, Failure> {
@@ -333,6 +405,22 @@ unsafe extern "C" fn on_column(ctx: *mut c_void, name: Str, stream: *mut abi::Ar
     // at once.
     let name = unsafe { name.as_str() }.to_owned();
     out.columns.push((name, from_abi(stream)));
+}
+
+/// [`Sink::rows`].
+///
+/// # Safety
+/// As for [`on_error`]; `rows..rows+n` is a readable array of `u64` for the call.
+unsafe extern "C" fn on_rows(ctx: *mut c_void, rows: *const u64, n: usize) {
+    // SAFETY: `ctx` is a live, exclusively used `*mut Collected` for the call
+    // (this function's obligation).
+    let out = unsafe { &mut *(ctx as *mut Collected) };
+    if rows.is_null() || n == 0 {
+        return;
+    }
+    // SAFETY: `rows..rows+n` is readable for the call (this function's
+    // obligation); the values are copied at once.
+    out.rows.extend_from_slice(unsafe { std::slice::from_raw_parts(rows, n) });
 }
 
 /// [`Sink::info`].

@@ -64,6 +64,15 @@ fn invoke(function: &Object, batch: Batch) -> Result<Predictions, HandlerError> 
             error.with_detail(failure.detail)
         }
     })?;
+    predictions(kind, columns)
+}
+
+/// What a Python handler (or one step of a streaming one) reported, as
+/// the core's predictions.
+pub(crate) fn predictions(
+    kind: u32,
+    columns: Vec<(String, polars_arrow::ffi::ArrowArrayStream)>,
+) -> Result<Predictions, HandlerError> {
     let mut series = Vec::with_capacity(columns.len());
     for (name, stream) in columns {
         let column = import_column(&name, stream)

@@ -16,10 +16,12 @@ mod environment;
 mod handler;
 mod interpreter;
 mod loader;
+mod stream;
 mod target;
 
 pub use bridge::{BRIDGE_ENV, BRIDGE_FILE};
 pub use handler::PyHandler;
 pub use interpreter::{configure, ensure_started, PythonConfig, PythonError};
 pub use loader::{PyLoader, PyModel};
+pub use stream::PyStreamHandler;
 pub use target::Target;

@@ -9,6 +9,10 @@
 //! the next batch takes all of them, so batches grow with load by themselves.
 //! That is why the default delay is zero: an idle server answers a lone
 //! request at once, a busy one still forms full batches.
+//!
+//! Streaming models queue and batch the same way; their batches run in
+//! `stream.rs`, answering each request through its own event channel
+//! instead of a single reply.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -19,13 +23,14 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use polars::prelude::*;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::cache::ModelCache;
 use crate::error::RequestError;
-use crate::handler::{Batch, Handler, Params, Predictions};
+use crate::handler::{Batch, Handler, Params, Predictions, Runtime};
 use crate::metrics::EndpointMetrics;
+use crate::stream::{self, ChunkStream, Event, StreamHandler, STREAM_BUFFER};
 
 /// How requests are grouped into batches.
 #[derive(Debug, Clone)]
@@ -76,12 +81,41 @@ pub trait Liveness: Send + Sync {
     fn gone(&self) -> bool;
 }
 
+/// Where a request's answer goes: one reply, or a stream of events.
+pub enum Responder {
+    Once(oneshot::Sender<Reply>),
+    Stream(mpsc::Sender<Event>),
+}
+
+impl Responder {
+    /// The client stopped waiting (dropped its receiver).
+    fn is_closed(&self) -> bool {
+        match self {
+            Responder::Once(reply) => reply.is_closed(),
+            Responder::Stream(sender) => sender.is_closed(),
+        }
+    }
+
+    /// Answers with an error. A stream's channel is empty before its batch
+    /// runs, so the event always fits.
+    fn fail(self, error: RequestError) {
+        match self {
+            Responder::Once(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Responder::Stream(sender) => {
+                let _ = sender.try_send(Event::Failed(error));
+            }
+        }
+    }
+}
+
 /// A parsed request waiting for its batch.
 pub struct Job {
     pub frame: DataFrame,
     pub enqueued: Instant,
     pub deadline: Option<Instant>,
-    pub reply: oneshot::Sender<Reply>,
+    pub reply: Responder,
     pub client: Option<Arc<dyn Liveness>>,
 }
 
@@ -93,11 +127,13 @@ impl Job {
 
 /// The queues of one endpoint, one per key, created on first use.
 pub struct Queues {
-    handler: Arc<dyn Handler>,
+    runtime: Runtime,
     cache: Option<Arc<ModelCache>>,
     metrics: Option<EndpointMetrics>,
     config: BatchConfig,
-    runtime: Handle,
+    tasks: Handle,
+    /// Turned on by [`Queues::shutdown`]: running streams end.
+    stopping: watch::Sender<bool>,
     state: Mutex<QueuesState>,
 }
 
@@ -117,25 +153,26 @@ struct Lane {
 }
 
 impl Queues {
-    pub fn new(handler: Arc<dyn Handler>, config: BatchConfig, runtime: Handle) -> Self {
-        Self::with_parts(handler, None, None, config, runtime)
+    pub fn new(handler: impl Into<Runtime>, config: BatchConfig, tasks: Handle) -> Self {
+        Self::with_parts(handler.into(), None, None, config, tasks)
     }
 
     /// Queues whose batches get the model their parameters select, and
     /// that record queueing and batches in `metrics`.
     pub fn with_parts(
-        handler: Arc<dyn Handler>,
+        runtime: Runtime,
         cache: Option<Arc<ModelCache>>,
         metrics: Option<EndpointMetrics>,
         config: BatchConfig,
-        runtime: Handle,
+        tasks: Handle,
     ) -> Self {
         Queues {
-            handler,
+            runtime,
             cache,
             metrics,
             config,
-            runtime,
+            tasks,
+            stopping: watch::channel(false).0,
             state: Mutex::new(QueuesState { open: true, lanes: HashMap::new(), tasks: Vec::new() }),
         }
     }
@@ -154,9 +191,41 @@ impl Queues {
         client: Option<Arc<dyn Liveness>>,
     ) -> Result<oneshot::Receiver<Reply>, RequestError> {
         let (reply, answer) = oneshot::channel();
-        let enqueued = Instant::now();
-        let deadline = self.config.timeout.map(|t| enqueued + t);
-        let mut job = Job { frame, enqueued, deadline, reply, client };
+        self.enqueue(params, frame, Responder::Once(reply), client, Instant::now())?;
+        Ok(answer)
+    }
+
+    /// Queues a parsed request for a streaming model and returns its
+    /// events. `arrived` is when the request came in: its deadline for the
+    /// first chunk counts from there.
+    pub fn submit_stream(
+        &self,
+        params: Params,
+        frame: DataFrame,
+        client: Option<Arc<dyn Liveness>>,
+        arrived: Instant,
+    ) -> Result<ChunkStream, RequestError> {
+        let rows = frame.height();
+        let (sender, events) = mpsc::channel(STREAM_BUFFER);
+        self.enqueue(params, frame, Responder::Stream(sender), client, arrived)?;
+        Ok(ChunkStream::new(events, rows, arrived, self.metrics.clone()))
+    }
+
+    /// Whether this model's handler streams.
+    pub fn streams(&self) -> bool {
+        self.runtime.is_stream()
+    }
+
+    fn enqueue(
+        &self,
+        params: Params,
+        frame: DataFrame,
+        reply: Responder,
+        client: Option<Arc<dyn Liveness>>,
+        arrived: Instant,
+    ) -> Result<(), RequestError> {
+        let deadline = self.config.timeout.map(|t| arrived + t);
+        let mut job = Job { frame, enqueued: arrived, deadline, reply, client };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if !state.open {
             return Err(RequestError::ShuttingDown);
@@ -171,7 +240,8 @@ impl Queues {
                     let (sender, rx) = mpsc::channel(self.config.max_queue.max(1));
                     let lane = Lane { sender, queued_rows: Arc::default(), full: Arc::default() };
                     let batcher = Batcher {
-                        handler: Arc::clone(&self.handler),
+                        runtime: self.runtime.clone(),
+                        stopping: self.stopping.subscribe(),
                         cache: self.cache.clone(),
                         metrics: self.metrics.clone(),
                         config: self.config.clone(),
@@ -181,7 +251,7 @@ impl Queues {
                         full: Arc::clone(&lane.full),
                     };
                     state.tasks.retain(|t| !t.is_finished());
-                    state.tasks.push(self.runtime.spawn(batcher.run(rx)));
+                    state.tasks.push(self.tasks.spawn(batcher.run(rx)));
                     state.lanes.insert(Arc::clone(&params), lane.clone());
                     lane
                 }
@@ -201,7 +271,7 @@ impl Queues {
                     if let Some(m) = &self.metrics {
                         m.queue_depth.inc();
                     }
-                    return Ok(answer);
+                    return Ok(());
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     return Err(RequestError::QueueFull { retry_after: Duration::from_secs(1) })
@@ -215,9 +285,16 @@ impl Queues {
         Err(RequestError::ShuttingDown)
     }
 
-    /// Stops taking requests, lets every queued and running batch finish,
-    /// and waits for the batchers to end.
+    /// Ends every running stream with [`RequestError::ShuttingDown`]; streams
+    /// that start after this fail the same way.
+    pub fn end_streams(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Stops taking requests, lets every queued and running batch finish
+    /// (open streams end with an error), and waits for the batchers to end.
     pub async fn shutdown(&self) {
+        self.end_streams();
         let tasks = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.open = false;
@@ -231,7 +308,8 @@ impl Queues {
 }
 
 struct Batcher {
-    handler: Arc<dyn Handler>,
+    runtime: Runtime,
+    stopping: watch::Receiver<bool>,
     cache: Option<Arc<ModelCache>>,
     metrics: Option<EndpointMetrics>,
     config: BatchConfig,
@@ -313,17 +391,142 @@ impl Batcher {
             if let Some(m) = &self.metrics {
                 m.queue_depth.dec_by(jobs.len() as i64);
             }
-            let handler = Arc::clone(&self.handler);
             let cache = self.cache.clone();
             let metrics = self.metrics.clone();
             let params = Arc::clone(&self.params);
-            tokio::spawn(async move {
-                run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await;
-                drop(permit);
-            });
+            match &self.runtime {
+                Runtime::Unary(handler) => {
+                    let handler = Arc::clone(handler);
+                    tokio::spawn(async move {
+                        run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await;
+                        drop(permit);
+                    });
+                }
+                Runtime::Stream(handler) => {
+                    let handler = Arc::clone(handler);
+                    let timeout = self.config.timeout;
+                    let stopping = self.stopping.clone();
+                    tokio::spawn(async move {
+                        let context = StreamContext { timeout, stopping };
+                        run_stream(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs, context).await;
+                        drop(permit);
+                    });
+                }
+            }
         }
         // Wait for running batches before reporting this batcher done.
         let _ = self.permits.acquire_many(self.config.max_concurrent.max(1) as u32).await;
+    }
+}
+
+/// The requests of a batch still worth running, with their model and
+/// concatenated rows; every other request is answered here.
+async fn prepare(
+    cache: Option<&ModelCache>,
+    params: &Params,
+    jobs: Vec<Job>,
+) -> Option<(Vec<Job>, Option<crate::cache::LoadedModel>, DataFrame)> {
+    let started = Instant::now();
+    // Requests whose client went away or whose deadline passed never reach the handler.
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .filter_map(|job| {
+            if job.reply.is_closed() {
+                return None;
+            }
+            if job.client.as_ref().is_some_and(|c| c.gone()) {
+                job.reply.fail(RequestError::ClientGone);
+                return None;
+            }
+            if let Some(deadline) = job.deadline {
+                if deadline <= started {
+                    let waited = deadline.saturating_duration_since(job.enqueued);
+                    job.reply.fail(RequestError::DeadlineExceeded(waited));
+                    return None;
+                }
+            }
+            Some(job)
+        })
+        .collect();
+    if jobs.is_empty() {
+        return None;
+    }
+    let model = match cache {
+        Some(cache) => match cache.get(params).await {
+            Ok(model) => Some(model),
+            Err(e) => {
+                let error = RequestError::from(e);
+                for job in jobs {
+                    job.reply.fail(error.clone());
+                }
+                return None;
+            }
+        },
+        None => None,
+    };
+    match concat(&jobs) {
+        Ok(frame) => Some((jobs, model, frame)),
+        Err(e) => {
+            let message = format!("could not assemble the batch: {e}");
+            for job in jobs {
+                job.reply.fail(RequestError::Handler(message.clone()));
+            }
+            None
+        }
+    }
+}
+
+/// What a streaming batch needs besides its requests.
+struct StreamContext {
+    timeout: Option<Duration>,
+    stopping: watch::Receiver<bool>,
+}
+
+/// Runs one streaming batch (see `stream.rs`) until its streams end.
+async fn run_stream(
+    handler: &dyn StreamHandler,
+    cache: Option<&ModelCache>,
+    metrics: Option<&EndpointMetrics>,
+    params: Arc<Params>,
+    jobs: Vec<Job>,
+    context: StreamContext,
+) {
+    let Some((jobs, model, frame)) = prepare(cache, &params, jobs).await else {
+        return;
+    };
+    let total = frame.height();
+    let handler_started = Instant::now();
+    let mut sinks = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Some(m) = metrics {
+            m.queued(handler_started.saturating_duration_since(job.enqueued));
+        }
+        let rows = job.rows();
+        match job.reply {
+            Responder::Stream(sender) => {
+                if *context.stopping.borrow() {
+                    let _ = sender.try_send(Event::Failed(RequestError::ShuttingDown));
+                    continue;
+                }
+                sinks.push(stream::Sink { sender, rows, deadline: job.deadline })
+            }
+            once => once.fail(RequestError::Handler("this model streams: ask for a stream".into())),
+        }
+    }
+    if sinks.is_empty() {
+        return;
+    }
+    let opened = AssertUnwindSafe(async { handler.open(Batch { frame, params, loaded: model }) }).catch_unwind().await;
+    match opened {
+        Ok(steps) => stream::run(steps, sinks, context.timeout, context.stopping).await,
+        Err(_) => {
+            for sink in sinks {
+                let _ = sink.sender.try_send(Event::Failed(RequestError::Handler("the handler panicked".into())));
+            }
+        }
+    }
+    if let Some(m) = metrics {
+        m.batch(total, handler_started.elapsed());
     }
 }
 
@@ -335,54 +538,10 @@ async fn run_batch(
     params: Arc<Params>,
     jobs: Vec<Job>,
 ) {
-    let started = Instant::now();
-    // Requests whose client went away or whose deadline passed never reach the handler.
-    let jobs: Vec<Job> = jobs
-        .into_iter()
-        .filter_map(|job| {
-            if job.reply.is_closed() {
-                return None;
-            }
-            if job.client.as_ref().is_some_and(|c| c.gone()) {
-                let _ = job.reply.send(Err(RequestError::ClientGone));
-                return None;
-            }
-            if let Some(deadline) = job.deadline {
-                if deadline <= started {
-                    let _ = job.reply.send(Err(RequestError::DeadlineExceeded(deadline - job.enqueued)));
-                    return None;
-                }
-            }
-            Some(job)
-        })
-        .collect();
-    if jobs.is_empty() {
+    let Some((jobs, model, frame)) = prepare(cache, &params, jobs).await else {
         return;
-    }
-    let model = match cache {
-        Some(cache) => match cache.get(&params).await {
-            Ok(model) => Some(model),
-            Err(e) => {
-                let error = RequestError::from(e);
-                for job in jobs {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-                return;
-            }
-        },
-        None => None,
     };
     let total: usize = jobs.iter().map(Job::rows).sum();
-    let frame = match concat(&jobs) {
-        Ok(frame) => frame,
-        Err(e) => {
-            let message = format!("could not assemble the batch: {e}");
-            for job in jobs {
-                let _ = job.reply.send(Err(RequestError::Handler(message.clone())));
-            }
-            return;
-        }
-    };
     let handler_started = Instant::now();
     let outcome = AssertUnwindSafe(handler.call(Batch { frame, params, loaded: model })).catch_unwind().await;
     let handled = handler_started.elapsed();
@@ -423,12 +582,17 @@ async fn run_batch(
                     handled,
                 };
                 offset += rows;
-                let _ = job.reply.send(Ok(answer));
+                match job.reply {
+                    Responder::Once(reply) => {
+                        let _ = reply.send(Ok(answer));
+                    }
+                    stream => stream.fail(RequestError::Handler("this model does not stream".into())),
+                }
             }
         }
         Err(message) => {
             for job in jobs {
-                let _ = job.reply.send(Err(RequestError::Handler(message.clone())));
+                job.reply.fail(RequestError::Handler(message.clone()));
             }
         }
     }

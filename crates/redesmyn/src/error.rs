@@ -73,6 +73,12 @@ pub enum RequestError {
     /// The client closed its connection before the batch ran.
     #[error("the client closed the connection before the request was handled")]
     ClientGone,
+    /// A unary prediction asked of a model whose handler streams.
+    #[error("model '{0}' streams its predictions: ask for a stream (Accept: text/event-stream, V2 generate_stream, gRPC ModelStreamInfer)")]
+    StreamOnly(String),
+    /// A stream asked of a model whose handler answers once.
+    #[error("model '{0}' does not stream its predictions")]
+    NotStreaming(String),
     /// A V2 (Open Inference Protocol) request or answer that is not a valid
     /// tensor set: the message names the input or output at fault.
     #[error("{0}")]
@@ -86,6 +92,7 @@ impl RequestError {
             RequestError::InvalidRecord(_) | RequestError::InvalidParam(_) => ErrorKind::InvalidArgument,
             RequestError::NotFound { .. } | RequestError::ModelNotFound(_) => ErrorKind::NotFound,
             RequestError::MethodNotAllowed { .. } => ErrorKind::Unsupported,
+            RequestError::StreamOnly(_) | RequestError::NotStreaming(_) => ErrorKind::InvalidArgument,
             RequestError::PayloadTooLarge { .. } => ErrorKind::TooLarge,
             RequestError::UnsupportedMediaType(_) => ErrorKind::UnsupportedFormat,
             RequestError::QueueFull { .. } => ErrorKind::ResourceExhausted,
@@ -123,6 +130,12 @@ impl RequestError {
 pub enum Outcome {
     Ok,
     Failed(ErrorKind),
+}
+
+impl Outcome {
+    pub fn from_error(error: &RequestError) -> Self {
+        Outcome::Failed(error.kind())
+    }
 }
 
 impl<T> From<&Result<T, RequestError>> for Outcome {

@@ -101,6 +101,32 @@ pub trait Handler: Send + Sync + 'static {
     fn call(&self, batch: Batch) -> BoxFuture<'static, Result<Predictions, HandlerError>>;
 }
 
+/// What predicts for a model: a handler that answers each batch once, or a
+/// streaming handler that yields steps (see [`crate::stream`]).
+#[derive(Clone)]
+pub enum Runtime {
+    Unary(Arc<dyn Handler>),
+    Stream(Arc<dyn crate::stream::StreamHandler>),
+}
+
+impl Runtime {
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Runtime::Stream(_))
+    }
+}
+
+impl From<Arc<dyn Handler>> for Runtime {
+    fn from(handler: Arc<dyn Handler>) -> Self {
+        Runtime::Unary(handler)
+    }
+}
+
+impl From<Arc<dyn crate::stream::StreamHandler>> for Runtime {
+    fn from(handler: Arc<dyn crate::stream::StreamHandler>) -> Self {
+        Runtime::Stream(handler)
+    }
+}
+
 /// Any `Fn(Batch) -> Future` is a handler, which keeps tests and Rust users short.
 impl<F, Fut> Handler for F
 where

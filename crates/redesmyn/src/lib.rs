@@ -24,13 +24,15 @@ pub mod model;
 pub mod schema;
 pub mod server;
 pub mod service;
+pub mod stream;
 pub mod v2;
 
 pub use batch::BatchConfig;
 pub use config::ServerConfig;
 pub use error::{ErrorKind, Outcome, RequestError};
-pub use handler::{Batch, Handler, HandlerError, Params, Predictions};
+pub use handler::{Batch, Handler, HandlerError, Params, Predictions, Runtime};
 pub use model::{Endpoint, Model, ModelKey, ModelRegistry};
 pub use schema::{Field, FieldType, Numeric, Schema};
 pub use server::{RunningServer, Server, ServerError};
 pub use service::{InferenceRequest, InferenceService, Prediction, ServedModel};
+pub use stream::{ChunkStream, Event, Step, StreamHandler};

@@ -73,6 +73,10 @@ fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 20))
 }
 
+fn chunks() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
 fn rows() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 14))
 }
@@ -88,6 +92,9 @@ pub struct Metrics {
     batch_size: Histograms,
     queue_depth: Family<EndpointLabel, Gauge>,
     in_flight: Family<EndpointLabel, Gauge>,
+    streams_open: Family<EndpointLabel, Gauge>,
+    first_chunk: Histograms,
+    stream_chunks: Histograms,
     emf: Option<Arc<Emf>>,
 }
 
@@ -105,6 +112,9 @@ impl Metrics {
         let queue_depth = Family::<EndpointLabel, Gauge>::default();
         let in_flight = Family::<EndpointLabel, Gauge>::default();
         let model_load_duration = Histograms::new_with_constructor(seconds);
+        let streams_open = Family::<EndpointLabel, Gauge>::default();
+        let first_chunk = Histograms::new_with_constructor(seconds);
+        let stream_chunks = Histograms::new_with_constructor(chunks);
         registry.register("requests", "Requests answered, by endpoint and HTTP status", requests.clone());
         registry.register(
             "protocol_requests",
@@ -138,6 +148,14 @@ impl Metrics {
             Unit::Seconds,
             model_load_duration.clone(),
         );
+        registry.register("streams_open", "Streaming requests whose stream is open", streams_open.clone());
+        registry.register_with_unit(
+            "stream_first_chunk",
+            "Time from a streaming request's arrival to its first chunk",
+            Unit::Seconds,
+            first_chunk.clone(),
+        );
+        registry.register("stream_chunks", "Chunks sent per stream", stream_chunks.clone());
         for (endpoint, cache) in &caches {
             let histogram = model_load_duration.get_or_create(&EndpointLabel { endpoint: endpoint.clone() }).clone();
             cache.on_load(move |d| histogram.observe(d.as_secs_f64()));
@@ -153,6 +171,9 @@ impl Metrics {
             batch_size,
             queue_depth,
             in_flight,
+            streams_open,
+            first_chunk,
+            stream_chunks,
             emf,
         }
     }
@@ -175,6 +196,9 @@ impl Metrics {
             batch_size: self.batch_size.get_or_create(&label).clone(),
             queue_depth: self.queue_depth.get_or_create(&label).clone(),
             in_flight: self.in_flight.get_or_create(&label).clone(),
+            streams_open: self.streams_open.get_or_create(&label).clone(),
+            first_chunk: self.first_chunk.get_or_create(&label).clone(),
+            stream_chunks: self.stream_chunks.get_or_create(&label).clone(),
             emf: self.emf.as_ref().map(|e| e.endpoint(endpoint)),
         }
     }
@@ -227,6 +251,9 @@ pub struct EndpointMetrics {
     batch_size: Histogram,
     pub(crate) queue_depth: Gauge,
     pub(crate) in_flight: Gauge,
+    pub(crate) streams_open: Gauge,
+    first_chunk: Histogram,
+    stream_chunks: Histogram,
     emf: Option<Arc<EmfEndpoint>>,
 }
 
@@ -254,6 +281,16 @@ impl EndpointMetrics {
     pub fn answered_via(&self, protocol: Protocol) {
         let index = Protocol::ALL.iter().position(|p| *p == protocol).unwrap_or(0);
         self.by_protocol[index].inc();
+    }
+
+    /// A stream's first chunk reached its client's buffer `after` its arrival.
+    pub fn first_chunk(&self, after: Duration) {
+        self.first_chunk.observe(after.as_secs_f64());
+    }
+
+    /// A stream ended (or its client left) after `chunks` chunks.
+    pub fn stream_chunks(&self, chunks: u64) {
+        self.stream_chunks.observe(chunks as f64);
     }
 
     pub fn queued(&self, waited: Duration) {

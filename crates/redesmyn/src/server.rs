@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::model::{Endpoint, ModelKey, ModelRegistry};
 use crate::service::InferenceService;
 pub use crate::service::Prediction;
+use crate::stream::ChunkStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -228,12 +229,22 @@ impl RunningServer {
         route.model.predict_records(&params, body).await
     }
 
-    /// Graceful stop, in order: not ready; background tasks end; no new
+    /// Streams in-process from the streaming model of the endpoint at
+    /// `path`, as [`Self::predict`]; `None` for an empty array of records.
+    pub fn stream(&self, path: &str, params: Params, body: &[u8]) -> Result<Option<ChunkStream>, RequestError> {
+        let route = self.state.routes.iter().find(|r| r.path == path);
+        let route = route.ok_or_else(|| RequestError::NotFound { method: "stream".into(), path: path.into() })?;
+        route.model.stream_records(&params, body)
+    }
+
+    /// Graceful stop, in order: not ready; open streams end with an error
+    /// event; background tasks end; no new
     /// connections and every accepted request answered (HTTP and gRPC
     /// together); batchers drain;
     /// the HTTP thread is joined; EMF flushed.
     pub async fn stop(&self) {
         self.ready.store(false, Ordering::Release);
+        self.service.end_streams();
         for task in &self.background {
             task.abort();
         }

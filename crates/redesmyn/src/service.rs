@@ -21,6 +21,7 @@ use crate::handler::Params;
 use crate::metrics::{EndpointMetrics, Metrics, Protocol};
 use crate::model::{Model, ModelKey, ModelRegistry};
 use crate::schema::Schema;
+use crate::stream::ChunkStream;
 use crate::v2::wire::TensorMetadata;
 
 /// A model found by name (and version), and the parameter value its version
@@ -81,7 +82,7 @@ impl InferenceService {
                 let endpoint_metrics = metrics.map(|m| m.endpoint(&label));
                 Arc::new(ServedModel {
                     queues: Queues::with_parts(
-                        model.handler,
+                        model.runtime,
                         model.cache.clone(),
                         endpoint_metrics.clone(),
                         model.batch.clone(),
@@ -145,6 +146,14 @@ impl InferenceService {
         self.models.iter().filter_map(|m| m.cache.as_ref())
     }
 
+    /// Ends every open stream with an error (the first step of a stop, so
+    /// streaming connections close rather than hold the stop up).
+    pub fn end_streams(&self) {
+        for model in &self.models {
+            model.queues.end_streams();
+        }
+    }
+
     /// Stops taking requests; every queued and running batch is answered.
     pub async fn shutdown(&self) {
         for model in &self.models {
@@ -205,6 +214,15 @@ impl ServedModel {
         Tracked { metrics: self.metrics.as_ref(), arrived, protocol }
     }
 
+    /// Like [`Self::track_via`] for a stream, whose record lives as long
+    /// as the stream does (past the handler call of its front door).
+    pub fn track_stream(&self, arrived: Instant, protocol: Protocol) -> StreamTracked {
+        if let Some(m) = &self.metrics {
+            m.in_flight.inc();
+        }
+        StreamTracked { metrics: self.metrics.clone(), arrived, protocol }
+    }
+
     /// Checks the parameters, decodes the payload with `decode`, queues it
     /// and waits for its answer within the model's deadline. `None` for a
     /// payload with no rows: nothing to predict.
@@ -250,6 +268,43 @@ impl ServedModel {
         Ok(Prediction { id, answer: result?, total: arrived.elapsed() })
     }
 
+    /// Whether the model's handler streams: its requests go through
+    /// [`Self::stream`], and unary predictions are refused.
+    pub fn streams(&self) -> bool {
+        self.queues.streams()
+    }
+
+    /// Checks the parameters, decodes the payload with `decode` and queues
+    /// it for a streaming model; the events follow as the handler yields.
+    /// `None` for a payload with no rows. Errors here come before any
+    /// chunk (a client can still get a plain error answer).
+    pub fn stream(
+        &self,
+        request: InferenceRequest,
+        decode: impl FnOnce(&Schema) -> Result<DataFrame, RequestError>,
+    ) -> Result<Option<ChunkStream>, RequestError> {
+        let InferenceRequest { params, arrived, client } = request;
+        if !self.streams() {
+            return Err(RequestError::NotStreaming(self.key.name.clone()));
+        }
+        if let Some(cache) = &self.cache {
+            cache.check(&params)?;
+        }
+        let frame = decode(&self.schema)?;
+        if frame.height() == 0 {
+            return Ok(None);
+        }
+        self.queues.submit_stream(params, frame, client, arrived).map(Some)
+    }
+
+    /// The in-process client of a streaming model, as [`Self::predict_records`].
+    pub fn stream_records(&self, params: &Params, body: &[u8]) -> Result<Option<ChunkStream>, RequestError> {
+        let arrived = Instant::now();
+        let params = self.require_params(params)?;
+        let request = InferenceRequest { params, arrived, client: None };
+        self.stream(request, |schema| decode_request(schema, body))
+    }
+
     /// Queues decoded columns and waits for their answer within the deadline.
     pub async fn infer(
         &self,
@@ -274,6 +329,9 @@ impl ServedModel {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        if self.streams() {
+            return Err(RequestError::StreamOnly(self.key.name.clone()));
+        }
         let reply = self.queues.submit(params, frame, client)?;
         let reply = match timeout {
             // The deadline covers queueing and the handler: past it the client
@@ -287,6 +345,30 @@ impl ServedModel {
         match reply {
             Ok(result) => result.map(Some),
             Err(_) => Err(RequestError::Handler("the batch ended without an answer".into())),
+        }
+    }
+}
+
+/// A streaming request in flight; as [`Tracked`], but owning its handles.
+pub struct StreamTracked {
+    metrics: Option<EndpointMetrics>,
+    arrived: Instant,
+    protocol: Protocol,
+}
+
+impl StreamTracked {
+    pub fn finish(&self, outcome: Outcome) {
+        if let Some(m) = &self.metrics {
+            m.answered(outcome, self.arrived.elapsed());
+            m.answered_via(self.protocol);
+        }
+    }
+}
+
+impl Drop for StreamTracked {
+    fn drop(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.in_flight.dec();
         }
     }
 }

@@ -14,6 +14,9 @@ fn invalid(message: String) -> BindingError {
     BindingError::Invalid(message)
 }
 
+/// Batches of one streaming model that may run at once by default.
+pub const STREAM_CONCURRENCY: usize = 64;
+
 #[napi(object)]
 pub struct FieldSpec {
     pub name: String,
@@ -116,8 +119,14 @@ impl EndpointSpec {
         Ok(outputs)
     }
 
-    pub fn batch_config(&self) -> BatchConfig {
-        let d = BatchConfig::default();
+    /// The batch settings; a streaming model's batches may run
+    /// [`STREAM_CONCURRENCY`] at once unless told otherwise, since each
+    /// lasts as long as its streams.
+    pub fn batch_config(&self, stream: bool) -> BatchConfig {
+        let mut d = BatchConfig::default();
+        if stream {
+            d.max_concurrent = STREAM_CONCURRENCY;
+        }
         let Some(b) = &self.batch else { return d };
         let ms = |v: f64| Duration::from_secs_f64(v.max(0.0) / 1e3);
         BatchConfig {

@@ -1,6 +1,7 @@
 //! How an endpoint predicts: one tagged runtime spec,
-//! `{ kind: 'js', handler, load?, release? }` or
-//! `{ kind: 'python', handler: 'module:function', loader?: 'module:function' }`.
+//! `{ kind: 'js', handler, load?, release? }`,
+//! `{ kind: 'js-stream', open, pull, load?, release? }` or
+//! `{ kind: 'python', handler: 'module:function', loader?: 'module:function', stream? }`.
 //! A new runtime is a new variant here and a new arm in `NativeServer::register`.
 
 use napi::bindgen_prelude::*;
@@ -8,6 +9,7 @@ use napi::sys;
 use napi_derive::napi;
 
 use crate::js_loader::{LoadFn, ReleaseFn};
+use crate::js_stream::{PullFn, StreamOpened};
 use crate::output::NativeOutput;
 use crate::to_js::RawValue;
 
@@ -27,6 +29,24 @@ pub struct JsRuntime<'a> {
     pub release: Option<ReleaseFn>,
 }
 
+/// A TypeScript streaming handler: `open` starts a generator for a batch,
+/// `pull` takes its next step (or, with `close`, ends it early).
+#[napi(object, object_to_js = false)]
+pub struct JsStreamRuntime<'a> {
+    #[napi(ts_type = "'js-stream'")]
+    pub kind: String,
+    /// Called with each batch; never rejects (errors come back as `{ error }`).
+    #[napi(ts_type = "(batch: object) => Promise<StreamOpened>")]
+    pub open: Function<'a, RawValue, Promise<StreamOpened>>,
+    /// Never rejects.
+    #[napi(ts_type = "(id: number, close: boolean) => Promise<StepOutput>")]
+    pub pull: PullFn,
+    #[napi(ts_type = "(path: string, params: Record<string, string>) => Promise<LoadOutput>")]
+    pub load: Option<LoadFn>,
+    #[napi(ts_type = "(id: number) => void")]
+    pub release: Option<ReleaseFn>,
+}
+
 /// A Python handler `'module:function'`, and with a model cache its loader.
 #[napi(object, object_to_js = false)]
 pub struct PythonRuntime {
@@ -34,17 +54,20 @@ pub struct PythonRuntime {
     pub kind: String,
     pub handler: String,
     pub loader: Option<String>,
+    /// The handler is a generator (or async generator) function.
+    pub stream: Option<bool>,
 }
 
 /// One of the runtimes, by its `kind`.
 pub enum RuntimeSpec<'a> {
     Js(JsRuntime<'a>),
+    JsStream(JsStreamRuntime<'a>),
     Python(PythonRuntime),
 }
 
 impl TypeName for RuntimeSpec<'_> {
     fn type_name() -> &'static str {
-        "JsRuntime | PythonRuntime"
+        "JsRuntime | JsStreamRuntime | PythonRuntime"
     }
 
     fn value_type() -> ValueType {
@@ -62,10 +85,12 @@ impl FromNapiValue for RuntimeSpec<'_> {
             // SAFETY: the same live env and value.
             Some("js") => Ok(RuntimeSpec::Js(unsafe { JsRuntime::from_napi_value(env, value)? })),
             // SAFETY: the same live env and value.
+            Some("js-stream") => Ok(RuntimeSpec::JsStream(unsafe { JsStreamRuntime::from_napi_value(env, value)? })),
+            // SAFETY: the same live env and value.
             Some("python") => Ok(RuntimeSpec::Python(unsafe { PythonRuntime::from_napi_value(env, value)? })),
             other => Err(Error::new(
                 Status::InvalidArg,
-                format!("unknown runtime kind {other:?}: expected 'js' or 'python'"),
+                format!("unknown runtime kind {other:?}: expected 'js', 'js-stream' or 'python'"),
             )),
         }
     }

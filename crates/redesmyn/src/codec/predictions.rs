@@ -54,6 +54,25 @@ pub fn write_predictions(out: &mut Vec<u8>, predictions: &Predictions) {
     }
 }
 
+/// Writes the prediction of one row: a value, or an object of outputs.
+pub fn write_row(out: &mut Vec<u8>, predictions: &Predictions, row: usize) {
+    match predictions {
+        Predictions::Column(series) => write_value(out, series, row),
+        Predictions::Columns(frame) => {
+            out.push(b'{');
+            for (i, column) in frame.columns().iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, column.name());
+                out.push(b':');
+                write_value(out, column.as_materialized_series(), row);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
 /// Writes a whole series as a JSON array.
 pub fn write_series(out: &mut Vec<u8>, series: &Series) {
     out.push(b'[');
@@ -198,6 +217,17 @@ mod tests {
         assert_eq!(json(&Predictions::Column(s)), "[[1,2],[2]]");
         let raw = Series::new("p".into(), [b"{\"a\":1}".as_slice()]);
         assert_eq!(json(&Predictions::Column(raw)), r#"[{"a":1}]"#);
+    }
+
+    #[test]
+    fn one_row_is_a_value_or_an_object() {
+        let mut out = Vec::new();
+        write_row(&mut out, &Predictions::Column(Series::new("p".into(), ["a", "b"])), 1);
+        assert_eq!(out, br#""b""#);
+        let df = DataFrame::new(1, vec![Column::new("w".into(), ["x"]), Column::new("n".into(), [2i64])]).unwrap();
+        out.clear();
+        write_row(&mut out, &Predictions::Columns(df), 0);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"w":"x","n":2}"#);
     }
 
     #[test]

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 
 use super::convert::InferRequest;
-use super::server::{Backend, Inferred};
+use super::server::{Backend, Chunks, Inferred};
 use crate::batch::Liveness;
 use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
-use crate::service::InferenceService;
+use crate::service::{InferenceRequest, InferenceService};
+use crate::stream::Event;
 use crate::v2::infer;
+use crate::v2::output::{outputs_from_predictions, select_outputs};
 use crate::v2::wire::{ModelMetadata, ServerMetadata};
 
 pub struct ServiceBackend {
@@ -114,6 +116,77 @@ impl Backend for ServiceBackend {
                 model_version: model.key().version.clone().unwrap_or_default(),
                 outputs: inferred.outputs.into_iter().map(|(o, _)| o).collect(),
             })
+        })
+    }
+
+    fn stream(&self, request: InferRequest) -> BoxFuture<'static, Result<(String, String, Chunks), RequestError>> {
+        let service = Arc::clone(&self.service);
+        let unary = self.infer(request.clone(), None);
+        Box::pin(async move {
+            let arrived = Instant::now();
+            let InferRequest { model_name, model_version, parameters, inputs, outputs, .. } = request;
+            let (model, from_version) = service.resolve_v2(&model_name, Some(&model_version))?;
+            let name = model.key().name.clone();
+            let version = model.key().version.clone().unwrap_or_default();
+            if !model.streams() {
+                // A unary model answers once on the stream.
+                let one = futures::stream::once(async move { unary.await.map(|inferred| inferred.outputs) });
+                return Ok((name, version, Box::pin(one) as Chunks));
+            }
+            let tracked = model.track_stream(arrived, Protocol::V2Grpc);
+            let params = infer::params(&model, &parameters, from_version)?;
+            let request = InferenceRequest { params, arrived, client: None };
+            let events =
+                model.stream(request, |schema| crate::v2::frame::to_frame(schema, inputs).map_err(RequestError::from));
+            let events = match events {
+                Ok(events) => events,
+                Err(e) => {
+                    tracked.finish(Outcome::from_error(&e));
+                    return Err(e);
+                }
+            };
+            let Some(events) = events else {
+                tracked.finish(Outcome::Ok);
+                return Ok((name, version, Box::pin(futures::stream::empty()) as Chunks));
+            };
+            let declared: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
+            let state = (events, tracked, Vec::new(), false);
+            let chunks = futures::stream::unfold(state, move |(mut events, tracked, mut pending, done)| {
+                let declared = declared.clone();
+                let outputs = outputs.clone();
+                async move {
+                    loop {
+                        if let Some(chunk) = pending.pop() {
+                            return Some((chunk, (events, tracked, pending, done)));
+                        }
+                        if done {
+                            return None;
+                        }
+                        match events.next().await {
+                            None => {
+                                tracked.finish(Outcome::Ok);
+                                return None;
+                            }
+                            Some(Event::Failed(e)) => {
+                                tracked.finish(Outcome::from_error(&e));
+                                return Some((Err(e), (events, tracked, pending, true)));
+                            }
+                            Some(Event::Step { chunks, .. }) => {
+                                // Reversed, so `pop` sends them in order.
+                                for (_, chunk) in chunks.into_iter().rev() {
+                                    let selected = outputs_from_predictions(&chunk, &declared)
+                                        .map_err(RequestError::from)
+                                        .and_then(|t| {
+                                            select_outputs(t, outputs.as_deref(), false).map_err(RequestError::from)
+                                        });
+                                    pending.push(selected.map(|s| s.into_iter().map(|(o, _)| o).collect()));
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+            Ok((name, version, Box::pin(chunks) as Chunks))
         })
     }
 }

@@ -6,6 +6,15 @@
 //! The models behind it are reached through [`Backend`] (the inference
 //! service implements it in [`super::backend`]), so this module knows
 //! tensors and statuses only; statuses come from [`super::status`].
+//!
+//! `ModelStreamInfer` answers as Triton does (tritonclient's
+//! `start_stream` / `async_stream_infer`): each request of the stream runs
+//! on its own, its responses correlated by `id`; a streaming model sends one
+//! response per chunk, then an empty one whose parameter
+//! `triton_final_response` is true; a unary model sends its one response
+//! with that flag. A failure is a response with `error_message` set, and
+//! the stream stays open. Responses wait in a bounded channel: a client
+//! that does not read pauses its streams' generators.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +44,13 @@ pub struct Inferred {
     pub outputs: Vec<OutputTensor>,
 }
 
+/// One request's responses on a `ModelStreamInfer` stream: its chunks'
+/// outputs, ending after the last (or a failure).
+pub type Chunks = BoxStream<'static, Result<Vec<OutputTensor>, RequestError>>;
+
+/// Responses a `ModelStreamInfer` stream may hold for a slow client.
+const STREAM_RESPONSES: usize = 16;
+
 /// The models, as the gRPC front door sees them.
 pub trait Backend: Send + Sync + 'static {
     /// Ready to serve inference (started, not stopping).
@@ -51,6 +67,9 @@ pub trait Backend: Send + Sync + 'static {
         request: InferRequest,
         deadline: Option<std::time::Duration>,
     ) -> BoxFuture<'static, Result<Inferred, RequestError>>;
+    /// Runs one request of a `ModelStreamInfer` stream: the model's name
+    /// and version, and its chunks (one for a unary model).
+    fn stream(&self, request: InferRequest) -> BoxFuture<'static, Result<(String, String, Chunks), RequestError>>;
 }
 
 /// The `GRPCInferenceService` implementation over a [`Backend`].
@@ -140,15 +159,102 @@ impl<B: Backend + ?Sized> GrpcInferenceService for Inference<B> {
 
     type ModelStreamInferStream = BoxStream<'static, Result<ModelStreamInferResponse, Status>>;
 
-    /// Streaming inference belongs to the streaming work; the method is
-    /// declared so the service shape is final.
+    /// Every request of the stream runs at once, its responses sent as
+    /// they come; the stream ends when the client closes its side and every
+    /// request is answered.
     async fn model_stream_infer(
         &self,
-        _: Request<Streaming<ModelInferRequest>>,
+        request: Request<Streaming<ModelInferRequest>>,
     ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
-        Err(Status::unimplemented("ModelStreamInfer is not available yet"))
+        let mut requests = request.into_inner();
+        let backend = Arc::clone(&self.backend);
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_RESPONSES);
+        tokio::spawn(async move {
+            let mut running = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    message = requests.message() => match message {
+                        Ok(Some(request)) => {
+                            running.spawn(stream_one(Arc::clone(&backend), request, tx.clone()));
+                        }
+                        Ok(None) | Err(_) => break,
+                    },
+                    _ = tx.closed() => break,
+                }
+            }
+            drop(tx);
+            while running.join_next().await.is_some() {}
+        });
+        let responses = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (Ok(r), rx)) });
+        Ok(Response::new(Box::pin(responses)))
     }
 }
+
+/// Answers one request of a `ModelStreamInfer` stream on `tx`. Stops early
+/// when the client is gone (sending fails), which drops the chunks and so
+/// ends the request's rows.
+async fn stream_one(
+    backend: Arc<impl Backend + ?Sized>,
+    request: ModelInferRequest,
+    tx: tokio::sync::mpsc::Sender<ModelStreamInferResponse>,
+) {
+    let mut meta = convert::ResponseMeta {
+        model_name: request.model_name.clone(),
+        model_version: request.model_version.clone(),
+        id: request.id.clone(),
+        parameters: Default::default(),
+    };
+    let failed = |meta: &convert::ResponseMeta, error: &RequestError| {
+        let mut meta = meta.clone();
+        meta.parameters.insert(FINAL.into(), true.into());
+        ModelStreamInferResponse {
+            error_message: error.to_string(),
+            infer_response: Some(convert::infer_response(meta, Vec::new())),
+        }
+    };
+    let opened = match convert::infer_request(request) {
+        Ok(request) => backend.stream(request).await,
+        Err(e) => Err(e.into()),
+    };
+    let mut chunks = match opened {
+        Ok((name, version, chunks)) => {
+            meta.model_name = name;
+            meta.model_version = version;
+            chunks
+        }
+        Err(e) => {
+            let _ = tx.send(failed(&meta, &e)).await;
+            return;
+        }
+    };
+    use futures::StreamExt;
+    while let Some(chunk) = chunks.next().await {
+        let response = match chunk {
+            Ok(outputs) => ModelStreamInferResponse {
+                error_message: String::new(),
+                infer_response: Some(convert::infer_response(meta.clone(), outputs)),
+            },
+            Err(e) => {
+                let _ = tx.send(failed(&meta, &e)).await;
+                return;
+            }
+        };
+        if tx.send(response).await.is_err() {
+            return;
+        }
+    }
+    let mut last = meta;
+    last.parameters.insert(FINAL.into(), true.into());
+    let _ = tx
+        .send(ModelStreamInferResponse {
+            error_message: String::new(),
+            infer_response: Some(convert::infer_response(last, Vec::new())),
+        })
+        .await;
+}
+
+/// The parameter that marks a request's last response on a stream (Triton's name).
+const FINAL: &str = "triton_final_response";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -238,6 +344,67 @@ mod tests {
                 })
             })
         }
+        fn stream(&self, request: InferRequest) -> BoxFuture<'static, Result<(String, String, Chunks), RequestError>> {
+            // Three chunks, each the step number; a model named "fail" fails after the first.
+            use futures::StreamExt;
+            Box::pin(async move {
+                let fail = request.model_name == "fail";
+                let chunks = futures::stream::iter(0..3i64).map(move |i| {
+                    if fail && i == 1 {
+                        return Err(RequestError::Handler("boom".into()));
+                    }
+                    Ok(vec![OutputTensor { name: "output-0".into(), shape: vec![1], values: Values::I64(vec![i]) }])
+                });
+                Ok((request.model_name, "1".into(), Box::pin(chunks) as Chunks))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn stream_infer_answers_each_request_by_id_with_a_final_flag_and_errors_in_band() {
+        use futures::StreamExt;
+        let service = service();
+        let requests = vec![
+            ModelInferRequest { model_name: "m".into(), id: "a".into(), ..Default::default() },
+            ModelInferRequest { model_name: "fail".into(), id: "b".into(), ..Default::default() },
+        ];
+        // Requests through the service's own handler, as tonic would call it.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        for r in requests {
+            tx.send(r).await.unwrap();
+        }
+        drop(tx);
+        let mut responses = Vec::new();
+        for r in futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+            .collect::<Vec<_>>()
+            .await
+        {
+            let backend = Arc::clone(&service.backend);
+            let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(16);
+            stream_one(backend, r, out_tx).await;
+            while let Some(response) = out_rx.recv().await {
+                responses.push(response);
+            }
+        }
+        let summary: Vec<(String, String, bool)> = responses
+            .iter()
+            .map(|r| {
+                let response = r.infer_response.as_ref().unwrap();
+                let last = response.parameters.contains_key(FINAL);
+                (response.id.clone(), r.error_message.clone(), last)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("a".into(), "".into(), false),
+                ("a".into(), "".into(), false),
+                ("a".into(), "".into(), false),
+                ("a".into(), "".into(), true),
+                ("b".into(), "".into(), false),
+                ("b".into(), "boom".into(), true),
+            ]
+        );
     }
 
     fn service() -> Inference<Fake> {

@@ -6,16 +6,20 @@
 //! request needs ([`HttpState`]), so `actix_web::test::init_service` runs
 //! the same app in process (see `tests.rs`), and `server.rs` only binds it.
 //! `v2.rs` is the Open Inference Protocol's REST shape over the same models,
-//! `v1.rs` the older `instances` → `predictions` shape.
+//! `v1.rs` the older `instances` → `predictions` shape. Streaming models
+//! answer Server-Sent Events (`sse.rs`) on their own path and on V2
+//! `generate_stream` (`generate.rs`).
 
 mod body;
 pub mod error;
 mod exposition;
+mod generate;
 mod health;
 mod liveness;
 mod predict;
 mod request_id;
 mod serve;
+pub mod sse;
 mod timing;
 pub mod v1;
 pub mod v2;
@@ -94,6 +98,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
         body_limit: state.body_limit,
     });
     v2::configure(cfg, web::Data::clone(&by_name));
+    generate::configure(cfg, web::Data::clone(&by_name));
     v1::configure(cfg, by_name);
     cfg.default_service(web::to(not_found));
 }

@@ -5,6 +5,10 @@
 //! content type → path parameters → body (size limit) → service (decode,
 //! queue, deadline) → `{"id":..,"predictions":[..]}` with request id,
 //! Server-Timing and batch size; every error through `http::error`.
+//!
+//! A streaming model's path answers Server-Sent Events instead (`sse.rs`):
+//! `data: {"row": i, "prediction": <chunk>}` per chunk and
+//! `data: {"row": i, "done": true}` as each of the request's rows ends.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,12 +17,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{error_response, json_response};
-use super::{body, liveness, method_not_allowed, request_id, timing};
+use super::{body, liveness, method_not_allowed, request_id, sse, timing};
+use crate::codec::events;
 use crate::codec::predictions::response_body;
 use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
 use crate::handler::Predictions;
+use crate::metrics::Protocol;
 use crate::service::{InferenceRequest, ServedModel};
+use crate::stream::Event;
 
 /// An endpoint path bound to the model it serves.
 pub struct Route {
@@ -46,6 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: &[Route], body_limit: usi
 }
 
 async fn predict(req: HttpRequest, payload: web::Payload, route: web::Data<RouteData>) -> HttpResponse {
+    if route.model.streams() {
+        return stream(req, payload, route).await;
+    }
     let arrived = Instant::now();
     let tracked = route.model.track(arrived);
     let id = request_id::of(&req);
@@ -89,4 +99,52 @@ async fn answer(
     let body = body::read(req, payload, route.body_limit).await?;
     let request = InferenceRequest { params, arrived, client: liveness::of(req) };
     route.model.predict(request, |schema| decode_request(schema, &body)).await
+}
+
+/// A streaming model's answer: its events as SSE, or a JSON error before
+/// the first of them.
+async fn stream(req: HttpRequest, payload: web::Payload, route: web::Data<RouteData>) -> HttpResponse {
+    let arrived = Instant::now();
+    let tracked = route.model.track_stream(arrived, Protocol::Native);
+    let id = request_id::of(&req);
+    let opened = async {
+        body::check_content_type(&req)?;
+        let params = route.model.params_from(|name| req.match_info().get(name));
+        let body = body::read(&req, payload, route.body_limit).await?;
+        let request = InferenceRequest { params, arrived, client: liveness::of(&req) };
+        route.model.stream(request, |schema| decode_request(schema, &body))
+    };
+    let mut response = match opened.await {
+        Ok(Some(events)) => {
+            let error_id = id.clone();
+            sse::respond(events, encode_native, tracked, move |e| error_response(e, Some(&error_id))).await
+        }
+        Ok(None) => {
+            tracked.finish(Outcome::Ok);
+            sse::respond_empty()
+        }
+        Err(err) => {
+            tracked.finish(Outcome::from_error(&err));
+            error_response(&err, Some(&id))
+        }
+    };
+    request_id::tag(&mut response, &id);
+    tracing::info!(
+        target: "redesmyn::request",
+        id = %id,
+        endpoint = %route.path,
+        status = response.status().as_u16(),
+        stream = true,
+        "request"
+    );
+    response
+}
+
+/// The native frames: a chunk per row, then the row's end; a failure is
+/// the error frame.
+fn encode_native(event: &Event, out: &mut Vec<u8>) {
+    match event {
+        Event::Step { .. } => events::each_object(event, |json| sse::data(out, json)),
+        Event::Failed(e) => sse::error_frame(out, e),
+    }
 }

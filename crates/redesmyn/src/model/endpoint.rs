@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::Model;
 use crate::batch::BatchConfig;
 use crate::cache::ModelCache;
-use crate::handler::Handler;
+use crate::handler::Runtime;
 use crate::schema::Schema;
 use crate::v2::wire::TensorMetadata;
 
@@ -39,7 +39,7 @@ impl Endpoint {
         path: impl Into<String>,
         schema: Schema,
         batch: BatchConfig,
-        handler: Arc<dyn Handler>,
+        runtime: impl Into<Runtime>,
     ) -> Result<Self, PathError> {
         let path = path.into();
         let params = parse_path(&path)?;
@@ -48,7 +48,7 @@ impl Endpoint {
             version: None,
             schema,
             batch,
-            handler,
+            runtime: runtime.into(),
             cache: None,
             params,
             outputs: Vec::new(),

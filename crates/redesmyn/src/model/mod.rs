@@ -15,7 +15,7 @@ pub use endpoint::{model_name_for, parse_path, Endpoint, PathError, RESERVED_PAT
 
 use crate::batch::BatchConfig;
 use crate::cache::ModelCache;
-use crate::handler::Handler;
+use crate::handler::Runtime;
 use crate::schema::Schema;
 use crate::v2::wire::TensorMetadata;
 
@@ -27,7 +27,8 @@ pub struct Model {
     pub version: Option<String>,
     pub schema: Schema,
     pub batch: BatchConfig,
-    pub handler: Arc<dyn Handler>,
+    /// What predicts: a handler, or a streaming handler.
+    pub runtime: Runtime,
     /// The model variants its parameters select, if any.
     pub cache: Option<Arc<ModelCache>>,
     /// Names of the parameters that select a variant, in order.
@@ -116,7 +117,7 @@ impl IntoIterator for ModelRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::{Batch, HandlerError, Predictions};
+    use crate::handler::{Batch, Handler, HandlerError, Predictions};
 
     fn model(name: &str, version: Option<&str>) -> Model {
         let handler: Arc<dyn Handler> =
@@ -126,7 +127,7 @@ mod tests {
             version: version.map(Into::into),
             schema: Schema::new(vec![crate::schema::Field::new("a", crate::schema::FieldType::Bool)]).unwrap(),
             batch: BatchConfig::default(),
-            handler,
+            runtime: handler.into(),
             cache: None,
             params: Vec::new(),
             outputs: Vec::new(),

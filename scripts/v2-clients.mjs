@@ -6,6 +6,8 @@
 //   triton: tritonclient[http,grpc] (not [all], which pulls CUDA packages)
 //   kserve: kserve (InferenceRESTClient with RESTConfig(protocol="v2"), InferenceGRPCClient)
 //   sse:    httpx + httpx-sse
+//   onnx:   scikit-learn + skl2onnx, which export the ONNX runtime's test model
+//           (bench/peers/train_iris.py; not a client, but a venv made the same way)
 //
 // Idempotent: a venv is rebuilt only when its pinned package list changes.
 // Cached under $REDESMYN_V2_CLIENTS, else $HOME/.cache/redesmyn-tools/v2-clients,
@@ -24,6 +26,7 @@ export const families = {
   triton: ['tritonclient[http,grpc]==2.73.0'],
   kserve: ['kserve==0.21.0'],
   sse: ['httpx==0.28.1', 'httpx-sse==0.4.3'],
+  onnx: ['scikit-learn==1.9.1', 'skl2onnx==1.20.0', 'onnx==1.23.2', 'joblib==1.6.0', 'numpy==2.4.6'],
 };
 
 function cacheDir() {

@@ -85,6 +85,11 @@ fn in_node_modules(dir: &Path) -> Option<PathBuf> {
 /// A process holds one onnxruntime: a later call naming another library gets
 /// the first one (and a warning in the log).
 pub fn environment(explicit: Option<&Path>) -> Result<Environment, OnnxError> {
+    if let Some(path) = explicit {
+        // A wrong explicit path is a mistake worth reporting even when
+        // onnxruntime is already open.
+        existing(path.to_path_buf(), "the runtime's `dylib` option")?;
+    }
     if let Some(loaded) = ENVIRONMENT.get() {
         return match loaded {
             Ok((env, path)) => {

@@ -4,12 +4,12 @@
 // handler code, over real HTTP: native JSON and V2 REST. onnxruntime is the
 // library the onnxruntime-node npm package ships (bench/setup.mjs installs it).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Endpoint, OnnxHandler, Schema, Server, onnx } from '../src';
+import { CacheConfig, Endpoint, FsClient, OnnxHandler, Schema, Server, onnx } from '../src';
 import { ensureClients } from '../scripts/v2-clients.mjs';
 import { onnxruntimeLibrary } from '../bench/setup.mjs';
 import { post } from './helpers';
@@ -53,6 +53,20 @@ beforeAll(async () => {
       schema: Iris,
       handler: onnx.handler(join(models, 'iris.onnx'), { dylib }),
       batch: { maxSize: 32, maxDelayMs: 2 },
+    }),
+  );
+  // A model cache of .onnx artifacts: /cached/{version} loads <models>/cache/{version}/iris.onnx.
+  mkdirSync(join(models, 'cache', 'v1'), { recursive: true });
+  copyFileSync(join(models, 'iris.onnx'), join(models, 'cache', 'v1', 'iris.onnx'));
+  server.register(
+    new Endpoint({
+      path: '/cached/{version}',
+      schema: Iris,
+      handler: onnx.handler(),
+      cache: new CacheConfig({
+        client: new FsClient({ basePath: join(models, 'cache'), pathTemplate: '{version}/iris.onnx' }),
+        loadModel: onnx.loader({ dylib }),
+      }),
     }),
   );
   await server.serve();
@@ -100,6 +114,19 @@ describe('onnx.handler over native JSON', () => {
     const ok = await post(`${url}/iris`, [record(expected.rows[100])]);
     expect(ok.status).toBe(200);
     expect(ok.body.predictions[0].label).toBe(expected.labels[100]);
+  });
+});
+
+describe('onnx.loader in a model cache', () => {
+  it('loads the artifact the path selects and fails a missing one with a clear error', async () => {
+    const ok = await post(`${url}/cached/v1`, [record(expected.rows[120])]);
+    expect(ok.body.error).toBeUndefined();
+    expect(ok.body.predictions[0].label).toBe(expected.labels[120]);
+    const missing = await post(`${url}/cached/v9`, [record(expected.rows[120])]);
+    expect(missing.status).toBeGreaterThanOrEqual(400);
+    expect(missing.body.error).toMatch(/v9/);
+    const again = await post(`${url}/cached/v1`, [record(expected.rows[0])]);
+    expect(again.body.predictions[0].label).toBe(expected.labels[0]);
   });
 });
 
@@ -191,8 +218,11 @@ describe('bad ONNX endpoints', () => {
     ).toThrow(/libonnxruntime\.so\.1, which is not a file: install onnxruntime with `npm install onnxruntime-node`/);
   });
 
-  it('takes no streaming and no empty path', () => {
+  it('takes no streaming, no empty path, and no missing path without a cache', () => {
     expect(() => new OnnxHandler('')).toThrow(TypeError);
+    expect(() => new Server({ port: 0 }).register(new Endpoint({ path: '/n', schema: Iris, handler: onnx.handler() }))).toThrow(
+      /onnx\.handler\(\) needs a \.onnx file/,
+    );
     expect(
       () => new Endpoint({ path: '/s', schema: Iris, stream: true, handler: onnx.handler(join(models, 'iris.onnx')) }),
     ).toThrow(/cannot stream/);

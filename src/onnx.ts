@@ -20,14 +20,16 @@ export interface OnnxOptions {
   intraThreads?: number;
 }
 
-/** An ONNX model file as a handler. */
+/** An ONNX model file as a handler (no file: the model cache's artifacts). */
 export class OnnxHandler {
   readonly kind = 'onnx-handler';
   constructor(
-    readonly path: string,
+    readonly path: string | undefined,
     readonly options: OnnxOptions = {},
   ) {
-    if (typeof path !== 'string' || path.length === 0) throw new TypeError('onnx.handler needs the path of a .onnx file');
+    if (path !== undefined && (typeof path !== 'string' || path.length === 0)) {
+      throw new TypeError('onnx.handler takes the path of a .onnx file');
+    }
   }
 }
 
@@ -76,7 +78,7 @@ export function onnxRuntime(handler: OnnxHandler, loader: OnnxLoader | undefined
         : resolveOnnxRuntime();
   return {
     kind: 'onnx' as const,
-    path: cached ? undefined : resolve(handler.path),
+    path: cached || handler.path === undefined ? undefined : resolve(handler.path),
     dylib,
     intraThreads: options.intraThreads,
   };
@@ -90,10 +92,10 @@ export const onnx = {
    * per input named after a schema field. The graph's outputs are the
    * predictions: one output gives one value (or array) per row, several give
    * an object per row keyed by output name. Export scikit-learn classifiers
-   * with `options={id(model): {'zipmap': False}}`. With a model cache, `path`
-   * is ignored: the cache's artifacts are the models (see `onnx.loader()`).
+   * with `options={id(model): {'zipmap': False}}`. With a model cache, leave
+   * out `path`: the cache's artifacts are the models (see `onnx.loader()`).
    */
-  handler(path: string, options?: OnnxOptions): OnnxHandler {
+  handler(path?: string, options?: OnnxOptions): OnnxHandler {
     return new OnnxHandler(path, options);
   },
   /** The loader of a model cache whose artifacts are `.onnx` files. */

@@ -106,6 +106,9 @@ export class Server {
       if (loader !== undefined && !(loader instanceof OnnxLoader)) {
         throw new TypeError(`endpoint '${endpoint.path}': an ONNX handler's cache needs onnx.loader()`);
       }
+      if (cache === undefined && endpoint.handler.path === undefined) {
+        throw new TypeError(`endpoint '${endpoint.path}': onnx.handler() needs a .onnx file (or a cache with onnx.loader())`);
+      }
       this.#native.register(spec, onnxRuntime(endpoint.handler, loader, cache !== undefined));
     } else if (endpoint.handler instanceof PythonHandler) {
       if (loader !== undefined && !(loader instanceof PythonLoader)) {

@@ -6,7 +6,9 @@ Writes <out-dir>/iris.joblib (scikit-learn, for redesmyn's Python handler,
 MLServer and FastAPI), <out-dir>/iris.onnx (the same model converted with
 skl2onnx, for onnxruntime-node and redesmyn's ONNX runtime) and
 <out-dir>/iris-expected.json (scikit-learn's own predict and predict_proba on
-every row, which the ONNX runtime's tests compare against). The data is scikit-learn's bundled copy of
+every row, which the ONNX runtime's tests compare against), and
+<out-dir>/iris-zipmap.onnx (skl2onnx's default export, whose probabilities are
+a sequence of maps, which the ONNX runtime refuses with a clear message). The data is scikit-learn's bundled copy of
 the iris set, so nothing is downloaded. The model is deliberately cheap (a
 logistic regression): the benchmark measures the serving stack around it.
 """
@@ -69,6 +71,8 @@ def main(out: Path) -> None:
         "probabilities": model.predict_proba(rows).tolist(),
     }
     (out / "iris-expected.json").write_text(json.dumps(expected) + "\n")
+    zipmap = to_onnx(model, initial_types=[("input", FloatTensorType([None, 4]))], target_opset=17)
+    (out / "iris-zipmap.onnx").write_bytes(zipmap.SerializeToString())
     print(json.dumps(meta))
 
 

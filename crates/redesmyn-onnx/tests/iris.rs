@@ -183,3 +183,33 @@ fn a_missing_library_names_what_to_install() {
     assert!(message.contains("npm install onnxruntime-node"), "{message}");
     assert!(message.contains("/nonexistent/libonnxruntime.so.1"), "{message}");
 }
+
+#[test]
+fn zipmap_outputs_are_refused_with_the_export_option_to_use() {
+    let err = load("iris-zipmap.onnx").unwrap_err();
+    assert!(matches!(err, OnnxError::Unsupported { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("output 'output_probability' is a sequence of maps"), "{message}");
+    assert!(message.contains("'zipmap': False"), "{message}");
+}
+
+#[tokio::test]
+async fn the_cache_loader_loads_artifacts_and_the_handler_runs_them() {
+    use redesmyn::cache::Loader;
+    let loader = redesmyn_onnx::OnnxLoader::new(options());
+    let loaded = loader.load(&fixture().models.join("iris.onnx"), &Params::default()).await.expect("loads");
+    let handler = OnnxHandler::cached(&iris_schema());
+    let frame = rows().slice(50, 2);
+    let answer = handler.call(Batch { frame, params: Arc::new(Params::default()), loaded: Some(loaded) }).await;
+    let Predictions::Columns(out) = answer.unwrap() else { panic!("columns") };
+    let labels: Vec<i64> = out.column("label").unwrap().i64().unwrap().into_no_null_iter().collect();
+    let want: Vec<i64> =
+        fixture().expected["labels"].as_array().unwrap()[50..52].iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(labels, want);
+
+    let bad = loader.load(&fixture().models.join("nope.onnx"), &Params::default()).await.err().expect("fails");
+    assert!(bad.contains("nope.onnx"), "{bad}");
+    // Without a loaded model, a cached handler fails the batch, clearly.
+    let err = handler.call(batch(rows().slice(0, 1))).await.unwrap_err();
+    assert!(err.message.contains("no ONNX model is loaded"), "{err}");
+}

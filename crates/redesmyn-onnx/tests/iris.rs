@@ -1,7 +1,8 @@
 //! The ONNX runtime against a real model: scikit-learn's LogisticRegression
 //! on iris, exported by skl2onnx (bench/peers/train_iris.py, in the venv
 //! scripts/v2-clients.mjs makes), run by the onnxruntime that the
-//! `onnxruntime-node` npm package ships (bench/setup.mjs installs it).
+//! `onnxruntime-node` npm package ships (bench/setup.mjs installs it), or
+//! the one `$ORT_DYLIB_PATH` names.
 //! Predictions are compared with scikit-learn's own on the same rows.
 
 use std::path::{Path, PathBuf};
@@ -36,8 +37,15 @@ fn fixture() -> &'static Fixture {
         let python = pythons["onnx"].as_str().expect("an onnx venv");
         let models = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-iris");
         stdout_of(Command::new(python).arg("bench/peers/train_iris.py").arg(&models).current_dir(repo()));
-        let library = stdout_of(Command::new("node").args(["bench/setup.mjs", "onnxruntime"]).current_dir(repo()));
-        let dylib = PathBuf::from(library.lines().last().expect("a library path").trim());
+        // $ORT_DYLIB_PATH, when set, tries another onnxruntime (a PyPI wheel's, say).
+        let dylib = match std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let library =
+                    stdout_of(Command::new("node").args(["bench/setup.mjs", "onnxruntime"]).current_dir(repo()));
+                PathBuf::from(library.lines().last().expect("a library path").trim())
+            }
+        };
         let expected = std::fs::read_to_string(models.join("iris-expected.json")).expect("expected predictions");
         Fixture { models, dylib, expected: serde_json::from_str(&expected).expect("JSON") }
     })

@@ -15,6 +15,7 @@ use redesmyn_onnx::{OnnxError, OnnxHandler, OnnxModel, OnnxOptions};
 
 struct Fixture {
     models: PathBuf,
+    python: String,
     dylib: PathBuf,
     expected: serde_json::Value,
 }
@@ -47,7 +48,7 @@ fn fixture() -> &'static Fixture {
             }
         };
         let expected = std::fs::read_to_string(models.join("iris-expected.json")).expect("expected predictions");
-        Fixture { models, dylib, expected: serde_json::from_str(&expected).expect("JSON") }
+        Fixture { models, python: python.to_string(), dylib, expected: serde_json::from_str(&expected).expect("JSON") }
     })
 }
 
@@ -220,4 +221,49 @@ async fn the_cache_loader_loads_artifacts_and_the_handler_runs_them() {
     // Without a loaded model, a cached handler fails the batch, clearly.
     let err = handler.call(batch(rows().slice(0, 1))).await.unwrap_err();
     assert!(err.message.contains("no ONNX model is loaded"), "{err}");
+}
+
+#[tokio::test]
+async fn inputs_named_after_fields_take_one_tensor_each_cast_to_the_declared_type() {
+    let fx = fixture();
+    let file = fx.models.join("two_inputs.onnx");
+    stdout_of(
+        Command::new(&fx.python)
+            .arg("crates/redesmyn-onnx/tests/fixtures/two_inputs.py")
+            .arg(&file)
+            .current_dir(repo()),
+    );
+    let model = Arc::new(OnnxModel::load(&file, &options()).unwrap());
+    let described: Vec<_> =
+        model.inputs().iter().map(|i| (i.name.as_str(), i.datatype.as_str(), i.shape.clone())).collect();
+    assert_eq!(described, vec![("petal_length", "FP64", vec![-1]), ("petal_width", "FP64", vec![-1])]);
+    // An extra field is left out; f32 and i32 columns are cast to the model's FP64.
+    let schema = Schema::new(vec![
+        Field::new("sepal_length", FieldType::Number(Numeric::F64)),
+        Field::new("petal_width", FieldType::Number(Numeric::I32)),
+        Field::new("petal_length", FieldType::Number(Numeric::F32)),
+    ])
+    .unwrap();
+    let handler = OnnxHandler::new(model, &schema).unwrap();
+    let frame = DataFrame::new(
+        2,
+        vec![
+            Column::new("sepal_length".into(), [9.0f64, 9.0]),
+            Column::new("petal_width".into(), [2i32, 3]),
+            Column::new("petal_length".into(), [1.5f32, 4.0]),
+        ],
+    )
+    .unwrap();
+    let Predictions::Columns(out) = handler.call(batch(frame)).await.unwrap() else { panic!("columns") };
+    let area: Vec<f64> = out.column("area").unwrap().f64().unwrap().into_no_null_iter().collect();
+    assert_eq!(area, vec![3.0, 12.0]);
+    let both = out.column("both").unwrap().as_materialized_series().clone();
+    let flat: Vec<f64> = both.array().unwrap().get_inner().f64().unwrap().into_no_null_iter().collect();
+    assert_eq!(flat, vec![1.5, 2.0, 4.0, 3.0]);
+
+    // A schema that names only one of the two inputs does not fit.
+    let one = Schema::new(vec![Field::new("petal_length", FieldType::Number(Numeric::F64))]).unwrap();
+    let model = Arc::new(OnnxModel::load(&file, &options()).unwrap());
+    let err = OnnxHandler::new(model, &one).err().expect("a missing input").to_string();
+    assert!(err.contains("inputs petal_length, petal_width but the schema has fields petal_length"), "{err}");
 }

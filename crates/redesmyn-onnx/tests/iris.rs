@@ -216,7 +216,7 @@ async fn the_cache_loader_loads_artifacts_and_the_handler_runs_them() {
         fixture().expected["labels"].as_array().unwrap()[50..52].iter().map(|v| v.as_i64().unwrap()).collect();
     assert_eq!(labels, want);
 
-    let bad = loader.load(&fixture().models.join("nope.onnx"), &Params::default()).await.err().expect("fails");
+    let bad = loader.load(&fixture().models.join("nope.onnx"), &Params::default()).await.expect_err("fails");
     assert!(bad.contains("nope.onnx"), "{bad}");
     // Without a loaded model, a cached handler fails the batch, clearly.
     let err = handler.call(batch(rows().slice(0, 1))).await.unwrap_err();

@@ -14,9 +14,10 @@ export declare class NativeServer {
   /**
    * Adds an endpoint: its spec, and the runtime that predicts for it.
    * A Python runtime starts the interpreter and imports its functions
-   * now, so a wrong reference fails here rather than at the first request.
+   * now, so a wrong reference fails here rather than at the first request;
+   * an ONNX runtime loads its model now and checks the schema fits it.
    */
-  register(spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime): void
+  register(spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime | OnnxRuntime): void
   /** The path parameters of the models the endpoint at `path` holds in memory. */
   cacheKeys(path: string): Promise<Array<Record<string, string>>>
   /** Counters of the endpoint's model cache. */
@@ -191,6 +192,17 @@ export interface LogOptions {
   level?: string
   /** `json` (default) or `text`. */
   format?: string
+}
+
+/** An ONNX model run by onnxruntime (crates/redesmyn-onnx), off Node's thread. */
+export interface OnnxRuntime {
+  kind: 'onnx'
+  /** The `.onnx` file; omitted with a model cache, whose artifacts are the models. */
+  path?: string
+  /** The onnxruntime shared library (else `$ORT_DYLIB_PATH`, else `onnxruntime-node`'s copy). */
+  dylib?: string
+  /** Threads onnxruntime may use inside one run (its default: one per core). */
+  intraThreads?: number
 }
 
 /** One output column. */

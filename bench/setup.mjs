@@ -4,6 +4,8 @@
 // and is skipped while that is still current.
 //
 //   node bench/setup.mjs          # wrk, Python peers, npm peers, models, MLServer config
+//   node bench/setup.mjs onnxruntime  # step 3 only; prints the onnxruntime shared library's path
+//                                     # (the ONNX runtime's tests load it, see crates/redesmyn-onnx)
 //
 // Steps:
 //   1. wrk, the load generator, and h2load (nghttp2) for the gRPC scenario
@@ -125,6 +127,18 @@ export function ensureNodeModules() {
   writeFileSync(stamp, `${want}\n`);
 }
 
+/** onnxruntime's shared library as onnxruntime-node ships it for this platform (after step 3). */
+export function onnxruntimeLibrary() {
+  ensureNodeModules();
+  const file = { linux: 'libonnxruntime.so.1', darwin: 'libonnxruntime.1.dylib', win32: 'onnxruntime.dll' }[process.platform];
+  const bin = join(BENCH, 'node_modules', 'onnxruntime-node', 'bin');
+  for (const napi of readdirSync(bin).sort().reverse()) {
+    const path = join(bin, napi, process.platform, process.arch, file ?? '');
+    if (file && existsSync(path)) return path;
+  }
+  throw new Error(`onnxruntime-node ships no onnxruntime for ${process.platform}/${process.arch}`);
+}
+
 // 4. models --------------------------------------------------------------------
 export function ensureModels() {
   const stamp = join(MODELS, '.bench-models');
@@ -181,7 +195,12 @@ export function setup() {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   try {
-    setup();
+    if (process.argv[2] === 'onnxruntime') {
+      const path = onnxruntimeLibrary();
+      process.stdout.write(`${path}\n`);
+    } else {
+      setup();
+    }
   } catch (e) {
     console.error(`setup: ${e.message}`);
     process.exit(1);

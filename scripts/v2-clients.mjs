@@ -6,13 +6,15 @@
 //   triton: tritonclient[http,grpc] (not [all], which pulls CUDA packages)
 //   kserve: kserve (InferenceRESTClient with RESTConfig(protocol="v2"), InferenceGRPCClient)
 //   sse:    httpx + httpx-sse
+//   onnx:   scikit-learn + skl2onnx, which export the ONNX runtime's test model
+//           (bench/peers/train_iris.py; not a client, but a venv made the same way)
 //
 // Idempotent: a venv is rebuilt only when its pinned package list changes.
 // Cached under $REDESMYN_V2_CLIENTS, else $HOME/.cache/redesmyn-tools/v2-clients,
 // else ./.cache/v2-clients. Prints {"triton": "<python>", ...} as JSON on stdout
 // (progress goes to stderr), so tests can `JSON.parse` it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,6 +26,7 @@ export const families = {
   triton: ['tritonclient[http,grpc]==2.73.0'],
   kserve: ['kserve==0.21.0'],
   sse: ['httpx==0.28.1', 'httpx-sse==0.4.3'],
+  onnx: ['scikit-learn==1.9.1', 'skl2onnx==1.20.0', 'onnx==1.23.2', 'joblib==1.6.0', 'numpy==2.4.6'],
 };
 
 function cacheDir() {
@@ -40,10 +43,44 @@ function run(cmd, args) {
   if (r.status !== 0) throw new Error(`'${cmd} ${args.join(' ')}' failed with status ${r.status}`);
 }
 
+/**
+ * Runs `fn` holding `<base>/.lock` (a directory: mkdir is atomic), so callers
+ * that start together (`npm test`'s prefetch and the ONNX crate's cargo
+ * tests) never pip-install into the same venv at once. A lock older than 20
+ * minutes is taken to be left over from a killed run.
+ */
+function locked(base, fn) {
+  const lock = join(base, '.lock');
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
+      } catch {
+        // released meanwhile
+      }
+      Atomics.wait(pause, 0, 0, 500);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /** Makes (or reuses) every client venv and returns the python path of each. */
 export function ensureClients() {
   const base = cacheDir();
   mkdirSync(base, { recursive: true });
+  return locked(base, () => ensureAll(base));
+}
+
+function ensureAll(base) {
   const pythons = {};
   for (const [name, packages] of Object.entries(families)) {
     const venv = join(base, name);

@@ -6,6 +6,7 @@
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PythonLoader } from './python';
+import { OnnxLoader } from './onnx';
 
 /** Artifacts in a local directory, read in place. */
 export class FsClient {
@@ -99,8 +100,8 @@ export interface RefreshOptions {
 
 export interface CacheOptions<M> {
   client: FsClient | ObjectStoreClient;
-  /** A TypeScript function, or a Python one: `py.loader('joblib:load')`. */
-  loadModel: ModelLoader<M> | PythonLoader;
+  /** A TypeScript function, a Python one (`py.loader('joblib:load')`), or `onnx.loader()` for `.onnx` artifacts. */
+  loadModel: ModelLoader<M> | PythonLoader | OnnxLoader;
   /** Models kept in memory; the least recently used is evicted (default 8). */
   maxSize?: number;
   /** Reload changed artifacts in the background; the old model serves until the new one is ready. */
@@ -120,8 +121,12 @@ export class CacheConfig<M = unknown> {
     if (!(options.client instanceof FsClient) && !(options.client instanceof ObjectStoreClient)) {
       throw new TypeError('a cache needs a client: new FsClient(...) or new ObjectStoreClient(...)');
     }
-    if (typeof options.loadModel !== 'function' && !(options.loadModel instanceof PythonLoader)) {
-      throw new TypeError("a cache needs loadModel: a function or py.loader('module:function')");
+    if (
+      typeof options.loadModel !== 'function' &&
+      !(options.loadModel instanceof PythonLoader) &&
+      !(options.loadModel instanceof OnnxLoader)
+    ) {
+      throw new TypeError("a cache needs loadModel: a function, py.loader('module:function') or onnx.loader()");
     }
     if (options.refresh?.cron !== undefined && options.refresh?.intervalMs !== undefined) {
       throw new TypeError('refresh takes intervalMs or cron, not both');

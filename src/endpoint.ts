@@ -7,6 +7,7 @@ import type { NativeServer } from '../binding';
 import { toNative, toNativeError, toNativeStep, type HandlerOutput, type NativeOutput, type StreamStep } from './output';
 import type { StepOutput, StreamOpened } from '../binding';
 import { PythonHandler } from './python';
+import { OnnxHandler } from './onnx';
 import type { CacheConfig, CacheStats } from './cache';
 
 /** `'/p/{run_id}/{model_id}'` → `{ run_id: string; model_id: string }`. */
@@ -102,11 +103,12 @@ export interface EndpointOptions<F extends Fields, P extends string, M> {
    */
   stream?: boolean;
   /**
-   * A TypeScript function, or a Python one: `py.handler('module:function')`.
+   * A TypeScript function, a Python one (`py.handler('module:function')`),
+   * or an ONNX model (`onnx.handler('model.onnx')`).
    * With `stream: true`, a generator function (TypeScript `async function*`,
    * Python `def` with `yield` or `async def` with `yield`).
    */
-  handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler;
+  handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
 }
 
 /** The model cache of a registered endpoint. */
@@ -163,7 +165,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   readonly path: P;
   readonly schema: Schema<F>;
   readonly batch: BatchOptions;
-  readonly handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler;
+  readonly handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
   readonly stream: boolean;
   readonly cacheConfig: CacheConfig<M> | undefined;
   readonly name: string | undefined;
@@ -175,8 +177,17 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     if (typeof options.path !== 'string' || !options.path.startsWith('/')) {
       throw new TypeError(`endpoint path must start with '/', got ${JSON.stringify(options.path)}`);
     }
-    if (typeof options.handler !== 'function' && !(options.handler instanceof PythonHandler)) {
-      throw new TypeError(`endpoint '${options.path}' needs a handler: a function or py.handler('module:function')`);
+    if (
+      typeof options.handler !== 'function' &&
+      !(options.handler instanceof PythonHandler) &&
+      !(options.handler instanceof OnnxHandler)
+    ) {
+      throw new TypeError(
+        `endpoint '${options.path}' needs a handler: a function, py.handler('module:function') or onnx.handler('model.onnx')`,
+      );
+    }
+    if (options.handler instanceof OnnxHandler && options.stream === true) {
+      throw new TypeError(`endpoint '${options.path}': an ONNX model answers each batch once; it cannot stream`);
     }
     this.path = options.path;
     this.schema = options.schema;
@@ -287,7 +298,9 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     pull: (id: number, close: boolean) => Promise<StepOutput>;
   } {
     const handler = this.handler;
-    if (handler instanceof PythonHandler) throw new TypeError('a Python handler has no JavaScript function');
+    if (handler instanceof PythonHandler || handler instanceof OnnxHandler) {
+      throw new TypeError('a Python or ONNX handler has no JavaScript function');
+    }
     const open = new Map<number, { iterator: AsyncIterator<StreamStep> | Iterator<StreamStep>; rows: number }>();
     let nextId = 1;
     return {
@@ -343,8 +356,10 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
 
   /** @internal The function the native core calls with each batch. It never rejects. */
   nativeHandler(models: ReadonlyMap<number, unknown>): (batch: object) => Promise<NativeOutput> {
-    const handler = this.handler as Handler<F, PathParams<P>, M> | PythonHandler;
-    if (handler instanceof PythonHandler) throw new TypeError('a Python handler has no JavaScript function');
+    const handler = this.handler as Handler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
+    if (handler instanceof PythonHandler || handler instanceof OnnxHandler) {
+      throw new TypeError('a Python or ONNX handler has no JavaScript function');
+    }
     return async (nativeBatch) => {
       const native = nativeBatch as NativeBatch;
       try {

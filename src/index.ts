@@ -19,6 +19,8 @@ export { Server } from './server';
 export type { EmfOptions, LogOptions, MetricsOptions, ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, StreamStep, TypedArray } from './output';
 export { py, PythonHandler, PythonLoader } from './python';
+export { onnx, OnnxHandler, OnnxLoader } from './onnx';
+export type { OnnxOptions } from './onnx';
 export { CacheConfig, FsClient, ObjectStoreClient } from './cache';
 export type { CacheOptions, CacheStats, ModelLoader, ObjectStoreClientOptions, RefreshOptions } from './cache';
 export type { PythonOptions } from './python';

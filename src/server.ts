@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { NativeServer, type LoadOutput } from '../binding';
 import type { Endpoint } from './endpoint';
 import { PythonHandler, PythonLoader, type PythonOptions } from './python';
+import { OnnxHandler, OnnxLoader, onnxRuntime } from './onnx';
 import type { ModelLoader } from './cache';
 import type { Fields } from './schema';
 
@@ -101,7 +102,15 @@ export class Server {
       cache: cache?.toSpec(),
     };
     const loader = cache?.options.loadModel;
-    if (endpoint.handler instanceof PythonHandler) {
+    if (endpoint.handler instanceof OnnxHandler) {
+      if (loader !== undefined && !(loader instanceof OnnxLoader)) {
+        throw new TypeError(`endpoint '${endpoint.path}': an ONNX handler's cache needs onnx.loader()`);
+      }
+      if (cache === undefined && endpoint.handler.path === undefined) {
+        throw new TypeError(`endpoint '${endpoint.path}': onnx.handler() needs a .onnx file (or a cache with onnx.loader())`);
+      }
+      this.#native.register(spec, onnxRuntime(endpoint.handler, loader, cache !== undefined));
+    } else if (endpoint.handler instanceof PythonHandler) {
       if (loader !== undefined && !(loader instanceof PythonLoader)) {
         throw new TypeError(`endpoint '${endpoint.path}': a Python handler needs a Python loader (py.loader)`);
       }
@@ -112,7 +121,7 @@ export class Server {
         stream: endpoint.stream,
       });
     } else if (endpoint.stream) {
-      if (loader instanceof PythonLoader) {
+      if (loader instanceof PythonLoader || loader instanceof OnnxLoader) {
         throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
       }
       const { open, pull } = endpoint.nativeStream(this.#models);
@@ -123,7 +132,7 @@ export class Server {
           : { kind: 'js-stream', open, pull },
       );
     } else {
-      if (loader instanceof PythonLoader) {
+      if (loader instanceof PythonLoader || loader instanceof OnnxLoader) {
         throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
       }
       const handler = endpoint.nativeHandler(this.#models);

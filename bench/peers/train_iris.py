@@ -3,8 +3,12 @@
     python train_iris.py <out-dir>
 
 Writes <out-dir>/iris.joblib (scikit-learn, for redesmyn's Python handler,
-MLServer and FastAPI) and <out-dir>/iris.onnx (the same model converted with
-skl2onnx, for onnxruntime-node). The data is scikit-learn's bundled copy of
+MLServer and FastAPI), <out-dir>/iris.onnx (the same model converted with
+skl2onnx, for onnxruntime-node and redesmyn's ONNX runtime) and
+<out-dir>/iris-expected.json (scikit-learn's own predict and predict_proba on
+every row, which the ONNX runtime's tests compare against), and
+<out-dir>/iris-zipmap.onnx (skl2onnx's default export, whose probabilities are
+a sequence of maps, which the ONNX runtime refuses with a clear message). The data is scikit-learn's bundled copy of
 the iris set, so nothing is downloaded. The model is deliberately cheap (a
 logistic regression): the benchmark measures the serving stack around it.
 """
@@ -57,6 +61,18 @@ def main(out: Path) -> None:
         "onnx_outputs": [o.name for o in onx.graph.output],
     }
     (out / "iris.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    # The rows as float32 (what the ONNX model computes in), so both sides see
+    # the same inputs.
+    rows = X.astype(np.float32).astype(np.float64)
+    expected = {
+        "rows": rows.tolist(),
+        "labels": model.predict(rows).tolist(),
+        "probabilities": model.predict_proba(rows).tolist(),
+    }
+    (out / "iris-expected.json").write_text(json.dumps(expected) + "\n")
+    zipmap = to_onnx(model, initial_types=[("input", FloatTensorType([None, 4]))], target_opset=17)
+    (out / "iris-zipmap.onnx").write_bytes(zipmap.SerializeToString())
     print(json.dumps(meta))
 
 

@@ -1,5 +1,6 @@
 //! `NativeServer`: the core server, configured and driven from JavaScript.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use napi_derive::napi;
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 use redesmyn::cache::{Loader, ModelCache};
 use redesmyn::stream::StreamHandler;
 use redesmyn::{Endpoint, Handler, RunningServer, Runtime, Server};
+use redesmyn_onnx::{OnnxHandler, OnnxLoader, OnnxModel};
 use redesmyn_python::{PyHandler, PyLoader, PyStreamHandler, Target};
 
 use crate::error::{BindingError, Result};
@@ -89,13 +91,17 @@ impl NativeServer {
 
     /// Adds an endpoint: its spec, and the runtime that predicts for it.
     /// A Python runtime starts the interpreter and imports its functions
-    /// now, so a wrong reference fails here rather than at the first request.
-    #[napi(ts_args_type = "spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime")]
+    /// now, so a wrong reference fails here rather than at the first request;
+    /// an ONNX runtime loads its model now and checks the schema fits it.
+    #[napi(ts_args_type = "spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime | OnnxRuntime")]
     pub fn register(&self, spec: EndpointSpec, runtime: RuntimeSpec<'_>) -> napi::Result<()> {
         Ok(self.add(&spec, runtime)?)
     }
 
     fn add(&self, spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<()> {
+        // Outputs a runtime knows before answering (an ONNX graph's), used
+        // when the spec declares none.
+        let mut known_outputs = Vec::new();
         let (handler, loader): (Runtime, Option<Arc<dyn Loader>>) = match runtime {
             RuntimeSpec::Js(js) => {
                 let loader = match (js.load, js.release) {
@@ -128,10 +134,33 @@ impl NativeServer {
                 };
                 (handler, loader)
             }
+            RuntimeSpec::Onnx(onnx) => {
+                let schema = spec.schema()?;
+                let context =
+                    |e: redesmyn_onnx::OnnxError| BindingError::invalid(format!("endpoint '{}': {e}", spec.path));
+                if spec.cache.is_some() {
+                    let handler: Arc<dyn Handler> = Arc::new(OnnxHandler::cached(&schema));
+                    (handler.into(), Some(Arc::new(OnnxLoader::new(onnx.options())) as _))
+                } else {
+                    let Some(path) = &onnx.path else {
+                        return Err(BindingError::invalid(format!(
+                            "endpoint '{}': an ONNX runtime needs the model's path",
+                            spec.path
+                        )));
+                    };
+                    let model = Arc::new(OnnxModel::load(Path::new(path), &onnx.options()).map_err(context)?);
+                    let handler = OnnxHandler::new(model, &schema).map_err(context)?;
+                    known_outputs = handler.outputs();
+                    let handler: Arc<dyn Handler> = Arc::new(handler);
+                    (handler.into(), None)
+                }
+            }
         };
         let stream = handler.is_stream();
-        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(stream), handler)?
-            .with_outputs(spec.outputs()?);
+        let declared = spec.outputs()?;
+        let outputs = if declared.is_empty() { known_outputs } else { declared };
+        let mut endpoint =
+            Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(stream), handler)?.with_outputs(outputs);
         if let Some(name) = &spec.name {
             endpoint = endpoint.with_model_name(name);
         }

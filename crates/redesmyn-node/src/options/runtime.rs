@@ -1,7 +1,8 @@
 //! How an endpoint predicts: one tagged runtime spec,
 //! `{ kind: 'js', handler, load?, release? }`,
 //! `{ kind: 'js-stream', open, pull, load?, release? }` or
-//! `{ kind: 'python', handler: 'module:function', loader?: 'module:function', stream? }`.
+//! `{ kind: 'python', handler: 'module:function', loader?: 'module:function', stream? }` or
+//! `{ kind: 'onnx', path?, dylib?, intraThreads? }`.
 //! A new runtime is a new variant here and a new arm in `NativeServer::register`.
 
 use napi::bindgen_prelude::*;
@@ -58,16 +59,39 @@ pub struct PythonRuntime {
     pub stream: Option<bool>,
 }
 
+/// An ONNX model run by onnxruntime (crates/redesmyn-onnx), off Node's thread.
+#[napi(object, object_to_js = false)]
+pub struct OnnxRuntime {
+    #[napi(ts_type = "'onnx'")]
+    pub kind: String,
+    /// The `.onnx` file; omitted with a model cache, whose artifacts are the models.
+    pub path: Option<String>,
+    /// The onnxruntime shared library (else `$ORT_DYLIB_PATH`, else `onnxruntime-node`'s copy).
+    pub dylib: Option<String>,
+    /// Threads onnxruntime may use inside one run (its default: one per core).
+    pub intra_threads: Option<u32>,
+}
+
+impl OnnxRuntime {
+    pub fn options(&self) -> redesmyn_onnx::OnnxOptions {
+        redesmyn_onnx::OnnxOptions {
+            dylib: self.dylib.as_ref().map(std::path::PathBuf::from),
+            intra_threads: self.intra_threads.map(|n| n as usize),
+        }
+    }
+}
+
 /// One of the runtimes, by its `kind`.
 pub enum RuntimeSpec<'a> {
     Js(JsRuntime<'a>),
     JsStream(JsStreamRuntime<'a>),
     Python(PythonRuntime),
+    Onnx(OnnxRuntime),
 }
 
 impl TypeName for RuntimeSpec<'_> {
     fn type_name() -> &'static str {
-        "JsRuntime | JsStreamRuntime | PythonRuntime"
+        "JsRuntime | JsStreamRuntime | PythonRuntime | OnnxRuntime"
     }
 
     fn value_type() -> ValueType {
@@ -88,9 +112,11 @@ impl FromNapiValue for RuntimeSpec<'_> {
             Some("js-stream") => Ok(RuntimeSpec::JsStream(unsafe { JsStreamRuntime::from_napi_value(env, value)? })),
             // SAFETY: the same live env and value.
             Some("python") => Ok(RuntimeSpec::Python(unsafe { PythonRuntime::from_napi_value(env, value)? })),
+            // SAFETY: the same live env and value.
+            Some("onnx") => Ok(RuntimeSpec::Onnx(unsafe { OnnxRuntime::from_napi_value(env, value)? })),
             other => Err(Error::new(
                 Status::InvalidArg,
-                format!("unknown runtime kind {other:?}: expected 'js', 'js-stream' or 'python'"),
+                format!("unknown runtime kind {other:?}: expected 'js', 'js-stream', 'python' or 'onnx'"),
             )),
         }
     }

@@ -37,6 +37,7 @@ import { runStreams } from './lib/stream.mjs';
 import { ensureWrk, setup } from './setup.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { irisInferRequest, runGhz } from './lib/ghz.mjs';
+import { grpcBody, runH2load } from './lib/h2load.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -167,18 +168,20 @@ const lastLine = (text) =>
 
 /**
  * Drives contender `c` for `seconds` at `connections`: wrk POSTing its body,
- * or ghz calling ModelInfer on its gRPC port when it is a gRPC contender.
+ * or h2load POSTing a ModelInfer call to its gRPC port when it is a gRPC
+ * contender.
  */
 function drive(base, c, connections, seconds) {
   if (c.grpc) {
-    return runGhz({ target: `127.0.0.1:${c.grpc.port(ctx)}`, data: irisInferRequest(c.grpc.model), connections, seconds, cpus: LOAD_CPUS });
+    const url = `http://127.0.0.1:${c.grpc.port(ctx)}/inference.GRPCInferenceService/ModelInfer`;
+    return runH2load({ url, bodyFile: grpcBody(c.grpc.model), connections, seconds, cpus: LOAD_CPUS });
   }
   return runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, connections, seconds, cpus: LOAD_CPUS });
 }
 
-/** A one-second gRPC run on one connection: every call must answer OK. */
+/** A one-second ghz run on one connection: every call must answer gRPC OK. */
 async function probeGrpc(base, c) {
-  const r = await drive(base, c, 1, 1);
+  const r = await runGhz({ target: `127.0.0.1:${c.grpc.port(ctx)}`, data: irisInferRequest(c.grpc.model), connections: 1, seconds: 1, cpus: LOAD_CPUS });
   return r.requests > 0 && r.errorCount === 0
     ? { status: 200, body: `${r.requests} ModelInfer calls OK` }
     : { status: 0, body: `ModelInfer: ${r.requests} OK, ${r.errorCount} failed (${JSON.stringify(r.statuses)}; ${r.firstError})` };
@@ -453,7 +456,7 @@ async function main() {
       warmupS: cfg.warmup,
       soakS: cfg.scenarios.includes(5) ? cfg.soakSeconds : undefined,
       pinning,
-      loadGenerator: 'wrk, 1 thread, closed loop (each connection sends its next request when the previous answer arrives), --timeout 10s; gRPC scenarios: ghz, as many connections as concurrent calls, closed loop, -t 10s',
+      loadGenerator: 'wrk, 1 thread, closed loop (each connection sends its next request when the previous answer arrives), --timeout 10s; gRPC scenario: h2load (1 thread, one stream per connection, closed loop) POSTing a pre-encoded ModelInfer call, after a ghz probe that checks the calls answer gRPC OK',
       requestBody: 'one iris record per request: [{"sepal_length":5.9,"sepal_width":3.0,"petal_length":5.1,"petal_width":1.8}] (MLServer: the same record as a V2 FP64 [1,4] tensor)',
       batching: `redesmyn ${BATCH.maxSize} rows, ${BATCH.maxDelayMs} ms window (its defaults); MLServer's adaptive batching ${MLSERVER_BATCH.maxSize} rows or ${MLSERVER_BATCH.maxDelayMs} ms`,
       mlserverParallelWorkers: MLSERVER_PARALLEL_WORKERS,

@@ -6,7 +6,8 @@
 //   node bench/setup.mjs          # wrk, Python peers, npm peers, models, MLServer config
 //
 // Steps:
-//   1. wrk, the load generator (Debian/Ubuntu: apt-get; macOS: brew).
+//   1. wrk, the load generator, and h2load (nghttp2) for the gRPC scenario
+//      (Debian/Ubuntu: apt-get; macOS: brew).
 //   2. bench/.venv-peers: MLServer + its scikit-learn runtime, FastAPI, uvicorn,
 //      scikit-learn, joblib, skl2onnx, onnx, polars (bench/requirements.txt).
 //   3. bench/node_modules: fastify, onnxruntime-node (bench/package-lock.json).
@@ -44,26 +45,33 @@ const hash = (...files) => {
 const stampOk = (file, value) => existsSync(file) && readFileSync(file, 'utf8').trim() === value;
 
 // 1. wrk ---------------------------------------------------------------------
-export function ensureWrk() {
-  if (which('wrk')) return which('wrk');
-  console.log('setup: installing wrk');
+/** Installs `tool` from the system's packages (`apt` / `brew` name the package) unless it is on PATH. */
+function ensureSystemTool(tool, { apt: aptPackage, brew: brewPackage, home }) {
+  if (which(tool)) return which(tool);
+  console.log(`setup: installing ${tool}`);
   if (which('apt-get')) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     const apt = (...args) =>
       process.getuid?.() === 0 ? sh('apt-get', args, { env }) : sh('sudo', ['-E', 'apt-get', ...args], { env });
-    if (apt('install', '-y', '-qq', 'wrk').status !== 0) {
+    if (apt('install', '-y', '-qq', aptPackage).status !== 0) {
       if (apt('update', '-qq').status !== 0) throw new Error('apt-get update failed');
-      if (apt('install', '-y', '-qq', 'wrk').status !== 0) throw new Error('apt-get install wrk failed');
+      if (apt('install', '-y', '-qq', aptPackage).status !== 0) throw new Error(`apt-get install ${aptPackage} failed`);
     }
   } else if (which('brew')) {
-    must('brew install wrk', 'brew', ['install', 'wrk']);
+    must(`brew install ${brewPackage}`, 'brew', ['install', brewPackage]);
   } else {
-    throw new Error('wrk is not installed and neither apt-get nor brew is available: install wrk (https://github.com/wg/wrk) and retry');
+    throw new Error(`${tool} is not installed and neither apt-get nor brew is available: install ${tool} (${home}) and retry`);
   }
-  const path = which('wrk');
-  if (!path) throw new Error('wrk still not on PATH after installing it');
+  const path = which(tool);
+  if (!path) throw new Error(`${tool} still not on PATH after installing it`);
   return path;
 }
+
+export const ensureWrk = () => ensureSystemTool('wrk', { apt: 'wrk', brew: 'wrk', home: 'https://github.com/wg/wrk' });
+
+/** h2load, the HTTP/2 load generator of the gRPC scenario (nghttp2). */
+export const ensureH2load = () =>
+  ensureSystemTool('h2load', { apt: 'nghttp2-client', brew: 'nghttp2', home: 'https://nghttp2.org' });
 
 // 2. Python peers --------------------------------------------------------------
 /**
@@ -163,6 +171,7 @@ export function writeMlserverRepo() {
 export function setup() {
   const t0 = Date.now();
   const wrk = ensureWrk();
+  ensureH2load();
   ensureVenv();
   ensureNodeModules();
   ensureModels();

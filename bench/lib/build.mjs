@@ -64,7 +64,7 @@ export function revision(rev) {
  */
 export function buildRedesmyn(mode, { rev = null } = {}) {
   if (!existsSync(bin('napi')) || !existsSync(bin('tsc'))) {
-    throw new Error('the root has no node_modules: run `npm ci` at the repository root first');
+    throw new Error('the root has no node_modules: run `npm install` at the repository root first (`npm ci` refuses: the lock file cannot list the unpublished per-platform packages)');
   }
   if (mode === 'debug') {
     if (!existsSync(join(ROOT, 'dist', 'index.js')) || !existsSync(join(ROOT, 'binding.js'))) {

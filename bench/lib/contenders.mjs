@@ -255,7 +255,7 @@ export const SCENARIOS = {
   },
   7: {
     kind: 'load',
-    title: 'scikit-learn iris from Python over the Open Inference Protocol (V2 gRPC, ghz)',
+    title: 'scikit-learn iris from Python over the Open Inference Protocol (V2 gRPC)',
     contenders: ['redesmyn-iris-grpc', 'mlserver-grpc'],
     reference: 'redesmyn-iris-grpc',
     concurrency: [1, 16, 64],

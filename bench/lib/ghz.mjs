@@ -46,9 +46,10 @@ export function runGhz({ target, data, connections, seconds, cpus, timeoutS = 10
     `${seconds}s`,
     '-t',
     `${timeoutS}s`,
-    // Every call's latency is kept for the percentiles; the per-call details are not printed.
-    '--skipFirst',
-    '0',
+    // Calls in flight when the time is up finish and count (ghz's default
+    // cancels them and reports each as an error).
+    '--duration-stop',
+    'wait',
     '-O',
     'json',
     target,
@@ -71,7 +72,7 @@ export function runGhz({ target, data, connections, seconds, cpus, timeoutS = 10
       } catch {
         return reject(new Error(`ghz exited ${code} without a JSON report:\n${(err || out).slice(-2000)}`));
       }
-      const pct = (q) => (r.latencyDistribution ?? []).find((d) => d.percentage === q)?.latency ?? null;
+      const pct = (q) => (r.latencyDistribution ?? []).find((d) => d.percentage === q)?.latency ?? Number.NaN;
       const ok = r.statusCodeDistribution?.OK ?? 0;
       const secondsRun = r.total / 1e9;
       resolve({

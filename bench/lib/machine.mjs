@@ -5,6 +5,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { BENCH, PY, ROOT } from './config.mjs';
 import { wrkVersion } from './wrk.mjs';
+import { h2loadVersion } from './h2load.mjs';
 
 const run = (cmd, args, opts) => {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
@@ -60,6 +61,7 @@ export function describeMachine() {
       node: process.versions.node,
       rustc: run('rustc', ['--version'])?.replace(/^rustc /, '') ?? null,
       wrk: wrkVersion(),
+      h2load: h2loadVersion(),
       fastify: npmVersion(BENCH, 'fastify'),
       'onnxruntime-node': npmVersion(BENCH, 'onnxruntime-node'),
       ...pythonVersions(),

@@ -267,6 +267,13 @@ export const SCENARIOS = {
     reference: 'redesmyn-stream',
     concurrency: 64,
   },
+  9: {
+    kind: 'open',
+    title: "Open loop: latency at 50% and 90% of each contender's own peak (vegeta, fixed arrival rate)",
+    contenders: ['redesmyn-noop', 'fastify-noop', 'redesmyn-iris', 'mlserver'],
+    peakConnections: 64,
+    shares: [0.5, 0.9],
+  },
   5: {
     kind: 'soak',
     title: 'Soak: scikit-learn iris from Python, 64 connections',

@@ -12,7 +12,7 @@
 // --rev <git rev> (release-build that commit instead of the working tree),
 // --no-setup, --help.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,7 +32,7 @@ import {
   stopServer,
   waitReady,
 } from './lib/proc.mjs';
-import { scenarioMarkdown, summarise } from './lib/report.mjs';
+import { median, scenarioMarkdown, summarise } from './lib/report.mjs';
 import { runStreams } from './lib/stream.mjs';
 import { ensureWrk, setup } from './setup.mjs';
 import { runWrk } from './lib/wrk.mjs';
@@ -67,7 +67,7 @@ if (flags.help) {
 
 const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
 const defaults = {
-  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 5] },
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 5] },
   quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
   smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
 }[mode];
@@ -472,6 +472,96 @@ async function openScenario(id) {
   return { title: s.title, kind: 'open', shares: s.shares, peakConnections: s.peakConnections, rows };
 }
 
+/** POSTs `body` over one kept-alive connection; resolves to the client latency (ms) and the Server-Timing parts. */
+function timedPost(agent, url, body, contentType) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': contentType, 'content-length': body.length } }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const timing = Object.fromEntries(
+          String(res.headers['server-timing'] ?? '')
+            .split(',')
+            .map((p) => p.trim().match(/^(\w+);dur=([\d.]+)/))
+            .filter(Boolean)
+            .map((m) => [m[1], Number(m[2])]),
+        );
+        resolve({ status: res.statusCode, ms, timing });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * A lone request (scenario 10): one client, one request at a time, timed by
+ * the client and broken down by the server's Server-Timing header (queue,
+ * handler, total). What is left of the client's time beyond the server's
+ * total is the HTTP exchange itself (loopback, the client, the socket
+ * write); the echo's row is that floor.
+ */
+async function loneScenario(id) {
+  const s = SCENARIOS[id];
+  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
+  const rows = [];
+  for (const cid of contenders) {
+    const c = CONTENDERS[cid];
+    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
+    rows.push(row);
+    const reason = unavailableReason(cid);
+    if (reason) {
+      Object.assign(row, { status: 'not available', note: reason });
+      continue;
+    }
+    const body = readFileSync(c.body.file);
+    for (let run = 1; run <= cfg.runs; run++) {
+      let launched;
+      try {
+        launched = await launch(cid, `s${id}-${cid}-run${run}`);
+      } catch (e) {
+        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
+        break;
+      }
+      const { server, base } = launched;
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const samples = [];
+        const until = performance.now() + (cfg.warmup + cfg.duration) * 1000;
+        const measureFrom = performance.now() + cfg.warmup * 1000;
+        while (performance.now() < until) {
+          const r = await timedPost(agent, `${base}${c.route}`, body, c.body.contentType);
+          if (r.status !== 200) throw new Error(`POST ${c.route} answered ${r.status}`);
+          if (performance.now() >= measureFrom) samples.push(r);
+        }
+        const sorted = samples.map((x) => x.ms).sort((a, b) => a - b);
+        const part = (name) => median(samples.map((x) => x.timing[name]).filter((v) => v !== undefined));
+        const result = {
+          requests: samples.length,
+          rps: samples.length / cfg.duration,
+          clientP50Ms: median(sorted),
+          clientP99Ms: sorted[Math.floor(sorted.length * 0.99)],
+          serverTotalMs: part('total'),
+          queueMs: part('queue'),
+          handlerMs: part('handler'),
+        };
+        row.runs.push(result);
+        console.log(
+          `[${id}] ${c.name} run ${run}: ${Math.round(result.rps)} req/s, client p50 ${result.clientP50Ms.toFixed(3)} ms p99 ${result.clientP99Ms.toFixed(3)} ms, server total ${result.serverTotalMs ?? '–'} (queue ${result.queueMs ?? '–'}, handler ${result.handlerMs ?? '–'})`,
+        );
+      } catch (e) {
+        Object.assign(row, { status: 'failed', note: e.message });
+      } finally {
+        agent.destroy();
+        await shutdown(server);
+      }
+    }
+    if (row.status === 'ok') row.median = summarise(row.runs);
+  }
+  return { title: s.title, kind: 'lone', rows };
+}
+
 // ---------------------------------------------------------------------------
 
 async function main() {
@@ -538,6 +628,8 @@ async function main() {
             ? await streamScenario(id)
             : kind === 'open'
               ? await openScenario(id)
+              : kind === 'lone'
+                ? await loneScenario(id)
             : await soakScenario(id);
     if (mode !== 'smoke') writeFileSync(tmp, JSON.stringify(results, null, 2));
   }

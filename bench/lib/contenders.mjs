@@ -274,6 +274,11 @@ export const SCENARIOS = {
     peakConnections: 64,
     shares: [0.5, 0.9],
   },
+  10: {
+    kind: 'lone',
+    title: 'A lone request: one client, one request at a time, and where its time goes',
+    contenders: ['actix-echo', 'fastify-noop', 'redesmyn-noop', 'redesmyn-iris'],
+  },
   5: {
     kind: 'soak',
     title: 'Soak: scikit-learn iris from Python, 64 connections',

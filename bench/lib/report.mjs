@@ -118,6 +118,17 @@ export function openTable(scenario) {
   return table(head, rows);
 }
 
+export function loneTable(scenario) {
+  const head = ['Contender', 'req/s', 'client p50 ms', 'client p99 ms', 'server total ms', 'queue ms', 'handler ms', 'outside the server ms'];
+  const rows = scenario.rows.map((row) => {
+    if (row.status !== 'ok') return [row.name, `**${row.status}**: ${row.note}`, '', '', '', '', '', ''];
+    const m = row.median;
+    const outside = m.serverTotalMs == null ? null : m.clientP50Ms - m.serverTotalMs;
+    return [row.name, int(m.rps), ms(m.clientP50Ms), ms(m.clientP99Ms), ms(m.serverTotalMs), ms(m.queueMs), ms(m.handlerMs), ms(outside)];
+  });
+  return table(head, rows);
+}
+
 export function streamTable(scenario) {
   const head = ['Contender', 'Streams', 'chunks/s', 'vs ref.', 'first chunk p50 ms', 'p99 ms', 'streams/s', 'Errors', 'Peak RSS MiB'];
   const ref = scenario.rows.find((r) => r.contender === scenario.reference && r.status === 'ok');
@@ -142,7 +153,7 @@ export function streamTable(scenario) {
 
 export function scenarioMarkdown(id, s) {
   const body =
-    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : s.kind === 'open' ? openTable(s) : soakTable(s);
+    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : s.kind === 'open' ? openTable(s) : s.kind === 'lone' ? loneTable(s) : soakTable(s);
   const notes = [];
   if (s.kind === 'load' && s.reference) notes.push(`"vs ref." is req/s relative to ${s.referenceName} at the same concurrency.`);
   if (s.kind === 'load' && s.rows.some((r) => r.median?.wrkCpuPct > 90)) {
@@ -150,6 +161,11 @@ export function scenarioMarkdown(id, s) {
   }
   if (s.kind === 'stream') {
     notes.push('Each client opens one stream after another (closed loop) and reads it to its end over a raw HTTP/1.1 socket (lib/stream.mjs); "vs ref." is chunks/s relative to redesmyn; the first chunk is timed from the request being sent.');
+  }
+  if (s.kind === 'lone') {
+    notes.push(
+      'Timed by a Node client (one kept-alive connection, the next request sent when the answer has arrived). Server total, queue and handler are medians of redesmyn\'s Server-Timing header: the handler time includes the hop to the handler\'s thread and back. "Outside the server" is client p50 minus server total: HTTP over loopback and the client itself.',
+    );
   }
   if (s.kind === 'open') {
     notes.push(

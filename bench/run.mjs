@@ -12,7 +12,7 @@
 // --rev <git rev> (release-build that commit instead of the working tree),
 // --no-setup, --help.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,12 +32,13 @@ import {
   stopServer,
   waitReady,
 } from './lib/proc.mjs';
-import { scenarioMarkdown, summarise } from './lib/report.mjs';
+import { median, scenarioMarkdown, summarise } from './lib/report.mjs';
 import { runStreams } from './lib/stream.mjs';
 import { ensureWrk, setup } from './setup.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { irisInferRequest, runGhz } from './lib/ghz.mjs';
 import { grpcBody, runH2load } from './lib/h2load.mjs';
+import { runVegeta } from './lib/vegeta.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -66,7 +67,7 @@ if (flags.help) {
 
 const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
 const defaults = {
-  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 5] },
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 5] },
   quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
   smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
 }[mode];
@@ -416,6 +417,151 @@ async function streamScenario(id) {
   return { title: s.title, kind: 'stream', reference: s.reference, concurrency: s.concurrency, rows };
 }
 
+/**
+ * Open loop (scenario 9): each contender's closed-loop peak at 64
+ * connections, then vegeta at fixed shares of that peak. The p99 at a fixed
+ * rate is what a service with that much traffic sees.
+ */
+async function openScenario(id) {
+  const s = SCENARIOS[id];
+  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
+  const rows = [];
+  for (const cid of contenders) {
+    const c = CONTENDERS[cid];
+    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
+    rows.push(row);
+    const reason = unavailableReason(cid);
+    if (reason) {
+      Object.assign(row, { status: 'not available', note: reason });
+      continue;
+    }
+    for (let run = 1; run <= cfg.runs; run++) {
+      let launched;
+      try {
+        launched = await launch(cid, `s${id}-${cid}-run${run}`);
+      } catch (e) {
+        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
+        break;
+      }
+      const { server, base } = launched;
+      try {
+        const p = await probe(base, c);
+        if (p.status !== 200) throw new Error(`probe POST ${c.route} answered ${p.status}: ${p.body}`);
+        await drive(base, c, s.peakConnections, cfg.warmup);
+        const peak = await drive(base, c, s.peakConnections, cfg.duration);
+        const result = { peakRps: peak.rps };
+        for (const share of s.shares) {
+          const r = await runVegeta({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, rate: peak.rps * share, seconds: cfg.duration, cpus: LOAD_CPUS });
+          result[`at${share * 100}`] = r;
+          console.log(
+            `[${id}] ${c.name} run ${run}: ${Math.round(share * 100)}% of ${Math.round(peak.rps)} req/s -> sent ${Math.round(r.sentRps)}/s, p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, errors ${r.errors}`,
+          );
+        }
+        row.runs.push(result);
+      } catch (e) {
+        Object.assign(row, { status: 'failed', note: e.message });
+      } finally {
+        await shutdown(server);
+      }
+    }
+    if (row.status === 'ok') {
+      const flat = row.runs.map((r) => Object.fromEntries(Object.entries(r).flatMap(([k, v]) => (typeof v === 'number' ? [[k, v]] : Object.entries(v).map(([f, x]) => [`${k}.${f}`, x])))));
+      row.median = summarise(flat);
+    }
+  }
+  return { title: s.title, kind: 'open', shares: s.shares, peakConnections: s.peakConnections, rows };
+}
+
+/** POSTs `body` over one kept-alive connection; resolves to the client latency (ms) and the Server-Timing parts. */
+function timedPost(agent, url, body, contentType) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': contentType, 'content-length': body.length } }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const timing = Object.fromEntries(
+          String(res.headers['server-timing'] ?? '')
+            .split(',')
+            .map((p) => p.trim().match(/^(\w+);dur=([\d.]+)/))
+            .filter(Boolean)
+            .map((m) => [m[1], Number(m[2])]),
+        );
+        resolve({ status: res.statusCode, ms, timing });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * A lone request (scenario 10): one client, one request at a time, timed by
+ * the client and broken down by the server's Server-Timing header (queue,
+ * handler, total). What is left of the client's time beyond the server's
+ * total is the HTTP exchange itself (loopback, the client, the socket
+ * write); the echo's row is that floor.
+ */
+async function loneScenario(id) {
+  const s = SCENARIOS[id];
+  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
+  const rows = [];
+  for (const cid of contenders) {
+    const c = CONTENDERS[cid];
+    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
+    rows.push(row);
+    const reason = unavailableReason(cid);
+    if (reason) {
+      Object.assign(row, { status: 'not available', note: reason });
+      continue;
+    }
+    const body = readFileSync(c.body.file);
+    for (let run = 1; run <= cfg.runs; run++) {
+      let launched;
+      try {
+        launched = await launch(cid, `s${id}-${cid}-run${run}`);
+      } catch (e) {
+        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
+        break;
+      }
+      const { server, base } = launched;
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const samples = [];
+        const until = performance.now() + (cfg.warmup + cfg.duration) * 1000;
+        const measureFrom = performance.now() + cfg.warmup * 1000;
+        while (performance.now() < until) {
+          const r = await timedPost(agent, `${base}${c.route}`, body, c.body.contentType);
+          if (r.status !== 200) throw new Error(`POST ${c.route} answered ${r.status}`);
+          if (performance.now() >= measureFrom) samples.push(r);
+        }
+        const sorted = samples.map((x) => x.ms).sort((a, b) => a - b);
+        const part = (name) => median(samples.map((x) => x.timing[name]).filter((v) => v !== undefined));
+        const result = {
+          requests: samples.length,
+          rps: samples.length / cfg.duration,
+          clientP50Ms: median(sorted),
+          clientP99Ms: sorted[Math.floor(sorted.length * 0.99)],
+          serverTotalMs: part('total'),
+          queueMs: part('queue'),
+          handlerMs: part('handler'),
+        };
+        row.runs.push(result);
+        console.log(
+          `[${id}] ${c.name} run ${run}: ${Math.round(result.rps)} req/s, client p50 ${result.clientP50Ms.toFixed(3)} ms p99 ${result.clientP99Ms.toFixed(3)} ms, server total ${result.serverTotalMs ?? '–'} (queue ${result.queueMs ?? '–'}, handler ${result.handlerMs ?? '–'})`,
+        );
+      } catch (e) {
+        Object.assign(row, { status: 'failed', note: e.message });
+      } finally {
+        agent.destroy();
+        await shutdown(server);
+      }
+    }
+    if (row.status === 'ok') row.median = summarise(row.runs);
+  }
+  return { title: s.title, kind: 'lone', rows };
+}
+
 // ---------------------------------------------------------------------------
 
 async function main() {
@@ -456,7 +602,7 @@ async function main() {
       warmupS: cfg.warmup,
       soakS: cfg.scenarios.includes(5) ? cfg.soakSeconds : undefined,
       pinning,
-      loadGenerator: 'wrk, 1 thread, closed loop (each connection sends its next request when the previous answer arrives), --timeout 10s; gRPC scenario: h2load (1 thread, one stream per connection, closed loop) POSTing a pre-encoded ModelInfer call, after a ghz probe that checks the calls answer gRPC OK',
+      loadGenerator: 'wrk, 1 thread, closed loop (each connection sends its next request when the previous answer arrives), --timeout 10s; gRPC scenario: h2load (1 thread, one stream per connection, closed loop) POSTing a pre-encoded ModelInfer call, after a ghz probe that checks the calls answer gRPC OK; open-loop scenario: vegeta at fixed rates',
       requestBody: 'one iris record per request: [{"sepal_length":5.9,"sepal_width":3.0,"petal_length":5.1,"petal_width":1.8}] (MLServer: the same record as a V2 FP64 [1,4] tensor)',
       batching: `redesmyn ${BATCH.maxSize} rows, ${BATCH.maxDelayMs} ms window (its defaults); MLServer's adaptive batching ${MLSERVER_BATCH.maxSize} rows or ${MLSERVER_BATCH.maxDelayMs} ms`,
       mlserverParallelWorkers: MLSERVER_PARALLEL_WORKERS,
@@ -480,6 +626,10 @@ async function main() {
           ? await coldScenario(id)
           : kind === 'stream'
             ? await streamScenario(id)
+            : kind === 'open'
+              ? await openScenario(id)
+              : kind === 'lone'
+                ? await loneScenario(id)
             : await soakScenario(id);
     if (mode !== 'smoke') writeFileSync(tmp, JSON.stringify(results, null, 2));
   }

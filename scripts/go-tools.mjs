@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Installs the Go tools the tests and the bench use (grpcurl for gRPC
-// reflection listings, ghz for gRPC load) with `go install` from the Go
+// reflection listings, ghz for gRPC calls, vegeta for open-loop HTTP load) with `go install` from the Go
 // module proxy, pinned, into $REDESMYN_GO_BIN, else
 // $HOME/.cache/redesmyn-tools/go-bin. Idempotent: a tool already there is
 // kept. Prints {"grpcurl": "<path>", "ghz": "<path>"} as JSON on stdout.
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 export const tools = {
   grpcurl: 'github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3',
   ghz: 'github.com/bojand/ghz/cmd/ghz@v0.120.0',
+  vegeta: 'github.com/tsenart/vegeta/v12@v12.12.0',
 };
 
 export function binDir() {

@@ -267,6 +267,18 @@ export const SCENARIOS = {
     reference: 'redesmyn-stream',
     concurrency: 64,
   },
+  9: {
+    kind: 'open',
+    title: "Open loop: latency at 50% and 90% of each contender's own peak (vegeta, fixed arrival rate)",
+    contenders: ['redesmyn-noop', 'fastify-noop', 'redesmyn-iris', 'mlserver'],
+    peakConnections: 64,
+    shares: [0.5, 0.9],
+  },
+  10: {
+    kind: 'lone',
+    title: 'A lone request: one client, one request at a time, and where its time goes',
+    contenders: ['actix-echo', 'fastify-noop', 'redesmyn-noop', 'redesmyn-iris'],
+  },
   5: {
     kind: 'soak',
     title: 'Soak: scikit-learn iris from Python, 64 connections',

@@ -91,6 +91,44 @@ export function soakTable(scenario) {
   return table(head, rows);
 }
 
+export function openTable(scenario) {
+  const head = ['Contender', 'Closed-loop peak req/s', 'Rate', 'sent req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'Errors'];
+  const rows = [];
+  for (const row of scenario.rows) {
+    if (row.status !== 'ok') {
+      rows.push([row.name, `**${row.status}**: ${row.note}`, '', '', '', '', '', '', '']);
+      continue;
+    }
+    const m = row.median;
+    for (const share of scenario.shares) {
+      const k = `at${share * 100}`;
+      rows.push([
+        row.name,
+        int(m.peakRps),
+        `${share * 100}%`,
+        int(m[`${k}.sentRps`]),
+        ms(m[`${k}.p50Ms`]),
+        ms(m[`${k}.p90Ms`]),
+        ms(m[`${k}.p99Ms`]),
+        ms(m[`${k}.maxMs`]),
+        String(m[`${k}.errors`] ?? 0),
+      ]);
+    }
+  }
+  return table(head, rows);
+}
+
+export function loneTable(scenario) {
+  const head = ['Contender', 'req/s', 'client p50 ms', 'client p99 ms', 'server total ms', 'queue ms', 'handler ms', 'outside the server ms'];
+  const rows = scenario.rows.map((row) => {
+    if (row.status !== 'ok') return [row.name, `**${row.status}**: ${row.note}`, '', '', '', '', '', ''];
+    const m = row.median;
+    const outside = m.serverTotalMs == null ? null : m.clientP50Ms - m.serverTotalMs;
+    return [row.name, int(m.rps), ms(m.clientP50Ms), ms(m.clientP99Ms), ms(m.serverTotalMs), ms(m.queueMs), ms(m.handlerMs), ms(outside)];
+  });
+  return table(head, rows);
+}
+
 export function streamTable(scenario) {
   const head = ['Contender', 'Streams', 'chunks/s', 'vs ref.', 'first chunk p50 ms', 'p99 ms', 'streams/s', 'Errors', 'Peak RSS MiB'];
   const ref = scenario.rows.find((r) => r.contender === scenario.reference && r.status === 'ok');
@@ -115,14 +153,24 @@ export function streamTable(scenario) {
 
 export function scenarioMarkdown(id, s) {
   const body =
-    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : soakTable(s);
+    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : s.kind === 'open' ? openTable(s) : s.kind === 'lone' ? loneTable(s) : soakTable(s);
   const notes = [];
   if (s.kind === 'load' && s.reference) notes.push(`"vs ref." is req/s relative to ${s.referenceName} at the same concurrency.`);
   if (s.kind === 'load' && s.rows.some((r) => r.median?.wrkCpuPct > 90)) {
-    notes.push('† the load generator (wrk or ghz) used more than 90% of its core: it, not the server, may be the limit.');
+    notes.push('† the load generator (wrk or h2load) used more than 90% of its core: it, not the server, may be the limit.');
   }
   if (s.kind === 'stream') {
     notes.push('Each client opens one stream after another (closed loop) and reads it to its end over a raw HTTP/1.1 socket (lib/stream.mjs); "vs ref." is chunks/s relative to redesmyn; the first chunk is timed from the request being sent.');
+  }
+  if (s.kind === 'lone') {
+    notes.push(
+      'Timed by a Node client (one kept-alive connection, the next request sent when the answer has arrived). Server total, queue and handler are medians of redesmyn\'s Server-Timing header: the handler time includes the hop to the handler\'s thread and back. "Outside the server" is client p50 minus server total: HTTP over loopback and the client itself.',
+    );
+  }
+  if (s.kind === 'open') {
+    notes.push(
+      `The peak is each contender's own closed-loop req/s at ${s.peakConnections} connections (wrk, same run); vegeta then sends requests at a fixed rate whether or not earlier ones were answered, so queueing shows in the percentiles (no coordinated omission). "sent req/s" below the rate means vegeta, not the server, fell behind.`,
+    );
   }
   if (s.kind === 'soak') notes.push(`${s.seconds} s at ${s.concurrency} connections; "RSS end" is at the end of the run.`);
   return [`### ${id}. ${s.title}`, '', body, ...(notes.length ? ['', ...notes] : [])].join('\n');

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use polars::prelude::*;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::cache::ModelCache;
@@ -144,12 +144,14 @@ struct QueuesState {
 }
 
 /// The sending side of one key's queue. Queued rows are counted so the
-/// batcher is woken once a batch is full, not on every request.
+/// batcher is woken once a batch is full, not on every request. The permits
+/// bound the key's running batches, whoever starts them.
 #[derive(Clone)]
 struct Lane {
     sender: mpsc::Sender<Job>,
     queued_rows: Arc<AtomicUsize>,
     full: Arc<Notify>,
+    permits: Arc<Semaphore>,
 }
 
 impl Queues {
@@ -236,17 +238,20 @@ impl Queues {
         for _ in 0..2 {
             let lane = match state.lanes.get(&params) {
                 Some(lane) if !lane.sender.is_closed() => lane.clone(),
-                _ => {
+                ended => {
+                    // A batcher that ended on idle hands its permits on: a
+                    // batch it did not start (see `run_alone`) may still run.
+                    let permits = match ended {
+                        Some(old) => Arc::clone(&old.permits),
+                        None => Arc::new(Semaphore::new(self.config.max_concurrent.max(1))),
+                    };
                     let (sender, rx) = mpsc::channel(self.config.max_queue.max(1));
-                    let lane = Lane { sender, queued_rows: Arc::default(), full: Arc::default() };
+                    let lane = Lane { sender, queued_rows: Arc::default(), full: Arc::default(), permits };
                     let batcher = Batcher {
-                        runtime: self.runtime.clone(),
-                        stopping: self.stopping.subscribe(),
-                        cache: self.cache.clone(),
-                        metrics: self.metrics.clone(),
+                        runner: self.runner(),
                         config: self.config.clone(),
                         params: Arc::clone(&params),
-                        permits: Arc::new(Semaphore::new(self.config.max_concurrent.max(1))),
+                        permits: Arc::clone(&lane.permits),
                         queued_rows: Arc::clone(&lane.queued_rows),
                         full: Arc::clone(&lane.full),
                     };
@@ -256,6 +261,14 @@ impl Queues {
                     lane
                 }
             };
+            if let Some(permit) = self.idle_slot(&lane) {
+                // Nothing queued and a batch slot free: this request is the
+                // whole batch, so it runs at once on the submitter's own
+                // thread instead of hopping to the batcher and back.
+                let here = Handle::try_current().unwrap_or_else(|_| self.tasks.clone());
+                self.runner().spawn(&here, params, vec![job], permit);
+                return Ok(());
+            }
             // Count the rows before sending, so the batcher never takes off
             // rows that were not yet counted.
             let queued = lane.queued_rows.fetch_add(rows, Ordering::AcqRel) + rows;
@@ -276,13 +289,32 @@ impl Queues {
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     return Err(RequestError::QueueFull { retry_after: Duration::from_secs(1) })
                 }
-                Err(mpsc::error::TrySendError::Closed(j)) => {
-                    state.lanes.remove(&params);
-                    job = j;
-                }
+                // The batcher ended on idle: the next try starts a new one.
+                Err(mpsc::error::TrySendError::Closed(j)) => job = j,
             }
         }
         Err(RequestError::ShuttingDown)
+    }
+
+    /// A batch slot for a request that need not wait for the batcher: the
+    /// batching window is zero (eager), nothing of its key is queued, and
+    /// fewer than `max_concurrent` batches run. With a window, requests
+    /// always wait in the queue to be batched.
+    fn idle_slot(&self, lane: &Lane) -> Option<OwnedSemaphorePermit> {
+        if !self.config.max_delay.is_zero() || lane.queued_rows.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        Arc::clone(&lane.permits).try_acquire_owned().ok()
+    }
+
+    fn runner(&self) -> Runner {
+        Runner {
+            runtime: self.runtime.clone(),
+            cache: self.cache.clone(),
+            metrics: self.metrics.clone(),
+            timeout: self.config.timeout,
+            stopping: self.stopping.subscribe(),
+        }
     }
 
     /// Ends every running stream with [`RequestError::ShuttingDown`]; streams
@@ -307,11 +339,44 @@ impl Queues {
     }
 }
 
-struct Batcher {
+/// What running a batch needs, whoever starts it: the batcher, or a
+/// submitter whose request is a batch of its own.
+struct Runner {
     runtime: Runtime,
-    stopping: watch::Receiver<bool>,
     cache: Option<Arc<ModelCache>>,
     metrics: Option<EndpointMetrics>,
+    timeout: Option<Duration>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Runner {
+    /// Runs `jobs` as one batch in a task on `on`, holding `permit` until
+    /// every request in it is answered (or its stream has ended).
+    fn spawn(&self, on: &Handle, params: Arc<Params>, jobs: Vec<Job>, permit: OwnedSemaphorePermit) {
+        let cache = self.cache.clone();
+        let metrics = self.metrics.clone();
+        match &self.runtime {
+            Runtime::Unary(handler) => {
+                let handler = Arc::clone(handler);
+                drop(on.spawn(async move {
+                    run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await;
+                    drop(permit);
+                }));
+            }
+            Runtime::Stream(handler) => {
+                let handler = Arc::clone(handler);
+                let context = StreamContext { timeout: self.timeout, stopping: self.stopping.clone() };
+                drop(on.spawn(async move {
+                    run_stream(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs, context).await;
+                    drop(permit);
+                }));
+            }
+        }
+    }
+}
+
+struct Batcher {
+    runner: Runner,
     config: BatchConfig,
     params: Arc<Params>,
     permits: Arc<Semaphore>,
@@ -388,31 +453,10 @@ impl Batcher {
             // Rows count as queued until their batch leaves (the submitters
             // compare the count with a full batch).
             self.queued_rows.fetch_sub(rows, Ordering::AcqRel);
-            if let Some(m) = &self.metrics {
+            if let Some(m) = &self.runner.metrics {
                 m.queue_depth.dec_by(jobs.len() as i64);
             }
-            let cache = self.cache.clone();
-            let metrics = self.metrics.clone();
-            let params = Arc::clone(&self.params);
-            match &self.runtime {
-                Runtime::Unary(handler) => {
-                    let handler = Arc::clone(handler);
-                    tokio::spawn(async move {
-                        run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await;
-                        drop(permit);
-                    });
-                }
-                Runtime::Stream(handler) => {
-                    let handler = Arc::clone(handler);
-                    let timeout = self.config.timeout;
-                    let stopping = self.stopping.clone();
-                    tokio::spawn(async move {
-                        let context = StreamContext { timeout, stopping };
-                        run_stream(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs, context).await;
-                        drop(permit);
-                    });
-                }
-            }
+            self.runner.spawn(&Handle::current(), Arc::clone(&self.params), jobs, permit);
         }
         // Wait for running batches before reporting this batcher done.
         let _ = self.permits.acquire_many(self.config.max_concurrent.max(1) as u32).await;
@@ -701,6 +745,55 @@ mod tests {
             task.await.unwrap();
         }
         assert_eq!(seen.lock().unwrap().iter().sum::<usize>(), 2000);
+    }
+
+    /// Lone requests run at once without the batcher; together with the
+    /// batches the batcher forms they never exceed `max_concurrent`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_started_at_once_or_by_the_batcher_respect_max_concurrent() {
+        for max_concurrent in [1, 2] {
+            let active = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let (a, m) = (Arc::clone(&active), Arc::clone(&most));
+            let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| {
+                let (active, most) = (Arc::clone(&a), Arc::clone(&m));
+                async move {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, HandlerError>(Predictions::Column(
+                        batch.frame.column("x").unwrap().as_materialized_series().clone(),
+                    ))
+                }
+            });
+            let config = BatchConfig { max_size: 4, max_concurrent, ..Default::default() };
+            let queues = Arc::new(Queues::new(handler, config, Handle::current()));
+            // A lone request first: answered with no batcher round trip.
+            assert_eq!(value(queues.submit_plain(Params::default(), frame(&[5.0])).unwrap().await.unwrap()), vec![5.0]);
+            let tasks: Vec<_> = (0..6)
+                .map(|t| {
+                    let queues = Arc::clone(&queues);
+                    tokio::spawn(async move {
+                        for i in 0..40 {
+                            let x = (t * 100 + i) as f64;
+                            let reply = queues.submit_plain(Params::default(), frame(&[x])).unwrap().await.unwrap();
+                            assert_eq!(value(reply), vec![x]);
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            assert!(
+                most.load(Ordering::SeqCst) <= max_concurrent,
+                "{} batches ran at once",
+                most.load(Ordering::SeqCst)
+            );
+            queues.shutdown().await;
+            assert_eq!(active.load(Ordering::SeqCst), 0);
+        }
     }
 
     #[tokio::test]

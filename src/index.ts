@@ -22,3 +22,5 @@ export { py, PythonHandler, PythonLoader } from './python';
 export { CacheConfig, FsClient, ObjectStoreClient } from './cache';
 export type { CacheOptions, CacheStats, ModelLoader, ObjectStoreClientOptions, RefreshOptions } from './cache';
 export type { PythonOptions } from './python';
+export { SettingsError, readServerSettings, readModelSettings, MLSERVER_RUNTIMES, RUNTIMES } from './repository';
+export type { RepositoryModel, ServerSettings, ModelSettings, TensorSettings } from './repository';

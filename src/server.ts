@@ -2,7 +2,8 @@
 import { resolve } from 'node:path';
 import { NativeServer, type LoadOutput } from '../binding';
 import type { Endpoint } from './endpoint';
-import { PythonHandler, PythonLoader, type PythonOptions } from './python';
+import { PythonHandler, PythonLoader, pythonExecutable, RUNTIMES_PATH, type PythonOptions } from './python';
+import { registerRepository, type RepositoryModel } from './repository';
 import type { ModelLoader } from './cache';
 import type { Fields } from './schema';
 
@@ -61,8 +62,10 @@ export class Server {
   readonly #models = new Map<number, unknown>();
   #nextModelId = 1;
   #keepAlive: NodeJS.Timeout | undefined;
+  readonly #python: PythonOptions;
 
   constructor(options: ServerOptions = {}) {
+    this.#python = options.python ?? {};
     this.#native = new NativeServer({
       host: options.host,
       port: options.port,
@@ -80,10 +83,10 @@ export class Server {
           }
         : undefined,
       log: options.log,
-      python: options.python && {
-        venv: options.python.venv === undefined ? undefined : resolve(options.python.venv),
-        executable: options.python.executable === undefined ? undefined : resolve(options.python.executable),
-        path: options.python.path?.map((p) => resolve(p)),
+      python: {
+        venv: options.python?.venv === undefined ? undefined : resolve(options.python.venv),
+        executable: options.python?.executable === undefined ? undefined : resolve(options.python.executable),
+        path: [...(options.python?.path?.map((p) => resolve(p)) ?? []), RUNTIMES_PATH],
       },
     });
   }
@@ -137,6 +140,23 @@ export class Server {
     endpoint.bind(this.#native);
     this.#endpoints.push(endpoint as unknown as Endpoint<Fields, string, unknown>);
     return this;
+  }
+
+  /**
+   * Serves a model repository: every subfolder of `dir` with a
+   * `model-settings.json` (MLServer's layout) becomes an endpoint at
+   * `/predictions/<name>` and a V2 model. Resolves with the index: each
+   * model ready, or failed with the reason (a failed model never stops the
+   * others). Call before `serve()`.
+   */
+  async registerRepository(dir: string): Promise<RepositoryModel[]> {
+    return registerRepository(
+      {
+        register: (endpoint) => this.register(endpoint),
+        pythonExecutable: () => pythonExecutable(this.#python),
+      },
+      dir,
+    );
   }
 
   /** A loader that keeps its models here and hands the core their ids. It never rejects. */

@@ -1,0 +1,249 @@
+/**
+ * A model repository: a folder of model folders, each with a
+ * `model-settings.json` (MLServer's layout), turned into endpoints. Reading
+ * settings is strict (settings.ts), the runtime comes from the table
+ * (runtimes.ts), and Python models are loaded once at start-up in a child
+ * process (python/redesmyn_runtimes/_preflight.py) so that a missing
+ * package, a missing artifact or a load that raises marks only that model
+ * failed, with the reason, while the others serve.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CacheConfig, FsClient } from '../cache';
+import { Endpoint, type OutputTensor } from '../endpoint';
+import { py, RUNTIMES_PATH } from '../python';
+import { Field, Schema, type Fields } from '../schema';
+import { resolveRuntime, type Runtime } from './runtimes';
+import { readModelSettings, SettingsError, type ModelSettings, type TensorSettings } from './settings';
+
+export { readServerSettings, readModelSettings, SettingsError } from './settings';
+export type { ServerSettings, ModelSettings, TensorSettings } from './settings';
+export { MLSERVER_RUNTIMES, RUNTIMES } from './runtimes';
+
+/** One model of a repository, as `registerRepository` found it. */
+export interface RepositoryModel {
+  name: string;
+  version?: string;
+  /** The runtime serving it (`sklearn`, `xgboost`, …), when known. */
+  runtime?: string;
+  folder: string;
+  state: 'ready' | 'failed';
+  /** Why it failed. */
+  reason?: string;
+  /** Its native path, `/predictions/<name>`, when ready. */
+  path?: string;
+}
+
+/** What a model needs from the server to be served. */
+export interface RepositoryHost {
+  register(endpoint: Endpoint<Fields, string, unknown>): unknown;
+  /** The Python the embedded interpreter runs (for the start-up check). */
+  pythonExecutable(): string;
+}
+
+const importModule = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<Record<string, unknown>>;
+
+const FIELD: Record<string, () => Field<unknown, unknown>> = {
+  BOOL: Schema.bool,
+  BYTES: Schema.str,
+  INT8: Schema.i8,
+  INT16: Schema.i16,
+  INT32: Schema.i32,
+  INT64: Schema.i64,
+  UINT8: Schema.u8,
+  UINT16: Schema.u16,
+  UINT32: Schema.u32,
+  UINT64: Schema.u64,
+  FP32: Schema.f32,
+  FP64: Schema.f64,
+} as unknown as Record<string, () => Field<unknown, unknown>>;
+
+/** The model folders of `dir`: its subfolders holding a `model-settings.json`, by name. */
+export function modelFolders(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((entry) => !entry.startsWith('.') && statSync(join(dir, entry)).isDirectory() && existsSync(join(dir, entry, 'model-settings.json')))
+    .sort()
+    .map((entry) => join(dir, entry));
+}
+
+/**
+ * The schema of a model from its declared V2 inputs: one field per `[-1]`
+ * (or `[-1, 1]`) input, or, for a single `[-1, F]` input (MLServer's
+ * usual shape), F fields read in order (named by `columns`, else
+ * `<input>_<i>`). Without declared inputs, `features` (what the model says
+ * it takes) gives F FP64 fields.
+ */
+export function schemaOf(settings: ModelSettings, file: string, features?: { count: number; names?: string[] }): Schema<Fields> {
+  let inputs: TensorSettings[] | undefined = settings.inputs;
+  if (inputs === undefined || inputs.length === 0) {
+    if (!features) throw new SettingsError(file, 'inputs', 'missing; expected a list of V2 tensors {name, datatype, shape} (this runtime cannot tell what its model takes)');
+    inputs = [{ name: 'input-0', datatype: 'FP64', shape: [-1, features.count] }];
+  }
+  const fields: Record<string, Field<unknown, unknown>> = {};
+  const field = (t: TensorSettings, at: string) => {
+    const make = FIELD[t.datatype];
+    if (!make) throw new SettingsError(file, `${at}.datatype`, `expected a V2 datatype, got ${JSON.stringify(t.datatype)}`);
+    return make();
+  };
+  const last = (t: TensorSettings) => t.shape[t.shape.length - 1];
+  if (inputs.length === 1 && inputs[0].shape.length === 2 && last(inputs[0]) > 1) {
+    const t = inputs[0];
+    const names = settings.columns ?? (settings.inputs ? undefined : features?.names);
+    if (names && names.length !== last(t)) {
+      throw new SettingsError(file, 'columns', `expected ${last(t)} names (the input's second dimension), got ${names.length}`);
+    }
+    for (let i = 0; i < last(t); i++) fields[names?.[i] ?? `${t.name}_${i}`] = field(t, 'inputs[0]');
+  } else {
+    inputs.forEach((t, i) => {
+      if (!(t.shape.length === 1 || (t.shape.length === 2 && last(t) === 1))) {
+        throw new SettingsError(file, `inputs[${i}].shape`, `expected [-1] or [-1, 1] per input, or one [-1, F] input; got ${JSON.stringify(t.shape)}`);
+      }
+      fields[t.name] = field(t, `inputs[${i}]`);
+    });
+  }
+  return new Schema(fields as Fields);
+}
+
+interface Planned {
+  model: RepositoryModel;
+  settings: ModelSettings;
+  file: string;
+  runtime: Runtime;
+  /** The artifact's absolute path (or the settings file, for custom classes). */
+  artifact: string;
+}
+
+interface Checked {
+  error?: string;
+  features?: number | null;
+  feature_names?: string[];
+  output?: { datatype: string; width: number | null };
+}
+
+function check(python: string, specs: object[]): Promise<Record<string, Checked>> {
+  return new Promise((done, fail) => {
+    const child = execFile(
+      python,
+      ['-m', 'redesmyn_runtimes._preflight'],
+      { env: { ...process.env, PYTHONPATH: [RUNTIMES_PATH, process.env.PYTHONPATH].filter(Boolean).join(':') }, maxBuffer: 64 << 20 },
+      (error, stdout, stderr) => {
+        if (error) return fail(new Error(`the start-up check of the repository's Python models failed (${python}): ${stderr.trim() || error.message}`));
+        try {
+          const results = JSON.parse(stdout) as (Checked & { id: string })[];
+          done(Object.fromEntries(results.map((r) => [r.id, r])));
+        } catch {
+          fail(new Error(`the start-up check printed no result: ${stderr.trim()}`));
+        }
+      },
+    );
+    child.stdin?.end(JSON.stringify(specs));
+  });
+}
+
+/** Reads, checks and registers every model of `dir` on `host`; returns the index. */
+export async function registerRepository(host: RepositoryHost, dir: string): Promise<RepositoryModel[]> {
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`model repository '${dir}' is not a folder`);
+  const index: RepositoryModel[] = [];
+  const planned: Planned[] = [];
+  for (const folder of modelFolders(root)) {
+    const file = join(folder, 'model-settings.json');
+    const model: RepositoryModel = { name: folder.split('/').pop() as string, folder, state: 'failed' };
+    index.push(model);
+    try {
+      const settings = readModelSettings(file);
+      model.name = settings.name ?? model.name;
+      model.version = settings.parameters.version;
+      const runtime = resolveRuntime(settings);
+      if ('error' in runtime) throw new SettingsError(file, runtime.key, runtime.error);
+      model.runtime = runtime.name;
+      if (runtime.kind === 'onnx') {
+        throw new SettingsError(file, 'runtime', "the onnx runtime is not available in this build of redesmyn");
+      }
+      let artifact = file;
+      if (runtime.kind !== 'python' || runtime.artifact === 'uri') {
+        if (settings.parameters.uri === undefined) throw new SettingsError(file, 'parameters.uri', "missing; expected the model file's path, relative to the model's folder");
+        artifact = resolve(folder, settings.parameters.uri);
+        if (!existsSync(artifact)) throw new SettingsError(file, 'parameters.uri', `expected an existing file; '${artifact}' does not exist`);
+      }
+      planned.push({ model, settings, file, runtime, artifact });
+    } catch (error) {
+      model.reason = error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  const python = planned.filter((p) => p.runtime.kind === 'python');
+  const checked = python.length
+    ? await check(
+        host.pythonExecutable(),
+        python.map((p, i) => {
+          const r = p.runtime as Extract<Runtime, { kind: 'python' }>;
+          return { id: String(i), module: r.module, handler: r.artifact === 'uri' ? r.handler : undefined, artifact: p.artifact, requires: r.requires };
+        }),
+      )
+    : {};
+
+  for (const p of planned) {
+    const { model, settings, file, runtime, artifact } = p;
+    try {
+      const result = runtime.kind === 'python' ? checked[String(python.indexOf(p))] : undefined;
+      if (result?.error) throw new Error(`${file}: ${result.error}`);
+      const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
+      const schema = schemaOf(settings, file, features);
+      let outputs: OutputTensor[] | undefined = settings.outputs;
+      if (!outputs && runtime.kind === 'python' && runtime.artifact === 'uri' && result?.output) {
+        const width = result.output.width;
+        outputs = [{ name: runtime.handler, datatype: result.output.datatype, shape: width ? [-1, width] : [-1] }];
+      }
+      const path = `/predictions/${model.name}`;
+      const base = {
+        path,
+        name: model.name,
+        outputs,
+        schema,
+        batch: {
+          maxSize: settings.maxBatchSize,
+          maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
+          timeoutMs: settings.timeoutMs,
+          maxQueue: settings.maxQueue,
+          maxConcurrent: settings.maxConcurrent,
+        },
+      };
+      const client = new FsClient({ basePath: artifact.slice(0, artifact.lastIndexOf('/')), pathTemplate: artifact.slice(artifact.lastIndexOf('/') + 1) });
+      if (runtime.kind === 'python') {
+        host.register(
+          new Endpoint({
+            ...base,
+            cache: new CacheConfig({ client, loadModel: py.loader(`${runtime.module}:load`), maxSize: 1, prefetch: true }),
+            handler: py.handler(`${runtime.module}:${runtime.handler}`),
+          }) as unknown as Endpoint<Fields, string, unknown>,
+        );
+      } else {
+        type Module = { load?: (settings: object) => unknown; predict: (batch: unknown, model: unknown) => unknown };
+        host.register(
+          new Endpoint({
+            ...base,
+            cache: new CacheConfig<{ module: Module; state: unknown }>({
+              client,
+              loadModel: async (local) => {
+                const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
+                if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
+                return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
+              },
+              maxSize: 1,
+              prefetch: true,
+            }),
+            handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
+          }) as unknown as Endpoint<Fields, string, unknown>,
+        );
+      }
+      model.state = 'ready';
+      model.path = path;
+    } catch (error) {
+      model.reason = error instanceof Error ? error.message : String(error);
+    }
+  }
+  return index;
+}

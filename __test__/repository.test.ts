@@ -136,6 +136,39 @@ describe('redesmyn serve: built-in runtimes answer what their library predicts',
   });
 });
 
+describe('redesmyn serve: versions', () => {
+  const predict = async (path: string) => (await post(`${served.http}${path}`, records(expected.rows))).body.predictions;
+  const v2 = async (path: string) =>
+    (
+      await post(`${served.http}${path}`, {
+        inputs: [{ name: 'input-0', datatype: 'FP64', shape: [1, 4], data: expected.rows[0] }],
+      })
+    ).body.outputs[0].data;
+
+  it('latest 2 of 3: versions 3 and 2 side by side, 1 not served, the unversioned routes serve 3', async () => {
+    expect(await predict('/predictions/iris-versions/versions/3')).toEqual([0, 0, 0, 0]);
+    expect(await predict('/predictions/iris-versions/versions/2')).toEqual([2, 2, 2, 2]);
+    expect(await predict('/predictions/iris-versions')).toEqual([0, 0, 0, 0]);
+    expect((await post(`${served.http}/predictions/iris-versions/versions/1`, records(expected.rows))).status).toBe(404);
+    expect(await v2('/v2/models/iris-versions/versions/2/infer')).toEqual([2]);
+    expect(await v2('/v2/models/iris-versions/versions/3/infer')).toEqual([0]);
+    expect(await v2('/v2/models/iris-versions/infer')).toEqual([0]);
+    expect((await fetch(`${served.http}/v2/models/iris-versions/versions/2/ready`)).status).toBe(200);
+    expect((await fetch(`${served.http}/v2/models/iris-versions/versions/1/ready`)).status).toBe(404);
+  });
+
+  it('all versions with defaultVersion 1; a version that fails to load leaves the others serving', async () => {
+    expect(await v2('/v2/models/iris-pinned/versions/1/infer')).toEqual([1]);
+    expect(await v2('/v2/models/iris-pinned/versions/2/infer')).toEqual([2]);
+    expect(await v2('/v2/models/iris-pinned/infer')).toEqual([1]);
+    const line = served
+      .log()
+      .split('\n')
+      .find((l) => l.includes('"model failed"') && l.includes('"model":"iris-pinned"'));
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ version: '3', reason: expect.stringMatching(/iris-pinned\/3\/model.joblib' does not exist/) });
+  });
+});
+
 describe('redesmyn serve: a bad model fails alone, with the file, the key and what was expected', () => {
   const failed = (model: string) => {
     const line = served

@@ -102,6 +102,20 @@ export function predict(batch, model) {
 }
 ''')
 
+# Versions: numbered folders under one model-settings.json, each answering its own constant.
+from sklearn.dummy import DummyClassifier
+
+versioned = {"runtime": "sklearn", "parameters": {"uri": "model.joblib"}, "inputs": IRIS_INPUTS, "columns": COLUMNS}
+folder("iris-versions", {**versioned, "versionPolicy": {"latest": {"num_versions": 2}}})
+for version, constant in [(1, 1), (2, 2), (3, 0)]:
+    d = folder("iris-versions", None, str(version))
+    joblib.dump(DummyClassifier(strategy="constant", constant=constant).fit(X, y), d / "model.joblib")
+folder("iris-pinned", {**versioned, "versionPolicy": {"all": {}}, "defaultVersion": "1"})
+for version in (1, 2):
+    d = folder("iris-pinned", None, str(version))
+    joblib.dump(DummyClassifier(strategy="constant", constant=version).fit(X, y), d / "model.joblib")
+folder("iris-pinned", None, "3")  # a version whose artifact is missing fails alone
+
 # Bad models: each must fail alone, with a message naming the file and key.
 folder("bad-runtime", {"runtime": "tensorflow-magic", "parameters": {"uri": "x"}})
 folder("bad-artifact", {"runtime": "sklearn", "parameters": {"uri": "./missing.joblib"}, "inputs": IRIS_INPUTS})

@@ -16,7 +16,7 @@ import { Endpoint, type OutputTensor } from '../endpoint';
 import { py, RUNTIMES_PATH } from '../python';
 import { Field, Schema, type Fields } from '../schema';
 import { resolveRuntime, type Runtime } from './runtimes';
-import { readModelSettings, SettingsError, type ModelSettings, type TensorSettings } from './settings';
+import { readModelSettings, SettingsError, type ModelSettings, type TensorSettings, type VersionPolicy } from './settings';
 
 export { readServerSettings, readModelSettings, SettingsError } from './settings';
 export type { ServerSettings, ModelSettings, TensorSettings } from './settings';
@@ -25,7 +25,10 @@ export { MLSERVER_RUNTIMES, RUNTIMES } from './runtimes';
 /** One model of a repository, as `registerRepository` found it. */
 export interface RepositoryModel {
   name: string;
+  /** The version folder served (`models/<name>/<version>/`), or `parameters.version` for an unversioned folder. */
   version?: string;
+  /** Whether the unversioned routes (`/predictions/<name>`, `/v2/models/<name>`) serve this version. */
+  default?: boolean;
   /** The runtime serving it (`sklearn`, `xgboost`, …), when known. */
   runtime?: string;
   folder: string;
@@ -106,8 +109,25 @@ export function schemaOf(settings: ModelSettings, file: string, features?: { cou
   return new Schema(fields as Fields);
 }
 
+/** The numbered version folders of a model folder, highest first. */
+export function versionFolders(folder: string): number[] {
+  return readdirSync(folder)
+    .filter((entry) => /^\d+$/.test(entry) && statSync(join(folder, entry)).isDirectory())
+    .map(Number)
+    .sort((a, b) => b - a);
+}
+
+/** The versions a policy selects among `available` (highest first). */
+export function selectVersions(available: number[], policy: VersionPolicy = { latest: { num_versions: 1 } }): number[] {
+  if ('latest' in policy) return available.slice(0, policy.latest.num_versions);
+  if ('all' in policy) return available;
+  return available.filter((v) => policy.specific.versions.includes(v));
+}
+
 interface Planned {
   model: RepositoryModel;
+  /** Versioned models: the folder's number. */
+  served?: string;
   settings: ModelSettings;
   file: string;
   runtime: Runtime;
@@ -149,28 +169,54 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
   const index: RepositoryModel[] = [];
   const planned: Planned[] = [];
   for (const folder of modelFolders(root)) {
-    const file = join(folder, 'model-settings.json');
-    const model: RepositoryModel = { name: folder.split('/').pop() as string, folder, state: 'failed' };
-    index.push(model);
+    const parentFile = join(folder, 'model-settings.json');
+    const folderName = folder.split('/').pop() as string;
+    let versions: { dir: string; version?: string }[] = [{ dir: folder }];
+    let defaultVersion: string | undefined;
     try {
-      const settings = readModelSettings(file);
-      model.name = settings.name ?? model.name;
-      model.version = settings.parameters.version;
-      const runtime = resolveRuntime(settings);
-      if ('error' in runtime) throw new SettingsError(file, runtime.key, runtime.error);
-      model.runtime = runtime.name;
-      if (runtime.kind === 'onnx') {
-        throw new SettingsError(file, 'runtime', "the onnx runtime is not available in this build of redesmyn");
+      const parent = readModelSettings(parentFile);
+      const available = versionFolders(folder);
+      if (available.length > 0) {
+        const selected = selectVersions(available, parent.versionPolicy);
+        if (selected.length === 0) throw new SettingsError(parentFile, 'versionPolicy', `selects none of the version folders ${available.join(', ')}`);
+        versions = selected.map((v) => ({ dir: join(folder, String(v)), version: String(v) }));
+        defaultVersion = parent.defaultVersion;
+        if (defaultVersion !== undefined && !selected.map(String).includes(defaultVersion)) {
+          throw new SettingsError(parentFile, 'defaultVersion', `expected one of the served versions ${selected.join(', ')}, got ${defaultVersion}`);
+        }
+      } else if (parent.versionPolicy !== undefined || parent.defaultVersion !== undefined) {
+        throw new SettingsError(parentFile, parent.versionPolicy !== undefined ? 'versionPolicy' : 'defaultVersion', 'expected numbered version folders (<name>/1/, <name>/2/, …) beside it; there are none');
       }
-      let artifact = file;
-      if (runtime.kind !== 'python' || runtime.artifact === 'uri') {
-        if (settings.parameters.uri === undefined) throw new SettingsError(file, 'parameters.uri', "missing; expected the model file's path, relative to the model's folder");
-        artifact = resolve(folder, settings.parameters.uri);
-        if (!existsSync(artifact)) throw new SettingsError(file, 'parameters.uri', `expected an existing file; '${artifact}' does not exist`);
-      }
-      planned.push({ model, settings, file, runtime, artifact });
     } catch (error) {
-      model.reason = error instanceof Error ? error.message : String(error);
+      index.push({ name: folderName, folder, state: 'failed', reason: error instanceof Error ? error.message : String(error) });
+      continue;
+    }
+    for (const { dir: vdir, version } of versions) {
+      // A version folder may carry its own model-settings.json; else the model's applies, its uri read from the version folder.
+      const file = version !== undefined && existsSync(join(vdir, 'model-settings.json')) ? join(vdir, 'model-settings.json') : parentFile;
+      const model: RepositoryModel = { name: folderName, folder: vdir, state: 'failed', version };
+      index.push(model);
+      try {
+        const settings = readModelSettings(file);
+        model.name = settings.name ?? model.name;
+        if (version === undefined) model.version = settings.parameters.version;
+        else model.default = defaultVersion === undefined ? undefined : version === defaultVersion;
+        const runtime = resolveRuntime(settings);
+        if ('error' in runtime) throw new SettingsError(file, runtime.key, runtime.error);
+        model.runtime = runtime.name;
+        if (runtime.kind === 'onnx') {
+          throw new SettingsError(file, 'runtime', 'the onnx runtime is not available in this build of redesmyn');
+        }
+        let artifact = file;
+        if (runtime.kind !== 'python' || runtime.artifact === 'uri') {
+          if (settings.parameters.uri === undefined) throw new SettingsError(file, 'parameters.uri', "missing; expected the model file's path, relative to the model's folder");
+          artifact = resolve(vdir, settings.parameters.uri);
+          if (!existsSync(artifact)) throw new SettingsError(file, 'parameters.uri', `expected an existing file; '${artifact}' does not exist`);
+        }
+        planned.push({ model, served: version, settings, file, runtime, artifact });
+      } catch (error) {
+        model.reason = error instanceof Error ? error.message : String(error);
+      }
     }
   }
 
@@ -185,6 +231,8 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
       )
     : {};
 
+  /** Each ready model and how to make its endpoint at a path, with or without its version. */
+  const ready: { model: RepositoryModel; versioned: boolean; make: (path: string, version?: string) => Endpoint<Fields, string, unknown> }[] = [];
   for (const p of planned) {
     const { model, settings, file, runtime, artifact } = p;
     try {
@@ -197,9 +245,7 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
         const width = result.output.width;
         outputs = [{ name: runtime.handler, datatype: result.output.datatype, shape: width ? [-1, width] : [-1] }];
       }
-      const path = `/predictions/${model.name}`;
       const base = {
-        path,
         name: model.name,
         outputs,
         schema,
@@ -212,35 +258,63 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
         },
       };
       const client = new FsClient({ basePath: artifact.slice(0, artifact.lastIndexOf('/')), pathTemplate: artifact.slice(artifact.lastIndexOf('/') + 1) });
-      if (runtime.kind === 'python') {
-        host.register(
-          new Endpoint({
+      const make = (path: string, version?: string): Endpoint<Fields, string, unknown> => {
+        if (runtime.kind === 'python') {
+          return new Endpoint({
             ...base,
+            path,
+            version,
             cache: new CacheConfig({ client, loadModel: py.loader(`${runtime.module}:load`), maxSize: 1, prefetch: true }),
             handler: py.handler(`${runtime.module}:${runtime.handler}`),
-          }) as unknown as Endpoint<Fields, string, unknown>,
-        );
-      } else {
+          }) as unknown as Endpoint<Fields, string, unknown>;
+        }
         type Module = { load?: (settings: object) => unknown; predict: (batch: unknown, model: unknown) => unknown };
-        host.register(
-          new Endpoint({
-            ...base,
-            cache: new CacheConfig<{ module: Module; state: unknown }>({
-              client,
-              loadModel: async (local) => {
-                const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
-                if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
-                return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
-              },
-              maxSize: 1,
-              prefetch: true,
-            }),
-            handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
-          }) as unknown as Endpoint<Fields, string, unknown>,
-        );
+        return new Endpoint({
+          ...base,
+          path,
+          version,
+          cache: new CacheConfig<{ module: Module; state: unknown }>({
+            client,
+            loadModel: async (local) => {
+              const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
+              if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
+              return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
+            },
+            maxSize: 1,
+            prefetch: true,
+          }),
+          handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
+        }) as unknown as Endpoint<Fields, string, unknown>;
+      };
+      ready.push({ model, make, versioned: p.served !== undefined });
+    } catch (error) {
+      model.reason = error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  // Versioned models: each version at its own routes; the default (the
+  // settings' `defaultVersion` if it loaded, else the highest that did) also
+  // at the unversioned ones, as a second endpoint over the same artifact.
+  const defaults = new Map<string, RepositoryModel>();
+  for (const { model, versioned } of ready) {
+    if (!versioned || model.default === false) continue;
+    const current = defaults.get(model.name);
+    if (model.default === true || !current || (current.default !== true && Number(model.version) > Number(current.version))) defaults.set(model.name, model);
+  }
+  for (const { model, make, versioned } of ready) {
+    try {
+      if (versioned) {
+        const path = `/predictions/${model.name}/versions/${model.version}`;
+        host.register(make(path, model.version));
+        model.path = path;
+        model.default = defaults.get(model.name) === model;
+        if (model.default) host.register(make(`/predictions/${model.name}`));
+      } else {
+        const path = `/predictions/${model.name}`;
+        host.register(make(path));
+        model.path = path;
       }
       model.state = 'ready';
-      model.path = path;
     } catch (error) {
       model.reason = error instanceof Error ? error.message : String(error);
     }

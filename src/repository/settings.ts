@@ -55,7 +55,13 @@ export interface ModelSettings {
   timeoutMs?: number;
   maxQueue?: number;
   maxConcurrent?: number;
+  /** Which numbered version folders to serve (Triton's shape); default `{ latest: { num_versions: 1 } }`. */
+  versionPolicy?: VersionPolicy;
+  /** The version the unversioned routes serve (default: the highest served). */
+  defaultVersion?: string;
 }
+
+export type VersionPolicy = { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };
 
 export const V2_DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP32', 'FP64', 'BYTES'];
 
@@ -171,6 +177,21 @@ export function readModelSettings(file: string): ModelSettings {
     timeoutMs: r.positive,
     maxQueue: r.positive,
     maxConcurrent: r.positive,
+    versionPolicy: (v, key) => {
+      const bad = () => r.fail(key, `expected {"latest": {"num_versions": N}}, {"all": {}} or {"specific": {"versions": [1, 2]}}, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.keys(v).length !== 1) bad();
+      const o = v as Record<string, Record<string, unknown>>;
+      if ('latest' in o) {
+        if (!Number.isInteger(o.latest?.num_versions) || (o.latest.num_versions as number) < 1 || Object.keys(o.latest).length !== 1) bad();
+      } else if ('all' in o) {
+        if (typeof o.all !== 'object' || o.all === null || Object.keys(o.all).length !== 0) bad();
+      } else if ('specific' in o) {
+        const versions = o.specific?.versions;
+        if (!Array.isArray(versions) || versions.length === 0 || !versions.every((n) => Number.isInteger(n) && n >= 0) || Object.keys(o.specific).length !== 1) bad();
+      } else bad();
+      return v;
+    },
+    defaultVersion: (v, key) => (typeof v === 'string' || Number.isInteger(v) ? String(v) : r.fail(key, `expected a version number, got ${JSON.stringify(v)}`)),
   });
   if (o.implementation !== undefined && o.runtime !== undefined) r.fail('runtime', "give 'implementation' (MLServer) or 'runtime', not both");
   if (o.implementation === undefined && o.runtime === undefined) r.fail('runtime', "missing; expected 'runtime' (sklearn, xgboost, lightgbm, python, typescript, onnx) or MLServer's 'implementation'");
@@ -188,5 +209,7 @@ export function readModelSettings(file: string): ModelSettings {
     timeoutMs: o.timeoutMs as number | undefined,
     maxQueue: o.maxQueue as number | undefined,
     maxConcurrent: o.maxConcurrent as number | undefined,
+    versionPolicy: o.versionPolicy as VersionPolicy | undefined,
+    defaultVersion: o.defaultVersion as string | undefined,
   };
 }

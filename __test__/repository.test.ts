@@ -4,7 +4,7 @@
 // (__test__/repository/make_models.py in the venv scripts/runtimes-venv.mjs
 // makes), compared with each library's own predict on the same rows.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -202,6 +202,64 @@ describe('redesmyn serve: a bad model fails alone, with the file, the key and wh
       expect(r.stderr).toMatch(/iris-xgboost\/model-settings.json: the Python package 'polars' is missing; install it with: pip install polars/);
     } finally {
       rmSync(bare, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('redesmyn serve --watch: hot reload of a new version', () => {
+  it('a broken new version leaves the old one serving; a good one takes over once loaded; no request fails meanwhile', async () => {
+    const hot = mkdtempSync(join(tmpdir(), 'redesmyn-hot-'));
+    const settings = { runtime: 'sklearn', parameters: { uri: 'model.joblib' }, inputs: [{ name: 'input-0', datatype: 'FP64', shape: [-1, 4] }], columns: COLUMNS };
+    mkdirSync(join(hot, 'hot', '1'), { recursive: true });
+    writeFileSync(join(hot, 'hot', 'model-settings.json'), JSON.stringify(settings));
+    cpSync(join(dir, 'iris-pinned', '1', 'model.joblib'), join(hot, 'hot', '1', 'model.joblib'));
+    const s = await serve(hot, venv, ['--watch', '--watch-interval', '200']);
+    // Four clients in a loop, each request after the previous answer.
+    let running = true;
+    const seen: { status: number; value: unknown }[][] = [[], [], [], []];
+    const clients = seen.map(async (log) => {
+      while (running) {
+        const r = await post(`${s.http}/predictions/hot`, records([expected.rows[0]]));
+        log.push({ status: r.status, value: r.body?.predictions?.[0] });
+      }
+    });
+    const current = async () => (await post(`${s.http}/predictions/hot`, records([expected.rows[0]]))).body.predictions[0];
+    const until = async (what: () => Promise<boolean>) => {
+      for (let i = 0; i < 300 && !(await what()); i++) await new Promise((r) => setTimeout(r, 100));
+    };
+    try {
+      expect(await current()).toBe(1);
+      // Version 2: its file is not a model. Dropped in whole (renamed into place).
+      mkdirSync(join(hot, 'staging-2'));
+      writeFileSync(join(hot, 'staging-2', 'model.joblib'), 'not a joblib file');
+      renameSync(join(hot, 'staging-2'), join(hot, 'hot', '2'));
+      await until(async () => s.log().includes('new version failed'));
+      const failed = JSON.parse(s.log().split('\n').find((l) => l.includes('new version failed')) ?? '{}');
+      expect(failed).toMatchObject({ model: 'hot', version: '2', serving: '1', reason: expect.stringMatching(/load failed/) });
+      expect(await current()).toBe(1);
+      // Version 3: a good model answering 2.
+      mkdirSync(join(hot, 'staging-3'));
+      cpSync(join(dir, 'iris-pinned', '2', 'model.joblib'), join(hot, 'staging-3', 'model.joblib'));
+      renameSync(join(hot, 'staging-3'), join(hot, 'hot', '3'));
+      await until(async () => (await current()) === 2);
+      expect(await current()).toBe(2);
+      expect(s.log()).toMatch(/"message":"default version moved","model":"hot","from":"1","version":"3"/);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      running = false;
+      await Promise.all(clients);
+      s.child.kill('SIGTERM');
+      expect(await s.exit).toBe(0);
+      rmSync(hot, { recursive: true, force: true });
+    }
+    for (const log of seen) {
+      expect(log.length).toBeGreaterThan(0);
+      expect(log.filter((r) => r.status !== 200)).toEqual([]);
+      // Each client sees 1 until the switch, then 2 only.
+      const first2 = log.findIndex((r) => r.value === 2);
+      expect(first2).toBeGreaterThan(-1);
+      expect(log.slice(0, first2).every((r) => r.value === 1)).toBe(true);
+      expect(log.slice(first2).every((r) => r.value === 2)).toBe(true);
     }
   });
 });

@@ -24,6 +24,9 @@ Options:
   --log-level LEVEL  error, warn (default), info, debug or trace
   --venv DIR         the Python virtual environment Python runtimes run in
                      (default: $VIRTUAL_ENV, else python3 on PATH)
+  --watch            poll DIR: a newer version folder the version policy
+                     selects takes over the unversioned routes once loaded
+  --watch-interval MS  poll interval (default 1000)
   --strict           exit (code 2) if any model fails to load, instead of
                      serving the others
   -h, --help         this help
@@ -54,6 +57,8 @@ async function main(): Promise<void> {
         'log-level': { type: 'string' },
         venv: { type: 'string' },
         strict: { type: 'boolean' },
+        watch: { type: 'boolean' },
+        'watch-interval': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -103,7 +108,8 @@ async function main(): Promise<void> {
   });
   let index;
   try {
-    index = await server.registerRepository(dir);
+    const intervalMs = integer(values['watch-interval'], 'watch-interval');
+    index = await server.registerRepository(dir, { watch: values.watch ? { intervalMs } : false });
   } catch (error) {
     fail((error as Error).message);
   }

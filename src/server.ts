@@ -4,6 +4,7 @@ import { NativeServer, type LoadOutput } from '../binding';
 import type { Endpoint } from './endpoint';
 import { PythonHandler, PythonLoader, pythonExecutable, RUNTIMES_PATH, type PythonOptions } from './python';
 import { registerRepository, type RepositoryModel } from './repository';
+import { RepositoryWatcher, type WatchOptions } from './repository/watch';
 import type { ModelLoader } from './cache';
 import type { Fields } from './schema';
 
@@ -63,6 +64,7 @@ export class Server {
   #nextModelId = 1;
   #keepAlive: NodeJS.Timeout | undefined;
   readonly #python: PythonOptions;
+  readonly #watchers: RepositoryWatcher[] = [];
 
   constructor(options: ServerOptions = {}) {
     this.#python = options.python ?? {};
@@ -148,15 +150,20 @@ export class Server {
    * `/predictions/<name>` and a V2 model. Resolves with the index: each
    * model ready, or failed with the reason (a failed model never stops the
    * others). Call before `serve()`.
+   *
+   * With `watch`, the folder is polled while serving: when the version
+   * policy selects a newer version folder, it is loaded and checked, then
+   * the unversioned routes move to it (the old version answers until then,
+   * and keeps answering if the new one fails).
    */
-  async registerRepository(dir: string): Promise<RepositoryModel[]> {
-    return registerRepository(
-      {
-        register: (endpoint) => this.register(endpoint),
-        pythonExecutable: () => pythonExecutable(this.#python),
-      },
-      dir,
-    );
+  async registerRepository(dir: string, options: { watch?: boolean | WatchOptions } = {}): Promise<RepositoryModel[]> {
+    const python = () => pythonExecutable(this.#python);
+    const { index, followed } = await registerRepository({ register: (endpoint) => this.register(endpoint), pythonExecutable: python }, dir);
+    if (options.watch) {
+      const watcher = new RepositoryWatcher(followed, index, python, options.watch === true ? {} : options.watch);
+      this.#watchers.push(watcher);
+    }
+    return index;
   }
 
   /** A loader that keeps its models here and hands the core their ids. It never rejects. */
@@ -176,12 +183,14 @@ export class Server {
   /** Starts listening; resolves once the port is bound. */
   async serve(): Promise<void> {
     await this.#native.serve();
+    for (const watcher of this.#watchers) watcher.start();
     // Like a listening socket, a serving server keeps Node running.
     this.#keepAlive = setInterval(() => {}, 1 << 30);
   }
 
   /** Stops gracefully: every accepted request is answered, then Node may exit. */
   async stop(): Promise<void> {
+    for (const watcher of this.#watchers) watcher.stop();
     try {
       await this.#native.stop();
     } finally {

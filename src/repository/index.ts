@@ -8,8 +8,9 @@
  * failed, with the reason, while the others serve.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CacheConfig, FsClient } from '../cache';
 import { Endpoint, type OutputTensor } from '../endpoint';
@@ -124,7 +125,7 @@ export function selectVersions(available: number[], policy: VersionPolicy = { la
   return available.filter((v) => policy.specific.versions.includes(v));
 }
 
-interface Planned {
+export interface Planned {
   model: RepositoryModel;
   /** Versioned models: the folder's number. */
   served?: string;
@@ -133,6 +134,48 @@ interface Planned {
   runtime: Runtime;
   /** The artifact's absolute path (or the settings file, for custom classes). */
   artifact: string;
+}
+
+/**
+ * Reads the settings that apply to one model (or one version folder of it),
+ * fills `model`'s name and runtime, and resolves its artifact. Throws a
+ * SettingsError saying what is wrong.
+ */
+export function planVersion(model: RepositoryModel, parentFile: string, version: string | undefined): Planned {
+  const vdir = model.folder;
+  // A version folder may carry its own model-settings.json; else the model's applies, its uri read from the version folder.
+  const file = version !== undefined && existsSync(join(vdir, 'model-settings.json')) ? join(vdir, 'model-settings.json') : parentFile;
+  const settings = readModelSettings(file);
+  model.name = settings.name ?? model.name;
+  if (version === undefined) model.version = settings.parameters.version;
+  const runtime = resolveRuntime(settings);
+  if ('error' in runtime) throw new SettingsError(file, runtime.key, runtime.error);
+  model.runtime = runtime.name;
+  if (runtime.kind === 'onnx') {
+    throw new SettingsError(file, 'runtime', 'the onnx runtime is not available in this build of redesmyn');
+  }
+  let artifact = file;
+  if (runtime.kind !== 'python' || runtime.artifact === 'uri') {
+    if (settings.parameters.uri === undefined) throw new SettingsError(file, 'parameters.uri', "missing; expected the model file's path, relative to the model's folder");
+    artifact = resolve(vdir, settings.parameters.uri);
+    if (!existsSync(artifact)) throw new SettingsError(file, 'parameters.uri', `expected an existing file; '${artifact}' does not exist`);
+  }
+  return { model, served: version, settings, file, runtime, artifact };
+}
+
+/** The start-up check's request for one planned model. */
+function checkSpec(p: Planned, id: string): object | undefined {
+  if (p.runtime.kind !== 'python') return undefined;
+  const r = p.runtime;
+  return { id, module: r.module, handler: r.artifact === 'uri' ? r.handler : undefined, artifact: p.artifact, requires: r.requires };
+}
+
+/** Loads one planned model in a child process of `python` (and predicts a row of zeros): undefined when it works, else why not. */
+export async function checkOne(python: string, p: Planned): Promise<string | undefined> {
+  const spec = checkSpec(p, '0');
+  if (!spec) return undefined;
+  const result = (await check(python, [spec]))['0'];
+  return result?.error ? `${p.file}: ${result.error}` : undefined;
 }
 
 interface Checked {
@@ -163,11 +206,28 @@ function check(python: string, specs: object[]): Promise<Record<string, Checked>
 }
 
 /** Reads, checks and registers every model of `dir` on `host`; returns the index. */
-export async function registerRepository(host: RepositoryHost, dir: string): Promise<RepositoryModel[]> {
+/** A versioned model whose unversioned routes a hot reload may move to a newer version. */
+export interface Followed {
+  name: string;
+  folder: string;
+  parentFile: string;
+  policy?: VersionPolicy;
+  /** Pinned by `defaultVersion`: never moved. */
+  pinned: boolean;
+  current: number;
+  pointer: string;
+  endpoint: Endpoint<Fields, string, unknown>;
+  plan: Planned;
+  /** Versions that failed, by their folder's last change, not tried again until it changes. */
+  failed: Map<number, number>;
+}
+
+export async function registerRepository(host: RepositoryHost, dir: string): Promise<{ index: RepositoryModel[]; followed: Followed[] }> {
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`model repository '${dir}' is not a folder`);
   const index: RepositoryModel[] = [];
   const planned: Planned[] = [];
+  const versioning = new Map<string, { folder: string; parentFile: string; policy?: VersionPolicy; pinned: boolean }>();
   for (const folder of modelFolders(root)) {
     const parentFile = join(folder, 'model-settings.json');
     const folderName = folder.split('/').pop() as string;
@@ -181,6 +241,7 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
         if (selected.length === 0) throw new SettingsError(parentFile, 'versionPolicy', `selects none of the version folders ${available.join(', ')}`);
         versions = selected.map((v) => ({ dir: join(folder, String(v)), version: String(v) }));
         defaultVersion = parent.defaultVersion;
+        versioning.set(folder, { folder, parentFile, policy: parent.versionPolicy, pinned: defaultVersion !== undefined });
         if (defaultVersion !== undefined && !selected.map(String).includes(defaultVersion)) {
           throw new SettingsError(parentFile, 'defaultVersion', `expected one of the served versions ${selected.join(', ')}, got ${defaultVersion}`);
         }
@@ -192,28 +253,12 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
       continue;
     }
     for (const { dir: vdir, version } of versions) {
-      // A version folder may carry its own model-settings.json; else the model's applies, its uri read from the version folder.
-      const file = version !== undefined && existsSync(join(vdir, 'model-settings.json')) ? join(vdir, 'model-settings.json') : parentFile;
       const model: RepositoryModel = { name: folderName, folder: vdir, state: 'failed', version };
       index.push(model);
       try {
-        const settings = readModelSettings(file);
-        model.name = settings.name ?? model.name;
-        if (version === undefined) model.version = settings.parameters.version;
-        else model.default = defaultVersion === undefined ? undefined : version === defaultVersion;
-        const runtime = resolveRuntime(settings);
-        if ('error' in runtime) throw new SettingsError(file, runtime.key, runtime.error);
-        model.runtime = runtime.name;
-        if (runtime.kind === 'onnx') {
-          throw new SettingsError(file, 'runtime', 'the onnx runtime is not available in this build of redesmyn');
-        }
-        let artifact = file;
-        if (runtime.kind !== 'python' || runtime.artifact === 'uri') {
-          if (settings.parameters.uri === undefined) throw new SettingsError(file, 'parameters.uri', "missing; expected the model file's path, relative to the model's folder");
-          artifact = resolve(vdir, settings.parameters.uri);
-          if (!existsSync(artifact)) throw new SettingsError(file, 'parameters.uri', `expected an existing file; '${artifact}' does not exist`);
-        }
-        planned.push({ model, served: version, settings, file, runtime, artifact });
+        const plan = planVersion(model, parentFile, version);
+        if (version !== undefined) model.default = defaultVersion === undefined ? undefined : version === defaultVersion;
+        planned.push(plan);
       } catch (error) {
         model.reason = error instanceof Error ? error.message : String(error);
       }
@@ -224,15 +269,12 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
   const checked = python.length
     ? await check(
         host.pythonExecutable(),
-        python.map((p, i) => {
-          const r = p.runtime as Extract<Runtime, { kind: 'python' }>;
-          return { id: String(i), module: r.module, handler: r.artifact === 'uri' ? r.handler : undefined, artifact: p.artifact, requires: r.requires };
-        }),
+        python.map((p, i) => checkSpec(p, String(i)) as object),
       )
     : {};
 
   /** Each ready model and how to make its endpoint at a path, with or without its version. */
-  const ready: { model: RepositoryModel; versioned: boolean; make: (path: string, version?: string) => Endpoint<Fields, string, unknown> }[] = [];
+  const ready: { plan: Planned; model: RepositoryModel; versioned: boolean; make: (path: string, version?: string, pointer?: string) => Endpoint<Fields, string, unknown> }[] = [];
   for (const p of planned) {
     const { model, settings, file, runtime, artifact } = p;
     try {
@@ -258,13 +300,15 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
         },
       };
       const client = new FsClient({ basePath: artifact.slice(0, artifact.lastIndexOf('/')), pathTemplate: artifact.slice(artifact.lastIndexOf('/') + 1) });
-      const make = (path: string, version?: string): Endpoint<Fields, string, unknown> => {
+      const make = (path: string, version?: string, pointer?: string): Endpoint<Fields, string, unknown> => {
+        const via = pointer === undefined ? client : new FsClient({ basePath: dirname(pointer), pathTemplate: basename(pointer) });
         if (runtime.kind === 'python') {
+          const loader = pointer === undefined ? `${runtime.module}:load` : 'redesmyn_runtimes.pointer:load';
           return new Endpoint({
             ...base,
             path,
             version,
-            cache: new CacheConfig({ client, loadModel: py.loader(`${runtime.module}:load`), maxSize: 1, prefetch: true }),
+            cache: new CacheConfig({ client: via, loadModel: py.loader(loader), maxSize: 1, prefetch: true }),
             handler: py.handler(`${runtime.module}:${runtime.handler}`),
           }) as unknown as Endpoint<Fields, string, unknown>;
         }
@@ -274,8 +318,9 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
           path,
           version,
           cache: new CacheConfig<{ module: Module; state: unknown }>({
-            client,
-            loadModel: async (local) => {
+            client: via,
+            loadModel: async (path) => {
+              const local = pointer === undefined ? path : (JSON.parse(readFileSync(path, 'utf8')) as { artifact: string }).artifact;
               const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
               if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
               return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
@@ -286,7 +331,7 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
           handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
         }) as unknown as Endpoint<Fields, string, unknown>;
       };
-      ready.push({ model, make, versioned: p.served !== undefined });
+      ready.push({ plan: p, model, make, versioned: p.served !== undefined });
     } catch (error) {
       model.reason = error instanceof Error ? error.message : String(error);
     }
@@ -301,14 +346,23 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
     const current = defaults.get(model.name);
     if (model.default === true || !current || (current.default !== true && Number(model.version) > Number(current.version))) defaults.set(model.name, model);
   }
-  for (const { model, make, versioned } of ready) {
+  const followed: Followed[] = [];
+  for (const { plan, model, make, versioned } of ready) {
     try {
       if (versioned) {
         const path = `/predictions/${model.name}/versions/${model.version}`;
         host.register(make(path, model.version));
         model.path = path;
         model.default = defaults.get(model.name) === model;
-        if (model.default) host.register(make(`/predictions/${model.name}`));
+        if (model.default) {
+          // The unversioned routes load through a pointer file, so that a hot reload can move them.
+          const pointer = join(mkdtempSync(join(tmpdir(), 'redesmyn-repository-')), 'current.json');
+          writePointer(pointer, plan);
+          const endpoint = make(`/predictions/${model.name}`, undefined, pointer);
+          host.register(endpoint);
+          const parent = versioning.get(dirname(model.folder));
+          if (parent) followed.push({ ...parent, name: model.name, current: Number(model.version), pointer, endpoint, plan, failed: new Map() });
+        }
       } else {
         const path = `/predictions/${model.name}`;
         host.register(make(path));
@@ -319,5 +373,12 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
       model.reason = error instanceof Error ? error.message : String(error);
     }
   }
-  return index;
+  return { index, followed };
+}
+
+/** Points a pointer file at a planned model's artifact (atomically: a new file renamed over the old). */
+export function writePointer(pointer: string, plan: Planned): void {
+  const body = JSON.stringify({ module: plan.runtime.kind === 'python' ? plan.runtime.module : undefined, artifact: plan.artifact });
+  writeFileSync(`${pointer}.tmp`, body);
+  renameSync(`${pointer}.tmp`, pointer);
 }

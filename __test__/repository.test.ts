@@ -114,9 +114,12 @@ describe('redesmyn serve: built-in runtimes answer what their library predicts',
     expect(v2.status).toBe(200);
     expect(v2.body.outputs[0].name).toBe('predict');
     expect(v2.body.outputs[0].data).toEqual(expected['mnist-svm']);
+    const meta = await (await fetch(`${served.http}/v2/models/mnist-svm`)).json();
+    expect(meta.inputs).toEqual([{ name: 'input-0', datatype: 'FP64', shape: [-1, 64] }]);
+    expect(meta.outputs).toEqual([{ name: 'predict', datatype: 'INT64', shape: [-1] }]);
   });
 
-  it('gRPC (tritonclient): infer and metadata list the declared outputs', async () => {
+  it('gRPC (tritonclient): infer and metadata list the declared inputs and outputs', async () => {
     const { stdout } = await run(
       triton,
       [join(__dirname, 'repository', 'grpc_infer.py'), served.grpc, 'iris-sklearn', 'input-0', 'FP64', JSON.stringify(expected.rows)],
@@ -126,12 +129,12 @@ describe('redesmyn serve: built-in runtimes answer what their library predicts',
     expect(r.ready).toBe(true);
     expect(r.outputs.predict).toEqual(expected['iris-sklearn']);
     expect(r.metadata.outputs).toEqual([{ name: 'predict', datatype: 'INT64', shape: ['-1'] }]);
-    expect(r.metadata.inputs.map((i: { name: string }) => i.name)).toEqual(COLUMNS);
+    expect(r.metadata.inputs).toEqual([{ name: 'input-0', datatype: 'FP64', shape: ['-1', '4'] }]);
   });
 
-  it('V2 metadata over REST: declared outputs, inputs as the schema', async () => {
+  it('V2 metadata over REST: the declared inputs and outputs', async () => {
     const meta = await (await fetch(`${served.http}/v2/models/iris-proba`)).json();
-    expect(meta.inputs.map((i: { name: string }) => i.name)).toEqual(COLUMNS);
+    expect(meta.inputs).toEqual([{ name: 'input-0', datatype: 'FP64', shape: [-1, 4] }]);
     expect(meta.outputs).toEqual([{ name: 'predict_proba', datatype: 'FP64', shape: [-1, 3] }]);
   });
 });

@@ -101,6 +101,7 @@ export class Server {
       name: endpoint.name,
       version: endpoint.version,
       outputs: endpoint.outputs,
+      inputs: endpoint.inputs,
       fields: endpoint.schema.toSpec(),
       batch: endpoint.batch,
       cache: cache?.toSpec(),

@@ -289,6 +289,8 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
       }
       const base = {
         name: model.name,
+        // What V2 clients send: the declared inputs, else the one tensor the model takes.
+        inputs: settings.inputs ?? (features ? [{ name: 'input-0', datatype: 'FP64', shape: [-1, features.count] }] : undefined),
         outputs,
         schema,
         batch: {

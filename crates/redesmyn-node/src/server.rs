@@ -131,7 +131,8 @@ impl NativeServer {
         };
         let stream = handler.is_stream();
         let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(stream), handler)?
-            .with_outputs(spec.outputs()?);
+            .with_outputs(spec.outputs()?)
+            .with_inputs(spec.inputs()?);
         if let Some(name) = &spec.name {
             endpoint = endpoint.with_model_name(name);
         }

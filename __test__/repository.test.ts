@@ -187,6 +187,7 @@ describe('redesmyn serve: a bad model fails alone, with the file, the key and wh
     expect(failed('bad-json')).toMatch(/bad-json\/model-settings.json: malformed JSON/);
     expect(failed('bad-key')).toMatch(/'max_batch_sise': unknown key; expected one of: name, implementation/);
     expect(failed('bad-type')).toMatch(/'max_batch_size': expected a positive integer, got "four"/);
+    expect(failed('bad-policy')).toMatch(/bad-policy\/model-settings.json: 'versionPolicy': expected \{"latest": \{"num_versions": N\}\}, \{"all": \{\}\} or \{"specific": \{"versions": \[1, 2\]\}\}, got \{"newest":2\}/);
     expect(failed('bad-load')).toMatch(/load failed: RuntimeError: weights are corrupt/);
     // Not served, and the good ones still are.
     expect((await post(`${served.http}/predictions/bad-load`, [{ x: 1 }])).status).toBe(404);

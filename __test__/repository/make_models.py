@@ -121,6 +121,8 @@ folder("bad-runtime", {"runtime": "tensorflow-magic", "parameters": {"uri": "x"}
 folder("bad-artifact", {"runtime": "sklearn", "parameters": {"uri": "./missing.joblib"}, "inputs": IRIS_INPUTS})
 folder("bad-json", '{"runtime": "sklearn", ')
 folder("bad-key", {"runtime": "sklearn", "parameters": {"uri": "m.joblib"}, "max_batch_sise": 4})
+folder("bad-policy", {**versioned, "versionPolicy": {"newest": 2}})
+folder("bad-policy", None, "1")
 folder("bad-type", {"runtime": "sklearn", "parameters": {"uri": "m.joblib"}, "max_batch_size": "four"})
 d = folder("bad-load", {"implementation": "broken.Model", "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}]})
 (d / "broken.py").write_text('''

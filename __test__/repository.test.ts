@@ -269,6 +269,37 @@ describe('redesmyn serve --watch: hot reload of a new version', () => {
 });
 
 describe('redesmyn CLI', () => {
+  it("settings.json: MLServer's keys apply, a wrong one stops start-up naming the file and key", async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'redesmyn-settings-'));
+    try {
+      cpSync(join(dir, 'custom-ts'), join(repo, 'custom-ts'), { recursive: true });
+      writeFileSync(join(repo, 'settings.json'), JSON.stringify({ host: '127.0.0.1', http_port: 'eighty' }));
+      const bad = await run(process.execPath, [cli, 'serve', repo]).catch((e) => e);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/settings.json: 'http_port': expected a port number 0-65535, got "eighty"/);
+      // grpc_port from the file turns gRPC on (the command line sets no gRPC port here).
+      writeFileSync(join(repo, 'settings.json'), JSON.stringify({ host: '127.0.0.1', http_port: 0, grpc_port: 0, parallel_workers: 1, debug: false }));
+      const child = spawn(process.execPath, [cli, 'serve', repo], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      const line = await new Promise<string>((done, fail) => {
+        child.stderr.on('data', (c: Buffer) => {
+          out += c.toString();
+          const l = out.split('\n').find((x) => x.includes('"message":"serving"'));
+          if (l) done(l);
+        });
+        child.on('exit', (code) => fail(new Error(`exited ${code}: ${out}`)));
+      });
+      const { port, grpcPort } = JSON.parse(line);
+      expect(grpcPort).toBeGreaterThan(0);
+      expect((await post(`http://127.0.0.1:${port}/predictions/custom-ts`, [{ a: 1, b: 1 }])).body.predictions).toEqual([101]);
+      const exit = new Promise((done) => child.on('exit', done));
+      child.kill('SIGINT');
+      expect(await exit).toBe(0);
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+    }
+  });
+
   it('--version, --help, and exit code 2 for a missing or empty folder', async () => {
     const pkg = (await import(join(root, 'package.json'), { with: { type: 'json' } })).default;
     expect((await run(process.execPath, [cli, '--version'])).stdout.trim()).toBe(pkg.version);

@@ -268,6 +268,28 @@ describe('redesmyn serve --watch: hot reload of a new version', () => {
   });
 });
 
+describe('examples/repository, as the README runs it', () => {
+  it('train.py, then every runtime of the example answers', async () => {
+    const example = join(root, 'examples', 'repository');
+    await run(join(venv, 'bin', 'python'), [join(example, 'train.py')], { timeout: 120_000 });
+    const s = await serve(example, venv);
+    try {
+      const iris = { sepal_length: 6.8, sepal_width: 2.8, petal_length: 4.8, petal_width: 1.4 };
+      expect(s.log()).not.toMatch(/model failed/);
+      expect((await post(`${s.http}/predictions/iris`, [iris])).body.predictions).toEqual([1]);
+      expect((await post(`${s.http}/predictions/iris/versions/1`, [iris])).body.predictions).toEqual([1]);
+      expect((await post(`${s.http}/predictions/iris-xgboost`, [iris])).body.predictions).toEqual([1]);
+      const lgb = (await post(`${s.http}/predictions/iris-lightgbm`, [iris])).body.predictions[0] as number[];
+      expect(lgb.indexOf(Math.max(...lgb))).toBe(1);
+      expect((await post(`${s.http}/predictions/scaled`, [{ x: 2 }])).body.predictions).toEqual([5]);
+      expect((await post(`${s.http}/predictions/sum-ts`, [{ a: 1, b: 2 }])).body.predictions).toEqual([3]);
+    } finally {
+      s.child.kill('SIGTERM');
+      expect(await s.exit).toBe(0);
+    }
+  });
+});
+
 describe('redesmyn CLI', () => {
   it("settings.json: MLServer's keys apply, a wrong one stops start-up naming the file and key", async () => {
     const repo = mkdtempSync(join(tmpdir(), 'redesmyn-settings-'));

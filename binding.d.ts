@@ -131,6 +131,8 @@ export interface EndpointSpec {
   /** The V2 model version. */
   version?: string
   outputs?: Array<OutputSpec>
+  /** Declared input tensors for V2 metadata (default: the fields). */
+  inputs?: Array<OutputSpec>
   fields: Array<FieldSpec>
   batch?: BatchOptions
   cache?: CacheSpec

@@ -228,3 +228,41 @@ describe('bad ONNX endpoints', () => {
     ).toThrow(/cannot stream/);
   });
 });
+
+describe('the onnx runtime in a model repository', () => {
+  it('serves a folder whose model-settings.json names runtime onnx, with the declared inputs as its schema', async () => {
+    const repo = join(models, 'repository');
+    mkdirSync(join(repo, 'iris'), { recursive: true });
+    copyFileSync(join(models, 'iris.onnx'), join(repo, 'iris', 'iris.onnx'));
+    writeFileSync(
+      join(repo, 'iris', 'model-settings.json'),
+      JSON.stringify({
+        name: 'iris-repo',
+        runtime: 'onnx',
+        parameters: { uri: './iris.onnx' },
+        inputs: [{ name: 'input', datatype: 'FP64', shape: [-1, 4] }],
+      }),
+    );
+    const before = process.env.ORT_DYLIB_PATH;
+    process.env.ORT_DYLIB_PATH = dylib;
+    const other = new Server({ host: '127.0.0.1', port: 0, workers: 1 });
+    try {
+      const index = await other.registerRepository(repo);
+      expect(index.map((m) => [m.name, m.state, m.reason ?? null])).toEqual([['iris-repo', 'ready', null]]);
+      await other.serve();
+      const rows = expected.rows.slice(0, 6);
+      const res = await fetch(`http://127.0.0.1:${other.port}/v2/models/iris-repo/infer`, {
+        method: 'POST',
+        body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP64', shape: [rows.length, 4], data: rows.flat() }] }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { outputs: { name: string; data: number[] }[] };
+      const label = body.outputs.find((o) => o.name === 'label');
+      expect(label?.data).toEqual(expected.labels.slice(0, 6));
+    } finally {
+      await other.stop();
+      if (before === undefined) delete process.env.ORT_DYLIB_PATH;
+      else process.env.ORT_DYLIB_PATH = before;
+    }
+  });
+});

@@ -92,6 +92,11 @@ export interface EndpointOptions<F extends Fields, P extends string, M> {
   version?: string;
   /** Declared output tensors: their names replace the default `output-0`, in order. */
   outputs?: OutputTensor[];
+  /**
+   * Declared input tensors that V2 metadata lists instead of the schema's
+   * fields, e.g. one `[-1, 4]` tensor that the V2 door reads as four fields.
+   */
+  inputs?: OutputTensor[];
   schema: Schema<F>;
   batch?: BatchOptions;
   /** Model variants selected by the path parameters. */
@@ -171,6 +176,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   readonly name: string | undefined;
   readonly version: string | undefined;
   readonly outputs: OutputTensor[] | undefined;
+  readonly inputs: OutputTensor[] | undefined;
   #binding: EndpointBinding | undefined;
 
   constructor(options: EndpointOptions<F, P, M>) {
@@ -198,6 +204,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     this.name = options.name;
     this.version = options.version;
     this.outputs = options.outputs?.map((o) => ({ ...o, shape: [...o.shape] }));
+    this.inputs = options.inputs?.map((o) => ({ ...o, shape: [...o.shape] }));
   }
 
   /** The model cache, once the endpoint is registered with a server (undefined without a cache). */

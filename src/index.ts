@@ -24,3 +24,5 @@ export type { OnnxOptions } from './onnx';
 export { CacheConfig, FsClient, ObjectStoreClient } from './cache';
 export type { CacheOptions, CacheStats, ModelLoader, ObjectStoreClientOptions, RefreshOptions } from './cache';
 export type { PythonOptions } from './python';
+export { SettingsError, readServerSettings, readModelSettings, MLSERVER_RUNTIMES, RUNTIMES } from './repository';
+export type { RepositoryModel, ServerSettings, ModelSettings, TensorSettings } from './repository';

@@ -37,6 +37,19 @@ export interface PythonOptions {
   path?: string[];
 }
 
+import { join } from 'node:path';
+
+/** The built-in runtimes (`redesmyn_runtimes`), shipped in this package and always on the Python path. */
+export const RUNTIMES_PATH = join(__dirname, '..', 'python');
+
+/** The Python executable of these options (the first of venv, executable, $VIRTUAL_ENV, python3). */
+export function pythonExecutable(options: PythonOptions = {}): string {
+  if (options.venv !== undefined) return join(options.venv, 'bin', 'python');
+  if (options.executable !== undefined) return options.executable;
+  if (process.env.VIRTUAL_ENV) return join(process.env.VIRTUAL_ENV, 'bin', 'python');
+  return 'python3';
+}
+
 export const py = {
   /**
    * A Python function as a handler. It is called with the batch as a

@@ -2,8 +2,10 @@
 import { resolve } from 'node:path';
 import { NativeServer, type LoadOutput } from '../binding';
 import type { Endpoint } from './endpoint';
-import { PythonHandler, PythonLoader, type PythonOptions } from './python';
+import { PythonHandler, PythonLoader, pythonExecutable, RUNTIMES_PATH, type PythonOptions } from './python';
 import { OnnxHandler, OnnxLoader, onnxRuntime } from './onnx';
+import { registerRepository, type RepositoryModel } from './repository';
+import { RepositoryWatcher, type WatchOptions } from './repository/watch';
 import type { ModelLoader } from './cache';
 import type { Fields } from './schema';
 
@@ -62,8 +64,11 @@ export class Server {
   readonly #models = new Map<number, unknown>();
   #nextModelId = 1;
   #keepAlive: NodeJS.Timeout | undefined;
+  readonly #python: PythonOptions;
+  readonly #watchers: RepositoryWatcher[] = [];
 
   constructor(options: ServerOptions = {}) {
+    this.#python = options.python ?? {};
     this.#native = new NativeServer({
       host: options.host,
       port: options.port,
@@ -81,10 +86,10 @@ export class Server {
           }
         : undefined,
       log: options.log,
-      python: options.python && {
-        venv: options.python.venv === undefined ? undefined : resolve(options.python.venv),
-        executable: options.python.executable === undefined ? undefined : resolve(options.python.executable),
-        path: options.python.path?.map((p) => resolve(p)),
+      python: {
+        venv: options.python?.venv === undefined ? undefined : resolve(options.python.venv),
+        executable: options.python?.executable === undefined ? undefined : resolve(options.python.executable),
+        path: [...(options.python?.path?.map((p) => resolve(p)) ?? []), RUNTIMES_PATH],
       },
     });
   }
@@ -97,6 +102,7 @@ export class Server {
       name: endpoint.name,
       version: endpoint.version,
       outputs: endpoint.outputs,
+      inputs: endpoint.inputs,
       fields: endpoint.schema.toSpec(),
       batch: endpoint.batch,
       cache: cache?.toSpec(),
@@ -148,6 +154,28 @@ export class Server {
     return this;
   }
 
+  /**
+   * Serves a model repository: every subfolder of `dir` with a
+   * `model-settings.json` (MLServer's layout) becomes an endpoint at
+   * `/predictions/<name>` and a V2 model. Resolves with the index: each
+   * model ready, or failed with the reason (a failed model never stops the
+   * others). Call before `serve()`.
+   *
+   * With `watch`, the folder is polled while serving: when the version
+   * policy selects a newer version folder, it is loaded and checked, then
+   * the unversioned routes move to it (the old version answers until then,
+   * and keeps answering if the new one fails).
+   */
+  async registerRepository(dir: string, options: { watch?: boolean | WatchOptions } = {}): Promise<RepositoryModel[]> {
+    const python = () => pythonExecutable(this.#python);
+    const { index, followed } = await registerRepository({ register: (endpoint) => this.register(endpoint), pythonExecutable: python }, dir);
+    if (options.watch) {
+      const watcher = new RepositoryWatcher(followed, index, python, options.watch === true ? {} : options.watch);
+      this.#watchers.push(watcher);
+    }
+    return index;
+  }
+
   /** A loader that keeps its models here and hands the core their ids. It never rejects. */
   #nativeLoader(load: ModelLoader<unknown>) {
     return async (path: string, params: Record<string, string>): Promise<LoadOutput> => {
@@ -165,12 +193,14 @@ export class Server {
   /** Starts listening; resolves once the port is bound. */
   async serve(): Promise<void> {
     await this.#native.serve();
+    for (const watcher of this.#watchers) watcher.start();
     // Like a listening socket, a serving server keeps Node running.
     this.#keepAlive = setInterval(() => {}, 1 << 30);
   }
 
   /** Stops gracefully: every accepted request is answered, then Node may exit. */
   async stop(): Promise<void> {
+    for (const watcher of this.#watchers) watcher.stop();
     try {
       await this.#native.stop();
     } finally {

@@ -159,8 +159,9 @@ impl NativeServer {
         let stream = handler.is_stream();
         let declared = spec.outputs()?;
         let outputs = if declared.is_empty() { known_outputs } else { declared };
-        let mut endpoint =
-            Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(stream), handler)?.with_outputs(outputs);
+        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(stream), handler)?
+            .with_outputs(outputs)
+            .with_inputs(spec.inputs()?);
         if let Some(name) = &spec.name {
             endpoint = endpoint.with_model_name(name);
         }

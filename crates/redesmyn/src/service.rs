@@ -41,6 +41,7 @@ pub struct ServedModel {
     schema: Schema,
     params: Vec<String>,
     outputs: Vec<TensorMetadata>,
+    inputs: Vec<TensorMetadata>,
     queues: Queues,
     cache: Option<Arc<ModelCache>>,
     metrics: Option<EndpointMetrics>,
@@ -94,6 +95,7 @@ impl InferenceService {
                     schema: model.schema,
                     params: model.params,
                     outputs: model.outputs,
+                    inputs: model.inputs,
                     cache: model.cache,
                     metrics: endpoint_metrics,
                 })
@@ -178,6 +180,11 @@ impl ServedModel {
     /// Names of the parameters that select a variant, in order.
     pub fn param_names(&self) -> &[String] {
         &self.params
+    }
+
+    /// Declared input tensors; empty when undeclared (the schema's fields then).
+    pub fn inputs(&self) -> &[TensorMetadata] {
+        &self.inputs
     }
 
     /// Declared output tensors; empty when undeclared.

@@ -57,6 +57,8 @@ pub struct EndpointSpec {
     /// The V2 model version.
     pub version: Option<String>,
     pub outputs: Option<Vec<OutputSpec>>,
+    /// Declared input tensors for V2 metadata (default: the fields).
+    pub inputs: Option<Vec<OutputSpec>>,
     pub fields: Vec<FieldSpec>,
     pub batch: Option<BatchOptions>,
     pub cache: Option<CacheSpec>,
@@ -99,16 +101,25 @@ impl EndpointSpec {
 impl EndpointSpec {
     /// The declared outputs, checked: known datatypes, unique names.
     pub fn outputs(&self) -> Result<Vec<redesmyn::v2::wire::TensorMetadata>> {
+        self.tensors(self.outputs.as_deref(), "output")
+    }
+
+    /// The declared inputs, checked as the outputs are.
+    pub fn inputs(&self) -> Result<Vec<redesmyn::v2::wire::TensorMetadata>> {
+        self.tensors(self.inputs.as_deref(), "input")
+    }
+
+    fn tensors(&self, declared: Option<&[OutputSpec]>, what: &str) -> Result<Vec<redesmyn::v2::wire::TensorMetadata>> {
         let mut outputs: Vec<redesmyn::v2::wire::TensorMetadata> = Vec::new();
-        for o in self.outputs.iter().flatten() {
+        for o in declared.into_iter().flatten() {
             if redesmyn::v2::Datatype::parse(&o.datatype).is_none() {
                 return Err(invalid(format!(
-                    "endpoint '{}': output '{}' has unknown datatype '{}'",
+                    "endpoint '{}': {what} '{}' has unknown datatype '{}'",
                     self.path, o.name, o.datatype
                 )));
             }
             if outputs.iter().any(|d| d.name == o.name) {
-                return Err(invalid(format!("endpoint '{}': output '{}' is declared twice", self.path, o.name)));
+                return Err(invalid(format!("endpoint '{}': {what} '{}' is declared twice", self.path, o.name)));
             }
             outputs.push(redesmyn::v2::wire::TensorMetadata {
                 name: o.name.clone(),

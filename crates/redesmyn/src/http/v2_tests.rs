@@ -41,7 +41,9 @@ pub(super) fn state() -> Arc<HttpState> {
         Schema::new(names.iter().map(|n| Field::new(*n, FieldType::Number(Numeric::F64))).collect()).unwrap()
     };
     let endpoints = vec![
-        Endpoint::new("/double/{factor}", f64s(&["x"]), BatchConfig::default(), double).unwrap(),
+        Endpoint::new("/double/{factor}", f64s(&["x"]), BatchConfig::default(), double)
+            .unwrap()
+            .with_inputs(vec![TensorMetadata { name: "x".into(), datatype: "FP64".into(), shape: vec![-1, 1] }]),
         Endpoint::new(
             "/iris",
             f64s(&["sepal_length", "sepal_width", "petal_length", "petal_width"]),
@@ -119,6 +121,15 @@ async fn server_health_and_model_metadata() {
     let (s, _, b) = call!(app, get("/v2/health/ready"));
     assert_eq!((s, json_of(&b)), (StatusCode::SERVICE_UNAVAILABLE, json!({"ready": false})));
     assert_eq!(call!(app, get("/v2/models/iris/ready")).0, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[actix_web::test]
+async fn declared_inputs_replace_the_schema_fields_in_metadata() {
+    let state = state();
+    let app = app!(state);
+    let (s, _, b) = call!(app, get("/v2/models/double"));
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json_of(&b)["inputs"], json!([{"name": "x", "datatype": "FP64", "shape": [-1, 1]}]));
 }
 
 #[actix_web::test]

@@ -52,6 +52,7 @@ impl Endpoint {
             cache: None,
             params,
             outputs: Vec::new(),
+            inputs: Vec::new(),
         };
         Ok(Endpoint { path, model, named: false })
     }
@@ -78,6 +79,13 @@ impl Endpoint {
     /// `output-0`, and V2 metadata lists them.
     pub fn with_outputs(mut self, outputs: Vec<TensorMetadata>) -> Self {
         self.model.outputs = outputs;
+        self
+    }
+
+    /// Declares the input tensors V2 metadata lists instead of the schema's
+    /// fields (what a client sends, when that differs from the fields).
+    pub fn with_inputs(mut self, inputs: Vec<TensorMetadata>) -> Self {
+        self.model.inputs = inputs;
         self
     }
 

@@ -36,6 +36,10 @@ pub struct Model {
     /// Declared output tensors (V2 metadata and output names); empty when
     /// undeclared, as a handler's outputs are only known once it answers.
     pub outputs: Vec<TensorMetadata>,
+    /// Declared input tensors for V2 metadata (a model repository's
+    /// `inputs`, e.g. one `[-1, 4]` tensor read as four fields); empty when
+    /// undeclared, and metadata lists the schema's fields.
+    pub inputs: Vec<TensorMetadata>,
 }
 
 /// How the registry addresses a model.
@@ -131,6 +135,7 @@ mod tests {
             cache: None,
             params: Vec::new(),
             outputs: Vec::new(),
+            inputs: Vec::new(),
         }
     }
 

@@ -28,10 +28,15 @@ pub fn server_metadata() -> ServerMetadata {
     }
 }
 
-/// A model's metadata: inputs from its schema, its declared outputs.
+/// A model's metadata: its declared inputs (else its schema's fields), its declared outputs.
 pub fn model_metadata(model: &ServedModel) -> ModelMetadata {
     let key = model.key();
-    metadata::model(&key.name, key.version.iter().cloned().collect(), model.schema(), model.outputs().to_vec())
+    let mut m =
+        metadata::model(&key.name, key.version.iter().cloned().collect(), model.schema(), model.outputs().to_vec());
+    if !model.inputs().is_empty() {
+        m.inputs = model.inputs().to_vec();
+    }
+    m
 }
 
 /// A parsed V2 request, whichever transport brought it.

@@ -1,0 +1,82 @@
+/**
+ * The runtime table: a model's `runtime` (or MLServer's `implementation`)
+ * to the code that serves it. Python runtimes are modules of the
+ * `redesmyn_runtimes` package shipped in this npm package (python/).
+ */
+import type { ModelSettings } from './settings';
+
+/** A Python package a runtime imports, and what to pip install for it. */
+export interface Requirement {
+  import: string;
+  pip: string;
+}
+
+export type Runtime =
+  | {
+      kind: 'python';
+      name: string;
+      /** `module` of `redesmyn_runtimes` with `load(path)` and the handler function. */
+      module: string;
+      handler: string;
+      /** The loader's artifact: the file `parameters.uri` names, or the settings file itself (custom classes). */
+      artifact: 'uri' | 'settings';
+      requires: Requirement[];
+    }
+  | { kind: 'typescript'; name: string }
+  | { kind: 'onnx'; name: string };
+
+const BASE: Requirement[] = [
+  { import: 'polars', pip: 'polars' },
+  { import: 'numpy', pip: 'numpy' },
+];
+
+/** MLServer's runtime classes and the redesmyn runtime each maps to. */
+export const MLSERVER_RUNTIMES: Record<string, string> = {
+  'mlserver_sklearn.SKLearnModel': 'sklearn',
+  'mlserver_xgboost.XGBoostModel': 'xgboost',
+  'mlserver_lightgbm.LightGBMModel': 'lightgbm',
+};
+
+export const RUNTIMES = ['sklearn', 'xgboost', 'lightgbm', 'python', 'typescript', 'onnx'] as const;
+
+/** The runtime of a model's settings, or an error message saying what was expected. */
+export function resolveRuntime(settings: ModelSettings): Runtime | { error: string; key: string } {
+  let name = settings.runtime;
+  if (settings.implementation !== undefined) {
+    name = MLSERVER_RUNTIMES[settings.implementation];
+    if (name === undefined) {
+      if (settings.implementation.startsWith('mlserver_') || !/^[\w.]+[.:]\w+$/.test(settings.implementation)) {
+        return {
+          key: 'implementation',
+          error: `unknown runtime ${JSON.stringify(settings.implementation)}; expected one of ${Object.keys(MLSERVER_RUNTIMES).join(', ')} or a custom Python class 'module.Class'`,
+        };
+      }
+      name = 'python';
+    }
+  }
+  switch (name) {
+    case 'sklearn':
+      return {
+        kind: 'python',
+        name,
+        module: 'redesmyn_runtimes.sklearn',
+        handler: settings.method ?? 'predict',
+        artifact: 'uri',
+        requires: [...BASE, { import: 'sklearn', pip: 'scikit-learn' }, { import: 'joblib', pip: 'joblib' }],
+      };
+    case 'xgboost':
+      return { kind: 'python', name, module: 'redesmyn_runtimes.xgboost', handler: 'predict', artifact: 'uri', requires: [...BASE, { import: 'xgboost', pip: 'xgboost-cpu' }] };
+    case 'lightgbm':
+      return { kind: 'python', name, module: 'redesmyn_runtimes.lightgbm', handler: 'predict', artifact: 'uri', requires: [...BASE, { import: 'lightgbm', pip: 'lightgbm' }] };
+    case 'python':
+      if (settings.implementation === undefined) return { key: 'implementation', error: "the python runtime needs 'implementation': 'module.Class'" };
+      return { kind: 'python', name, module: 'redesmyn_runtimes.custom', handler: 'predict', artifact: 'settings', requires: BASE };
+    case 'typescript':
+      return { kind: 'typescript', name };
+    case 'onnx':
+      // onnxruntime inside the core (crates/redesmyn-onnx); the schema comes from the declared `inputs`.
+      return { kind: 'onnx', name };
+    default:
+      return { key: 'runtime', error: `unknown runtime ${JSON.stringify(name)}; expected one of ${RUNTIMES.join(', ')}` };
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Hot reload of a repository: polls each versioned model's folder; when the
+ * version policy selects a newer version folder than the one its
+ * unversioned routes serve, that version is loaded and checked (one row of
+ * zeros) in a child process first, then the routes' pointer is moved and
+ * the cache refreshed: the old model answers until the new one has loaded
+ * in the server, and stays if that load fails. A version that fails is
+ * reported once and tried again only when its folder changes.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkOne, planVersion, selectVersions, versionFolders, writePointer, type Followed, type RepositoryModel } from './index';
+
+export interface WatchOptions {
+  /** Poll interval (default 1000 ms). */
+  intervalMs?: number;
+  /** Where events go (default: JSON lines on stderr). */
+  log?: (event: Record<string, unknown>) => void;
+}
+
+export class RepositoryWatcher {
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  readonly #log: (event: Record<string, unknown>) => void;
+
+  constructor(
+    readonly followed: Followed[],
+    readonly index: RepositoryModel[],
+    readonly python: () => string,
+    readonly options: WatchOptions = {},
+  ) {
+    this.#log = options.log ?? ((event) => process.stderr.write(`${JSON.stringify({ target: 'redesmyn::repository', ...event })}\n`));
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.poll(), this.options.intervalMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One pass over the followed models (skipped while the previous one runs). */
+  async poll(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      for (const f of this.followed) {
+        if (!f.pinned) await this.#follow(f);
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #follow(f: Followed): Promise<void> {
+    let newest: number | undefined;
+    try {
+      newest = selectVersions(versionFolders(f.folder), f.policy)[0];
+    } catch {
+      return; // the folder is being changed; the next poll sees it whole
+    }
+    if (newest === undefined || newest <= f.current) return;
+    const folder = join(f.folder, String(newest));
+    const changed = newestChange(folder);
+    if (f.failed.get(newest) === changed) return;
+    const model: RepositoryModel = { name: f.name, folder, state: 'failed', version: String(newest) };
+    try {
+      const plan = planVersion(model, f.parentFile, String(newest));
+      if (plan.runtime.kind !== f.plan.runtime.kind || (plan.runtime.kind === 'python' && f.plan.runtime.kind === 'python' && plan.runtime.module !== f.plan.runtime.module)) {
+        throw new Error(`${plan.file}: version ${newest} changes the runtime (${f.plan.runtime.name} -> ${plan.runtime.name}); restart to serve it`);
+      }
+      const error = await checkOne(this.python(), plan);
+      if (error) throw new Error(error);
+      const cache = f.endpoint.cache;
+      if (!cache) throw new Error(`${f.name}: the unversioned endpoint has no cache`);
+      const before = (await cache.stats()).refreshFailures;
+      const previous = f.plan;
+      writePointer(f.pointer, plan);
+      // The old model answers until the new one has loaded; a failed reload keeps it.
+      await cache.refresh(true);
+      if ((await cache.stats()).refreshFailures > before) {
+        writePointer(f.pointer, previous);
+        throw new Error(`${plan.file}: version ${newest} did not load in the server`);
+      }
+      this.#log({ level: 'INFO', message: 'default version moved', model: f.name, from: String(f.current), version: String(newest) });
+      for (const m of this.index) if (m.name === f.name && m.default) m.default = false;
+      this.index.push({ ...model, state: 'ready', default: true, path: `/predictions/${f.name}` });
+      f.current = newest;
+      f.plan = plan;
+    } catch (error) {
+      f.failed.set(newest, changed);
+      const reason = error instanceof Error ? error.message : String(error);
+      this.#log({ level: 'ERROR', message: 'new version failed; the previous one keeps serving', model: f.name, version: String(newest), serving: String(f.current), reason });
+      this.index.push({ ...model, state: 'failed', reason });
+    }
+  }
+}
+
+/** The last change of a folder or of any file directly in it (ms). */
+function newestChange(folder: string): number {
+  let newest = 0;
+  try {
+    newest = statSync(folder).mtimeMs;
+    for (const entry of readdirSync(folder)) newest = Math.max(newest, statSync(join(folder, entry)).mtimeMs);
+  } catch {
+    // gone or changing: compared as is
+  }
+  return newest;
+}

@@ -20,7 +20,8 @@ function modelDir() {
   return { dir, write, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-const until = async (check: () => Promise<boolean>, timeoutMs = 5000) => {
+// Generous: Python loads on a loaded two-core CI machine take seconds.
+const until = async (check: () => Promise<boolean>, timeoutMs = 20_000) => {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await check()) return;

@@ -328,7 +328,16 @@ describe('cancellation and flow control', () => {
     const body = JSON.stringify({ prompt: 'x' });
     socket.write(`POST /big HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     await expect.poll(() => bigPulls, { timeout: 5_000 }).toBeGreaterThan(0);
-    await sleep(500);
+    // Let the socket buffers and the stream's buffer fill: pulls stop growing
+    // (on a loaded machine this takes longer; a server that never pauses
+    // never gets there).
+    let settled = false;
+    for (let i = 0, last = -1; i < 60 && !settled; i++) {
+      settled = bigPulls === last;
+      last = bigPulls;
+      await sleep(250);
+    }
+    expect(settled).toBe(true);
     const rss: number[] = [];
     const pulls: number[] = [];
     for (let i = 0; i < 10; i++) {

@@ -41,13 +41,14 @@ async function getJob(url: string, id: string, headers: Record<string, string> =
 }
 
 /** Polls until every job has ended; returns their final bodies. */
-async function settle(url: string, ids: string[]): Promise<any[]> {
+async function settle(url: string, ids: string[], headers: Record<string, string> = {}): Promise<any[]> {
   const out: any[] = new Array(ids.length);
   let pending = ids.map((_, i) => i);
   while (pending.length) {
     const next: number[] = [];
     for (const i of pending) {
-      const { body } = await getJob(url, ids[i]);
+      const { status, body } = await getJob(url, ids[i], headers);
+      expect(status).toBe(200);
       if (body.state === 'queued' || body.state === 'running') next.push(i);
       else out[i] = body;
     }
@@ -125,6 +126,7 @@ describe('jobs over HTTP', () => {
       }
       expect(statuses).toContain(503);
       expect(statuses.filter((s) => s === 202).length).toBeLessThan(8);
+      await settle(url, ids, auth);
       const big = (await post(`${url}/double/a/jobs`, Array.from({ length: 20 }, (_, i) => ({ x: i })), auth)).body.id;
       while (!['succeeded', 'failed'].includes((await getJob(url, big, auth)).body.state)) {
         await new Promise((r) => setTimeout(r, 20));

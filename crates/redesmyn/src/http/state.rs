@@ -16,11 +16,9 @@ use super::{method_not_allowed, ByName};
 use crate::stats::ModelStats;
 
 pub fn configure(cfg: &mut web::ServiceConfig, data: web::Data<ByName>) {
-    for (path, handler) in [
-        ("/v2/models/{model}/stats", 0),
-        ("/v2/models/{model}/versions/{version}/stats", 0),
-        ("/models", 1),
-    ] {
+    for (path, handler) in
+        [("/v2/models/{model}/stats", 0), ("/v2/models/{model}/versions/{version}/stats", 0), ("/models", 1)]
+    {
         let resource = web::resource(path).app_data(data.clone());
         let resource = match handler {
             0 => resource.route(web::get().to(stats)),

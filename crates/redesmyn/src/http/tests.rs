@@ -36,7 +36,8 @@ fn state(body_limit: usize) -> (Arc<HttpState>, Arc<InferenceService>) {
     let model = service.resolve("double", None).unwrap();
     let routes = vec![Route { path: "/double/{factor}".into(), model }];
     let ready = Arc::new(AtomicBool::new(false));
-    let state = HttpState { routes, metrics: Some(metrics), body_limit, ready, service: Arc::clone(&service), jobs: None };
+    let state =
+        HttpState { routes, metrics: Some(metrics), body_limit, ready, service: Arc::clone(&service), jobs: None };
     (Arc::new(state), service)
 }
 

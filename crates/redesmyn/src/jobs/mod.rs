@@ -132,7 +132,11 @@ fn now_ms() -> i64 {
 impl Jobs {
     /// Opens the store (queuing again what a crash interrupted) and starts
     /// dispatching on `runtime`.
-    pub fn start(config: JobsConfig, service: Arc<InferenceService>, runtime: &Handle) -> Result<Arc<Jobs>, StoreError> {
+    pub fn start(
+        config: JobsConfig,
+        service: Arc<InferenceService>,
+        runtime: &Handle,
+    ) -> Result<Arc<Jobs>, StoreError> {
         let store = Arc::new(Store::open(&config.dir)?);
         let jobs = Arc::new(Jobs {
             store,

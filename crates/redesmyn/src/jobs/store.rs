@@ -128,8 +128,7 @@ impl Store {
     /// Opens (or creates) `dir/jobs.sqlite3`. Jobs that were running when
     /// the last process ended never completed: they are queued again.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::Dir { dir: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { dir: dir.display().to_string(), source })?;
         let conn = Connection::open(dir.join("jobs.sqlite3"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL + NORMAL survives a process crash (SIGKILL) without losing a
@@ -137,7 +136,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        let resumed = conn.execute("UPDATE jobs SET state = 'queued', started_ms = NULL WHERE state = 'running'", [])?;
+        let resumed =
+            conn.execute("UPDATE jobs SET state = 'queued', started_ms = NULL WHERE state = 'running'", [])?;
         if resumed > 0 {
             tracing::info!(jobs = resumed, "jobs interrupted by the last stop are queued again");
         }
@@ -189,8 +189,9 @@ impl Store {
             rows.collect::<Result<Vec<_>, _>>()?
         };
         {
-            let mut update =
-                tx.prepare_cached("UPDATE jobs SET state = 'running', started_ms = ?2 WHERE id = ?1 AND state = 'queued'")?;
+            let mut update = tx.prepare_cached(
+                "UPDATE jobs SET state = 'running', started_ms = ?2 WHERE id = ?1 AND state = 'queued'",
+            )?;
             for job in &jobs {
                 update.execute(params![job.id, now_ms])?;
             }
@@ -210,7 +211,16 @@ impl Store {
             "UPDATE jobs SET state = ?2, finished_ms = ?3, queue_ns = ?4, handler_ns = ?5, batch_rows = ?6,
                  result = ?7, error = ?8, body = x''
              WHERE id = ?1 AND state = 'running'",
-            params![id, state.as_str(), done.finished_ms, done.queue_ns, done.handler_ns, done.batch_rows, result, error],
+            params![
+                id,
+                state.as_str(),
+                done.finished_ms,
+                done.queue_ns,
+                done.handler_ns,
+                done.batch_rows,
+                result,
+                error
+            ],
         )?;
         Ok(changed == 1)
     }
@@ -294,7 +304,13 @@ mod tests {
     }
 
     fn done(at: i64) -> Completion {
-        Completion { finished_ms: at, queue_ns: None, handler_ns: None, batch_rows: Some(1), result: Ok(b"{}".to_vec()) }
+        Completion {
+            finished_ms: at,
+            queue_ns: None,
+            handler_ns: None,
+            batch_rows: Some(1),
+            result: Ok(b"{}".to_vec()),
+        }
     }
 
     #[test]

@@ -56,7 +56,8 @@ pub struct JobReply {
 }
 
 enum State {
-    Configuring(Server),
+    /// Boxed: a server being configured is much larger than the other states.
+    Configuring(Box<Server>),
     Starting,
     Running(Arc<RunningServer>),
     Stopped,
@@ -90,7 +91,7 @@ impl NativeServer {
         }
         let server = Server::new(options.to_config()?);
         Ok(NativeServer {
-            state: Arc::new(Mutex::new(State::Configuring(server))),
+            state: Arc::new(Mutex::new(State::Configuring(Box::new(server)))),
             port: Arc::new(Mutex::new(None)),
             grpc_port: Arc::new(Mutex::new(None)),
             caches: Mutex::new(HashMap::new()),

@@ -92,18 +92,18 @@ fn respond_error(err: &JobError, id: Option<&str>) -> HttpResponse {
     json_response(status, body)
 }
 
-/// 401 unless the request carries the configured bearer token.
-fn authorize(req: &HttpRequest, jobs: &Jobs) -> Result<(), HttpResponse> {
-    let Some(token) = &jobs.config().token else { return Ok(()) };
+/// A 401 unless the request carries the configured bearer token.
+fn denied(req: &HttpRequest, jobs: &Jobs) -> Option<HttpResponse> {
+    let Some(token) = &jobs.config().token else { return None };
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let matches = given.and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|g| constant_eq(g, token));
     if matches {
-        return Ok(());
+        return None;
     }
     let body = br#"{"error":"jobs need Authorization: Bearer <token>","details":[]}"#.to_vec();
     let mut response = json_response(StatusCode::UNAUTHORIZED, body);
     response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-    Err(response)
+    Some(response)
 }
 
 /// Compares without stopping at the first difference.
@@ -127,7 +127,7 @@ async fn submit_records(
     data: web::Data<JobsData>,
     route: web::Data<RouteJobs>,
 ) -> HttpResponse {
-    if let Err(denied) = authorize(&req, &data.jobs) {
+    if let Some(denied) = denied(&req, &data.jobs) {
         return denied;
     }
     let request_id = request_id::of(&req);
@@ -158,7 +158,7 @@ async fn submit_v2(
     data: web::Data<JobsData>,
     v2: web::Data<V2Jobs>,
 ) -> HttpResponse {
-    if let Err(denied) = authorize(&req, &data.jobs) {
+    if let Some(denied) = denied(&req, &data.jobs) {
         return denied;
     }
     let request_id = request_id::of(&req);
@@ -192,7 +192,7 @@ async fn submit_v2(
 }
 
 async fn get(req: HttpRequest, data: web::Data<JobsData>) -> HttpResponse {
-    if let Err(denied) = authorize(&req, &data.jobs) {
+    if let Some(denied) = denied(&req, &data.jobs) {
         return denied;
     }
     let id = req.match_info().get("id").unwrap_or_default();
@@ -203,7 +203,7 @@ async fn get(req: HttpRequest, data: web::Data<JobsData>) -> HttpResponse {
 }
 
 async fn cancel(req: HttpRequest, data: web::Data<JobsData>) -> HttpResponse {
-    if let Err(denied) = authorize(&req, &data.jobs) {
+    if let Some(denied) = denied(&req, &data.jobs) {
         return denied;
     }
     let id = req.match_info().get("id").unwrap_or_default();

@@ -33,6 +33,12 @@ export declare class NativeServer {
    * queue, batching and handler as HTTP. `records` is JSON text.
    */
   predict(path: string, params: Record<string, string>, records: string): Promise<PredictOutput>
+  /** Schedules a job on the endpoint at `path`, as `POST <path>/jobs` would. */
+  scheduleJob(path: string, params: Record<string, string>, records: string, requestId?: string | undefined | null): Promise<JobReply>
+  /** A job's state, result and telemetry, as `GET /jobs/{id}` answers. */
+  job(id: string): Promise<JobReply>
+  /** Cancels a queued job, as `DELETE /jobs/{id}`. */
+  cancelJob(id: string): Promise<JobReply>
   /**
    * Opens an in-process stream from the streaming endpoint at `path`
    * (same parsing, queue, batching and handler as HTTP). Errors before
@@ -158,6 +164,31 @@ export interface HandlerOutput {
   columns?: Array<OutputColumn>
 }
 
+export interface JobReply {
+  /** The HTTP status the same job request would have had (202, 200, 4xx, 503). */
+  status: number
+  /** The HTTP answer's JSON text. */
+  body: string
+}
+
+export interface JobsOptions {
+  /** The data directory holding the SQLite file; created when missing. */
+  dir: string
+  /** How long a finished job and its result are kept (default 86400). */
+  retentionSeconds?: number
+  /** Jobs that may be queued at once; more get 503 (default 100000). */
+  maxQueued?: number
+  /** Largest result kept, in bytes; a larger one fails its job (default 16 MiB). */
+  maxResultBytes?: number
+  /**
+   * Jobs handed to the model queues at once (default 64): the most job
+   * requests an online request can find ahead of it.
+   */
+  maxRunning?: number
+  /** When set, job routes need `Authorization: Bearer <token>`. */
+  token?: string
+}
+
 /** A TypeScript handler, and with a model cache its loader and release hook. */
 export interface JsRuntime {
   kind: 'js'
@@ -274,6 +305,8 @@ export interface ServerOptions {
   metrics?: boolean
   emf?: EmfOptions
   log?: LogOptions
+  /** Asynchronous jobs (`POST <path>/jobs`, `GET /jobs/{id}`); off unless set. */
+  jobs?: JobsOptions
 }
 
 /**

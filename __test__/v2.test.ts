@@ -109,6 +109,7 @@ describe('V2 over REST and gRPC', () => {
       platform: 'redesmyn',
       inputs: [{ name: 'x', datatype: 'FP64', shape: [-1] }],
       outputs: [{ name: 'output-0', datatype: 'FP64', shape: [-1] }],
+      parameters: { state: 'idle' },
     });
     const types = await (await fetch(`http://${http}/v2/models/types`)).json();
     expect(types.inputs.map((i: { datatype: string }) => i.datatype)).toEqual(['BYTES', 'BOOL', 'INT64']);

@@ -155,7 +155,36 @@ export class PredictionError extends Error {
 }
 
 /** @internal How a server answers for a registered endpoint: the native server's own methods. */
-export type EndpointBinding = Pick<NativeServer, 'cacheKeys' | 'cacheStats' | 'cacheRefresh' | 'predict' | 'openStream'>;
+export type EndpointBinding = Pick<
+  NativeServer,
+  'cacheKeys' | 'cacheStats' | 'cacheRefresh' | 'predict' | 'openStream' | 'scheduleJob' | 'job' | 'cancelJob'
+>;
+
+/** A job's state: `queued` → `running` → `succeeded` | `failed`, or `queued` → `cancelled`. */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** What `endpoint.poll()` and `GET /jobs/{id}` tell about a job. */
+export interface JobStatus<T = unknown> {
+  id: string;
+  state: JobState;
+  model: string;
+  /** When succeeded: the online answer's body, `{ id, predictions }`. */
+  result: { id: string; predictions: T[] } | null;
+  /** When failed: why. */
+  error: string | null;
+  telemetry: {
+    submitted_at: string;
+    started_at: string | null;
+    finished_at: string | null;
+    /** Time from submission to the handler (job queue and model queue). */
+    queue_ms: number | null;
+    handler_ms: number | null;
+    /** Rows of the batch the job ran in. */
+    batch_size: number | null;
+    request_id: string;
+    params: Record<string, string>;
+  };
+}
 
 /** The batch object as the native core hands it over (built in crates/redesmyn-node/src/to_js.rs). */
 export interface NativeBatch {
@@ -253,6 +282,55 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
       totalMs: out.totalMs,
       batchSize: out.batchSize,
     };
+  }
+
+  /**
+   * Schedules an asynchronous job (needs the server's `jobs` option): the
+   * records are checked now and kept in the job store, then run through
+   * the same queue, batches and handler as requests, below them in
+   * priority. Resolves with the job's id.
+   */
+  async schedule(
+    records: RecordOf<F> | readonly RecordOf<F>[],
+    options: { params?: PathParams<P>; requestId?: string } = {},
+  ): Promise<string> {
+    const out = await this.#bound().scheduleJob(
+      this.path,
+      (options.params ?? {}) as Record<string, string>,
+      JSON.stringify(records),
+      options.requestId,
+    );
+    return (jobAnswer(out) as { id: string }).id;
+  }
+
+  /** A job's state, result (once done) and telemetry. */
+  async poll<T = unknown>(jobId: string): Promise<JobStatus<T>> {
+    return jobAnswer(await this.#bound().job(jobId)) as JobStatus<T>;
+  }
+
+  /**
+   * Waits for a job to end (polling every `intervalMs`, default 20) and
+   * resolves with its predictions; rejects with a {@link PredictionError}
+   * if it failed or was cancelled.
+   */
+  async result<T = unknown>(jobId: string, options: { intervalMs?: number } = {}): Promise<T[]> {
+    for (;;) {
+      const status = await this.poll<T>(jobId);
+      if (status.state === 'succeeded' && status.result) return status.result.predictions;
+      if (status.state === 'failed') throw new PredictionError(500, status.error ?? 'the job failed');
+      if (status.state === 'cancelled') throw new PredictionError(409, `job '${jobId}' was cancelled`);
+      await new Promise((r) => setTimeout(r, options.intervalMs ?? 20));
+    }
+  }
+
+  /** Cancels a job that has not started; rejects with status 409 once it has. */
+  async cancel(jobId: string): Promise<void> {
+    jobAnswer(await this.#bound().cancelJob(jobId));
+  }
+
+  #bound(): EndpointBinding {
+    if (!this.#binding) throw new Error(`endpoint '${this.path}' is not registered with a serving server`);
+    return this.#binding;
   }
 
   /**
@@ -379,4 +457,11 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
       }
     };
   }
+}
+
+/** The body of a job reply, or its error as a {@link PredictionError}. */
+function jobAnswer(out: { status: number; body: string }): unknown {
+  const body = JSON.parse(out.body) as { error?: string; details?: unknown[] };
+  if (out.status >= 400) throw new PredictionError(out.status, body.error ?? 'job request failed', body.details ?? []);
+  return body;
 }

@@ -9,6 +9,8 @@ export type {
   EndpointCache,
   EndpointOptions,
   Handler,
+  JobState,
+  JobStatus,
   OutputTensor,
   PathParams,
   Prediction,
@@ -16,7 +18,7 @@ export type {
   StreamHandler,
 } from './endpoint';
 export { Server } from './server';
-export type { EmfOptions, LogOptions, MetricsOptions, ServerOptions } from './server';
+export type { EmfOptions, JobsOptions, LogOptions, MetricsOptions, ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, StreamStep, TypedArray } from './output';
 export { py, PythonHandler, PythonLoader } from './python';
 export { onnx, OnnxHandler, OnnxLoader } from './onnx';

@@ -31,6 +31,27 @@ export interface ServerOptions {
   metrics?: boolean | MetricsOptions;
   /** Structured logs on stderr (JSON lines by default). `REDESMYN_LOG` overrides the level. */
   log?: LogOptions;
+  /**
+   * Asynchronous jobs: `POST <path>/jobs`, `POST /v2/models/{m}/jobs`,
+   * `GET /jobs/{id}`, `DELETE /jobs/{id}` and `endpoint.schedule()`. Off unless
+   * set; jobs are kept in a SQLite file in `dir` and survive a restart.
+   */
+  jobs?: JobsOptions;
+}
+
+export interface JobsOptions {
+  /** Data directory for the SQLite file (created when missing). */
+  dir: string;
+  /** How long a finished job and its result are kept (default 86 400 s). */
+  retentionSeconds?: number;
+  /** Jobs that may be queued at once; more get 503 (default 100 000). */
+  maxQueued?: number;
+  /** Largest result kept, in bytes of JSON; a larger one fails its job (default 16 MiB). */
+  maxResultBytes?: number;
+  /** Jobs handed to the model queues at once (default 64): the most job requests an online request can find ahead of it. */
+  maxRunning?: number;
+  /** When set, every job route needs `Authorization: Bearer <token>`. Without it, a job's id is its only key. */
+  token?: string;
 }
 
 export interface MetricsOptions {
@@ -86,6 +107,7 @@ export class Server {
           }
         : undefined,
       log: options.log,
+      jobs: options.jobs && { ...options.jobs, dir: resolve(options.jobs.dir) },
       python: {
         venv: options.python?.venv === undefined ? undefined : resolve(options.python.venv),
         executable: options.python?.executable === undefined ? undefined : resolve(options.python.executable),

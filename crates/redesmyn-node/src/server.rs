@@ -47,8 +47,17 @@ pub struct PredictOutput {
     pub batch_size: u32,
 }
 
+#[napi(object)]
+pub struct JobReply {
+    /// The HTTP status the same job request would have had (202, 200, 4xx, 503).
+    pub status: u32,
+    /// The HTTP answer's JSON text.
+    pub body: String,
+}
+
 enum State {
-    Configuring(Server),
+    /// Boxed: a server being configured is much larger than the other states.
+    Configuring(Box<Server>),
     Starting,
     Running(Arc<RunningServer>),
     Stopped,
@@ -82,7 +91,7 @@ impl NativeServer {
         }
         let server = Server::new(options.to_config()?);
         Ok(NativeServer {
-            state: Arc::new(Mutex::new(State::Configuring(server))),
+            state: Arc::new(Mutex::new(State::Configuring(Box::new(server)))),
             port: Arc::new(Mutex::new(None)),
             grpc_port: Arc::new(Mutex::new(None)),
             caches: Mutex::new(HashMap::new()),
@@ -317,6 +326,70 @@ impl NativeServer {
         })
     }
 
+    /// Schedules a job on the endpoint at `path`, as `POST <path>/jobs` would.
+    #[napi]
+    pub async fn schedule_job(
+        &self,
+        path: String,
+        params: HashMap<String, String>,
+        records: String,
+        request_id: Option<String>,
+    ) -> napi::Result<JobReply> {
+        let running = self.running()?;
+        let (jobs, model) = match (running.jobs(), running.model_at(&path)) {
+            (Some(jobs), Some(model)) => (jobs, model),
+            (None, _) => return Err(BindingError::failed("the server has no `jobs` option").into()),
+            (_, None) => return Err(BindingError::failed(format!("no endpoint at '{path}'")).into()),
+        };
+        let given = redesmyn::Params::new(params.into_iter().collect());
+        let reply = async {
+            let params = model.require_params(&given)?;
+            let params = model.param_names().iter().map(|n| (n.clone(), params.get(n).unwrap_or_default().to_string()));
+            let submission = redesmyn::jobs::Submission {
+                model,
+                format: redesmyn::jobs::Format::Records,
+                version: None,
+                params: params.collect(),
+                body: records.into_bytes(),
+                request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            };
+            jobs.submit(submission).await
+        };
+        Ok(match reply.await {
+            Ok(id) => JobReply { status: 202, body: serde_json::json!({ "id": id, "state": "queued" }).to_string() },
+            Err(e) => job_error(&e),
+        })
+    }
+
+    /// A job's state, result and telemetry, as `GET /jobs/{id}` answers.
+    #[napi]
+    pub async fn job(&self, id: String) -> napi::Result<JobReply> {
+        let running = self.running()?;
+        let jobs = running.jobs().ok_or_else(|| BindingError::failed("the server has no `jobs` option"))?;
+        Ok(match jobs.get(&id).await {
+            Ok(row) => JobReply { status: 200, body: redesmyn::jobs::view(&row).to_string() },
+            Err(e) => job_error(&e),
+        })
+    }
+
+    /// Cancels a queued job, as `DELETE /jobs/{id}`.
+    #[napi]
+    pub async fn cancel_job(&self, id: String) -> napi::Result<JobReply> {
+        let running = self.running()?;
+        let jobs = running.jobs().ok_or_else(|| BindingError::failed("the server has no `jobs` option"))?;
+        Ok(match jobs.cancel(&id).await {
+            Ok(()) => JobReply { status: 200, body: serde_json::json!({ "id": id, "state": "cancelled" }).to_string() },
+            Err(e) => job_error(&e),
+        })
+    }
+
+    fn running(&self) -> napi::Result<Arc<RunningServer>> {
+        match &*lock(&self.state) {
+            State::Running(running) => Ok(Arc::clone(running)),
+            _ => Err(BindingError::failed("the server is not serving; call serve() first").into()),
+        }
+    }
+
     /// Opens an in-process stream from the streaming endpoint at `path`
     /// (same parsing, queue, batching and handler as HTTP). Errors before
     /// the first chunk reject with the HTTP status in the message's JSON.
@@ -353,4 +426,9 @@ impl NativeServer {
     pub fn grpc_port(&self) -> Option<u32> {
         *self.grpc_port.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn job_error(err: &redesmyn::jobs::JobError) -> JobReply {
+    let (status, body) = redesmyn::http::jobs::status_of(err);
+    JobReply { status: u32::from(status.as_u16()), body: String::from_utf8_lossy(&body).into_owned() }
 }

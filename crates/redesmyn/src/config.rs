@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::emf::EmfConfig;
+use crate::jobs::JobsConfig;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -23,6 +24,8 @@ pub struct ServerConfig {
     pub metrics: bool,
     /// AWS Embedded Metric Format output (needs `metrics`).
     pub emf: Option<EmfConfig>,
+    /// Asynchronous jobs and where they are kept: off when `None`.
+    pub jobs: Option<JobsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +39,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(10),
             metrics: true,
             emf: None,
+            jobs: None,
         }
     }
 }

@@ -200,6 +200,7 @@ impl Metrics {
             first_chunk: self.first_chunk.get_or_create(&label).clone(),
             stream_chunks: self.stream_chunks.get_or_create(&label).clone(),
             emf: self.emf.as_ref().map(|e| e.endpoint(endpoint)),
+            stats: Arc::default(),
         }
     }
 
@@ -255,6 +256,8 @@ pub struct EndpointMetrics {
     first_chunk: Histogram,
     stream_chunks: Histogram,
     emf: Option<Arc<EmfEndpoint>>,
+    /// The model's Triton-shaped statistics (`GET /v2/models/{m}/stats`).
+    pub stats: Arc<crate::stats::ModelStats>,
 }
 
 impl EndpointMetrics {
@@ -272,6 +275,7 @@ impl EndpointMetrics {
             }
         }
         self.request_duration.observe(elapsed.as_secs_f64());
+        self.stats.answered(outcome == Outcome::Ok, elapsed);
         if let Some(emf) = &self.emf {
             emf.answered(outcome, elapsed);
         }
@@ -295,6 +299,7 @@ impl EndpointMetrics {
 
     pub fn queued(&self, waited: Duration) {
         self.queue_duration.observe(waited.as_secs_f64());
+        self.stats.queued(waited);
         if let Some(emf) = &self.emf {
             emf.queued(waited);
         }
@@ -303,6 +308,7 @@ impl EndpointMetrics {
     pub fn batch(&self, rows: usize, handled: Duration) {
         self.batch_size.observe(rows as f64);
         self.handler_duration.observe(handled.as_secs_f64());
+        self.stats.batch(rows, handled);
         if let Some(emf) = &self.emf {
             emf.batch(rows, handled);
         }

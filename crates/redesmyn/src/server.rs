@@ -17,6 +17,7 @@ use crate::error::RequestError;
 use crate::grpc::backend::ServiceBackend;
 use crate::handler::Params;
 use crate::http::{self, HttpState, Route};
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::model::{Endpoint, ModelKey, ModelRegistry};
 use crate::service::InferenceService;
@@ -33,6 +34,8 @@ pub enum ServerError {
     Bind { addr: String, source: std::io::Error },
     #[error("the HTTP server thread failed to start: {0}")]
     Start(String),
+    #[error(transparent)]
+    Jobs(#[from] crate::jobs::store::StoreError),
     #[error("could not listen for gRPC on {addr}: {source}")]
     GrpcBind { addr: String, source: std::io::Error },
 }
@@ -84,6 +87,10 @@ impl Server {
             })
             .collect();
         let ready = Arc::new(AtomicBool::new(false));
+        let jobs = match config.jobs.clone() {
+            Some(jobs) => Some(Jobs::start(jobs, Arc::clone(&service), &runtime)?),
+            None => None,
+        };
         // Bound before anything serves, so a taken port fails the start.
         let grpc_listener = match config.grpc_port {
             Some(port) => {
@@ -103,6 +110,7 @@ impl Server {
             body_limit: config.body_limit,
             ready: Arc::clone(&ready),
             service: Arc::clone(&service),
+            jobs: jobs.clone(),
         });
         let workers = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let (addrs, handle, thread) = http::serve(&config, workers, Arc::clone(&state))?;
@@ -162,6 +170,7 @@ impl Server {
             background,
             emf,
             grpc,
+            jobs,
             shutdown_timeout: config.shutdown_timeout,
         })
     }
@@ -178,6 +187,7 @@ pub struct RunningServer {
     background: Vec<tokio::task::JoinHandle<()>>,
     emf: Option<Arc<Emf>>,
     grpc: Option<Grpc>,
+    jobs: Option<Arc<Jobs>>,
     shutdown_timeout: std::time::Duration,
 }
 
@@ -220,6 +230,16 @@ impl RunningServer {
         &self.service
     }
 
+    /// The job queue, when the server has a `jobs` option.
+    pub fn jobs(&self) -> Option<&Arc<Jobs>> {
+        self.jobs.as_ref()
+    }
+
+    /// The model served at endpoint `path`.
+    pub fn model_at(&self, path: &str) -> Option<&Arc<crate::service::ServedModel>> {
+        self.state.routes.iter().find(|r| r.path == path).map(|r| &r.model)
+    }
+
     /// Predicts in-process through the model of the endpoint at `path`,
     /// with the same decoding, queue, batching and handler as HTTP requests.
     /// `body` is JSON records, as in a request.
@@ -254,6 +274,9 @@ impl RunningServer {
             }
         };
         tokio::join!(self.handle.stop(true), grpc);
+        if let Some(jobs) = &self.jobs {
+            jobs.stop(self.shutdown_timeout).await;
+        }
         self.service.shutdown().await;
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {

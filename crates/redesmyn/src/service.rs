@@ -207,6 +207,23 @@ impl ServedModel {
         Ok(self.params_from(|n| given.get(n)))
     }
 
+    /// The model's statistics, when metrics are recorded.
+    pub fn stats(&self) -> Option<&Arc<crate::stats::ModelStats>> {
+        self.metrics.as_ref().map(|m| &m.stats)
+    }
+
+    /// `busy` while requests are in flight, else `idle`; `loading` until
+    /// the server is ready (prefetches done).
+    pub fn state(&self, ready: bool) -> &'static str {
+        if !ready {
+            return "loading";
+        }
+        match &self.metrics {
+            Some(m) if m.in_flight.get() > 0 => "busy",
+            _ => "idle",
+        }
+    }
+
     /// Counts a request in flight until the returned guard is dropped;
     /// [`Tracked::finish`] records how it ended.
     pub fn track(&self, arrived: Instant) -> Tracked<'_> {

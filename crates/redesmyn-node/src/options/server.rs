@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use napi_derive::napi;
 use redesmyn::emf::{EmfConfig, EmfOutput};
-use redesmyn::ServerConfig;
+use redesmyn::{JobsConfig, ServerConfig};
 
 use crate::error::{BindingError, Result};
 
@@ -35,6 +35,39 @@ pub struct ServerOptions {
     pub metrics: Option<bool>,
     pub emf: Option<EmfOptions>,
     pub log: Option<LogOptions>,
+    /// Asynchronous jobs (`POST <path>/jobs`, `GET /jobs/{id}`); off unless set.
+    pub jobs: Option<JobsOptions>,
+}
+
+#[napi(object)]
+pub struct JobsOptions {
+    /// The data directory holding the SQLite file; created when missing.
+    pub dir: String,
+    /// How long a finished job and its result are kept (default 86400).
+    pub retention_seconds: Option<f64>,
+    /// Jobs that may be queued at once; more get 503 (default 100000).
+    pub max_queued: Option<f64>,
+    /// Largest result kept, in bytes; a larger one fails its job (default 16 MiB).
+    pub max_result_bytes: Option<f64>,
+    /// Jobs handed to the model queues at once (default 64): the most job
+    /// requests an online request can find ahead of it.
+    pub max_running: Option<u32>,
+    /// When set, job routes need `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl JobsOptions {
+    fn to_config(&self) -> JobsConfig {
+        let defaults = JobsConfig::new(&self.dir);
+        JobsConfig {
+            retention: self.retention_seconds.map_or(defaults.retention, |s| Duration::from_secs_f64(s.max(0.0))),
+            max_queued: self.max_queued.map_or(defaults.max_queued, |n| n.max(0.0) as usize),
+            max_result_bytes: self.max_result_bytes.map_or(defaults.max_result_bytes, |n| n.max(0.0) as usize),
+            max_running: self.max_running.map_or(defaults.max_running, |n| n.max(1) as usize),
+            token: self.token.clone().filter(|t| !t.is_empty()),
+            ..defaults
+        }
+    }
 }
 
 #[napi(object)]
@@ -87,6 +120,7 @@ impl ServerOptions {
                 },
                 interval: Duration::from_secs_f64(e.interval_ms.unwrap_or(60_000.0).max(10.0) / 1e3),
             }),
+            jobs: self.jobs.as_ref().map(JobsOptions::to_config),
         })
     }
 }

@@ -15,11 +15,13 @@ pub mod error;
 mod exposition;
 mod generate;
 mod health;
+pub mod jobs;
 mod liveness;
 mod predict;
 mod request_id;
 mod serve;
 pub mod sse;
+mod state;
 mod timing;
 pub mod v1;
 pub mod v2;
@@ -75,6 +77,8 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// Every model by name and version, for the V2 routes.
     pub service: Arc<InferenceService>,
+    /// The job queue, when the server has one.
+    pub jobs: Option<Arc<crate::jobs::Jobs>>,
 }
 
 /// What the front doors that address models by name (V2, V1) read at
@@ -91,6 +95,9 @@ pub struct ByName {
 pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
     health::configure(cfg, &state.ready);
     exposition::configure(cfg, state.metrics.as_ref());
+    if let Some(queue) = &state.jobs {
+        jobs::configure(cfg, queue, &state.routes, &state.service, state.body_limit);
+    }
     predict::configure(cfg, &state.routes, state.body_limit);
     let by_name = web::Data::new(ByName {
         service: Arc::clone(&state.service),
@@ -98,6 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
         body_limit: state.body_limit,
     });
     v2::configure(cfg, web::Data::clone(&by_name));
+    state::configure(cfg, web::Data::clone(&by_name));
     generate::configure(cfg, web::Data::clone(&by_name));
     v1::configure(cfg, by_name);
     cfg.default_service(web::to(not_found));

@@ -36,7 +36,8 @@ fn state(body_limit: usize) -> (Arc<HttpState>, Arc<InferenceService>) {
     let model = service.resolve("double", None).unwrap();
     let routes = vec![Route { path: "/double/{factor}".into(), model }];
     let ready = Arc::new(AtomicBool::new(false));
-    let state = HttpState { routes, metrics: Some(metrics), body_limit, ready, service: Arc::clone(&service) };
+    let state =
+        HttpState { routes, metrics: Some(metrics), body_limit, ready, service: Arc::clone(&service), jobs: None };
     (Arc::new(state), service)
 }
 
@@ -210,6 +211,7 @@ async fn metrics_off_means_404() {
         body_limit: state.body_limit,
         ready: Arc::clone(&state.ready),
         service: Arc::clone(&state.service),
+        jobs: None,
     });
     let app = app!(state);
     let res = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;

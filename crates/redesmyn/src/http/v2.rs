@@ -82,7 +82,15 @@ async fn ready(state: web::Data<ByName>) -> HttpResponse {
 
 async fn model_metadata(req: HttpRequest, state: web::Data<ByName>) -> HttpResponse {
     match model_of(&req, &state) {
-        Ok((model, _)) => json(&infer::model_metadata(&model)),
+        Ok((model, _)) => {
+            // The model's state rides in `parameters`, as V2 allows.
+            let mut body = serde_json::to_value(infer::model_metadata(&model)).unwrap_or_default();
+            if let Some(obj) = body.as_object_mut() {
+                let state = model.state(state.ready.load(Ordering::Acquire));
+                obj.insert("parameters".into(), serde_json::json!({ "state": state }));
+            }
+            json(&body)
+        }
         Err(e) => v2_error_response(&e, None),
     }
 }

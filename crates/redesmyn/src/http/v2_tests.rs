@@ -75,7 +75,7 @@ pub(super) fn state() -> Arc<HttpState> {
         .map(|(path, key)| Route { path, model: service.resolve(&key.name, key.version.as_deref()).unwrap() })
         .collect();
     let ready = Arc::new(AtomicBool::new(true));
-    Arc::new(HttpState { routes, metrics: Some(metrics), body_limit: 1 << 20, ready, service })
+    Arc::new(HttpState { routes, metrics: Some(metrics), body_limit: 1 << 20, ready, service, jobs: None })
 }
 
 pub(super) fn get(uri: &str) -> test::TestRequest {

@@ -1,0 +1,174 @@
+//! Writers that append chunk after chunk to a temporary file beside the
+//! final one and rename it only when the run completes: an interrupted run
+//! leaves nothing under the final name.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::{CompatLevel, DataFrame, SchemaExt};
+use polars_arrow::io::ipc::write::default_ipc_fields;
+use polars_io::prelude::{CsvWriter, IpcWriter, ParquetWriter, SerWriter};
+
+use super::format::Format;
+use super::ScoreError;
+
+/// Rows gathered before a write, so a small batch size does not make
+/// thousands of tiny Parquet row groups or Arrow record batches.
+const WRITE_ROWS: usize = 1 << 16;
+
+enum Sink {
+    Csv(polars_io::csv::write::BatchedWriter<BufWriter<File>>),
+    Parquet(polars_io::parquet::write::BatchedWriter<BufWriter<File>>),
+    Ipc(polars_io::ipc::BatchedWriter<BufWriter<File>>),
+    NdJson(polars_io::json::BatchedWriter<BufWriter<File>>),
+}
+
+/// A file being written under a temporary name; removed if dropped unfinished.
+pub struct ChunkWriter {
+    format: Format,
+    temp: PathBuf,
+    target: PathBuf,
+    sink: Option<Sink>,
+    pending: Option<DataFrame>,
+    finished: bool,
+}
+
+fn io(e: std::io::Error) -> ScoreError {
+    ScoreError::Io(e.to_string())
+}
+
+impl ChunkWriter {
+    pub fn create(target: &Path, format: Format) -> Result<Self, ScoreError> {
+        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("output");
+        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let temp = dir.join(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
+        Ok(ChunkWriter { format, temp, target: target.to_path_buf(), sink: None, pending: None, finished: false })
+    }
+
+    pub fn write(&mut self, frame: DataFrame) -> Result<(), ScoreError> {
+        match &mut self.pending {
+            Some(pending) => {
+                pending.vstack_mut(&frame)?;
+            }
+            None => self.pending = Some(frame),
+        }
+        if self.pending.as_ref().is_some_and(|p| p.height() >= WRITE_ROWS) {
+            self.flush_pending()?;
+        }
+        Ok(())
+    }
+
+    fn flush_pending(&mut self) -> Result<(), ScoreError> {
+        let Some(mut frame) = self.pending.take() else {
+            return Ok(());
+        };
+        frame.rechunk_mut();
+        if self.sink.is_none() {
+            self.sink = Some(self.open(&frame)?);
+        }
+        match self.sink.as_mut() {
+            Some(Sink::Csv(w)) => w.write_batch(&frame)?,
+            Some(Sink::Parquet(w)) => w.write_batch(&frame)?,
+            Some(Sink::Ipc(w)) => w.write_batch(&frame)?,
+            Some(Sink::NdJson(w)) => w.write_batch(&frame)?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn open(&self, first: &DataFrame) -> Result<Sink, ScoreError> {
+        let file = BufWriter::with_capacity(1 << 20, File::create(&self.temp).map_err(io)?);
+        let schema = first.schema();
+        Ok(match self.format {
+            Format::Csv => Sink::Csv(CsvWriter::new(file).batched(schema)?),
+            Format::Parquet => Sink::Parquet(ParquetWriter::new(file).batched(schema)?),
+            Format::Ipc => {
+                let arrow = schema.to_arrow(CompatLevel::newest());
+                let fields = default_ipc_fields(arrow.iter_values());
+                Sink::Ipc(IpcWriter::new(file).with_compat_level(CompatLevel::newest()).batched(schema, fields)?)
+            }
+            Format::NdJson => Sink::NdJson(polars_io::json::BatchedWriter::new(file)),
+        })
+    }
+
+    /// Writes what is left and moves the file under its final name.
+    /// `empty` gives the columns of a file no row reached.
+    pub fn finish(mut self, empty: DataFrame) -> Result<(), ScoreError> {
+        self.flush_pending()?;
+        if self.sink.is_none() {
+            self.pending = Some(empty);
+            self.flush_pending()?;
+        }
+        let file = match self.sink.take() {
+            Some(Sink::Csv(mut w)) => {
+                w.finish()?;
+                None
+            }
+            Some(Sink::Parquet(w)) => {
+                w.finish()?;
+                None
+            }
+            Some(Sink::Ipc(mut w)) => {
+                w.finish()?;
+                None
+            }
+            Some(Sink::NdJson(_)) | None => None::<()>,
+        };
+        let _ = file;
+        std::fs::rename(&self.temp, &self.target)
+            .map_err(|e| ScoreError::Io(format!("cannot move the output to '{}': {e}", self.target.display())))?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.sink = None;
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// The rejects file: CSV with `row,reason`, written beside its final name
+/// and renamed at the end like the output.
+pub struct RejectsWriter {
+    temp: PathBuf,
+    target: PathBuf,
+    file: BufWriter<File>,
+    finished: bool,
+}
+
+impl RejectsWriter {
+    pub fn create(target: &Path) -> Result<Self, ScoreError> {
+        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("rejects");
+        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let temp = dir.join(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
+        let mut file = BufWriter::new(File::create(&temp).map_err(io)?);
+        file.write_all(b"row,reason\n").map_err(io)?;
+        Ok(RejectsWriter { temp, target: target.to_path_buf(), file, finished: false })
+    }
+
+    pub fn write(&mut self, row: u64, reason: &str) -> Result<(), ScoreError> {
+        let quoted = reason.replace('"', "\"\"").replace(['\n', '\r'], " ");
+        writeln!(self.file, "{row},\"{quoted}\"").map_err(io)
+    }
+
+    pub fn finish(mut self) -> Result<(), ScoreError> {
+        self.file.flush().map_err(io)?;
+        std::fs::rename(&self.temp, &self.target)
+            .map_err(|e| ScoreError::Io(format!("cannot move the rejects to '{}': {e}", self.target.display())))?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for RejectsWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}

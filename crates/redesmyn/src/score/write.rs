@@ -19,7 +19,8 @@ const WRITE_ROWS: usize = 1 << 16;
 
 enum Sink {
     Csv(polars_io::csv::write::BatchedWriter<BufWriter<File>>),
-    Parquet(polars_io::parquet::write::BatchedWriter<BufWriter<File>>),
+    /// Boxed: Parquet's writer is several times larger than the others.
+    Parquet(Box<polars_io::parquet::write::BatchedWriter<BufWriter<File>>>),
     Ipc(polars_io::ipc::BatchedWriter<BufWriter<File>>),
     NdJson(polars_io::json::BatchedWriter<BufWriter<File>>),
 }
@@ -82,7 +83,7 @@ impl ChunkWriter {
         let schema = first.schema();
         Ok(match self.format {
             Format::Csv => Sink::Csv(CsvWriter::new(file).batched(schema)?),
-            Format::Parquet => Sink::Parquet(ParquetWriter::new(file).batched(schema)?),
+            Format::Parquet => Sink::Parquet(Box::new(ParquetWriter::new(file).batched(schema)?)),
             Format::Ipc => {
                 let arrow = schema.to_arrow(CompatLevel::newest());
                 let fields = default_ipc_fields(arrow.iter_values());
@@ -100,22 +101,15 @@ impl ChunkWriter {
             self.pending = Some(empty);
             self.flush_pending()?;
         }
-        let file = match self.sink.take() {
-            Some(Sink::Csv(mut w)) => {
-                w.finish()?;
-                None
-            }
+        // Each writer writes its footer; dropping it flushes the buffer.
+        match self.sink.take() {
+            Some(Sink::Csv(mut w)) => w.finish()?,
             Some(Sink::Parquet(w)) => {
                 w.finish()?;
-                None
             }
-            Some(Sink::Ipc(mut w)) => {
-                w.finish()?;
-                None
-            }
-            Some(Sink::NdJson(_)) | None => None::<()>,
-        };
-        let _ = file;
+            Some(Sink::Ipc(mut w)) => w.finish()?,
+            Some(Sink::NdJson(_)) | None => {}
+        }
         std::fs::rename(&self.temp, &self.target)
             .map_err(|e| ScoreError::Io(format!("cannot move the output to '{}': {e}", self.target.display())))?;
         self.finished = true;

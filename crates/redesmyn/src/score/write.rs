@@ -18,11 +18,39 @@ use super::ScoreError;
 const WRITE_ROWS: usize = 1 << 16;
 
 enum Sink {
-    Csv(polars_io::csv::write::BatchedWriter<BufWriter<File>>),
+    Csv(polars_io::csv::write::BatchedWriter<Output>),
     /// Boxed: Parquet's writer is several times larger than the others.
-    Parquet(Box<polars_io::parquet::write::BatchedWriter<BufWriter<File>>>),
-    Ipc(polars_io::ipc::BatchedWriter<BufWriter<File>>),
-    NdJson(polars_io::json::BatchedWriter<BufWriter<File>>),
+    Parquet(Box<polars_io::parquet::write::BatchedWriter<Output>>),
+    Ipc(polars_io::ipc::BatchedWriter<Output>),
+    NdJson(polars_io::json::BatchedWriter<Output>),
+}
+
+/// The buffered temporary file. Polars' writers own it and nothing reports
+/// the error of its last flush, so that flush (and an `fsync`) happens here,
+/// on drop, and a failure (a full disk) is kept for [`ChunkWriter::finish`]
+/// to report instead of renaming a truncated file.
+struct Output {
+    file: BufWriter<File>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        let done = self.file.flush().and_then(|()| self.file.get_ref().sync_all());
+        if let Err(e) = done {
+            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+    }
 }
 
 /// A file being written under a temporary name; removed if dropped unfinished.
@@ -32,6 +60,7 @@ pub struct ChunkWriter {
     target: PathBuf,
     sink: Option<Sink>,
     pending: Option<DataFrame>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     finished: bool,
 }
 
@@ -44,7 +73,15 @@ impl ChunkWriter {
         let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("output");
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let temp = dir.join(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
-        Ok(ChunkWriter { format, temp, target: target.to_path_buf(), sink: None, pending: None, finished: false })
+        Ok(ChunkWriter {
+            format,
+            temp,
+            target: target.to_path_buf(),
+            sink: None,
+            pending: None,
+            failed: Default::default(),
+            finished: false,
+        })
     }
 
     pub fn write(&mut self, frame: DataFrame) -> Result<(), ScoreError> {
@@ -80,6 +117,7 @@ impl ChunkWriter {
 
     fn open(&self, first: &DataFrame) -> Result<Sink, ScoreError> {
         let file = BufWriter::with_capacity(1 << 20, File::create(&self.temp).map_err(io)?);
+        let file = Output { file, failed: std::sync::Arc::clone(&self.failed) };
         let schema = first.schema();
         Ok(match self.format {
             Format::Csv => Sink::Csv(CsvWriter::new(file).batched(schema)?),
@@ -109,6 +147,9 @@ impl ChunkWriter {
             }
             Some(Sink::Ipc(mut w)) => w.finish()?,
             Some(Sink::NdJson(_)) | None => {}
+        }
+        if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(ScoreError::Io(format!("cannot write '{}': {e}", self.temp.display())));
         }
         std::fs::rename(&self.temp, &self.target)
             .map_err(|e| ScoreError::Io(format!("cannot move the output to '{}': {e}", self.target.display())))?;

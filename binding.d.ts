@@ -9,6 +9,13 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeScoreRun {
+  /** The latest progress snapshot. */
+  progress(): ScoreProgressObject
+  /** Runs the scoring to its end (once). */
+  run(): Promise<ScoreSummaryObject>
+}
+
 export declare class NativeServer {
   constructor(options: ServerOptions)
   /**
@@ -39,6 +46,11 @@ export declare class NativeServer {
   job(id: string): Promise<JobReply>
   /** Cancels a queued job, as `DELETE /jobs/{id}`. */
   cancelJob(id: string): Promise<JobReply>
+  /**
+   * Prepares a run that scores a file through the endpoint at `path`
+   * (same checks, queue, batching and handler as HTTP).
+   */
+  scoreRun(path: string, spec: ScoreSpec): NativeScoreRun
   /**
    * Opens an in-process stream from the streaming endpoint at `path`
    * (same parsing, queue, batching and handler as HTTP). Errors before
@@ -289,6 +301,39 @@ export interface PythonRuntime {
   loader?: string
   /** The handler is a generator (or async generator) function. */
   stream?: boolean
+}
+
+/** Where a run stands. */
+export interface ScoreProgressObject {
+  /** Rows dealt with so far (scored or rejected). */
+  rows: number
+  scored: number
+  rejected: number
+  /** Rows in the input when its metadata says (Parquet). */
+  totalRows?: number
+  rowsPerSecond: number
+  elapsedMs: number
+  /** Chunks whose handler call failed once and was tried again. */
+  retried: number
+}
+
+/** Options of a scoring run, as `endpoint.score()` passes them. */
+export interface ScoreSpec {
+  input: string
+  output: string
+  inputFormat?: string
+  outputFormat?: string
+  batchSize?: number
+  columns?: Array<string>
+  rejects?: string
+  params?: Record<string, string>
+}
+
+export interface ScoreSummaryObject {
+  progress: ScoreProgressObject
+  output: string
+  /** The rejects file, when one was written. */
+  rejects?: string
 }
 
 export interface ServerOptions {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `redesmyn serve [DIR]`: serves a model repository (see README, "Serving a
- * folder of models"). Exit codes: 0 after a graceful stop (SIGINT/SIGTERM),
+ * folder of models"); `redesmyn score ...` scores a file (src/cli/score.ts,
+ * README "Scoring files"). Exit codes of serve: 0 after a graceful stop (SIGINT/SIGTERM),
  * 1 when the server fails, 2 for a bad command line, a missing or invalid
  * folder, or an invalid root settings.json.
  */
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const USAGE = `Usage: redesmyn serve [DIR] [options]
+       redesmyn score --endpoint <module>#<export> --input FILE --output FILE [...]
        redesmyn --version
 
 Serves every model folder of DIR (default: .): each subfolder holding a
@@ -45,6 +47,11 @@ function integer(value: string | undefined, option: string): number | undefined 
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'score') {
+    const { scoreCommand } = await import('./cli/score');
+    process.exitCode = await scoreCommand(process.argv.slice(3));
+    return;
+  }
   let parsed;
   try {
     parsed = parseArgs({

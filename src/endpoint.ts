@@ -5,7 +5,8 @@
 import type { ColumnsOf, Fields, RecordOf, Schema } from './schema';
 import type { NativeServer } from '../binding';
 import { toNative, toNativeError, toNativeStep, type HandlerOutput, type NativeOutput, type StreamStep } from './output';
-import type { StepOutput, StreamOpened } from '../binding';
+import type { ScoreSpec, StepOutput, StreamOpened } from '../binding';
+import { runScore, type ScoreOptions, type ScoreSummary } from './score';
 import { PythonHandler } from './python';
 import { OnnxHandler } from './onnx';
 import type { CacheConfig, CacheStats } from './cache';
@@ -157,7 +158,7 @@ export class PredictionError extends Error {
 /** @internal How a server answers for a registered endpoint: the native server's own methods. */
 export type EndpointBinding = Pick<
   NativeServer,
-  'cacheKeys' | 'cacheStats' | 'cacheRefresh' | 'predict' | 'openStream' | 'scheduleJob' | 'job' | 'cancelJob'
+  'cacheKeys' | 'cacheStats' | 'cacheRefresh' | 'predict' | 'openStream' | 'scheduleJob' | 'job' | 'cancelJob' | 'scoreRun'
 >;
 
 /** A job's state: `queued` → `running` → `succeeded` | `failed`, or `queued` → `cancelled`. */
@@ -331,6 +332,30 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   #bound(): EndpointBinding {
     if (!this.#binding) throw new Error(`endpoint '${this.path}' is not registered with a serving server`);
     return this.#binding;
+  }
+
+  /**
+   * Scores a file through this endpoint: rows are read a chunk of
+   * `batchSize` at a time (memory stays bounded whatever the file's size),
+   * checked by the endpoint's schema, and sent through the same queue,
+   * batching, handler and model cache as requests. The output holds the
+   * input's columns (or `columns`) and the prediction column(s) (`prediction`
+   * for a single output). Rows that do not fit the schema, and the rows of a
+   * chunk whose handler failed twice, go to the rejects file with their row
+   * number and reason; the run goes on. The output appears under its name
+   * only when the run completes.
+   */
+  async score(options: ScoreOptions<P>): Promise<ScoreSummary> {
+    const binding = this.#bound();
+    if (this.stream) throw new Error(`endpoint '${this.path}' streams; only unary endpoints score files`);
+    const spec: ScoreSpec = { input: options.input, output: options.output };
+    if (options.batchSize !== undefined) spec.batchSize = options.batchSize;
+    if (options.columns !== undefined) spec.columns = [...options.columns];
+    if (options.rejects !== undefined) spec.rejects = options.rejects;
+    if (options.inputFormat !== undefined) spec.inputFormat = options.inputFormat;
+    if (options.outputFormat !== undefined) spec.outputFormat = options.outputFormat;
+    if (options.params !== undefined) spec.params = options.params as Record<string, string>;
+    return runScore(binding.scoreRun(this.path, spec), options);
   }
 
   /**

@@ -17,6 +17,7 @@ export type {
   StreamEvent,
   StreamHandler,
 } from './endpoint';
+export type { ScoreFormat, ScoreOptions, ScoreProgress, ScoreSummary } from './score';
 export { Server } from './server';
 export type { EmfOptions, JobsOptions, LogOptions, MetricsOptions, ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, StreamStep, TypedArray } from './output';

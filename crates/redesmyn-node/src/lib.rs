@@ -8,6 +8,7 @@ mod js_loader;
 mod js_stream;
 mod options;
 mod output;
+mod score_run;
 mod server;
 mod stream_handle;
 mod to_js;

@@ -390,6 +390,21 @@ impl NativeServer {
         }
     }
 
+    /// Prepares a run that scores a file through the endpoint at `path`
+    /// (same checks, queue, batching and handler as HTTP).
+    #[napi]
+    pub fn score_run(
+        &self,
+        path: String,
+        spec: crate::score_run::ScoreSpec,
+    ) -> napi::Result<crate::score_run::NativeScoreRun> {
+        let running = match &*lock(&self.state) {
+            State::Running(running) => Arc::clone(running),
+            _ => return Err(BindingError::failed("the server is not serving; call serve() first").into()),
+        };
+        Ok(crate::score_run::NativeScoreRun::new(running, path, spec))
+    }
+
     /// Opens an in-process stream from the streaming endpoint at `path`
     /// (same parsing, queue, batching and handler as HTTP). Errors before
     /// the first chunk reject with the HTTP status in the message's JSON.

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod schema;
+pub mod score;
 pub mod server;
 pub mod service;
 pub mod stats;

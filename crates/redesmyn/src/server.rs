@@ -249,6 +249,20 @@ impl RunningServer {
         route.model.predict_records(&params, body).await
     }
 
+    /// Scores a file through the model of the endpoint at `path`, with the
+    /// same checks, queue, batching and handler as HTTP requests
+    /// (see [`crate::score`]).
+    pub async fn score(
+        &self,
+        path: &str,
+        options: crate::score::ScoreOptions,
+        progress: impl FnMut(&crate::score::Progress) + Send,
+    ) -> Result<crate::score::Summary, crate::score::ScoreError> {
+        let route = self.state.routes.iter().find(|r| r.path == path);
+        let route = route.ok_or_else(|| RequestError::NotFound { method: "score".into(), path: path.into() })?;
+        crate::score::score(&route.model, options, progress).await
+    }
+
     /// Streams in-process from the streaming model of the endpoint at
     /// `path`, as [`Self::predict`]; `None` for an empty array of records.
     pub fn stream(&self, path: &str, params: Params, body: &[u8]) -> Result<Option<ChunkStream>, RequestError> {

@@ -2,7 +2,8 @@
 //!
 //! Numeric columns become typed arrays over the batch's own Arrow buffers
 //! (an external ArrayBuffer that keeps the column alive until JavaScript
-//! collects it): no copy. 64-bit integers become BigInt64Array /
+//! collects it): no copy, for columns of 16 KiB and more; smaller ones are
+//! copied into an ordinary ArrayBuffer, which V8 collects for less. 64-bit integers become BigInt64Array /
 //! BigUint64Array. Lists and fixed-size arrays become arrays of typed-array
 //! views over one buffer. Booleans become a Uint8Array of 0/1, strings an
 //! array of strings; `nulls[name]` is a Uint8Array (1 = null) present only
@@ -183,20 +184,21 @@ unsafe extern "C" fn release_series(_env: sys::napi_env, _data: *mut c_void, hin
     drop(unsafe { Box::from_raw(hint.cast::<Series>()) });
 }
 
+/// Columns smaller than this are copied into an ordinary ArrayBuffer rather
+/// than shared: an external buffer costs V8 a finalizer and a global handle
+/// that every garbage collection must visit, which for the small batches of
+/// light traffic costs far more than copying a few kilobytes.
+const COPY_BELOW: usize = 16 << 10;
+
 /// An ArrayBuffer over `len` bytes at `data`, which `keep` owns. JavaScript
-/// holds `keep` until it collects the buffer. Empty data gets an ordinary
-/// empty buffer: V8 must never see two external buffers at one address.
+/// holds `keep` until it collects the buffer. Small (and empty) data is
+/// copied instead: V8 must never see two external buffers at one address,
+/// and small ones cost more to collect than to copy.
 fn external_buffer(env: &Env, keep: Series, data: *const u8, len: usize) -> Result<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    if len == 0 {
-        let mut ignored = ptr::null_mut();
-        check_status!(
-            // SAFETY: a live env and valid out-pointers.
-            unsafe { sys::napi_create_arraybuffer(env.raw(), 0, &mut ignored, &mut out) },
-            "could not create an ArrayBuffer"
-        )?;
-        return Ok(out);
+    if len < COPY_BELOW {
+        return copied_buffer(env, data, len);
     }
+    let mut out = ptr::null_mut();
     let hint = Box::into_raw(Box::new(keep));
     // SAFETY: `data` stays valid for `len` bytes while `hint` (the Series owning it)
     // lives; JavaScript calls `release_series` with `hint` once it collects the buffer.
@@ -216,14 +218,22 @@ fn external_buffer(env: &Env, keep: Series, data: *const u8, len: usize) -> Resu
     // Runtimes without external buffers (or any failure): copy instead.
     // SAFETY: napi refused the buffer, so it never took `hint`: it is still ours to free.
     drop(unsafe { Box::from_raw(hint) });
+    copied_buffer(env, data, len)
+}
+
+/// A new ArrayBuffer holding a copy of the `len` bytes at `data`.
+fn copied_buffer(env: &Env, data: *const u8, len: usize) -> Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
     let mut copy = ptr::null_mut();
     check_status!(
         // SAFETY: a live env and valid out-pointers.
         unsafe { sys::napi_create_arraybuffer(env.raw(), len, &mut copy, &mut out) },
         "could not create an ArrayBuffer"
     )?;
-    // SAFETY: `data` holds `len` bytes; the new buffer `copy` has room for `len` and does not overlap it.
-    unsafe { ptr::copy_nonoverlapping(data, copy.cast::<u8>(), len) };
+    if len > 0 {
+        // SAFETY: `data` holds `len` bytes; the new buffer `copy` has room for `len` and does not overlap it.
+        unsafe { ptr::copy_nonoverlapping(data, copy.cast::<u8>(), len) };
+    }
     Ok(out)
 }
 

@@ -1,11 +1,9 @@
 // Driving a gRPC server with ghz (the gRPC counterpart of wrk.mjs): one
 // ModelInfer request, closed loop, a fixed number of connections.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ensureGoTools } from '../../scripts/go-tools.mjs';
 import { ROOT } from './config.mjs';
-import { pinned } from './proc.mjs';
-import { childCpuSeconds } from './wrk.mjs';
+import { pinned, runLoadTool } from './proc.mjs';
 
 /** The KServe V2 proto redesmyn builds from; MLServer serves the same service. */
 export const INFERENCE_PROTO = join(ROOT, 'crates', 'redesmyn', 'proto', 'inference.proto');
@@ -29,7 +27,7 @@ export function irisInferRequest(model) {
  * like wrk's closed loop). Resolves to the figures loadOnce reports. Only one
  * ghz may run at a time (its CPU time is read from this process's children).
  */
-export function runGhz({ target, data, connections, seconds, cpus, timeoutS = 10 }) {
+export async function runGhz({ target, data, connections, seconds, cpus, timeoutS = 10 }) {
   const args = [
     '--insecure',
     '--proto',
@@ -55,38 +53,26 @@ export function runGhz({ target, data, connections, seconds, cpus, timeoutS = 10
     target,
   ];
   const [cmd, a] = pinned(cpus, ghzPath(), args);
-  const cpu0 = childCpuSeconds();
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    const guard = setTimeout(() => p.kill('SIGKILL'), (seconds + timeoutS + 30) * 1000);
-    p.on('error', reject);
-    p.on('exit', (code) => {
-      clearTimeout(guard);
-      let r;
-      try {
-        r = JSON.parse(out);
-      } catch {
-        return reject(new Error(`ghz exited ${code} without a JSON report:\n${(err || out).slice(-2000)}`));
-      }
-      const pct = (q) => (r.latencyDistribution ?? []).find((d) => d.percentage === q)?.latency ?? Number.NaN;
-      const ok = r.statusCodeDistribution?.OK ?? 0;
-      const secondsRun = r.total / 1e9;
-      resolve({
-        requests: ok,
-        seconds: secondsRun,
-        rps: ok / secondsRun,
-        // ghz reports nanoseconds.
-        latency_us: { p50: pct(50) / 1e3, p99: pct(99) / 1e3, p99_9: pct(99.9) / 1e3, mean: r.average / 1e3 },
-        errorCount: r.count - ok,
-        statuses: r.statusCodeDistribution ?? {},
-        firstError: Object.keys(r.errorDistribution ?? {})[0] ?? null,
-        meanBatch: null,
-        wrkCpuPct: ((childCpuSeconds() - cpu0) / secondsRun) * 100,
-      });
-    });
-  });
+  const run = await runLoadTool(cmd, a, seconds + timeoutS + 30);
+  let r;
+  try {
+    r = JSON.parse(run.out);
+  } catch {
+    throw new Error(`ghz exited ${run.code} without a JSON report:\n${(run.err || run.out).slice(-2000)}`);
+  }
+  const pct = (q) => (r.latencyDistribution ?? []).find((d) => d.percentage === q)?.latency ?? Number.NaN;
+  const ok = r.statusCodeDistribution?.OK ?? 0;
+  const secondsRun = r.total / 1e9;
+  return {
+    requests: ok,
+    seconds: secondsRun,
+    rps: ok / secondsRun,
+    // ghz reports nanoseconds.
+    latency_us: { p50: pct(50) / 1e3, p99: pct(99) / 1e3, p99_9: pct(99.9) / 1e3, mean: r.average / 1e3 },
+    errorCount: r.count - ok,
+    statuses: r.statusCodeDistribution ?? {},
+    firstError: Object.keys(r.errorDistribution ?? {})[0] ?? null,
+    meanBatch: null,
+    wrkCpuPct: (run.cpuSeconds / secondsRun) * 100,
+  };
 }

@@ -4,13 +4,12 @@
 // run (gRPC reports errors in trailers, which h2load does not read); h2load
 // carries the load because it costs a fraction of ghz's CPU per call, so it
 // is not the limit at 64 connections.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH, BUILD, PY } from './config.mjs';
 import { median } from './report.mjs';
-import { pinned } from './proc.mjs';
-import { childCpuSeconds } from './wrk.mjs';
+import { pinned, runLoadTool } from './proc.mjs';
 
 export function h2loadVersion() {
   const r = spawnSync('h2load', ['--version'], { encoding: 'utf8' });
@@ -37,7 +36,7 @@ function percentile(sorted, q) {
  * `seconds` with `connections` connections, one stream each. Latency
  * percentiles come from h2load's per-request log.
  */
-export function runH2load({ url, bodyFile, connections, seconds, cpus, timeoutS = 10 }) {
+export async function runH2load({ url, bodyFile, connections, seconds, cpus, timeoutS = 10 }) {
   const log = join(BUILD, 'scratch', `h2load-${process.pid}.log`);
   rmSync(log, { force: true });
   const args = [
@@ -62,33 +61,23 @@ export function runH2load({ url, bodyFile, connections, seconds, cpus, timeoutS 
     url,
   ];
   const [cmd, a] = pinned(cpus, 'h2load', args);
-  const cpu0 = childCpuSeconds();
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    const guard = setTimeout(() => p.kill('SIGKILL'), (seconds + timeoutS + 30) * 1000);
-    p.on('error', reject);
-    p.on('exit', (code) => {
-      clearTimeout(guard);
-      const done = out.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/);
-      const finished = out.match(/finished in ([\d.]+)(m?s)/);
-      if (!done || !finished || !existsSync(log)) return reject(new Error(`h2load exited ${code} without a summary:\n${out.slice(-2000)}`));
-      const secondsRun = Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1);
-      const rows = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split('\t').map(Number));
-      const ok = rows.filter(([, status]) => status === 200).map(([, , us]) => us).sort((x, y) => x - y);
-      const mean = ok.reduce((s, x) => s + x, 0) / Math.max(1, ok.length);
-      rmSync(log, { force: true });
-      resolve({
-        requests: ok.length,
-        seconds: secondsRun,
-        rps: ok.length / secondsRun,
-        latency_us: { p50: median(ok), p99: percentile(ok, 99), p99_9: percentile(ok, 99.9), mean },
-        errorCount: Math.max(Number(done[5]) + Number(done[6]) + Number(done[7]), rows.length - ok.length),
-        meanBatch: null,
-        wrkCpuPct: ((childCpuSeconds() - cpu0) / secondsRun) * 100,
-      });
-    });
-  });
+  const run = await runLoadTool(cmd, a, seconds + timeoutS + 30);
+  const out = `${run.out}${run.err}`;
+  const done = out.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/);
+  const finished = out.match(/finished in ([\d.]+)(m?s)/);
+  if (!done || !finished || !existsSync(log)) throw new Error(`h2load exited ${run.code} without a summary:\n${out.slice(-2000)}`);
+  const secondsRun = Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1);
+  const rows = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split('\t').map(Number));
+  const ok = rows.filter(([, status]) => status === 200).map(([, , us]) => us).sort((x, y) => x - y);
+  const mean = ok.reduce((sum, x) => sum + x, 0) / Math.max(1, ok.length);
+  rmSync(log, { force: true });
+  return {
+    requests: ok.length,
+    seconds: secondsRun,
+    rps: ok.length / secondsRun,
+    latency_us: { p50: median(ok), p99: percentile(ok, 99), p99_9: percentile(ok, 99.9), mean },
+    errorCount: Math.max(Number(done[5]) + Number(done[6]) + Number(done[7]), rows.length - ok.length),
+    meanBatch: null,
+    wrkCpuPct: (run.cpuSeconds / secondsRun) * 100,
+  };
 }

@@ -19,6 +19,35 @@ export function freePort() {
 }
 
 /** CPU list for taskset, or null when not pinning. */
+/** CPU seconds of this process's exited and waited-for children (cutime + cstime, USER_HZ = 100). */
+export function childCpuSeconds() {
+  const s = readFileSync('/proc/self/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+/**
+ * Runs a load generator to its end and resolves to its exit code, stdout,
+ * stderr and the CPU seconds it used (read from this process's children, so
+ * only one may run at a time). Killed if it runs past `limitS`.
+ */
+export function runLoadTool(cmd, args, limitS) {
+  const cpu0 = childCpuSeconds();
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const guard = setTimeout(() => p.kill('SIGKILL'), limitS * 1000);
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      clearTimeout(guard);
+      resolve({ code, out, err, cpuSeconds: childCpuSeconds() - cpu0 });
+    });
+  });
+}
+
 export function pinned(cpus, cmd, args) {
   return cpus == null ? [cmd, args] : ['taskset', ['-c', String(cpus), cmd, ...args]];
 }

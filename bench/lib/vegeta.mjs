@@ -2,20 +2,18 @@
 // earlier ones were answered, so a slow answer shows up in the latency of
 // every request scheduled behind it (no coordinated omission, unlike a
 // closed-loop run where a stalled server also stalls the load generator).
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureGoTools } from '../../scripts/go-tools.mjs';
 import { BUILD } from './config.mjs';
-import { pinned } from './proc.mjs';
-import { childCpuSeconds } from './wrk.mjs';
+import { pinned, runLoadTool } from './proc.mjs';
 
 /**
  * POSTs `bodyFile` to `url` at `rate` requests/s for `seconds`. Resolves to
  * the achieved rate, latency percentiles (ms) over every request sent, and
  * the share that failed.
  */
-export function runVegeta({ url, bodyFile, contentType = 'application/json', rate, seconds, cpus, timeoutS = 10 }) {
+export async function runVegeta({ url, bodyFile, contentType = 'application/json', rate, seconds, cpus, timeoutS = 10 }) {
   const vegeta = ensureGoTools(['vegeta']).vegeta;
   const targets = join(BUILD, 'scratch', `vegeta-${process.pid}.targets`);
   writeFileSync(targets, `POST ${url}\nContent-Type: ${contentType}\n@${bodyFile}\n`);
@@ -24,37 +22,25 @@ export function runVegeta({ url, bodyFile, contentType = 'application/json', rat
     `${vegeta} report -type=json`,
   ].join(' | ');
   const [cmd, a] = pinned(cpus, 'sh', ['-c', script]);
-  const cpu0 = childCpuSeconds();
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    const guard = setTimeout(() => p.kill('SIGKILL'), (seconds + timeoutS + 30) * 1000);
-    p.on('error', reject);
-    p.on('exit', (code) => {
-      clearTimeout(guard);
-      let r;
-      try {
-        r = JSON.parse(out);
-      } catch {
-        return reject(new Error(`vegeta exited ${code} without a report:\n${(err || out).slice(-2000)}`));
-      }
-      const msOf = (ns) => ns / 1e6;
-      resolve({
-        targetRps: rate,
-        // Requests sent per second: below the target when vegeta itself could not keep up.
-        sentRps: r.rate,
-        rps: r.throughput,
-        p50Ms: msOf(r.latencies['50th']),
-        p90Ms: msOf(r.latencies['90th']),
-        p99Ms: msOf(r.latencies['99th']),
-        maxMs: msOf(r.latencies.max),
-        errors: r.requests - Math.round(r.requests * r.success),
-        requests: r.requests,
-        loadCpuPct: ((childCpuSeconds() - cpu0) / seconds) * 100,
-      });
-    });
-  });
+  const run = await runLoadTool(cmd, a, seconds + timeoutS + 30);
+  let r;
+  try {
+    r = JSON.parse(run.out);
+  } catch {
+    throw new Error(`vegeta exited ${run.code} without a report:\n${(run.err || run.out).slice(-2000)}`);
+  }
+  const msOf = (ns) => ns / 1e6;
+  return {
+    targetRps: rate,
+    // Requests sent per second: below the target when vegeta itself could not keep up.
+    sentRps: r.rate,
+    rps: r.throughput,
+    p50Ms: msOf(r.latencies['50th']),
+    p90Ms: msOf(r.latencies['90th']),
+    p99Ms: msOf(r.latencies['99th']),
+    maxMs: msOf(r.latencies.max),
+    errors: r.requests - Math.round(r.requests * r.success),
+    requests: r.requests,
+    loadCpuPct: (run.cpuSeconds / seconds) * 100,
+  };
 }

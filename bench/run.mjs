@@ -375,45 +375,64 @@ async function soakScenario(id) {
   return { title: s.title, kind: 'soak', seconds: cfg.soakSeconds, concurrency: s.concurrency, rows };
 }
 
-/** Streams (scenario 8): chunks/s and time to first chunk, per contender, median of runs. */
-async function streamScenario(id) {
+/**
+ * The skeleton of the scenarios that measure whole runs (streams, open
+ * loop, a lone request): for each contender, `cfg.runs` runs, each on a
+ * freshly started server; `measure(c, server, base, run)` returns the run's
+ * record. A contender that cannot start or fails a run gets that status and
+ * note; the others get the median of their runs (`flatten` first turns a run
+ * record into plain numbers).
+ */
+async function perRunScenario(id, measure, { flatten = (r) => r, extra = {} } = {}) {
   const s = SCENARIOS[id];
-  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
   const rows = [];
-  for (const cid of contenders) {
+  for (const cid of s.contenders.filter((c) => !cfg.only || cfg.only.includes(c))) {
     const c = CONTENDERS[cid];
-    const row = { contender: cid, name: c.name, concurrency: s.concurrency, status: 'ok', note: '', runs: [] };
+    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [], ...extra };
     rows.push(row);
     const reason = unavailableReason(cid);
     if (reason) {
       Object.assign(row, { status: 'not available', note: reason });
       continue;
     }
-    const body = readFileSync(c.body.file);
-    for (let run = 0; run < cfg.runs; run++) {
+    for (let run = 1; run <= cfg.runs && row.status === 'ok'; run++) {
       let launched;
       try {
-        launched = await launch(cid, `t${id}-${cid}-${run}`);
+        launched = await launch(cid, `s${id}-${cid}-run${run}`);
       } catch (e) {
         Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
         break;
       }
       const { server, base } = launched;
       try {
-        const load = { url: `${base}${c.route}`, body, contentType: c.body.contentType, connections: s.concurrency, chunkFrames: c.chunkFrames };
-        await runStreams({ ...load, seconds: cfg.warmup });
-        resetPeak(server.pid);
-        const r = await runStreams({ ...load, seconds: cfg.duration });
-        row.runs.push({ ...r, peakRssMiB: peakRssMiB(server.pid) });
-        console.log(`[${id}] ${c.name}: ${Math.round(r.chunksPerS)} chunks/s, first chunk p50 ${r.ttfcP50Ms?.toFixed(2)} ms p99 ${r.ttfcP99Ms?.toFixed(2)} ms, errors ${r.errors}`);
+        row.runs.push(await measure(c, server, base, run));
       } catch (e) {
         Object.assign(row, { status: 'failed', note: e.message });
       } finally {
         await shutdown(server);
       }
     }
-    if (row.status === 'ok') row.median = summarise(row.runs);
+    if (row.status === 'ok') row.median = summarise(row.runs.map(flatten));
   }
+  return rows;
+}
+
+/** Streams (scenario 8): chunks/s and time to first chunk, per contender, median of runs. */
+async function streamScenario(id) {
+  const s = SCENARIOS[id];
+  const rows = await perRunScenario(
+    id,
+    async (c, server, base) => {
+      const body = readFileSync(c.body.file);
+      const load = { url: `${base}${c.route}`, body, contentType: c.body.contentType, connections: s.concurrency, chunkFrames: c.chunkFrames };
+      await runStreams({ ...load, seconds: cfg.warmup });
+      resetPeak(server.pid);
+      const r = await runStreams({ ...load, seconds: cfg.duration });
+      console.log(`[${id}] ${c.name}: ${Math.round(r.chunksPerS)} chunks/s, first chunk p50 ${r.ttfcP50Ms?.toFixed(2)} ms p99 ${r.ttfcP99Ms?.toFixed(2)} ms, errors ${r.errors}`);
+      return { ...r, peakRssMiB: peakRssMiB(server.pid) };
+    },
+    { extra: { concurrency: s.concurrency } },
+  );
   return { title: s.title, kind: 'stream', reference: s.reference, concurrency: s.concurrency, rows };
 }
 
@@ -424,51 +443,28 @@ async function streamScenario(id) {
  */
 async function openScenario(id) {
   const s = SCENARIOS[id];
-  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
-  const rows = [];
-  for (const cid of contenders) {
-    const c = CONTENDERS[cid];
-    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
-    rows.push(row);
-    const reason = unavailableReason(cid);
-    if (reason) {
-      Object.assign(row, { status: 'not available', note: reason });
-      continue;
-    }
-    for (let run = 1; run <= cfg.runs; run++) {
-      let launched;
-      try {
-        launched = await launch(cid, `s${id}-${cid}-run${run}`);
-      } catch (e) {
-        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
-        break;
+  const rows = await perRunScenario(
+    id,
+    async (c, server, base, run) => {
+      const p = await probe(base, c);
+      if (p.status !== 200) throw new Error(`probe POST ${c.route} answered ${p.status}: ${p.body}`);
+      await drive(base, c, s.peakConnections, cfg.warmup);
+      const peak = await drive(base, c, s.peakConnections, cfg.duration);
+      const result = { peakRps: peak.rps };
+      for (const share of s.shares) {
+        const r = await runVegeta({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, rate: peak.rps * share, seconds: cfg.duration, cpus: LOAD_CPUS });
+        result[`at${share * 100}`] = r;
+        console.log(
+          `[${id}] ${c.name} run ${run}: ${Math.round(share * 100)}% of ${Math.round(peak.rps)} req/s -> sent ${Math.round(r.sentRps)}/s, p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, errors ${r.errors}`,
+        );
       }
-      const { server, base } = launched;
-      try {
-        const p = await probe(base, c);
-        if (p.status !== 200) throw new Error(`probe POST ${c.route} answered ${p.status}: ${p.body}`);
-        await drive(base, c, s.peakConnections, cfg.warmup);
-        const peak = await drive(base, c, s.peakConnections, cfg.duration);
-        const result = { peakRps: peak.rps };
-        for (const share of s.shares) {
-          const r = await runVegeta({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, rate: peak.rps * share, seconds: cfg.duration, cpus: LOAD_CPUS });
-          result[`at${share * 100}`] = r;
-          console.log(
-            `[${id}] ${c.name} run ${run}: ${Math.round(share * 100)}% of ${Math.round(peak.rps)} req/s -> sent ${Math.round(r.sentRps)}/s, p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, errors ${r.errors}`,
-          );
-        }
-        row.runs.push(result);
-      } catch (e) {
-        Object.assign(row, { status: 'failed', note: e.message });
-      } finally {
-        await shutdown(server);
-      }
-    }
-    if (row.status === 'ok') {
-      const flat = row.runs.map((r) => Object.fromEntries(Object.entries(r).flatMap(([k, v]) => (typeof v === 'number' ? [[k, v]] : Object.entries(v).map(([f, x]) => [`${k}.${f}`, x])))));
-      row.median = summarise(flat);
-    }
-  }
+      return result;
+    },
+    {
+      // { at50: { p99Ms } } -> { 'at50.p99Ms' }, so each figure gets its median.
+      flatten: (r) => Object.fromEntries(Object.entries(r).flatMap(([k, v]) => (typeof v === 'number' ? [[k, v]] : Object.entries(v).map(([f, x]) => [`${k}.${f}`, x])))),
+    },
+  );
   return { title: s.title, kind: 'open', shares: s.shares, peakConnections: s.peakConnections, rows };
 }
 
@@ -504,61 +500,37 @@ function timedPost(agent, url, body, contentType) {
  */
 async function loneScenario(id) {
   const s = SCENARIOS[id];
-  const contenders = s.contenders.filter((c) => !cfg.only || cfg.only.includes(c));
-  const rows = [];
-  for (const cid of contenders) {
-    const c = CONTENDERS[cid];
-    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
-    rows.push(row);
-    const reason = unavailableReason(cid);
-    if (reason) {
-      Object.assign(row, { status: 'not available', note: reason });
-      continue;
-    }
+  const rows = await perRunScenario(id, async (c, server, base, run) => {
     const body = readFileSync(c.body.file);
-    for (let run = 1; run <= cfg.runs; run++) {
-      let launched;
-      try {
-        launched = await launch(cid, `s${id}-${cid}-run${run}`);
-      } catch (e) {
-        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
-        break;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const samples = [];
+      const until = performance.now() + (cfg.warmup + cfg.duration) * 1000;
+      const measureFrom = performance.now() + cfg.warmup * 1000;
+      while (performance.now() < until) {
+        const r = await timedPost(agent, `${base}${c.route}`, body, c.body.contentType);
+        if (r.status !== 200) throw new Error(`POST ${c.route} answered ${r.status}`);
+        if (performance.now() >= measureFrom) samples.push(r);
       }
-      const { server, base } = launched;
-      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-      try {
-        const samples = [];
-        const until = performance.now() + (cfg.warmup + cfg.duration) * 1000;
-        const measureFrom = performance.now() + cfg.warmup * 1000;
-        while (performance.now() < until) {
-          const r = await timedPost(agent, `${base}${c.route}`, body, c.body.contentType);
-          if (r.status !== 200) throw new Error(`POST ${c.route} answered ${r.status}`);
-          if (performance.now() >= measureFrom) samples.push(r);
-        }
-        const sorted = samples.map((x) => x.ms).sort((a, b) => a - b);
-        const part = (name) => median(samples.map((x) => x.timing[name]).filter((v) => v !== undefined));
-        const result = {
-          requests: samples.length,
-          rps: samples.length / cfg.duration,
-          clientP50Ms: median(sorted),
-          clientP99Ms: sorted[Math.floor(sorted.length * 0.99)],
-          serverTotalMs: part('total'),
-          queueMs: part('queue'),
-          handlerMs: part('handler'),
-        };
-        row.runs.push(result);
-        console.log(
-          `[${id}] ${c.name} run ${run}: ${Math.round(result.rps)} req/s, client p50 ${result.clientP50Ms.toFixed(3)} ms p99 ${result.clientP99Ms.toFixed(3)} ms, server total ${result.serverTotalMs ?? '–'} (queue ${result.queueMs ?? '–'}, handler ${result.handlerMs ?? '–'})`,
-        );
-      } catch (e) {
-        Object.assign(row, { status: 'failed', note: e.message });
-      } finally {
-        agent.destroy();
-        await shutdown(server);
-      }
+      const sorted = samples.map((x) => x.ms).sort((a, b) => a - b);
+      const part = (name) => median(samples.map((x) => x.timing[name]).filter((v) => v !== undefined));
+      const result = {
+        requests: samples.length,
+        rps: samples.length / cfg.duration,
+        clientP50Ms: median(sorted),
+        clientP99Ms: sorted[Math.floor(sorted.length * 0.99)],
+        serverTotalMs: part('total'),
+        queueMs: part('queue'),
+        handlerMs: part('handler'),
+      };
+      console.log(
+        `[${id}] ${c.name} run ${run}: ${Math.round(result.rps)} req/s, client p50 ${result.clientP50Ms.toFixed(3)} ms p99 ${result.clientP99Ms.toFixed(3)} ms, server total ${result.serverTotalMs ?? '–'} (queue ${result.queueMs ?? '–'}, handler ${result.handlerMs ?? '–'})`,
+      );
+      return result;
+    } finally {
+      agent.destroy();
     }
-    if (row.status === 'ok') row.median = summarise(row.runs);
-  }
+  });
   return { title: s.title, kind: 'lone', rows };
 }
 

@@ -34,17 +34,7 @@ impl Handler for JsHandler {
         let callback = self.callback.clone();
         let name = self.name.clone();
         Box::pin(async move {
-            let model_id = match &batch.loaded {
-                Some(loaded) => Some(
-                    loaded
-                        .downcast_ref::<JsModel>()
-                        .ok_or_else(|| {
-                            HandlerError::new("a TypeScript handler needs a model made by a TypeScript loader")
-                        })?
-                        .id,
-                ),
-                None => None,
-            };
+            let model_id = JsModel::id_of(batch.loaded.as_ref())?;
             // The model stays alive (and its id valid) until this batch is answered.
             let _loaded = batch.loaded;
             let batch = JsBatch { frame: batch.frame, params: batch.params, model_id };

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use redesmyn::cache::{LoadedModel, Loader};
-use redesmyn::Params;
+use redesmyn::{HandlerError, Params};
 
 use crate::error::Context;
 use crate::js_callback::{JsCallback, JsFunction};
@@ -34,6 +34,21 @@ pub struct LoadOutput {
 pub struct JsModel {
     pub id: f64,
     release: Arc<ReleaseFn>,
+}
+
+impl JsModel {
+    /// The JavaScript id of a batch's model, if it has one: a TypeScript
+    /// handler can only run with a model a TypeScript loader made.
+    pub fn id_of(loaded: Option<&LoadedModel>) -> std::result::Result<Option<f64>, HandlerError> {
+        loaded
+            .map(|model| {
+                model
+                    .downcast_ref::<JsModel>()
+                    .map(|m| m.id)
+                    .ok_or_else(|| HandlerError::new("a TypeScript handler needs a model made by a TypeScript loader"))
+            })
+            .transpose()
+    }
 }
 
 impl Drop for JsModel {

@@ -78,17 +78,7 @@ impl StreamHandler for JsStreamHandler {
         let name = self.name.clone();
         let open_name = self.name.clone();
         let opened = async move {
-            let model_id = match &batch.loaded {
-                Some(loaded) => Some(
-                    loaded
-                        .downcast_ref::<JsModel>()
-                        .ok_or_else(|| {
-                            HandlerError::new("a TypeScript handler needs a model made by a TypeScript loader")
-                        })?
-                        .id,
-                ),
-                None => None,
-            };
+            let model_id = JsModel::id_of(batch.loaded.as_ref())?;
             let loaded = batch.loaded;
             let js = JsBatch { frame: batch.frame, params: batch.params, model_id };
             let opened = open.await_call(js).await.context(open_name).map_err(|e| HandlerError::new(e.to_string()))?;

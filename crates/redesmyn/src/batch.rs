@@ -30,7 +30,7 @@ use crate::cache::ModelCache;
 use crate::error::RequestError;
 use crate::handler::{Batch, Handler, Params, Predictions, Runtime};
 use crate::metrics::EndpointMetrics;
-use crate::stream::{self, ChunkStream, Event, StreamHandler, STREAM_BUFFER};
+use crate::stream::{self, ChunkStream, Event, STREAM_BUFFER};
 
 /// How requests are grouped into batches.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ impl Responder {
 
     /// Answers with an error. A stream's channel is empty before its batch
     /// runs, so the event always fits.
-    fn fail(self, error: RequestError) {
+    pub(crate) fn fail(self, error: RequestError) {
         match self {
             Responder::Once(reply) => {
                 let _ = reply.send(Err(error));
@@ -120,7 +120,7 @@ pub struct Job {
 }
 
 impl Job {
-    fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.frame.height()
     }
 }
@@ -365,9 +365,10 @@ impl Runner {
             }
             Runtime::Stream(handler) => {
                 let handler = Arc::clone(handler);
-                let context = StreamContext { timeout: self.timeout, stopping: self.stopping.clone() };
+                let context = stream::BatchContext { timeout: self.timeout, stopping: self.stopping.clone() };
                 drop(on.spawn(async move {
-                    run_stream(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs, context).await;
+                    stream::run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs, context)
+                        .await;
                     drop(permit);
                 }));
             }
@@ -465,7 +466,7 @@ impl Batcher {
 
 /// The requests of a batch still worth running, with their model and
 /// concatenated rows; every other request is answered here.
-async fn prepare(
+pub(crate) async fn prepare(
     cache: Option<&ModelCache>,
     params: &Params,
     jobs: Vec<Job>,
@@ -517,60 +518,6 @@ async fn prepare(
             }
             None
         }
-    }
-}
-
-/// What a streaming batch needs besides its requests.
-struct StreamContext {
-    timeout: Option<Duration>,
-    stopping: watch::Receiver<bool>,
-}
-
-/// Runs one streaming batch (see `stream.rs`) until its streams end.
-async fn run_stream(
-    handler: &dyn StreamHandler,
-    cache: Option<&ModelCache>,
-    metrics: Option<&EndpointMetrics>,
-    params: Arc<Params>,
-    jobs: Vec<Job>,
-    context: StreamContext,
-) {
-    let Some((jobs, model, frame)) = prepare(cache, &params, jobs).await else {
-        return;
-    };
-    let total = frame.height();
-    let handler_started = Instant::now();
-    let mut sinks = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        if let Some(m) = metrics {
-            m.queued(handler_started.saturating_duration_since(job.enqueued));
-        }
-        let rows = job.rows();
-        match job.reply {
-            Responder::Stream(sender) => {
-                if *context.stopping.borrow() {
-                    let _ = sender.try_send(Event::Failed(RequestError::ShuttingDown));
-                    continue;
-                }
-                sinks.push(stream::Sink { sender, rows, deadline: job.deadline })
-            }
-            once => once.fail(RequestError::Handler("this model streams: ask for a stream".into())),
-        }
-    }
-    if sinks.is_empty() {
-        return;
-    }
-    let opened = AssertUnwindSafe(async { handler.open(Batch { frame, params, loaded: model }) }).catch_unwind().await;
-    match opened {
-        Ok(steps) => stream::run(steps, sinks, context.timeout, context.stopping).await,
-        Err(_) => {
-            for sink in sinks {
-                let _ = sink.sender.try_send(Event::Failed(RequestError::Handler("the handler panicked".into())));
-            }
-        }
-    }
-    if let Some(m) = metrics {
-        m.batch(total, handler_started.elapsed());
     }
 }
 
@@ -659,237 +606,4 @@ fn concat(jobs: &[Job]) -> PolarsResult<DataFrame> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::handler::HandlerError;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    fn frame(values: &[f64]) -> DataFrame {
-        DataFrame::new(values.len(), vec![Column::new("x".into(), values)]).unwrap()
-    }
-
-    fn doubling(seen: Arc<Mutex<Vec<usize>>>) -> Arc<dyn Handler> {
-        Arc::new(move |batch: Batch| {
-            let seen = Arc::clone(&seen);
-            async move {
-                seen.lock().unwrap().push(batch.frame.height());
-                let x = batch.frame.column("x").unwrap().f64().unwrap().clone();
-                Ok::<_, HandlerError>(Predictions::Column((x * 2.0).into_series()))
-            }
-        })
-    }
-
-    fn value(reply: Reply) -> Vec<f64> {
-        match reply.unwrap().predictions {
-            Predictions::Column(s) => s.f64().unwrap().into_no_null_iter().collect(),
-            _ => unreachable!(),
-        }
-    }
-
-    impl Queues {
-        fn submit_plain(&self, params: Params, frame: DataFrame) -> Result<oneshot::Receiver<Reply>, RequestError> {
-            self.submit(params, frame, None)
-        }
-    }
-
-    struct Gone;
-    impl Liveness for Gone {
-        fn gone(&self) -> bool {
-            true
-        }
-    }
-
-    #[tokio::test]
-    async fn requests_of_clients_that_left_are_dropped() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let queues = Queues::new(doubling(Arc::clone(&seen)), BatchConfig::default(), Handle::current());
-        let gone = queues.submit(Params::default(), frame(&[1.0]), Some(Arc::new(Gone))).unwrap();
-        let kept = queues.submit_plain(Params::default(), frame(&[2.0, 3.0])).unwrap();
-        assert!(matches!(gone.await.unwrap(), Err(RequestError::ClientGone)));
-        kept.await.unwrap().unwrap();
-        assert_eq!(*seen.lock().unwrap(), vec![2]);
-    }
-
-    #[tokio::test]
-    async fn concurrent_requests_share_a_batch_and_get_their_own_rows() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let config = BatchConfig { max_delay: Duration::from_millis(20), ..Default::default() };
-        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
-        let receivers: Vec<_> = (0..10)
-            .map(|i| queues.submit_plain(Params::default(), frame(&[i as f64, 100.0 + i as f64])).unwrap())
-            .collect();
-        for (i, rx) in receivers.into_iter().enumerate() {
-            assert_eq!(value(rx.await.unwrap()), vec![2.0 * i as f64, 200.0 + 2.0 * i as f64]);
-        }
-        assert_eq!(*seen.lock().unwrap(), vec![20]);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn many_concurrent_submitters_all_get_answers() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let config = BatchConfig { max_size: 8, ..Default::default() };
-        let queues = Arc::new(Queues::new(doubling(Arc::clone(&seen)), config, Handle::current()));
-        let tasks: Vec<_> = (0..8)
-            .map(|t| {
-                let queues = Arc::clone(&queues);
-                tokio::spawn(async move {
-                    for i in 0..250 {
-                        let x = (t * 1000 + i) as f64;
-                        let reply = queues.submit_plain(Params::default(), frame(&[x])).unwrap().await.unwrap();
-                        assert_eq!(value(reply), vec![2.0 * x]);
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        assert_eq!(seen.lock().unwrap().iter().sum::<usize>(), 2000);
-    }
-
-    /// Lone requests run at once without the batcher; together with the
-    /// batches the batcher forms they never exceed `max_concurrent`.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn batches_started_at_once_or_by_the_batcher_respect_max_concurrent() {
-        for max_concurrent in [1, 2] {
-            let active = Arc::new(AtomicUsize::new(0));
-            let most = Arc::new(AtomicUsize::new(0));
-            let (a, m) = (Arc::clone(&active), Arc::clone(&most));
-            let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| {
-                let (active, most) = (Arc::clone(&a), Arc::clone(&m));
-                async move {
-                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    active.fetch_sub(1, Ordering::SeqCst);
-                    Ok::<_, HandlerError>(Predictions::Column(
-                        batch.frame.column("x").unwrap().as_materialized_series().clone(),
-                    ))
-                }
-            });
-            let config = BatchConfig { max_size: 4, max_concurrent, ..Default::default() };
-            let queues = Arc::new(Queues::new(handler, config, Handle::current()));
-            // A lone request first: answered with no batcher round trip.
-            assert_eq!(value(queues.submit_plain(Params::default(), frame(&[5.0])).unwrap().await.unwrap()), vec![5.0]);
-            let tasks: Vec<_> = (0..6)
-                .map(|t| {
-                    let queues = Arc::clone(&queues);
-                    tokio::spawn(async move {
-                        for i in 0..40 {
-                            let x = (t * 100 + i) as f64;
-                            let reply = queues.submit_plain(Params::default(), frame(&[x])).unwrap().await.unwrap();
-                            assert_eq!(value(reply), vec![x]);
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
-            }
-            assert!(
-                most.load(Ordering::SeqCst) <= max_concurrent,
-                "{} batches ran at once",
-                most.load(Ordering::SeqCst)
-            );
-            queues.shutdown().await;
-            assert_eq!(active.load(Ordering::SeqCst), 0);
-        }
-    }
-
-    #[tokio::test]
-    async fn batch_closes_at_max_size_and_large_requests_run_alone() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let config = BatchConfig { max_size: 4, max_delay: Duration::from_millis(50), ..Default::default() };
-        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
-        let a = queues.submit_plain(Params::default(), frame(&[1.0, 2.0, 3.0])).unwrap();
-        let b = queues.submit_plain(Params::default(), frame(&[1.0, 2.0])).unwrap();
-        let c = queues.submit_plain(Params::default(), frame(&[1.0; 9])).unwrap();
-        for rx in [a, b, c] {
-            rx.await.unwrap().unwrap();
-        }
-        assert_eq!(*seen.lock().unwrap(), vec![3, 2, 9]);
-    }
-
-    #[tokio::test]
-    async fn different_params_never_share_a_batch() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let queues = Queues::new(doubling(Arc::clone(&seen)), BatchConfig::default(), Handle::current());
-        let p = |v: &str| Params::new(vec![("model".into(), v.into())]);
-        let a = queues.submit_plain(p("1"), frame(&[1.0])).unwrap();
-        let b = queues.submit_plain(p("2"), frame(&[1.0])).unwrap();
-        a.await.unwrap().unwrap();
-        b.await.unwrap().unwrap();
-        assert_eq!(*seen.lock().unwrap(), vec![1, 1]);
-    }
-
-    #[tokio::test]
-    async fn handler_errors_and_wrong_lengths_fail_the_batch_only() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let c = Arc::clone(&calls);
-        let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                match n {
-                    0 => Err(HandlerError::new("boom")),
-                    1 => Ok(Predictions::Column(Series::new("p".into(), [1.0]))),
-                    2 => panic!("kaput"),
-                    _ => Ok(Predictions::Column(batch.frame.column("x").unwrap().as_materialized_series().clone())),
-                }
-            }
-        });
-        let config = BatchConfig { max_delay: Duration::ZERO, ..Default::default() };
-        let queues = Queues::new(handler, config, Handle::current());
-        let err = |r: Reply| r.unwrap_err().to_string();
-        assert_eq!(err(queues.submit_plain(Params::default(), frame(&[1.0])).unwrap().await.unwrap()), "boom");
-        assert!(err(queues.submit_plain(Params::default(), frame(&[1.0, 2.0])).unwrap().await.unwrap())
-            .contains("returned 1 predictions for a batch of 2 rows"));
-        assert!(err(queues.submit_plain(Params::default(), frame(&[1.0])).unwrap().await.unwrap()).contains("kaput"));
-        assert_eq!(value(queues.submit_plain(Params::default(), frame(&[7.0])).unwrap().await.unwrap()), vec![7.0]);
-    }
-
-    #[tokio::test]
-    async fn expired_and_abandoned_requests_never_reach_the_handler() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let config = BatchConfig {
-            max_delay: Duration::from_millis(30),
-            timeout: Some(Duration::from_millis(10)),
-            ..Default::default()
-        };
-        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
-        let expired = queues.submit_plain(Params::default(), frame(&[1.0])).unwrap();
-        assert!(matches!(expired.await.unwrap(), Err(RequestError::DeadlineExceeded(_))));
-        let config = BatchConfig { max_delay: Duration::from_millis(30), ..Default::default() };
-        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
-        drop(queues.submit_plain(Params::default(), frame(&[1.0])).unwrap());
-        let kept = queues.submit_plain(Params::default(), frame(&[2.0, 3.0])).unwrap();
-        kept.await.unwrap().unwrap();
-        assert_eq!(*seen.lock().unwrap(), vec![2]);
-    }
-
-    #[tokio::test]
-    async fn full_queue_is_refused_and_shutdown_answers_everything() {
-        let handler: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            Ok::<_, HandlerError>(Predictions::Column(
-                batch.frame.column("x").unwrap().as_materialized_series().clone(),
-            ))
-        });
-        let config = BatchConfig { max_size: 1, max_queue: 2, max_delay: Duration::ZERO, ..Default::default() };
-        let queues = Queues::new(handler, config, Handle::current());
-        let mut accepted = Vec::new();
-        let mut refused = 0;
-        for _ in 0..10 {
-            match queues.submit_plain(Params::default(), frame(&[1.0])) {
-                Ok(rx) => accepted.push(rx),
-                Err(RequestError::QueueFull { .. }) => refused += 1,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert!(refused > 0);
-        queues.shutdown().await;
-        for rx in accepted {
-            rx.await.unwrap().unwrap();
-        }
-        assert!(matches!(queues.submit_plain(Params::default(), frame(&[1.0])), Err(RequestError::ShuttingDown)));
-    }
-}
+mod tests;

@@ -33,7 +33,11 @@ use polars::prelude::*;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::RequestError;
-use crate::handler::{Batch, HandlerError, Predictions};
+use std::sync::Arc;
+
+use crate::batch::{prepare, Job, Responder};
+use crate::cache::ModelCache;
+use crate::handler::{Batch, HandlerError, Params, Predictions};
 use crate::metrics::EndpointMetrics;
 
 /// Events a streaming request may have waiting for its client.
@@ -367,6 +371,60 @@ fn present_rows(chunks: &Predictions) -> Vec<bool> {
         Predictions::Columns(frame) => frame.columns().iter().for_each(|c| mark(c.as_materialized_series())),
     }
     present
+}
+
+/// What a streaming batch needs besides its requests.
+pub(crate) struct BatchContext {
+    pub timeout: Option<Duration>,
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// Runs one streaming batch (formed by `batch.rs`) until its streams end.
+pub(crate) async fn run_batch(
+    handler: &dyn StreamHandler,
+    cache: Option<&ModelCache>,
+    metrics: Option<&EndpointMetrics>,
+    params: Arc<Params>,
+    jobs: Vec<Job>,
+    context: BatchContext,
+) {
+    let Some((jobs, model, frame)) = prepare(cache, &params, jobs).await else {
+        return;
+    };
+    let total = frame.height();
+    let handler_started = Instant::now();
+    let mut sinks = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Some(m) = metrics {
+            m.queued(handler_started.saturating_duration_since(job.enqueued));
+        }
+        let rows = job.rows();
+        match job.reply {
+            Responder::Stream(sender) => {
+                if *context.stopping.borrow() {
+                    let _ = sender.try_send(Event::Failed(RequestError::ShuttingDown));
+                    continue;
+                }
+                sinks.push(Sink { sender, rows, deadline: job.deadline })
+            }
+            once => once.fail(RequestError::Handler("this model streams: ask for a stream".into())),
+        }
+    }
+    if sinks.is_empty() {
+        return;
+    }
+    let opened = AssertUnwindSafe(async { handler.open(Batch { frame, params, loaded: model }) }).catch_unwind().await;
+    match opened {
+        Ok(steps) => run(steps, sinks, context.timeout, context.stopping).await,
+        Err(_) => {
+            for sink in sinks {
+                let _ = sink.sender.try_send(Event::Failed(RequestError::Handler("the handler panicked".into())));
+            }
+        }
+    }
+    if let Some(m) = metrics {
+        m.batch(total, handler_started.elapsed());
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -263,5 +263,57 @@ pl.LazyFrame().select(pl.int_range(0, 3_000_000, dtype=pl.Int64).alias("id")).wi
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/no column 'x'/);
     expect(existsSync(join(dir, 'y.out.csv'))).toBe(false);
+  });
+
+  it('scores through one model of a repository (--repository, --model, --version), loading only that model', async () => {
+    const repo = join(dir, 'repo');
+    const model = (name: string, settings: object) => {
+      mkdirSync(join(repo, name), { recursive: true });
+      writeFileSync(join(repo, name, 'model-settings.json'), JSON.stringify(settings));
+    };
+    model('triple', { runtime: 'typescript', parameters: { uri: './model.mjs' }, inputs: [{ name: 'x', datatype: 'FP64', shape: [-1] }] });
+    writeFileSync(join(repo, 'triple', 'model.mjs'), 'export function predict(batch) { return Float64Array.from(batch.columns.x, (v) => v * 3); }\n');
+    const columns = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'];
+    model('iris', { runtime: 'sklearn', parameters: { uri: 'model.joblib' }, inputs: [{ name: 'input-0', datatype: 'FP64', shape: [-1, 4] }], columns, versionPolicy: { latest: { num_versions: 2 } } });
+    for (const v of ['1', '2']) {
+      mkdirSync(join(repo, 'iris', v));
+      copyFileSync(join(root, 'examples/iris/models/iris/1/1/model.joblib'), join(repo, 'iris', v, 'model.joblib'));
+    }
+    // Would fail to load; scoring another model never reads it.
+    model('broken', { runtime: 'sklearn', parameters: { uri: 'missing.joblib' } });
+    writeFileSync(join(dir, 'xs.csv'), 'x\n1\n2.5\n-4\n');
+    const triple = await cli(['--repository', repo, '--model', 'triple', '--input', join(dir, 'xs.csv'), '--output', join(dir, 'xs.out.csv')]);
+    expect(triple.stderr).toBe('');
+    expect(triple.code).toBe(0);
+    expect(readFileSync(join(dir, 'xs.out.csv'), 'utf8')).toBe('x,prediction\n1.0,3.0\n2.5,7.5\n-4.0,-12.0\n');
+
+    py3(dir, `import polars as pl\npl.DataFrame({"sepal_length": [5.1, 6.7, 6.3], "sepal_width": [3.5, 3.0, 2.9], "petal_length": [1.4, 5.0, 5.6], "petal_width": [0.2, 1.7, 1.8]}).write_parquet("flowers.parquet")`);
+    const iris = await cli(['--repository', repo, '--model', 'iris', '--version', '1', '--venv', join(root, '.venv'), '--input', join(dir, 'flowers.parquet'), '--output', join(dir, 'flowers.out.parquet')]);
+    expect(iris.stderr).toBe('');
+    expect(iris.code).toBe(0);
+    const check = py3(
+      dir,
+      `import json, joblib, polars as pl
+df = pl.read_parquet("flowers.out.parquet")
+m = joblib.load(${JSON.stringify(join(root, 'examples/iris/models/iris/1/1/model.joblib'))})
+print(json.dumps([df.columns[-1], df[df.columns[-1]].to_list(), m.predict(df.select(${JSON.stringify(columns)}).to_numpy()).tolist()]))`,
+    );
+    const [, got, expected] = JSON.parse(check) as [string, number[], number[]];
+    expect(got).toEqual(expected);
+
+    const args = (...more: string[]) => ['--repository', repo, ...more, '--input', join(dir, 'xs.csv'), '--output', join(dir, 'never.csv')];
+    const unknown = await cli(args('--model', 'nope'));
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/has no model named 'nope' \(its model folders: broken, iris, triple\)/);
+    const version = await cli(args('--model', 'iris', '--version', '9', '--venv', join(root, '.venv')));
+    expect(version.code).toBe(2);
+    expect(version.stderr).toMatch(/model 'iris' has no version '9' \(served versions: 2, 1\)/);
+    const broken = await cli(args('--model', 'broken'));
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/model 'broken' failed to load: .*parameters\.uri/);
+    const both = await cli(args('--model', 'iris', '--endpoint', 'x.ts'));
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/give --endpoint or --repository, not both/);
+    expect(existsSync(join(dir, 'never.csv'))).toBe(false);
   });
 });

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 
 const USAGE = `Usage: redesmyn serve [DIR] [options]
        redesmyn score --endpoint <module>#<export> --input FILE --output FILE [...]
+       redesmyn score --repository DIR --model NAME --input FILE --output FILE [...]
        redesmyn --version
 
 Serves every model folder of DIR (default: .): each subfolder holding a

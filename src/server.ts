@@ -187,10 +187,14 @@ export class Server {
    * policy selects a newer version folder, it is loaded and checked, then
    * the unversioned routes move to it (the old version answers until then,
    * and keeps answering if the new one fails).
+   *
+   * With `models`, only the models of those names are read, checked and
+   * registered (the index lists only them).
    */
-  async registerRepository(dir: string, options: { watch?: boolean | WatchOptions } = {}): Promise<RepositoryModel[]> {
+  async registerRepository(dir: string, options: { watch?: boolean | WatchOptions; models?: readonly string[] } = {}): Promise<RepositoryModel[]> {
     const python = () => pythonExecutable(this.#python);
-    const { index, followed } = await registerRepository({ register: (endpoint) => this.register(endpoint), pythonExecutable: python }, dir);
+    const host = { register: (endpoint: Endpoint<Fields, string, unknown>) => this.register(endpoint), pythonExecutable: python };
+    const { index, followed } = await registerRepository(host, dir, options.models);
     if (options.watch) {
       const watcher = new RepositoryWatcher(followed, index, python, options.watch === true ? {} : options.watch);
       this.#watchers.push(watcher);

@@ -3,9 +3,15 @@
  * does, from the command line.
  *
  * ```
- * redesmyn score --endpoint <module>#<export> --input FILE --output FILE
+ * redesmyn score (--endpoint <module>#<export> | --repository DIR --model NAME [--version V])
+ *   --input FILE --output FILE
  *   [--batch-size N] [--columns a,b] [--rejects FILE] [--param name=value ...]
  * ```
+ *
+ * With `--repository`, the model comes from a model repository as
+ * `redesmyn serve DIR` would serve it (`--venv`, else $VIRTUAL_ENV, else
+ * python3 on PATH, is the Python of Python runtimes): its default version,
+ * or `--version`. Only that model is loaded.
  *
  * The module exports a configured `Endpoint` under `<export>` (default
  * `default`); if it also exports `serverOptions`, the server is made with
@@ -16,6 +22,7 @@
  * file and counted in the summary); 1 the run failed and wrote no output;
  * 2 the command line or the endpoint module is wrong.
  */
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -27,7 +34,8 @@ import type { ScoreOptions, ScoreProgress } from '../score';
 import { Server, type ServerOptions } from '../server';
 
 export const SCORE_USAGE = `usage: redesmyn score --endpoint <module>#<export> --input FILE --output FILE
-                      [--batch-size N] [--columns a,b] [--rejects FILE] [--param name=value ...]`;
+                      [--batch-size N] [--columns a,b] [--rejects FILE] [--param name=value ...]
+       redesmyn score --repository DIR --model NAME [--version V] [--venv DIR] --input FILE --output FILE [...]`;
 
 /** Where the command writes: replaceable in tests. */
 export interface ScoreIo {
@@ -36,6 +44,9 @@ export interface ScoreIo {
 }
 
 class UsageError extends Error {}
+
+/** Where the endpoint comes from: a module's export, or a model of a repository. */
+type Source = { endpoint: string } | { repository: string; model: string; version?: string; venv?: string };
 
 // A real dynamic import, kept as such when TypeScript compiles to CommonJS,
 // so ES modules and (under tsx) TypeScript modules load.
@@ -73,6 +84,10 @@ function parse(argv: string[]) {
       strict: true,
       options: {
         endpoint: { type: 'string' },
+        repository: { type: 'string' },
+        model: { type: 'string' },
+        version: { type: 'string' },
+        venv: { type: 'string' },
         input: { type: 'string' },
         output: { type: 'string' },
         'batch-size': { type: 'string' },
@@ -86,7 +101,13 @@ function parse(argv: string[]) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   if (values.help) return undefined;
-  for (const required of ['endpoint', 'input', 'output'] as const) {
+  if (values.endpoint !== undefined && values.repository !== undefined) throw new UsageError('give --endpoint or --repository, not both');
+  if (values.endpoint === undefined && values.repository === undefined) throw new UsageError('--endpoint (or --repository with --model) is required');
+  if (values.repository !== undefined && !values.model) throw new UsageError('--repository needs --model NAME');
+  for (const only of ['model', 'version', 'venv'] as const) {
+    if (values[only] !== undefined && values.repository === undefined) throw new UsageError(`--${only} goes with --repository`);
+  }
+  for (const required of ['input', 'output'] as const) {
     if (!values[required]) throw new UsageError(`--${required} is required`);
   }
   const batchSize = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
@@ -99,8 +120,12 @@ function parse(argv: string[]) {
     if (eq <= 0) throw new UsageError(`--param takes name=value, got '${p}'`);
     params[p.slice(0, eq)] = p.slice(eq + 1);
   }
+  const source: Source =
+    values.repository !== undefined
+      ? { repository: values.repository, model: values.model as string, version: values.version, venv: values.venv }
+      : { endpoint: values.endpoint as string };
   return {
-    endpoint: values.endpoint as string,
+    source,
     input: values.input as string,
     output: values.output as string,
     batchSize,
@@ -111,6 +136,43 @@ function parse(argv: string[]) {
     rejects: values.rejects,
     params,
   };
+}
+
+/**
+ * The endpoint of one model of a repository, on a server of the
+ * repository's settings; exit code 2 when the folder or the model name is
+ * wrong, 1 when the model is there but fails to load.
+ */
+async function repositoryEndpoint(source: Extract<Source, { repository: string }>): Promise<{ server: Server; endpoint: Endpoint } | { error: string; code: number }> {
+  const { readServerSettings, modelFolders } = await import('../repository');
+  const dir = path.resolve(source.repository);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return { error: `model repository '${source.repository}' is not a folder`, code: 2 };
+  try {
+    // A broken settings.json is reported as `redesmyn serve` would, though scoring uses none of it.
+    if (existsSync(path.join(dir, 'settings.json'))) readServerSettings(path.join(dir, 'settings.json'));
+  } catch (error) {
+    return { error: (error as Error).message, code: 2 };
+  }
+  const server = new Server({ host: '127.0.0.1', port: 0, metrics: false, python: source.venv === undefined ? undefined : { venv: source.venv } });
+  let index;
+  try {
+    index = await server.registerRepository(dir, { models: [source.model] });
+  } catch (error) {
+    return { error: (error as Error).message, code: 1 };
+  }
+  if (index.length === 0) {
+    const names = modelFolders(dir).map((f) => path.basename(f));
+    return { error: `model repository '${source.repository}' has no model named '${source.model}' (its model folders: ${names.join(', ') || 'none'})`, code: 2 };
+  }
+  const wanted = source.version === undefined ? `/predictions/${source.model}` : `/predictions/${source.model}/versions/${source.version}`;
+  const endpoint = server.endpoints.find((e) => e.path === wanted) as Endpoint | undefined;
+  if (!endpoint) {
+    const failed = index.filter((m) => m.state === 'failed' && (source.version === undefined || m.version === source.version));
+    if (failed.length > 0) return { error: failed.map((m) => `model '${m.name}'${m.version ? ` version ${m.version}` : ''} failed to load: ${m.reason}`).join('\n'), code: 1 };
+    const versions = index.filter((m) => m.version !== undefined).map((m) => m.version);
+    return { error: `model '${source.model}' has no version '${source.version}' (served versions: ${versions.join(', ') || 'none'})`, code: 2 };
+  }
+  return { server, endpoint };
 }
 
 function seconds(ms: number): string {
@@ -150,14 +212,26 @@ export async function scoreCommand(
       io.out(SCORE_USAGE);
       return 0;
     }
-    loaded = await loadEndpoint(args.endpoint);
+    if ('endpoint' in args.source) loaded = await loadEndpoint(args.source.endpoint);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     io.err.write(`redesmyn score: ${error.message}\n${SCORE_USAGE}\n`);
     return 2;
   }
-  const { endpoint, serverOptions } = loaded;
-  const server = new Server({ ...serverOptions, host: '127.0.0.1', port: 0, grpcPort: undefined });
+  let server: Server;
+  let endpoint: Endpoint;
+  if (loaded) {
+    server = new Server({ ...loaded.serverOptions, host: '127.0.0.1', port: 0, grpcPort: undefined });
+    endpoint = loaded.endpoint;
+    server.register(endpoint);
+  } else {
+    const found = await repositoryEndpoint(args.source as Extract<Source, { repository: string }>);
+    if ('error' in found) {
+      io.err.write(`redesmyn score: ${found.error}\n`);
+      return found.code;
+    }
+    ({ server, endpoint } = found);
+  }
   const tty = io.err.isTTY === true;
   const bar = tty ? terminalProgress(io.err as NodeJS.WriteStream) : undefined;
   let lastLine = 0;
@@ -178,7 +252,6 @@ export async function scoreCommand(
   if (args.columns !== undefined) options.columns = args.columns;
   if (args.rejects !== undefined) options.rejects = args.rejects;
   try {
-    server.register(endpoint);
     await server.serve();
     const s = await endpoint.score(options);
     bar?.stop();

@@ -220,7 +220,11 @@ export interface Followed {
   failed: Map<number, number>;
 }
 
-export async function registerRepository(host: RepositoryHost, dir: string): Promise<{ index: RepositoryModel[]; followed: Followed[] }> {
+export async function registerRepository(
+  host: RepositoryHost,
+  dir: string,
+  only?: readonly string[],
+): Promise<{ index: RepositoryModel[]; followed: Followed[] }> {
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`model repository '${dir}' is not a folder`);
   const index: RepositoryModel[] = [];
@@ -247,18 +251,21 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
         throw new SettingsError(parentFile, parent.versionPolicy !== undefined ? 'versionPolicy' : 'defaultVersion', 'expected numbered version folders (<name>/1/, <name>/2/, …) beside it; there are none');
       }
     } catch (error) {
-      index.push({ name: folderName, folder, state: 'failed', reason: error instanceof Error ? error.message : String(error) });
+      if (!only || only.includes(folderName)) index.push({ name: folderName, folder, state: 'failed', reason: error instanceof Error ? error.message : String(error) });
       continue;
     }
     for (const { dir: vdir, version } of versions) {
       const model: RepositoryModel = { name: folderName, folder: vdir, state: 'failed', version };
-      index.push(model);
       try {
         const plan = planVersion(model, parentFile, version);
+        // A model's name is known once its settings are read: `only` keeps the others out of the index and the check.
+        if (only && !only.includes(model.name)) continue;
+        index.push(model);
         if (version !== undefined) model.default = defaultVersion === undefined ? undefined : version === defaultVersion;
         planned.push(plan);
       } catch (error) {
         model.reason = error instanceof Error ? error.message : String(error);
+        if (!only || only.includes(model.name)) index.push(model);
       }
     }
   }

@@ -11,7 +11,8 @@ let child: ChildProcess;
 let url: string;
 
 beforeAll(async () => {
-  child = spawn(join(root, 'node_modules/.bin/tsx'), ['examples/iris/server.ts'], {
+  // `node --import tsx`: the server is this child itself, so a kill reaches it.
+  child = spawn(process.execPath, ['--import', 'tsx', 'examples/iris/server.ts'], {
     cwd: root,
     env: { ...process.env, PORT: '0', GRPC_PORT: '0', WORD_DELAY_MS: '20' },
     stdio: ['ignore', 'pipe', 'inherit'],

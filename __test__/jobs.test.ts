@@ -219,7 +219,10 @@ describe('jobs in process', () => {
 describe('jobs across a crash', () => {
   function start(dir: string): Promise<{ child: ChildProcess; url: string }> {
     const root = join(__dirname, '..');
-    const child = spawn(join(root, 'node_modules/.bin/tsx'), [join(__dirname, 'fixtures/jobs-server.ts')], {
+    // `node --import tsx`, not the tsx command: the command runs the server in a child
+    // process of its own, which a SIGKILL of the command would leave running.
+    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures/jobs-server.ts')], {
+      cwd: root,
       env: { ...process.env, DATA_DIR: dir, SLOW_MS: '20' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

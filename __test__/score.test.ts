@@ -8,7 +8,6 @@ import { Endpoint, Schema, Server, py, type ScoreProgress } from '../src';
 const root = join(__dirname, '..');
 const venvPython = join(root, '.venv/bin/python');
 const python = { venv: join(root, '.venv'), path: [join(root, 'examples/iris')] };
-const tsx = join(root, 'node_modules/.bin/tsx');
 
 const Iris = new Schema({
   sepal_length: Schema.f64(),
@@ -188,7 +187,8 @@ const code = await scoreCommand(${JSON.stringify(args)});
 process.stdout.write('maxrss ' + process.resourceUsage().maxRSS * 1024 + '\\n');
 process.exit(code);`;
   return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; maxRss: number }>((resolve) => {
-    const child = spawn(tsx, ['--input-type=module', '-e', code], { cwd: root });
+    // `node --import tsx`, not the tsx command, whose own child a SIGKILL would leave running.
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -254,7 +254,7 @@ pl.LazyFrame().select(pl.int_range(0, 3_000_000, dtype=pl.Int64).alias("id")).wi
   it('answers bad usage with exit code 2 and a failed run with 1', async () => {
     const usage = await cli(['--input', 'x.csv']);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toMatch(/--endpoint is required/);
+    expect(usage.stderr).toMatch(/--endpoint \(or --repository with --model\) is required/);
     const missing = await cli(['--endpoint', `${join(dir, 'fast.ts')}#nope`, '--input', 'a.csv', '--output', 'b.csv']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/exports no Endpoint named 'nope'/);

@@ -76,7 +76,7 @@ afterAll(async () => {
 });
 
 describe('redesmyn serve: built-in runtimes answer what their library predicts', () => {
-  for (const model of ['iris-sklearn', 'iris-proba', 'iris-xgboost', 'iris-lightgbm']) {
+  for (const model of ['iris-sklearn', 'iris-proba', 'iris-xgboost', 'iris-lightgbm', 'iris-keras', 'iris-savedmodel']) {
     it(`${model}: native JSON and V2 REST`, async () => {
       const native = await post(`${served.http}/predictions/${model}`, records(expected.rows));
       expect(native.status).toBe(200);

@@ -2,8 +2,8 @@
 // `node scripts/runtimes-venv.mjs`: the Python environment the model
 // repository suite (__test__/repository.test.ts) serves its models with and
 // makes its model files with: requirements.txt (polars, numpy, scikit-learn,
-// joblib) plus the libraries of the built-in runtimes (xgboost-cpu keeps the
-// install small, lightgbm).
+// joblib) plus the libraries of the built-in runtimes (xgboost-cpu and
+// tensorflow-cpu keep the install small, lightgbm).
 //
 // Idempotent: the venv is rebuilt only when its package list changes. Cached
 // under $REDESMYN_RUNTIMES_VENV, else $HOME/.cache/redesmyn-tools/runtimes.
@@ -18,7 +18,7 @@ const root = join(import.meta.dirname, '..');
 const python = process.env.PYO3_PYTHON ?? '/root/.pyenv/versions/3.11.7/bin/python3.11';
 
 /** Pinned versions that install on CPython 3.11 / Linux x86_64, beside requirements.txt. */
-export const packages = ['xgboost-cpu==3.2.0', 'lightgbm==4.7.0'];
+export const packages = ['xgboost-cpu==3.2.0', 'lightgbm==4.7.0', 'tensorflow-cpu==2.21.0'];
 
 function run(cmd, args) {
   process.stderr.write(`runtimes-venv: ${cmd} ${args.join(' ')}\n`);

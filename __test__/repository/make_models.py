@@ -67,6 +67,23 @@ d = folder("iris-lightgbm", {"runtime": "lightgbm", "parameters": {"uri": "model
 lgbm.save_model(str(d / "model.txt"))
 expected["iris-lightgbm"] = lgbm.predict(ROWS).tolist()
 
+# TensorFlow: one Keras model (a softmax over the iris classes), as a .keras file and as a SavedModel.
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+
+keras.utils.set_random_seed(3)
+net = keras.Sequential([keras.Input(shape=(4,), name="features"), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3, activation="softmax")])
+net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+net.fit(X.astype(np.float32), y, epochs=5, verbose=0)
+d = folder("iris-keras", {"runtime": "tensorflow", "parameters": {"uri": "model.keras"}, "inputs": IRIS_INPUTS, "columns": COLUMNS})
+net.save(d / "model.keras")
+expected["iris-keras"] = net.predict(ROWS.astype(np.float32), verbose=0).tolist()
+d = folder("iris-savedmodel", {"runtime": "tensorflow", "parameters": {"uri": "./saved"}, "inputs": IRIS_INPUTS, "columns": COLUMNS})
+net.export(str(d / "saved"), verbose=False)
+expected["iris-savedmodel"] = expected["iris-keras"]
+
 # A custom Python class, MLServer's MLModel shape.
 d = folder("custom-python", {"implementation": "my_model.Scaled", "parameters": {"uri": "./factor.txt"},
                              "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}]})

@@ -157,6 +157,11 @@ export function planVersion(model: RepositoryModel, parentFile: string, version:
     if (settings.parameters.uri === undefined) throw new SettingsError(file, 'parameters.uri', "missing; expected the model file's path, relative to the model's folder");
     artifact = resolve(vdir, settings.parameters.uri);
     if (!existsSync(artifact)) throw new SettingsError(file, 'parameters.uri', `expected an existing file; '${artifact}' does not exist`);
+    if (runtime.name === 'tensorflow' && statSync(artifact).isDirectory()) {
+      // A SavedModel is a folder; the artifact cache follows its graph file (a change to it reloads the model).
+      artifact = join(artifact, 'saved_model.pb');
+      if (!existsSync(artifact)) throw new SettingsError(file, 'parameters.uri', `expected a Keras file or a SavedModel folder; '${dirname(artifact)}' has no saved_model.pb`);
+    }
   }
   return { model, served: version, settings, file, runtime, artifact };
 }

@@ -37,7 +37,7 @@ export const MLSERVER_RUNTIMES: Record<string, string> = {
   'mlserver_lightgbm.LightGBMModel': 'lightgbm',
 };
 
-export const RUNTIMES = ['sklearn', 'xgboost', 'lightgbm', 'python', 'typescript', 'onnx'] as const;
+export const RUNTIMES = ['sklearn', 'xgboost', 'lightgbm', 'tensorflow', 'python', 'typescript', 'onnx'] as const;
 
 /** The runtime of a model's settings, or an error message saying what was expected. */
 export function resolveRuntime(settings: ModelSettings): Runtime | { error: string; key: string } {
@@ -68,6 +68,9 @@ export function resolveRuntime(settings: ModelSettings): Runtime | { error: stri
       return { kind: 'python', name, module: 'redesmyn_runtimes.xgboost', handler: 'predict', artifact: 'uri', requires: [...BASE, { import: 'xgboost', pip: 'xgboost-cpu' }] };
     case 'lightgbm':
       return { kind: 'python', name, module: 'redesmyn_runtimes.lightgbm', handler: 'predict', artifact: 'uri', requires: [...BASE, { import: 'lightgbm', pip: 'lightgbm' }] };
+    case 'tensorflow':
+      // A Keras file or a SavedModel (its folder is the uri: the artifact is its saved_model.pb).
+      return { kind: 'python', name, module: 'redesmyn_runtimes.tensorflow', handler: 'predict', artifact: 'uri', requires: [...BASE, { import: 'tensorflow', pip: 'tensorflow-cpu' }] };
     case 'python':
       if (settings.implementation === undefined) return { key: 'implementation', error: "the python runtime needs 'implementation': 'module.Class'" };
       return { kind: 'python', name, module: 'redesmyn_runtimes.custom', handler: 'predict', artifact: 'settings', requires: BASE };

@@ -5,7 +5,7 @@ use pyo3::types::PyDict;
 use redesmyn_python_abi::{prediction_kind, status, ArrowArrayStream, Object};
 
 use crate::arrow::{capsule_stream, ArrowBatch};
-use crate::interpreter::polars;
+use crate::interpreter::{attach, polars};
 use crate::sink::Reporter;
 
 /// An imported function or a loader's model, as the host holds it.
@@ -46,7 +46,7 @@ pub unsafe fn release(object: *mut Object) {
     // pointer `into_object` leaked from a `Box<Handle>`, not freed before and
     // referenced by no one else: `from_raw` takes back its only owner.
     let handle = unsafe { Box::from_raw(object as *mut Handle) };
-    Python::attach(|py| {
+    attach(|py| {
         if let Some(event_loop) = &handle.event_loop {
             let _ = event_loop.bind(py).call_method0("close");
         }
@@ -70,7 +70,7 @@ fn report(py: Python<'_>, err: &PyErr, reporter: &Reporter) {
 }
 
 pub fn resolve(module: &str, attribute: &str, reporter: &Reporter) -> Result<*mut Object, i32> {
-    Python::attach(|py| {
+    attach(|py| {
         let imported = py.import(module).map_err(|e| {
             reporter.error(&describe(py, &e), "");
             status::IMPORT
@@ -127,7 +127,7 @@ pub fn handler(
     params: &[(String, String)],
     reporter: &Reporter,
 ) -> Result<u32, ()> {
-    Python::attach(|py| {
+    attach(|py| {
         let Some(polars) = polars() else {
             reporter.error("the Python interpreter has not started", "");
             return Err(());
@@ -170,7 +170,7 @@ pub fn open_stream(
     params: &[(String, String)],
     reporter: &Reporter,
 ) -> Result<*mut Object, ()> {
-    Python::attach(|py| {
+    attach(|py| {
         let fail = |e: PyErr| report(py, &e, reporter);
         let Some(polars) = polars() else {
             reporter.error("the Python interpreter has not started", "");
@@ -202,7 +202,7 @@ pub fn open_stream(
 /// A step is a list (or Series, array) with one value per row, `None`
 /// where a row has nothing, or a dict `{"chunks": ..., "done": [rows]}`.
 pub fn next_step(stream: &Handle, reporter: &Reporter) -> Result<Option<u32>, ()> {
-    Python::attach(|py| {
+    attach(|py| {
         let fail = |e: PyErr| report(py, &e, reporter);
         let Some(polars) = polars() else {
             reporter.error("the Python interpreter has not started", "");
@@ -249,7 +249,7 @@ pub fn next_step(stream: &Handle, reporter: &Reporter) -> Result<Option<u32>, ()
 
 /// Closes a stream's generator early, so its `finally` blocks run.
 pub fn close_stream(stream: &Handle, reporter: &Reporter) -> Result<(), ()> {
-    Python::attach(|py| {
+    attach(|py| {
         let fail = |e: PyErr| report(py, &e, reporter);
         let iterator = stream.object.bind(py);
         match &stream.event_loop {
@@ -320,7 +320,7 @@ pub fn loader(
     params: &[(String, String)],
     reporter: &Reporter,
 ) -> Result<*mut Object, ()> {
-    Python::attach(|py| {
+    attach(|py| {
         let fail = |e: PyErr| reporter.error(&describe(py, &e), "");
         let kwargs = if function.takes_params { Some(params_kwargs(py, params).map_err(fail)?) } else { None };
         let model = function.object.bind(py).call((path,), kwargs.as_ref()).map_err(fail)?;

@@ -28,6 +28,61 @@ pub fn polars() -> Option<&'static Polars> {
     POLARS.get()
 }
 
+/// A thread's own Python thread state, kept from its first call into Python
+/// until the thread ends.
+///
+/// `Python::attach` alone creates a thread state when it takes the GIL and
+/// deletes it when it lets go. Extensions built with pybind11 (TensorFlow,
+/// PyTorch, …) remember the thread state they first saw on a thread and use
+/// it again later: once deleted, that is a dangling pointer, and the process
+/// crashes. Holding one `PyGILState_Ensure` for the thread's life (the GIL
+/// itself released at once) keeps every call on the thread on one thread
+/// state; the thread's end releases it.
+struct ThreadState {
+    gil: ffi::PyGILState_STATE,
+    state: *mut ffi::PyThreadState,
+}
+
+impl ThreadState {
+    fn pin() -> Self {
+        // SAFETY: called only from `attach`, outside any `Python::attach` of
+        // this thread (the thread-local is first touched before the GIL is
+        // taken), after `start` initialised the interpreter: `PyGILState_Ensure`
+        // then takes the GIL with this thread's (new) thread state, and
+        // `PyEval_SaveThread` releases the GIL keeping that state, whose
+        // gilstate counter stays at one.
+        unsafe {
+            let gil = ffi::PyGILState_Ensure();
+            let state = ffi::PyEval_SaveThread();
+            ThreadState { gil, state }
+        }
+    }
+}
+
+impl Drop for ThreadState {
+    fn drop(&mut self) {
+        // SAFETY: runs at the thread's end, outside any call into Python on
+        // it; the interpreter is never finalised while the host runs, and the
+        // check skips the release if it was. `state` is the one `pin` saved.
+        unsafe {
+            if ffi::Py_IsInitialized() != 0 {
+                ffi::PyEval_RestoreThread(self.state);
+                ffi::PyGILState_Release(self.gil);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_STATE: ThreadState = ThreadState::pin();
+}
+
+/// `Python::attach` on this thread's lasting thread state (see [`ThreadState`]).
+pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    THREAD_STATE.with(|_| ());
+    Python::attach(f)
+}
+
 pub fn start(program: &str, paths: &[String], reporter: &Reporter) -> i32 {
     // SAFETY: the ABI contract has the host call `start` first and once per
     // process, so no other thread is in CPython here: `Py_IsInitialized`
@@ -38,7 +93,7 @@ pub fn start(program: &str, paths: &[String], reporter: &Reporter) -> i32 {
     // never freed, because CPython keeps using the program name's storage.
     // `Py_InitializeEx` leaves this thread holding the GIL, which
     // `PyEval_SaveThread` then releases (its thread state is dropped on
-    // purpose: later calls attach through `Python::attach`).
+    // purpose: later calls attach through `attach`, which keeps one per thread).
     unsafe {
         if ffi::Py_IsInitialized() == 0 {
             let Ok(bytes) = CString::new(program) else {
@@ -70,7 +125,7 @@ pub fn start(program: &str, paths: &[String], reporter: &Reporter) -> i32 {
     if code != status::OK {
         return code;
     }
-    Python::attach(|py| {
+    attach(|py| {
         let polars = match py.import("polars") {
             Ok(polars) => polars,
             Err(e) => {
@@ -120,7 +175,7 @@ pub fn add_paths(paths: &[String], reporter: &Reporter) -> i32 {
     if paths.is_empty() {
         return status::OK;
     }
-    Python::attach(|py| {
+    attach(|py| {
         let result = (|| -> PyResult<()> {
             let sys_path = py.import("sys")?.getattr("path")?;
             for (i, path) in paths.iter().enumerate() {

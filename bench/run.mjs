@@ -11,13 +11,14 @@
 // (contender ids, see lib/contenders.mjs), --redesmyn release|debug,
 // --rev <git rev> (release-build that commit instead of the working tree),
 // --no-setup, --help.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildEcho, buildRedesmyn, compileServers, revision } from './lib/build.mjs';
-import { BATCH, BUILD, MLSERVER_BATCH, MLSERVER_PARALLEL_WORKERS, RESULTS, SERVER_ENV } from './lib/config.mjs';
+import { BATCH, BUILD, MLSERVER_BATCH, MLSERVER_PARALLEL_WORKERS, PY, RESULTS, SERVER_ENV } from './lib/config.mjs';
 import { CONTENDERS, SCENARIOS } from './lib/contenders.mjs';
 import { describeMachine, machineMarkdown } from './lib/machine.mjs';
 import {
@@ -25,8 +26,10 @@ import {
   exitText,
   freePort,
   peakRssMiB,
+  pinned,
   pinSelf,
   resetPeak,
+  runLoadTool,
   rssMiB,
   startServer,
   stopServer,
@@ -34,7 +37,7 @@ import {
 } from './lib/proc.mjs';
 import { median, scenarioMarkdown, summarise } from './lib/report.mjs';
 import { runStreams } from './lib/stream.mjs';
-import { ensureWrk, setup } from './setup.mjs';
+import { MEMORY_MODELS, ensureWrk, setup } from './setup.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { irisInferRequest, runGhz } from './lib/ghz.mjs';
 import { grpcBody, runH2load } from './lib/h2load.mjs';
@@ -67,7 +70,7 @@ if (flags.help) {
 
 const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
 const defaults = {
-  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 5] },
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 13, 14, 5] },
   quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
   smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
 }[mode];
@@ -534,6 +537,113 @@ async function loneScenario(id) {
   return { title: s.title, kind: 'lone', rows };
 }
 
+/**
+ * Memory per loaded model (scenario 14): each contender started on a
+ * repository of one copy of the iris model, then of 50, RSS (the whole
+ * process tree) read once it is ready and has settled for a second; the
+ * difference over the 49 extra models is the cost of one.
+ */
+async function memoryScenario(id) {
+  const s = SCENARIOS[id];
+  const [few, many] = MEMORY_MODELS;
+  const rows = [];
+  for (const cid of s.contenders.filter((c) => !cfg.only || cfg.only.includes(c))) {
+    const c = CONTENDERS[cid];
+    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
+    rows.push(row);
+    const reason = unavailableReason(cid);
+    if (reason) {
+      Object.assign(row, { status: 'not available', note: reason });
+      continue;
+    }
+    const result = {};
+    for (const n of [few, many]) {
+      ctx.models = n;
+      let launched;
+      try {
+        launched = await launch(cid, `s${id}-${cid}-${n}`);
+      } catch (e) {
+        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: `${n} models: ${e.message}` });
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      result[`rss${n}MiB`] = rssMiB(launched.server.pid);
+      result[`ready${n}S`] = launched.readyMs / 1000;
+      await shutdown(launched.server);
+    }
+    if (row.status !== 'ok') continue;
+    result.perModelMiB = (result[`rss${many}MiB`] - result[`rss${few}MiB`]) / (many - few);
+    console.log(`[${id}] ${c.name}: ${result[`rss${few}MiB`].toFixed(0)} MiB with ${few}, ${result[`rss${many}MiB`].toFixed(0)} MiB with ${many} (ready in ${result[`ready${many}S`].toFixed(1)} s): ${result.perModelMiB.toFixed(2)} MiB per model`);
+    row.runs.push(result);
+    row.median = result;
+  }
+  return { title: s.title, kind: 'memory', few, many, rows };
+}
+
+/** Writes the scoring scenario's input once: `rows` iris-like rows with an id, by Polars in the peers' venv. */
+function scoreInput(rows) {
+  const file = join(scratch, `score-${rows}.parquet`);
+  if (existsSync(file)) return file;
+  const script = `
+import numpy as np, polars as pl
+rng = np.random.default_rng(11)
+n = ${rows}
+pl.DataFrame({"id": np.arange(n), "sepal_length": rng.uniform(4.3, 7.9, n), "sepal_width": rng.uniform(2.0, 4.4, n),
+              "petal_length": rng.uniform(1.0, 6.9, n), "petal_width": rng.uniform(0.1, 2.5, n)}).write_parquet(${JSON.stringify(`${file}.tmp`)})`;
+  execFileSync(PY, ['-c', script], { stdio: 'inherit' });
+  renameSync(`${file}.tmp`, file);
+  return file;
+}
+
+/**
+ * Scoring a file (scenario 13): each contender is a command run `cfg.runs`
+ * times on the same Parquet file (one warm-up run first, to fill the page
+ * cache). Its own report gives the scoring time (after start-up) and peak
+ * RSS; the harness adds the wall time of the whole command.
+ */
+async function scoreScenario(id) {
+  const s = SCENARIOS[id];
+  const input = scoreInput(s.rows);
+  const rows = [];
+  for (const cid of s.contenders.filter((c) => !cfg.only || cfg.only.includes(c))) {
+    const c = CONTENDERS[cid];
+    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
+    rows.push(row);
+    const reason = unavailableReason(cid);
+    if (reason) {
+      Object.assign(row, { status: 'not available', note: reason });
+      continue;
+    }
+    const spec = c.score(ctx);
+    for (let run = 0; run <= cfg.runs && row.status === 'ok'; run++) {
+      const output = join(scratch, `score-${cid}.parquet`);
+      const env = { ...process.env, ...SERVER_ENV, ...spec.env, INPUT: input, OUTPUT: output, BATCH: String(s.batch) };
+      const t0 = performance.now();
+      const r = await runLoadTool(...pinned(SERVER_CPUS, spec.cmd, spec.args), 600, { env });
+      const wallS = (performance.now() - t0) / 1000;
+      const line = r.out.trim().split('\n').pop() ?? '';
+      let report;
+      try {
+        report = JSON.parse(line);
+      } catch {
+        Object.assign(row, { status: 'failed', note: `exit ${r.code}: ${lastLine(r.err || r.out)}` });
+        break;
+      }
+      if (report.scored !== s.rows) {
+        Object.assign(row, { status: 'failed', note: `scored ${report.scored} of ${s.rows} rows` });
+        break;
+      }
+      if (run === 0) continue; // warm-up
+      const result = { rowsPerS: report.rowsPerSecond, scoreS: report.seconds, wallS, peakRssMiB: report.maxRssKiB / 1024 };
+      console.log(`[${id}] ${c.name} run ${run}: ${Math.round(result.rowsPerS)} rows/s (${result.scoreS.toFixed(2)} s scoring, ${wallS.toFixed(2)} s wall), peak RSS ${result.peakRssMiB.toFixed(0)} MiB`);
+      row.runs.push(result);
+    }
+    if (row.status === 'ok') row.median = summarise(row.runs);
+  }
+  const ref = rows.find((r) => r.contender === s.reference);
+  return { title: s.title, kind: 'score', reference: s.reference, referenceName: ref?.name, referenceRowsPerS: ref?.median?.rowsPerS ?? null, rows };
+}
+
 // ---------------------------------------------------------------------------
 
 async function main() {
@@ -602,7 +712,11 @@ async function main() {
               ? await openScenario(id)
               : kind === 'lone'
                 ? await loneScenario(id)
-            : await soakScenario(id);
+                : kind === 'score'
+                  ? await scoreScenario(id)
+                  : kind === 'memory'
+                    ? await memoryScenario(id)
+                    : await soakScenario(id);
     if (mode !== 'smoke') writeFileSync(tmp, JSON.stringify(results, null, 2));
   }
   results.finished = new Date().toISOString();

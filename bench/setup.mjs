@@ -182,6 +182,48 @@ export function writeMlserverRepo() {
   copyFileSync(join(BENCH, 'peers', 'mlserver_stream.py'), join(streamRepo, 'stream', 'mlserver_stream.py'));
 }
 
+// 6. Model repositories `redesmyn serve` reads ---------------------------------
+const IRIS_COLUMNS = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'];
+
+/** Settings of one iris model folder for `redesmyn serve` (`runtime`: sklearn or onnx). */
+function redesmynIris(runtime) {
+  const onnx = runtime === 'onnx';
+  return {
+    runtime,
+    parameters: { uri: join(MODELS, onnx ? 'iris.onnx' : 'iris.joblib') },
+    // The ONNX export takes one FP32 [-1, 4] tensor named "input"; read from the records as the four columns.
+    inputs: [{ name: onnx ? 'input' : 'input-0', datatype: onnx ? 'FP32' : 'FP64', shape: [-1, 4] }],
+    columns: IRIS_COLUMNS,
+    max_batch_size: 64,
+  };
+}
+
+/** A repository of `count` copies of one model (iris-1 … iris-N), in `dir`. */
+function writeCopies(dir, count, settings) {
+  if (existsSync(join(dir, `iris-${count}`, 'model-settings.json'))) return;
+  for (let i = 1; i <= count; i++) {
+    mkdirSync(join(dir, `iris-${i}`), { recursive: true });
+    writeFileSync(join(dir, `iris-${i}`, 'model-settings.json'), `${JSON.stringify({ ...settings, name: `iris-${i}` }, null, 2)}\n`);
+  }
+}
+
+/** How many models the memory scenario loads (and the one-model baseline). */
+export const MEMORY_MODELS = [1, 50];
+
+export function writeRepositories() {
+  // Scenario 3: the iris ONNX model served by `redesmyn serve` through the onnx runtime.
+  mkdirSync(join(MODELS, 'redesmyn-onnx', 'iris'), { recursive: true });
+  writeFileSync(join(MODELS, 'redesmyn-onnx', 'iris', 'model-settings.json'), `${JSON.stringify(redesmynIris('onnx'), null, 2)}\n`);
+  // Memory per loaded model: N copies of the iris model, for redesmyn (sklearn, onnx) and MLServer (sklearn).
+  for (const n of MEMORY_MODELS) {
+    writeCopies(join(MODELS, 'memory', `redesmyn-sklearn-${n}`), n, redesmynIris('sklearn'));
+    writeCopies(join(MODELS, 'memory', `redesmyn-onnx-${n}`), n, redesmynIris('onnx'));
+    const mlserver = join(MODELS, 'memory', `mlserver-${n}`);
+    writeCopies(mlserver, n, { implementation: 'mlserver_sklearn.SKLearnModel', parameters: { uri: join(MODELS, 'iris.joblib'), version: 'v1' } });
+    writeFileSync(join(mlserver, 'settings.json'), `${JSON.stringify({ debug: false, host: '127.0.0.1' }, null, 2)}\n`);
+  }
+}
+
 export function setup() {
   const t0 = Date.now();
   const wrk = ensureWrk();
@@ -190,6 +232,7 @@ export function setup() {
   ensureNodeModules();
   ensureModels();
   writeMlserverRepo();
+  writeRepositories();
   console.log(`setup: ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (wrk: ${wrk}, Python peers: ${VENV})`);
 }
 

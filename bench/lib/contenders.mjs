@@ -210,6 +210,68 @@ CONTENDERS['redesmyn-noop-nometrics'] = {
   },
 };
 
+// `redesmyn serve DIR` from the build under test (its bin, dist/cli.js).
+const serveCli = (ctx) => join(ctx.serversDir, '..', 'node_modules', 'redesmyn', 'dist', 'cli.js');
+const serve = (ctx, port, dir) => ({
+  cmd: process.execPath,
+  args: [serveCli(ctx), 'serve', dir, '--port', String(port), '--workers', '1', '--venv', process.env.BENCH_REDESMYN_VENV ?? VENV],
+  // onnxruntime's library comes from the onnxruntime-node package bench/ installs.
+  cwd: BENCH,
+});
+CONTENDERS['redesmyn-serve-onnx'] = {
+  name: 'redesmyn serve, onnx runtime (a model folder)',
+  redesmyn: true,
+  start: (ctx, port) => serve(ctx, port, join(MODELS, 'redesmyn-onnx')),
+  ready: '/health/ready',
+  route: '/predictions/iris',
+  body: IRIS_BODY,
+};
+// Memory per loaded model (scenario 14): ctx.models copies of the iris model.
+CONTENDERS['redesmyn-serve-sklearn-copies'] = {
+  name: 'redesmyn serve, sklearn runtime',
+  redesmyn: true,
+  start: (ctx, port) => serve(ctx, port, join(MODELS, 'memory', `redesmyn-sklearn-${ctx.models}`)),
+  ready: '/health/ready',
+  startTimeoutMs: 300_000,
+};
+CONTENDERS['redesmyn-serve-onnx-copies'] = {
+  name: 'redesmyn serve, onnx runtime',
+  redesmyn: true,
+  start: (ctx, port) => serve(ctx, port, join(MODELS, 'memory', `redesmyn-onnx-${ctx.models}`)),
+  ready: '/health/ready',
+  startTimeoutMs: 300_000,
+};
+CONTENDERS['mlserver-copies'] = {
+  name: 'MLServer, sklearn runtime',
+  start: (ctx, port) => ({
+    ...CONTENDERS.mlserver.start(ctx, port),
+    args: ['start', join(MODELS, 'memory', `mlserver-${ctx.models}`)],
+  }),
+  extraPorts: 2,
+  // Ready once every model has loaded.
+  ready: '/v2/health/ready',
+  startTimeoutMs: 600_000,
+};
+
+// Scoring a file (scenario 13): commands, not servers. Each scores INPUT
+// into OUTPUT in chunks of BATCH rows and prints one JSON line (rows,
+// seconds of the scoring itself, rows/s, peak RSS in KiB).
+const scoreEnv = { VENV: process.env.BENCH_REDESMYN_VENV ?? VENV, HANDLER_DIR: join(BENCH, 'servers'), IRIS_MODEL: join(MODELS, 'iris.joblib') };
+CONTENDERS['redesmyn-score-iris'] = {
+  name: 'redesmyn `endpoint.score()`, iris Python handler',
+  redesmyn: true,
+  score: (ctx) => ({ cmd: process.execPath, args: [join(ctx.serversDir, 'redesmyn-score.js')], env: { ...scoreEnv, MODEL: 'iris' } }),
+};
+CONTENDERS['python-score-iris'] = {
+  name: 'plain Python: Polars read, sklearn predict per chunk, Polars write',
+  score: () => ({ cmd: PY, args: [join(BENCH, 'peers', 'score_iris.py')], env: scoreEnv }),
+};
+CONTENDERS['redesmyn-score-noop'] = {
+  name: 'redesmyn `endpoint.score()`, no-op TS handler',
+  redesmyn: true,
+  score: (ctx) => ({ cmd: process.execPath, args: [join(ctx.serversDir, 'redesmyn-score.js')], env: { ...scoreEnv, MODEL: 'noop' } }),
+};
+
 /** The scenarios, in the issue's numbering. */
 export const SCENARIOS = {
   1: {
@@ -228,8 +290,8 @@ export const SCENARIOS = {
   },
   3: {
     kind: 'load',
-    title: 'ONNX iris from TypeScript (onnxruntime-node)',
-    contenders: ['redesmyn-onnx', 'fastify-onnx'],
+    title: 'ONNX iris: redesmyn with onnxruntime-node from TypeScript, redesmyn serve with its onnx runtime, Fastify + onnxruntime-node, MLServer (sklearn)',
+    contenders: ['redesmyn-onnx', 'redesmyn-serve-onnx', 'fastify-onnx', 'mlserver'],
     reference: 'redesmyn-onnx',
     concurrency: [1, 16, 64],
   },
@@ -278,6 +340,19 @@ export const SCENARIOS = {
     kind: 'lone',
     title: 'A lone request: one client, one request at a time, and where its time goes',
     contenders: ['actix-echo', 'fastify-noop', 'redesmyn-noop', 'redesmyn-iris'],
+  },
+  13: {
+    kind: 'score',
+    title: 'Scoring a 5,000,000-row Parquet file (iris features and an id), chunks of 50,000 rows',
+    contenders: ['redesmyn-score-iris', 'python-score-iris', 'redesmyn-score-noop'],
+    reference: 'python-score-iris',
+    rows: 5_000_000,
+    batch: 50_000,
+  },
+  14: {
+    kind: 'memory',
+    title: 'Memory per loaded model: RSS with 50 copies of the iris model loaded, less RSS with one, per model',
+    contenders: ['redesmyn-serve-sklearn-copies', 'redesmyn-serve-onnx-copies', 'mlserver-copies'],
   },
   5: {
     kind: 'soak',

@@ -29,12 +29,13 @@ export function childCpuSeconds() {
 /**
  * Runs a load generator to its end and resolves to its exit code, stdout,
  * stderr and the CPU seconds it used (read from this process's children, so
- * only one may run at a time). Killed if it runs past `limitS`.
+ * only one may run at a time). Killed if it runs past `limitS`. `env`
+ * replaces the environment when given.
  */
-export function runLoadTool(cmd, args, limitS) {
+export function runLoadTool(cmd, args, limitS, { env } = {}) {
   const cpu0 = childCpuSeconds();
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));

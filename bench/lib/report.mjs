@@ -129,6 +129,28 @@ export function loneTable(scenario) {
   return table(head, rows);
 }
 
+export function scoreTable(scenario) {
+  const head = ['Contender', 'rows/s', 'vs ref.', 'scoring s', 'whole command s', 'peak RSS MiB'];
+  const rows = scenario.rows.map((row) => {
+    if (row.status !== 'ok') return [row.name, `**${row.status}**: ${row.note}`, '', '', '', ''];
+    const m = row.median;
+    const vs = scenario.referenceRowsPerS ? `${(m.rowsPerS / scenario.referenceRowsPerS).toFixed(2)}×` : '–';
+    return [row.name, int(m.rowsPerS), vs, num(m.scoreS, 2), num(m.wallS, 2), int(m.peakRssMiB)];
+  });
+  return table(head, rows);
+}
+
+export function memoryTable(scenario) {
+  const { few, many } = scenario;
+  const head = ['Contender', `RSS, ${few} model MiB`, `RSS, ${many} models MiB`, 'per model MiB', `ready with ${many} s`];
+  const rows = scenario.rows.map((row) => {
+    if (row.status !== 'ok') return [row.name, `**${row.status}**: ${row.note}`, '', '', ''];
+    const m = row.median;
+    return [row.name, int(m[`rss${few}MiB`]), int(m[`rss${many}MiB`]), num(m.perModelMiB, 2), num(m[`ready${many}S`], 1)];
+  });
+  return table(head, rows);
+}
+
 export function streamTable(scenario) {
   const head = ['Contender', 'Streams', 'chunks/s', 'vs ref.', 'first chunk p50 ms', 'p99 ms', 'streams/s', 'Errors', 'Peak RSS MiB'];
   const ref = scenario.rows.find((r) => r.contender === scenario.reference && r.status === 'ok');
@@ -153,7 +175,7 @@ export function streamTable(scenario) {
 
 export function scenarioMarkdown(id, s) {
   const body =
-    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : s.kind === 'open' ? openTable(s) : s.kind === 'lone' ? loneTable(s) : soakTable(s);
+    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : s.kind === 'open' ? openTable(s) : s.kind === 'lone' ? loneTable(s) : s.kind === 'score' ? scoreTable(s) : s.kind === 'memory' ? memoryTable(s) : soakTable(s);
   const notes = [];
   if (s.kind === 'load' && s.reference) notes.push(`"vs ref." is req/s relative to ${s.referenceName} at the same concurrency.`);
   if (s.kind === 'load' && s.rows.some((r) => r.median?.wrkCpuPct > 90)) {
@@ -171,6 +193,14 @@ export function scenarioMarkdown(id, s) {
     notes.push(
       `The peak is each contender's own closed-loop req/s at ${s.peakConnections} connections (wrk, same run); vegeta then sends requests at a fixed rate whether or not earlier ones were answered, so queueing shows in the percentiles (no coordinated omission). "sent req/s" below the rate means vegeta, not the server, fell behind.`,
     );
+  }
+  if (s.kind === 'score') {
+    notes.push(
+      `rows/s and "scoring s" are each command's own measure of the scoring, after start-up (imports, model load, server start); "whole command" is the wall time of the process; "vs ref." is rows/s relative to ${s.referenceName}. One warm-up run first; each command pinned like a server, with the same one-thread settings for Polars and BLAS.`,
+    );
+  }
+  if (s.kind === 'memory') {
+    notes.push(`Each server started on a repository of ${s.few} copy of the iris model, then of ${s.many} (separate model folders, each loaded on its own); RSS of the whole process tree a second after ready. "per model" is the difference over the ${s.many - s.few} extra models. One run: memory does not vary the way throughput does.`);
   }
   if (s.kind === 'soak') notes.push(`${s.seconds} s at ${s.concurrency} connections; "RSS end" is at the end of the run.`);
   return [`### ${id}. ${s.title}`, '', body, ...(notes.length ? ['', ...notes] : [])].join('\n');

@@ -43,6 +43,7 @@ export interface RepositoryModel {
 
 /** What a model needs from the server to be served. */
 export interface RepositoryHost {
+  /** May return a promise (a model added while serving): it is awaited. */
   register(endpoint: Endpoint<Fields, string, unknown>): unknown;
   /** The Python the embedded interpreter runs (for the start-up check). */
   pythonExecutable(): string;
@@ -176,11 +177,18 @@ export async function checkOne(python: string, p: Planned): Promise<string | und
   return result?.error ? `${p.file}: ${result.error}` : undefined;
 }
 
-interface Checked {
+export interface Checked {
   error?: string;
   features?: number | null;
   feature_names?: string[];
   output?: { datatype: string; width: number | null };
+}
+
+/** Loads one planned model in a child Python (what it takes and answers); undefined for non-Python runtimes. */
+export async function checkPlanned(python: string, p: Planned): Promise<Checked | undefined> {
+  const spec = checkSpec(p, '0');
+  if (!spec) return undefined;
+  return (await check(python, [spec]))['0'];
 }
 
 function check(python: string, specs: object[]): Promise<Record<string, Checked>> {
@@ -220,13 +228,23 @@ export interface Followed {
   failed: Map<number, number>;
 }
 
-export async function registerRepository(host: RepositoryHost, dir: string): Promise<{ index: RepositoryModel[]; followed: Followed[] }> {
+export interface Registered {
+  index: RepositoryModel[];
+  followed: Followed[];
+  /** Traffic weights by model name, from the settings. */
+  traffic: Map<string, Record<string, number>>;
+}
+
+/** Reads, checks and registers every model of `dir` (or only the folder `only`) on `host`; returns the index. */
+export async function registerRepository(host: RepositoryHost, dir: string, options: { only?: string } = {}): Promise<Registered> {
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`model repository '${dir}' is not a folder`);
   const index: RepositoryModel[] = [];
   const planned: Planned[] = [];
+  const traffic = new Map<string, Record<string, number>>();
   const versioning = new Map<string, { folder: string; parentFile: string; policy?: VersionPolicy; pinned: boolean }>();
-  for (const folder of modelFolders(root)) {
+  const folders = options.only === undefined ? modelFolders(root) : [join(root, options.only)];
+  for (const folder of folders) {
     const parentFile = join(folder, 'model-settings.json');
     const folderName = folder.split('/').pop() as string;
     let versions: { dir: string; version?: string }[] = [{ dir: folder }];
@@ -243,8 +261,13 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
         if (defaultVersion !== undefined && !selected.map(String).includes(defaultVersion)) {
           throw new SettingsError(parentFile, 'defaultVersion', `expected one of the served versions ${selected.join(', ')}, got ${defaultVersion}`);
         }
-      } else if (parent.versionPolicy !== undefined || parent.defaultVersion !== undefined) {
-        throw new SettingsError(parentFile, parent.versionPolicy !== undefined ? 'versionPolicy' : 'defaultVersion', 'expected numbered version folders (<name>/1/, <name>/2/, …) beside it; there are none');
+        for (const version of Object.keys(parent.traffic ?? {})) {
+          if (!selected.map(String).includes(version)) throw new SettingsError(parentFile, `traffic.${version}`, `expected one of the served versions ${selected.join(', ')}`);
+        }
+        if (parent.traffic) traffic.set(parent.name ?? folderName, parent.traffic);
+      } else if (parent.versionPolicy !== undefined || parent.defaultVersion !== undefined || parent.traffic !== undefined) {
+        const key = parent.versionPolicy !== undefined ? 'versionPolicy' : parent.defaultVersion !== undefined ? 'defaultVersion' : 'traffic';
+        throw new SettingsError(parentFile, key, 'expected numbered version folders (<name>/1/, <name>/2/, …) beside it; there are none');
       }
     } catch (error) {
       index.push({ name: folderName, folder, state: 'failed', reason: error instanceof Error ? error.message : String(error) });
@@ -274,74 +297,11 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
   /** Each ready model and how to make its endpoint at a path, with or without its version. */
   const ready: { plan: Planned; model: RepositoryModel; versioned: boolean; make: (path: string, version?: string, pointer?: string) => Endpoint<Fields, string, unknown> }[] = [];
   for (const p of planned) {
-    const { model, settings, file, runtime, artifact } = p;
+    const { model, file, runtime } = p;
     try {
       const result = runtime.kind === 'python' ? checked[String(python.indexOf(p))] : undefined;
       if (result?.error) throw new Error(`${file}: ${result.error}`);
-      const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
-      const schema = schemaOf(settings, file, features);
-      let outputs: OutputTensor[] | undefined = settings.outputs;
-      if (!outputs && runtime.kind === 'python' && runtime.artifact === 'uri' && result?.output) {
-        const width = result.output.width;
-        outputs = [{ name: runtime.handler, datatype: result.output.datatype, shape: width ? [-1, width] : [-1] }];
-      }
-      const base = {
-        name: model.name,
-        // What V2 clients send: the declared inputs, else the one tensor the model takes.
-        inputs: settings.inputs ?? (features ? [{ name: 'input-0', datatype: 'FP64', shape: [-1, features.count] }] : undefined),
-        outputs,
-        schema,
-        batch: {
-          maxSize: settings.maxBatchSize,
-          maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
-          timeoutMs: settings.timeoutMs,
-          maxQueue: settings.maxQueue,
-          maxConcurrent: settings.maxConcurrent,
-        },
-      };
-      const client = new FsClient({ basePath: artifact.slice(0, artifact.lastIndexOf('/')), pathTemplate: artifact.slice(artifact.lastIndexOf('/') + 1) });
-      const make = (path: string, version?: string, pointer?: string): Endpoint<Fields, string, unknown> => {
-        const via = pointer === undefined ? client : new FsClient({ basePath: dirname(pointer), pathTemplate: basename(pointer) });
-        if (runtime.kind === 'python') {
-          const loader = pointer === undefined ? `${runtime.module}:load` : 'redesmyn_runtimes.pointer:load';
-          return new Endpoint({
-            ...base,
-            path,
-            version,
-            cache: new CacheConfig({ client: via, loadModel: py.loader(loader), maxSize: 1, prefetch: true }),
-            handler: py.handler(`${runtime.module}:${runtime.handler}`),
-          }) as unknown as Endpoint<Fields, string, unknown>;
-        }
-        if (runtime.kind === 'onnx') {
-          // onnxruntime in the core: the cache's artifact is the .onnx file (a hot-reload pointer names it).
-          const file = pointer === undefined ? artifact : (JSON.parse(readFileSync(pointer, 'utf8')) as { artifact: string }).artifact;
-          return new Endpoint({
-            ...base,
-            path,
-            version,
-            cache: new CacheConfig({ client: new FsClient({ basePath: dirname(file), pathTemplate: basename(file) }), loadModel: onnx.loader(), maxSize: 1, prefetch: true }),
-            handler: onnx.handler(),
-          }) as unknown as Endpoint<Fields, string, unknown>;
-        }
-        type Module = { load?: (settings: object) => unknown; predict: (batch: unknown, model: unknown) => unknown };
-        return new Endpoint({
-          ...base,
-          path,
-          version,
-          cache: new CacheConfig<{ module: Module; state: unknown }>({
-            client: via,
-            loadModel: async (path) => {
-              const local = pointer === undefined ? path : (JSON.parse(readFileSync(path, 'utf8')) as { artifact: string }).artifact;
-              const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
-              if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
-              return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
-            },
-            maxSize: 1,
-            prefetch: true,
-          }),
-          handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
-        }) as unknown as Endpoint<Fields, string, unknown>;
-      };
+      const make = endpointFactory(p, result);
       ready.push({ plan: p, model, make, versioned: p.served !== undefined });
     } catch (error) {
       model.reason = error instanceof Error ? error.message : String(error);
@@ -362,7 +322,7 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
     try {
       if (versioned) {
         const path = `/predictions/${model.name}/versions/${model.version}`;
-        host.register(make(path, model.version));
+        await host.register(make(path, model.version));
         model.path = path;
         model.default = defaults.get(model.name) === model;
         if (model.default) {
@@ -370,13 +330,13 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
           const pointer = join(mkdtempSync(join(tmpdir(), 'redesmyn-repository-')), 'current.json');
           writePointer(pointer, plan);
           const endpoint = make(`/predictions/${model.name}`, undefined, pointer);
-          host.register(endpoint);
+          await host.register(endpoint);
           const parent = versioning.get(dirname(model.folder));
           if (parent) followed.push({ ...parent, name: model.name, current: Number(model.version), pointer, endpoint, plan, failed: new Map() });
         }
       } else {
         const path = `/predictions/${model.name}`;
-        host.register(make(path));
+        await host.register(make(path));
         model.path = path;
       }
       model.state = 'ready';
@@ -384,7 +344,82 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
       model.reason = error instanceof Error ? error.message : String(error);
     }
   }
-  return { index, followed };
+  return { index, followed, traffic };
+}
+
+/**
+ * How to make a planned model's endpoint at a path, with or without its
+ * version, and optionally loading through a hot-reload pointer file.
+ * `result` is the start-up check's answer (what the model takes and
+ * answers), needed when the settings declare no inputs.
+ */
+export function endpointFactory(p: Planned, result?: Checked): (path: string, version?: string, pointer?: string) => Endpoint<Fields, string, unknown> {
+  const { model, settings, file, runtime, artifact } = p;
+  const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
+  const schema = schemaOf(settings, file, features);
+  let outputs: OutputTensor[] | undefined = settings.outputs;
+  if (!outputs && runtime.kind === 'python' && runtime.artifact === 'uri' && result?.output) {
+    const width = result.output.width;
+    outputs = [{ name: runtime.handler, datatype: result.output.datatype, shape: width ? [-1, width] : [-1] }];
+  }
+  const base = {
+    name: model.name,
+    // What V2 clients send: the declared inputs, else the one tensor the model takes.
+    inputs: settings.inputs ?? (features ? [{ name: 'input-0', datatype: 'FP64', shape: [-1, features.count] }] : undefined),
+    outputs,
+    schema,
+    batch: {
+      maxSize: settings.maxBatchSize,
+      maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
+      timeoutMs: settings.timeoutMs,
+      maxQueue: settings.maxQueue,
+      maxConcurrent: settings.maxConcurrent,
+    },
+  };
+  const client = new FsClient({ basePath: artifact.slice(0, artifact.lastIndexOf('/')), pathTemplate: artifact.slice(artifact.lastIndexOf('/') + 1) });
+  const make = (path: string, version?: string, pointer?: string): Endpoint<Fields, string, unknown> => {
+    const via = pointer === undefined ? client : new FsClient({ basePath: dirname(pointer), pathTemplate: basename(pointer) });
+    if (runtime.kind === 'python') {
+      const loader = pointer === undefined ? `${runtime.module}:load` : 'redesmyn_runtimes.pointer:load';
+      return new Endpoint({
+        ...base,
+        path,
+        version,
+        cache: new CacheConfig({ client: via, loadModel: py.loader(loader), maxSize: 1, prefetch: true }),
+        handler: py.handler(`${runtime.module}:${runtime.handler}`),
+      }) as unknown as Endpoint<Fields, string, unknown>;
+    }
+    if (runtime.kind === 'onnx') {
+      // onnxruntime in the core: the cache's artifact is the .onnx file (a hot-reload pointer names it).
+      const file = pointer === undefined ? artifact : (JSON.parse(readFileSync(pointer, 'utf8')) as { artifact: string }).artifact;
+      return new Endpoint({
+        ...base,
+        path,
+        version,
+        cache: new CacheConfig({ client: new FsClient({ basePath: dirname(file), pathTemplate: basename(file) }), loadModel: onnx.loader(), maxSize: 1, prefetch: true }),
+        handler: onnx.handler(),
+      }) as unknown as Endpoint<Fields, string, unknown>;
+    }
+    type Module = { load?: (settings: object) => unknown; predict: (batch: unknown, model: unknown) => unknown };
+    return new Endpoint({
+      ...base,
+      path,
+      version,
+      cache: new CacheConfig<{ module: Module; state: unknown }>({
+        client: via,
+        loadModel: async (path) => {
+          const local = pointer === undefined ? path : (JSON.parse(readFileSync(path, 'utf8')) as { artifact: string }).artifact;
+          const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
+          if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
+          return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
+        },
+        maxSize: 1,
+        prefetch: true,
+      }),
+      handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
+    }) as unknown as Endpoint<Fields, string, unknown>;
+  };
+  return make;
 }
 
 /** Points a pointer file at a planned model's artifact (atomically: a new file renamed over the old). */

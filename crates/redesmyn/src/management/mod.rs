@@ -240,11 +240,15 @@ impl Management {
             return Ok(self.view(name).unwrap_or(Value::Null));
         }
         let root = self.config.root.as_deref().ok_or(ManagementError::Unsupported)?;
+        let missing =
+            || ManagementError::NotFound(format!("the model root has no folder '{name}' with a model-settings.json"));
+        // `name` is one plain segment (checked above): joining it cannot leave the root, but a link can.
+        if !root.join(name).is_dir() {
+            return Err(missing());
+        }
         let path = confine(root, name)?;
         if !path.join("model-settings.json").is_file() {
-            return Err(ManagementError::NotFound(format!(
-                "the model root has no folder '{name}' with a model-settings.json"
-            )));
+            return Err(missing());
         }
         let spec = DeploySpec { name: name.into(), version: None, runtime: None, path, config: Value::Null };
         self.load(spec).await

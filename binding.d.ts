@@ -47,6 +47,17 @@ export declare class NativeServer {
    */
   setManagementRoot(root: string): void
   /**
+   * The version unversioned requests for model `name` reach when no
+   * traffic weights are set (`null`: the highest). Checked at `serve()`
+   * when set before, at once after.
+   */
+  setDefault(name: string, version?: string | undefined | null): void
+  /**
+   * Removes a model's version (every version with `null`) while serving:
+   * out of lookup at once, unloaded once its requests are answered.
+   */
+  removeModel(name: string, version?: string | undefined | null): Promise<void>
+  /**
    * Traffic weights between the versions of model `name` (an empty map
    * clears them): checked at `serve()` when set before, at once after.
    */

@@ -268,20 +268,27 @@ export class Server {
    * others). Call before `serve()`.
    *
    * With `watch`, the folder is polled while serving: when the version
-   * policy selects a newer version folder, it is loaded and checked, then
-   * the unversioned routes move to it (the old version answers until then,
-   * and keeps answering if the new one fails).
+   * policy selects a newer version folder, it is loaded and checked, added
+   * beside the others, then the model's default version moves to it (the
+   * old version answers until then, and keeps answering if the new one
+   * fails); versions the policy no longer selects are then unloaded.
    */
   async registerRepository(dir: string, options: { watch?: boolean | WatchOptions } = {}): Promise<RepositoryModel[]> {
     const python = () => pythonExecutable(this.#python);
-    const { index, followed, traffic } = await registerRepository({ register: (endpoint) => this.register(endpoint), pythonExecutable: python }, dir);
+    const { index, followed, traffic, defaults } = await registerRepository({ register: (endpoint) => this.register(endpoint), pythonExecutable: python }, dir);
+    for (const [name, version] of defaults) this.#native.setDefault(name, version);
     for (const [name, weights] of traffic) this.setTraffic(name, weights);
     if (this.#repository === undefined) {
       this.#repository = resolve(dir);
       if (this.#managed) this.#native.setManagementRoot(this.#repository);
     }
     if (options.watch) {
-      const watcher = new RepositoryWatcher(followed, index, python, options.watch === true ? {} : options.watch);
+      const host = {
+        ...this.#manageHost(),
+        setDefault: (name: string, version: string) => this.#native.setDefault(name, version),
+        remove: (name: string, version: string) => this.#native.removeModel(name, version),
+      };
+      const watcher = new RepositoryWatcher(followed, index, host, options.watch === true ? {} : options.watch);
       this.#watchers.push(watcher);
     }
     return index;

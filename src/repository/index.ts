@@ -8,8 +8,7 @@
  * failed, with the reason, while the others serve.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CacheConfig, FsClient } from '../cache';
@@ -169,14 +168,6 @@ function checkSpec(p: Planned, id: string): object | undefined {
   return { id, module: r.module, handler: r.artifact === 'uri' ? r.handler : undefined, artifact: p.artifact, requires: r.requires };
 }
 
-/** Loads one planned model in a child process of `python` (and predicts a row of zeros): undefined when it works, else why not. */
-export async function checkOne(python: string, p: Planned): Promise<string | undefined> {
-  const spec = checkSpec(p, '0');
-  if (!spec) return undefined;
-  const result = (await check(python, [spec]))['0'];
-  return result?.error ? `${p.file}: ${result.error}` : undefined;
-}
-
 export interface Checked {
   error?: string;
   features?: number | null;
@@ -212,7 +203,7 @@ function check(python: string, specs: object[]): Promise<Record<string, Checked>
 }
 
 /** Reads, checks and registers every model of `dir` on `host`; returns the index. */
-/** A versioned model whose unversioned routes a hot reload may move to a newer version. */
+/** A versioned model whose default version a hot reload may move to a newer version. */
 export interface Followed {
   name: string;
   folder: string;
@@ -220,9 +211,10 @@ export interface Followed {
   policy?: VersionPolicy;
   /** Pinned by `defaultVersion`: never moved. */
   pinned: boolean;
+  /** The default version. */
   current: number;
-  pointer: string;
-  endpoint: Endpoint<Fields, string, unknown>;
+  /** The versions served. */
+  served: number[];
   plan: Planned;
   /** Versions that failed, by their folder's last change, not tried again until it changes. */
   failed: Map<number, number>;
@@ -233,6 +225,8 @@ export interface Registered {
   followed: Followed[];
   /** Traffic weights by model name, from the settings. */
   traffic: Map<string, Record<string, number>>;
+  /** The default version of each versioned model: what its unversioned routes serve without traffic weights. */
+  defaults: Map<string, string>;
 }
 
 /** Reads, checks and registers every model of `dir` (or only the folder `only`) on `host`; returns the index. */
@@ -295,7 +289,7 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
     : {};
 
   /** Each ready model and how to make its endpoint at a path, with or without its version. */
-  const ready: { plan: Planned; model: RepositoryModel; versioned: boolean; make: (path: string, version?: string, pointer?: string) => Endpoint<Fields, string, unknown> }[] = [];
+  const ready: { plan: Planned; model: RepositoryModel; versioned: boolean; make: (path: string, version?: string) => Endpoint<Fields, string, unknown> }[] = [];
   for (const p of planned) {
     const { model, file, runtime } = p;
     try {
@@ -309,8 +303,9 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
   }
 
   // Versioned models: each version at its own routes; the default (the
-  // settings' `defaultVersion` if it loaded, else the highest that did) also
-  // at the unversioned ones, as a second endpoint over the same artifact.
+  // settings' `defaultVersion` if it loaded, else the highest that did) is
+  // what the unversioned ones reach: a pointer in the core's registry, not
+  // a second copy of the model.
   const defaults = new Map<string, RepositoryModel>();
   for (const { model, versioned } of ready) {
     if (!versioned || model.default === false) continue;
@@ -318,6 +313,7 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
     if (model.default === true || !current || (current.default !== true && Number(model.version) > Number(current.version))) defaults.set(model.name, model);
   }
   const followed: Followed[] = [];
+  const defaultOf = new Map<string, string>();
   for (const { plan, model, make, versioned } of ready) {
     try {
       if (versioned) {
@@ -326,13 +322,9 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
         model.path = path;
         model.default = defaults.get(model.name) === model;
         if (model.default) {
-          // The unversioned routes load through a pointer file, so that a hot reload can move them.
-          const pointer = join(mkdtempSync(join(tmpdir(), 'redesmyn-repository-')), 'current.json');
-          writePointer(pointer, plan);
-          const endpoint = make(`/predictions/${model.name}`, undefined, pointer);
-          await host.register(endpoint);
+          defaultOf.set(model.name, model.version as string);
           const parent = versioning.get(dirname(model.folder));
-          if (parent) followed.push({ ...parent, name: model.name, current: Number(model.version), pointer, endpoint, plan, failed: new Map() });
+          if (parent) followed.push({ ...parent, name: model.name, current: Number(model.version), served: [], plan, failed: new Map() });
         }
       } else {
         const path = `/predictions/${model.name}`;
@@ -344,16 +336,16 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
       model.reason = error instanceof Error ? error.message : String(error);
     }
   }
-  return { index, followed, traffic };
+  for (const f of followed) f.served = index.filter((m) => m.name === f.name && m.state === 'ready' && m.version !== undefined).map((m) => Number(m.version));
+  return { index, followed, traffic, defaults: defaultOf };
 }
 
 /**
  * How to make a planned model's endpoint at a path, with or without its
- * version, and optionally loading through a hot-reload pointer file.
- * `result` is the start-up check's answer (what the model takes and
- * answers), needed when the settings declare no inputs.
+ * version. `result` is the start-up check's answer (what the model takes
+ * and answers), needed when the settings declare no inputs.
  */
-export function endpointFactory(p: Planned, result?: Checked): (path: string, version?: string, pointer?: string) => Endpoint<Fields, string, unknown> {
+export function endpointFactory(p: Planned, result?: Checked): (path: string, version?: string) => Endpoint<Fields, string, unknown> {
   const { model, settings, file, runtime, artifact } = p;
   const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
   const schema = schemaOf(settings, file, features);
@@ -376,27 +368,24 @@ export function endpointFactory(p: Planned, result?: Checked): (path: string, ve
       maxConcurrent: settings.maxConcurrent,
     },
   };
-  const client = new FsClient({ basePath: artifact.slice(0, artifact.lastIndexOf('/')), pathTemplate: artifact.slice(artifact.lastIndexOf('/') + 1) });
-  const make = (path: string, version?: string, pointer?: string): Endpoint<Fields, string, unknown> => {
-    const via = pointer === undefined ? client : new FsClient({ basePath: dirname(pointer), pathTemplate: basename(pointer) });
+  const client = new FsClient({ basePath: dirname(artifact), pathTemplate: basename(artifact) });
+  return (path: string, version?: string): Endpoint<Fields, string, unknown> => {
     if (runtime.kind === 'python') {
-      const loader = pointer === undefined ? `${runtime.module}:load` : 'redesmyn_runtimes.pointer:load';
       return new Endpoint({
         ...base,
         path,
         version,
-        cache: new CacheConfig({ client: via, loadModel: py.loader(loader), maxSize: 1, prefetch: true }),
+        cache: new CacheConfig({ client, loadModel: py.loader(`${runtime.module}:load`), maxSize: 1, prefetch: true }),
         handler: py.handler(`${runtime.module}:${runtime.handler}`),
       }) as unknown as Endpoint<Fields, string, unknown>;
     }
     if (runtime.kind === 'onnx') {
-      // onnxruntime in the core: the cache's artifact is the .onnx file (a hot-reload pointer names it).
-      const file = pointer === undefined ? artifact : (JSON.parse(readFileSync(pointer, 'utf8')) as { artifact: string }).artifact;
+      // onnxruntime in the core: the cache's artifact is the .onnx file.
       return new Endpoint({
         ...base,
         path,
         version,
-        cache: new CacheConfig({ client: new FsClient({ basePath: dirname(file), pathTemplate: basename(file) }), loadModel: onnx.loader(), maxSize: 1, prefetch: true }),
+        cache: new CacheConfig({ client, loadModel: onnx.loader(), maxSize: 1, prefetch: true }),
         handler: onnx.handler(),
       }) as unknown as Endpoint<Fields, string, unknown>;
     }
@@ -406,9 +395,8 @@ export function endpointFactory(p: Planned, result?: Checked): (path: string, ve
       path,
       version,
       cache: new CacheConfig<{ module: Module; state: unknown }>({
-        client: via,
-        loadModel: async (path) => {
-          const local = pointer === undefined ? path : (JSON.parse(readFileSync(path, 'utf8')) as { artifact: string }).artifact;
+        client,
+        loadModel: async (local) => {
           const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
           if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
           return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
@@ -419,12 +407,4 @@ export function endpointFactory(p: Planned, result?: Checked): (path: string, ve
       handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
     }) as unknown as Endpoint<Fields, string, unknown>;
   };
-  return make;
-}
-
-/** Points a pointer file at a planned model's artifact (atomically: a new file renamed over the old). */
-export function writePointer(pointer: string, plan: Planned): void {
-  const body = JSON.stringify({ module: plan.runtime.kind === 'python' ? plan.runtime.module : undefined, artifact: plan.artifact });
-  writeFileSync(`${pointer}.tmp`, body);
-  renameSync(`${pointer}.tmp`, pointer);
 }

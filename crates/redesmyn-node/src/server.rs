@@ -177,6 +177,40 @@ impl NativeServer {
         Ok(())
     }
 
+    /// The version unversioned requests for model `name` reach when no
+    /// traffic weights are set (`null`: the highest). Checked at `serve()`
+    /// when set before, at once after.
+    #[napi]
+    pub fn set_default(&self, name: String, version: Option<String>) -> napi::Result<()> {
+        match &mut *lock(&self.state) {
+            State::Configuring(server) => {
+                if let Some(version) = version {
+                    server.set_default(name, version);
+                }
+                Ok(())
+            }
+            State::Running(running) => running
+                .service()
+                .set_default(&name, version.as_deref())
+                .map_err(|e| BindingError::invalid(e.to_string()).into()),
+            _ => Err(BindingError::failed("the server is stopped").into()),
+        }
+    }
+
+    /// Removes a model's version (every version with `null`) while serving:
+    /// out of lookup at once, unloaded once its requests are answered.
+    #[napi]
+    pub async fn remove_model(&self, name: String, version: Option<String>) -> napi::Result<()> {
+        let running = self.running()?;
+        let drain = std::time::Duration::from_secs(30);
+        running
+            .service()
+            .remove(&name, version.as_deref(), drain)
+            .await
+            .map_err(|e| BindingError::invalid(e.to_string()))?;
+        Ok(())
+    }
+
     /// Traffic weights between the versions of model `name` (an empty map
     /// clears them): checked at `serve()` when set before, at once after.
     #[napi]

@@ -38,8 +38,8 @@ pub enum ServerError {
     Start(String),
     #[error(transparent)]
     Jobs(#[from] crate::jobs::store::StoreError),
-    #[error("traffic of model '{0}': {1}")]
-    Traffic(String, String),
+    #[error("model '{0}': {1}")]
+    Routing(String, String),
     #[error("could not listen for gRPC on {addr}: {source}")]
     GrpcBind { addr: String, source: std::io::Error },
 }
@@ -51,11 +51,19 @@ pub struct Server {
     paths: Vec<(String, ModelKey)>,
     deployer: Option<Arc<dyn Deployer>>,
     traffic: Vec<(String, BTreeMap<String, f64>)>,
+    defaults: Vec<(String, String)>,
 }
 
 impl Server {
     pub fn new(config: ServerConfig) -> Self {
-        Server { config, registry: ModelRegistry::new(), paths: Vec::new(), deployer: None, traffic: Vec::new() }
+        Server {
+            config,
+            registry: ModelRegistry::new(),
+            paths: Vec::new(),
+            deployer: None,
+            traffic: Vec::new(),
+            defaults: Vec::new(),
+        }
     }
 
     /// What builds models for the management API (`POST /models`).
@@ -69,6 +77,12 @@ impl Server {
         if let Some(m) = &mut self.config.management {
             m.root.get_or_insert(root);
         }
+    }
+
+    /// The version unversioned requests for `name` reach (without traffic
+    /// weights), checked at start.
+    pub fn set_default(&mut self, name: impl Into<String>, version: impl Into<String>) {
+        self.defaults.push((name.into(), version.into()));
     }
 
     /// Traffic weights between the versions of `name`, checked at start.
@@ -94,7 +108,7 @@ impl Server {
     /// Binds and starts serving. Batchers run on `runtime`; HTTP runs on
     /// actix's own worker threads, with signal handling left to the host.
     pub fn start(self, runtime: Handle) -> Result<RunningServer, ServerError> {
-        let Server { config, registry, paths, deployer, traffic } = self;
+        let Server { config, registry, paths, deployer, traffic, defaults } = self;
         let path_of = |key: &ModelKey| paths.iter().find(|(_, k)| k == key).map(|(p, _)| p.clone());
         let label = |key: &ModelKey| path_of(key).unwrap_or_else(|| key.name.clone());
         let emf = config.emf.clone().filter(|_| config.metrics).map(|c| Arc::new(Emf::new(c)));
@@ -103,8 +117,13 @@ impl Server {
             Arc::new(Metrics::new(caches, emf.clone()))
         });
         let service = Arc::new(InferenceService::start(registry, label, metrics.clone(), &runtime));
+        for (name, version) in defaults {
+            service
+                .set_default(&name, Some(&version))
+                .map_err(|e| ServerError::Routing(name.clone(), e.to_string()))?;
+        }
         for (name, weights) in traffic {
-            service.set_traffic(&name, Some(weights)).map_err(|e| ServerError::Traffic(name.clone(), e.to_string()))?;
+            service.set_traffic(&name, Some(weights)).map_err(|e| ServerError::Routing(name.clone(), e.to_string()))?;
         }
         let routes: Vec<Route> =
             paths.iter().map(|(path, key)| Route { path: path.clone(), key: key.clone() }).collect();

@@ -55,9 +55,27 @@ struct Index {
     by_name: HashMap<String, Vec<Arc<ServedModel>>>,
     /// Traffic weights between a name's versions, where set.
     traffic: HashMap<String, Arc<Traffic>>,
+    /// The version a name's unversioned requests reach without traffic,
+    /// where set (else the unversioned model, else the highest version).
+    defaults: HashMap<String, String>,
 }
 
 impl Index {
+    /// What unversioned requests for `name` reach without traffic weights:
+    /// the default version when set, else the unversioned model, else the
+    /// highest version.
+    fn default_of<'a>(&self, name: &str, models: &'a [Arc<ServedModel>]) -> Option<&'a Arc<ServedModel>> {
+        let pinned = self.defaults.get(name);
+        pinned
+            .and_then(|v| models.iter().find(|m| m.key.version.as_ref() == Some(v)))
+            .or_else(|| models.iter().find(|m| m.key.version.is_none()))
+            .or_else(|| {
+                models.iter().max_by(|a, b| {
+                    version_order(a.key.version.as_deref().unwrap_or(""), b.key.version.as_deref().unwrap_or(""))
+                })
+            })
+    }
+
     fn with(mut self, model: Arc<ServedModel>) -> Self {
         self.by_name.entry(model.key.name.clone()).or_default().push(Arc::clone(&model));
         self.models.push(model);
@@ -211,6 +229,10 @@ impl InferenceService {
                 next = next.with(Arc::clone(model));
             }
             next.traffic = current.traffic.clone();
+            next.defaults = current.defaults.clone();
+            if version.is_none() || next.defaults.get(name).map(String::as_str) == version {
+                next.defaults.remove(name);
+            }
             if let Some(traffic) = current.traffic.get(name) {
                 let left: BTreeMap<String, f64> = traffic
                     .weights()
@@ -269,7 +291,7 @@ impl InferenceService {
         let models = index.by_name.get(name)?.clone();
         Some(ModelGroup {
             name: name.to_string(),
-            default_version: Self::default_of(&models).and_then(|m| m.key.version.clone()),
+            default_version: index.default_of(name, &models).and_then(|m| m.key.version.clone()),
             models,
             traffic: index.traffic.get(name).cloned(),
         })
@@ -287,14 +309,25 @@ impl InferenceService {
         names
     }
 
-    /// What unversioned requests reach without traffic weights: the
-    /// unversioned model, else the highest version.
-    fn default_of(models: &[Arc<ServedModel>]) -> Option<&Arc<ServedModel>> {
-        models.iter().find(|m| m.key.version.is_none()).or_else(|| {
-            models.iter().max_by(|a, b| {
-                version_order(a.key.version.as_deref().unwrap_or(""), b.key.version.as_deref().unwrap_or(""))
-            })
-        })
+    /// Points a name's unversioned requests (without traffic weights) at
+    /// one of its versions; `None` goes back to the unversioned model, else
+    /// the highest version.
+    pub fn set_default(&self, name: &str, version: Option<&str>) -> Result<(), ChangeError> {
+        let _change = lock(&self.changes);
+        let current = self.index.load_full();
+        let Some(models) = current.by_name.get(name) else {
+            return Err(ChangeError::NotFound(format!("unknown model '{name}'")));
+        };
+        let mut next = (*current).clone();
+        match version {
+            Some(v) if !models.iter().any(|m| m.key.version.as_deref() == Some(v)) => {
+                return Err(ChangeError::NotFound(format!("model '{name}' has no version '{v}'")));
+            }
+            Some(v) => next.defaults.insert(name.to_string(), v.to_string()),
+            None => next.defaults.remove(name),
+        };
+        self.index.store(Arc::new(next));
+        Ok(())
     }
 
     /// The model of this name and version.
@@ -340,7 +373,7 @@ impl InferenceService {
                     let picked = traffic.pick(routing_key);
                     named.iter().find(|m| m.key.version.as_deref() == Some(picked)).map(|m| (m, None))
                 }
-                None => Self::default_of(named).map(|m| (m, None)),
+                None => index.default_of(name, named).map(|m| (m, None)),
             },
             Some(v) => named.iter().find(|m| m.key.version.as_deref() == Some(v)).map(|m| (m, None)).or_else(|| {
                 named.iter().find(|m| m.params.len() == 1).map(|m| (m, Some((m.params[0].clone(), v.to_string()))))

@@ -58,8 +58,14 @@ async fn models_join_and_leave_while_serving_and_requests_in_flight_are_answered
     service.add(model("m", Some("1"), 1.0, Duration::from_millis(200)), "m/1".into()).await.unwrap();
     assert_eq!(ask(&service, "m", None).await, Ok(1.0));
     service.add(model("m", Some("2"), 2.0, Duration::ZERO), "m/2".into()).await.unwrap();
-    // Without traffic, the highest version answers unversioned requests.
+    // Without traffic, the highest version answers unversioned requests, unless a default is set.
     assert_eq!(ask(&service, "m", None).await, Ok(2.0));
+    service.set_default("m", Some("1")).unwrap();
+    assert_eq!(ask(&service, "m", None).await, Ok(1.0));
+    assert!(service.set_default("m", Some("9")).is_err());
+    service.set_default("m", None).unwrap();
+    assert_eq!(ask(&service, "m", None).await, Ok(2.0));
+    service.set_default("m", Some("1")).unwrap();
     assert!(service.add(model("m", Some("2"), 2.0, Duration::ZERO), "m/2".into()).await.is_err());
 
     // A slow request on version 1 is under way when version 1 is removed.

@@ -4,7 +4,7 @@
 // API are written into DIR's settings files, and the restarted server
 // serves the same models, versions and weights.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -67,6 +67,12 @@ beforeAll(async () => {
   expected = JSON.parse(stdout);
   mkdirSync(join(dir, 'base'));
   writeFileSync(join(dir, 'base', 'model-settings.json'), JSON.stringify({ name: 'base', runtime: 'sklearn', parameters: { uri: '../artifacts/iris1.joblib' }, ...CONFIG }));
+  // A versioned repository model: its own policy stays when only its traffic changes.
+  for (const v of ['1', '2']) {
+    mkdirSync(join(dir, 'multi', v), { recursive: true });
+    copyFileSync(join(dir, 'artifacts', `iris${v}.joblib`), join(dir, 'multi', v, 'model.joblib'));
+  }
+  writeFileSync(join(dir, 'multi', 'model-settings.json'), JSON.stringify({ runtime: 'sklearn', parameters: { uri: 'model.joblib' }, versionPolicy: { all: {} }, ...CONFIG }));
   writeFileSync(join(dir, 'settings.json'), JSON.stringify({ management: { token: TOKEN } }));
 }, 300_000);
 
@@ -89,6 +95,7 @@ describe('management changes persist in the repository', () => {
       }
       expect((await call(first.url, 'PUT', '/models/iris/traffic', { '1': 0.7, '2': 0.3 })).status).toBe(200);
       expect((await call(first.url, 'DELETE', '/models/gone')).status).toBe(200);
+      expect((await call(first.url, 'PUT', '/models/multi/traffic', { '1': 1, '2': 0 })).status).toBe(200);
     } finally {
       await stop(first);
     }
@@ -99,6 +106,8 @@ describe('management changes persist in the repository', () => {
     expect(v1.parameters.uri).toBe('../../artifacts/iris1.joblib');
     expect(existsSync(join(dir, 'gone', 'model-settings.json'))).toBe(false);
     expect(existsSync(join(dir, 'gone', 'model-settings.json.removed'))).toBe(true);
+    const multi = JSON.parse(readFileSync(join(dir, 'multi', 'model-settings.json'), 'utf8'));
+    expect(multi).toMatchObject({ versionPolicy: { all: {} }, traffic: { '1': 1, '2': 0 }, parameters: { uri: 'model.joblib' } });
 
     const second = await serve(dir, venv);
     try {
@@ -109,6 +118,11 @@ describe('management changes persist in the repository', () => {
       expect(iris.body.traffic).toEqual({ '1': 0.7, '2': 0.3 });
       expect((await call(second.url, 'GET', '/models/gone')).status).toBe(404);
       expect((await call(second.url, 'GET', '/models/base')).status).toBe(200);
+      // Weight 0 keeps version 2 of `multi` out of rotation after the restart too.
+      for (let i = 0; i < 10; i++) {
+        const r = await call(second.url, 'POST', '/predict/multi', { inputs: [Object.fromEntries(COLUMNS.map((c, j) => [c, expected.rows[0][j]]))] });
+        expect(r.body.version).toBe('1');
+      }
       // The weights serve: both versions answer unversioned requests, each with its own predictions.
       const seen = new Set<string>();
       for (let i = 0; i < 60; i++) {

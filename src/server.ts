@@ -170,6 +170,7 @@ export class Server {
         await this.#native.addPrepared(ticket);
       },
       setTraffic: (name: string, weights: Record<string, number>) => this.setTraffic(name, weights),
+      setDefault: (name: string, version: string) => this.#native.setDefault(name, version),
       pythonExecutable: () => pythonExecutable(this.#python),
     };
   }
@@ -285,7 +286,6 @@ export class Server {
     if (options.watch) {
       const host = {
         ...this.#manageHost(),
-        setDefault: (name: string, version: string) => this.#native.setDefault(name, version),
         remove: (name: string, version: string) => this.#native.removeModel(name, version),
       };
       const watcher = new RepositoryWatcher(followed, index, host, options.watch === true ? {} : options.watch);

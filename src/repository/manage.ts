@@ -41,17 +41,19 @@ export interface ManageHost {
   /** Adds an endpoint's model to the running server; resolves once it serves. */
   add(endpoint: Endpoint<Fields, string, unknown>): Promise<void>;
   setTraffic(name: string, weights: Record<string, number>): void;
+  setDefault(name: string, version: string): void;
   pythonExecutable(): string;
 }
 
 /** Loads a model for the management API; throws with the reason. */
 export async function deploy(host: ManageHost, spec: DeploySpec): Promise<void> {
   if (spec.runtime === null) {
-    const { index, traffic } = await registerRepository({ register: (e) => host.add(e), pythonExecutable: () => host.pythonExecutable() }, dirname(spec.path), {
+    const { index, traffic, defaults } = await registerRepository({ register: (e) => host.add(e), pythonExecutable: () => host.pythonExecutable() }, dirname(spec.path), {
       only: basename(spec.path),
     });
     const failed = index.filter((m) => m.state === 'failed');
     if (index.length === 0 || failed.length === index.length) throw new Error(failed.map((m) => m.reason).join('; ') || 'nothing to load');
+    for (const [name, version] of defaults) host.setDefault(name, version);
     for (const [name, weights] of traffic) host.setTraffic(name, weights);
     return;
   }
@@ -116,7 +118,9 @@ export function persist(root: string, change: Change): void {
   const parent = readJson(parentFile) ?? readJson(`${parentFile}.removed`) ?? {};
   if (parent.runtime === undefined && parent.implementation === undefined) parent.runtime = change.spec?.runtime ?? undefined;
   parent.name ??= change.name;
-  parent.versionPolicy = { specific: { versions: numbered.map(Number).sort((a, b) => a - b) } };
+  // Versions deployed or removed through the API are listed; a traffic change or a folder load keeps the folder's own policy.
+  const versionsChanged = change.kind === 'removed' || (change.kind === 'deployed' && change.spec?.runtime);
+  if (versionsChanged) parent.versionPolicy = { specific: { versions: numbered.map(Number).sort((a, b) => a - b) } };
   if (parent.defaultVersion !== undefined && !numbered.includes(String(parent.defaultVersion))) delete parent.defaultVersion;
   if (change.traffic) parent.traffic = change.traffic;
   else delete parent.traffic;

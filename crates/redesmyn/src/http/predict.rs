@@ -120,7 +120,14 @@ fn find(req: &HttpRequest, route: &RouteData) -> Result<Found, RequestError> {
         Some(key) => (key.name.as_str(), key.version.as_deref()),
         None => (req.match_info().get("model").unwrap_or_default(), req.match_info().get("version")),
     };
-    let (model, _) = route.service.route(name, version, routing_key)?;
+    let (model, _) = route.service.route(name, version, routing_key).map_err(|e| {
+        // A by-name path naming no model is an unknown path, as before models could come later.
+        if route.key.is_none() && route.service.group(name).is_none() {
+            RequestError::NotFound { method: req.method().to_string(), path: req.path().to_string() }
+        } else {
+            e
+        }
+    })?;
     let path = route.path.clone().unwrap_or_else(|| req.path().to_string());
     Ok(Found { model, path })
 }

@@ -192,7 +192,10 @@ impl Server {
         let grpc = match grpc_listener {
             Some(listener) => {
                 let grpc_port = listener.local_addr().map_or(0, |a| a.port());
-                let backend = Arc::new(ServiceBackend::new(Arc::clone(&service), Arc::clone(&ready)));
+                let backend = Arc::new(
+                    ServiceBackend::new(Arc::clone(&service), Arc::clone(&ready))
+                        .with_routing_header(config.routing_header.as_str()),
+                );
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                 let task = runtime.spawn(async move {
                     let listener = match tokio::net::TcpListener::from_std(listener) {

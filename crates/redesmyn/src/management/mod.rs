@@ -407,7 +407,8 @@ impl Management {
             let (state, reason) = match p {
                 Pending::Loading => ("loading", None),
                 Pending::Failed(r) => ("failed", Some(r.clone())),
-                Pending::Unloading => continue,
+                // Out of the registry already, answering its last requests.
+                Pending::Unloading => ("unloading", None),
             };
             if group.as_ref().is_some_and(|g| g.models.iter().any(|m| m.key().version == *version)) {
                 continue;
@@ -453,10 +454,8 @@ impl Management {
                     Pending::Failed(r) => ("UNAVAILABLE", r.clone()),
                     Pending::Unloading => ("UNLOADING", String::new()),
                 };
-                if state != "UNLOADING" {
-                    seen.push(name.clone());
-                    out.push(json!({ "name": name, "version": version.clone().unwrap_or_default(), "state": state, "reason": reason }));
-                }
+                seen.push(name.clone());
+                out.push(json!({ "name": name, "version": version.clone().unwrap_or_default(), "state": state, "reason": reason }));
             }
             if let Some(root) = &self.config.root {
                 let mut folders: Vec<String> = std::fs::read_dir(root)

@@ -196,3 +196,26 @@ async fn deploys_go_through_the_deployer_only_for_paths_inside_the_root() {
     let index = management.index(false);
     assert!(index.as_array().unwrap().iter().any(|e| e["name"] == "iris" && e["state"] == "READY"));
 }
+
+#[tokio::test]
+async fn a_version_being_removed_is_unloading_until_its_requests_are_answered() {
+    let service = empty_service();
+    service.add(model("slow", Some("1"), 1.0, Duration::from_millis(400)), "slow/1".into()).await.unwrap();
+    let config = ManagementConfig { token: "t".into(), host: None, port: None, root: None };
+    let management = Arc::new(Management::new(config, Arc::clone(&service), None, Duration::from_secs(5)));
+    let slow = {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move { ask(&service, "slow", Some("1")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let removal = {
+        let management = Arc::clone(&management);
+        tokio::spawn(async move { management.remove("slow", Some("1")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(management.view("slow").unwrap()["versions"][0]["state"], json!("unloading"));
+    assert!(management.index(false).as_array().unwrap().iter().any(|e| e["state"] == "UNLOADING"));
+    assert_eq!(slow.await.unwrap(), Ok(1.0));
+    removal.await.unwrap().unwrap();
+    assert!(management.view("slow").is_none());
+}

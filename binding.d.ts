@@ -25,6 +25,43 @@ export declare class NativeServer {
    * an ONNX runtime loads its model now and checks the schema fits it.
    */
   register(spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime | OnnxRuntime): void
+  /**
+   * Builds a model to add while serving (the management API's deployer
+   * calls this, then [`Self::add_prepared`]): its runtime starts now, as
+   * in `register`. Returns a ticket for `add_prepared`.
+   */
+  prepareModel(spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime | OnnxRuntime): number
+  /**
+   * Adds a prepared model to the running server; resolves once it serves
+   * (its artifact loaded), or rejects with the load error.
+   */
+  addPrepared(ticket: number): Promise<void>
+  /**
+   * The management API's deployer: `deploy(specJson)` builds and adds a
+   * model, `changed(changeJson)` persists a change. Before `serve()`.
+   */
+  setDeployer(deploy: (spec: string) => Promise<DeployOutput>, changed: (change: string) => Promise<DeployOutput>): void
+  /**
+   * The folder management calls may name files in, unless the options set
+   * one (the repository being served). Before `serve()`.
+   */
+  setManagementRoot(root: string): void
+  /**
+   * The version unversioned requests for model `name` reach when no
+   * traffic weights are set (`null`: the highest). Checked at `serve()`
+   * when set before, at once after.
+   */
+  setDefault(name: string, version?: string | undefined | null): void
+  /**
+   * Removes a model's version (every version with `null`) while serving:
+   * out of lookup at once, unloaded once its requests are answered.
+   */
+  removeModel(name: string, version?: string | undefined | null): Promise<void>
+  /**
+   * Traffic weights between the versions of model `name` (an empty map
+   * clears them): checked at `serve()` when set before, at once after.
+   */
+  setTraffic(name: string, weights: Record<string, number>): void
   /** The path parameters of the models the endpoint at `path` holds in memory. */
   cacheKeys(path: string): Promise<Array<Record<string, string>>>
   /** Counters of the endpoint's model cache. */
@@ -59,6 +96,8 @@ export declare class NativeServer {
   openStream(path: string, params: Record<string, string>, records: string): NativeStream
   /** The bound port once serving. */
   get port(): number | null
+  /** The bound management port once serving, when the management API has its own. */
+  get managementPort(): number | null
   /** The bound gRPC port once serving, when gRPC is on. */
   get grpcPort(): number | null
 }
@@ -132,6 +171,11 @@ export declare const enum ColumnKind {
   Json = 'json',
   /** Flat `data` cut into rows by `offsets`. */
   List = 'list',
+}
+
+/** What the TypeScript side answers: nothing, or why it failed. */
+export interface DeployOutput {
+  error?: string
 }
 
 export interface EmfOptions {
@@ -237,6 +281,16 @@ export interface LogOptions {
   level?: string
   /** `json` (default) or `text`. */
   format?: string
+}
+
+export interface ManagementOptions {
+  /** Every management call needs `Authorization: Bearer <token>`. */
+  token: string
+  host?: string
+  /** Its own port (0 = ephemeral); by default the inference port. */
+  port?: number
+  /** The folder `path` may name files in (absolute). */
+  root?: string
 }
 
 /** An ONNX model run by onnxruntime (crates/redesmyn-onnx), off Node's thread. */
@@ -352,6 +406,10 @@ export interface ServerOptions {
   log?: LogOptions
   /** Asynchronous jobs (`POST <path>/jobs`, `GET /jobs/{id}`); off unless set. */
   jobs?: JobsOptions
+  /** The management API; off unless set. */
+  management?: ManagementOptions
+  /** The header that keeps a client on one version under traffic weights (default `x-routing-key`). */
+  routingHeader?: string
 }
 
 /**

@@ -248,6 +248,10 @@ describe('redesmyn serve --watch: hot reload of a new version', () => {
       await until(async () => (await current()) === 2);
       expect(await current()).toBe(2);
       expect(s.log()).toMatch(/"message":"default version moved","model":"hot","from":"1","version":"3"/);
+      // The new version has its own routes now; the policy (latest 1) unloads the old one.
+      expect((await post(`${s.http}/predictions/hot/versions/3`, records([expected.rows[0]]))).body.predictions).toEqual([2]);
+      await until(async () => s.log().includes('"message":"version removed","model":"hot","version":"1"'));
+      expect((await post(`${s.http}/predictions/hot/versions/1`, records([expected.rows[0]]))).status).toBe(404);
       await new Promise((r) => setTimeout(r, 300));
     } finally {
       running = false;

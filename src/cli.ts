@@ -17,7 +17,9 @@ const USAGE = `Usage: redesmyn serve [DIR] [options]
 
 Serves every model folder of DIR (default: .): each subfolder holding a
 model-settings.json (MLServer's layout). DIR/settings.json may set host,
-port, grpcPort, workers, metrics and logLevel; options win over it.
+port, grpcPort, workers, metrics, logLevel and management ({token, host?,
+port?}: the management API, whose changes are written back into DIR);
+options win over it.
 
 Options:
   --host HOST        interface to listen on (default 127.0.0.1)
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
     metrics: settings.metrics,
     log: logLevel === undefined ? undefined : { level: logLevel },
     python: values.venv === undefined ? undefined : { venv: values.venv },
+    management: settings.management,
   });
   let index;
   try {

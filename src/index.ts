@@ -19,7 +19,7 @@ export type {
 } from './endpoint';
 export type { ScoreFormat, ScoreOptions, ScoreProgress, ScoreSummary } from './score';
 export { Server } from './server';
-export type { EmfOptions, JobsOptions, LogOptions, MetricsOptions, ServerOptions } from './server';
+export type { EmfOptions, JobsOptions, LogOptions, ManagementOptions, MetricsOptions, ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, StreamStep, TypedArray } from './output';
 export { py, PythonHandler, PythonLoader } from './python';
 export { onnx, OnnxHandler, OnnxLoader } from './onnx';

@@ -6,6 +6,7 @@ import { PythonHandler, PythonLoader, pythonExecutable, RUNTIMES_PATH, type Pyth
 import { OnnxHandler, OnnxLoader, onnxRuntime } from './onnx';
 import { registerRepository, type RepositoryModel } from './repository';
 import { RepositoryWatcher, type WatchOptions } from './repository/watch';
+import { deploy as deployModel, persist, type Change, type DeploySpec } from './repository/manage';
 import type { ModelLoader } from './cache';
 import type { Fields } from './schema';
 
@@ -37,6 +38,27 @@ export interface ServerOptions {
    * set; jobs are kept in a SQLite file in `dir` and survive a restart.
    */
   jobs?: JobsOptions;
+  /**
+   * The management API (deploy, list, version, split traffic, remove models
+   * while serving; README "Managing models"): off unless set.
+   */
+  management?: ManagementOptions;
+  /** The header whose value keeps a client on one version under traffic weights (default `x-routing-key`). */
+  routingHeader?: string;
+}
+
+export interface ManagementOptions {
+  /** Every call needs `Authorization: Bearer <token>` (at least 16 characters). */
+  token: string;
+  /** Its own interface (with `port`; default: `host`). */
+  host?: string;
+  /** Its own port (0 picks one, see `server.managementPort`); by default the inference port. */
+  port?: number;
+  /**
+   * The folder a deploy's `path` may name files in. Default: the repository
+   * `registerRepository` serves (whose settings files then record each change).
+   */
+  root?: string;
 }
 
 export interface JobsOptions {
@@ -87,6 +109,9 @@ export class Server {
   #keepAlive: NodeJS.Timeout | undefined;
   readonly #python: PythonOptions;
   readonly #watchers: RepositoryWatcher[] = [];
+  /** The repository being served, where management changes are persisted. */
+  #repository: string | undefined;
+  #managed = false;
 
   constructor(options: ServerOptions = {}) {
     this.#python = options.python ?? {};
@@ -108,16 +133,79 @@ export class Server {
         : undefined,
       log: options.log,
       jobs: options.jobs && { ...options.jobs, dir: resolve(options.jobs.dir) },
+      management: options.management && { ...options.management, root: options.management.root === undefined ? undefined : resolve(options.management.root) },
+      routingHeader: options.routingHeader,
       python: {
         venv: options.python?.venv === undefined ? undefined : resolve(options.python.venv),
         executable: options.python?.executable === undefined ? undefined : resolve(options.python.executable),
         path: [...(options.python?.path?.map((p) => resolve(p)) ?? []), RUNTIMES_PATH],
       },
     });
+    this.#managed = options.management !== undefined;
+    if (options.management) {
+      this.#native.setDeployer(
+        (spec) => this.#answer(() => deployModel(this.#manageHost(), JSON.parse(spec) as DeploySpec)),
+        (change) =>
+          this.#answer(async () => {
+            if (this.#repository !== undefined) persist(this.#repository, JSON.parse(change) as Change);
+          }),
+      );
+    }
+  }
+
+  /** Runs a management step for the core; never rejects. */
+  async #answer(step: () => Promise<void>): Promise<{ error?: string }> {
+    try {
+      await step();
+      return {};
+    } catch (error) {
+      return { error: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
+  #manageHost() {
+    return {
+      add: async (endpoint: Endpoint<Fields, string, unknown>) => {
+        const ticket = this.#prepare(endpoint);
+        await this.#native.addPrepared(ticket);
+      },
+      setTraffic: (name: string, weights: Record<string, number>) => this.setTraffic(name, weights),
+      setDefault: (name: string, version: string) => this.#native.setDefault(name, version),
+      pythonExecutable: () => pythonExecutable(this.#python),
+    };
+  }
+
+  /**
+   * Traffic weights between the versions of model `name`, e.g.
+   * `{ '1': 0.9, '2': 0.1 }`: unversioned requests go to a version at
+   * random by weight, or by the hash of the routing-key header when sent
+   * (the same key, the same version, while the weights stand). `{}` clears
+   * them. Before `serve()` they are checked at start; after, at once.
+   */
+  setTraffic(name: string, weights: Record<string, number>): this {
+    this.#native.setTraffic(name, weights);
+    return this;
   }
 
   /** Adds an endpoint. Call before `serve()`. */
   register<F extends Fields, P extends string, M>(endpoint: Endpoint<F, P, M>): this {
+    this.#convert((spec, runtime) => this.#native.register(spec, runtime), endpoint);
+    endpoint.bind(this.#native);
+    this.#endpoints.push(endpoint as unknown as Endpoint<Fields, string, unknown>);
+    return this;
+  }
+
+  /** Builds an endpoint's model for adding while serving; returns the core's ticket. */
+  #prepare<F extends Fields, P extends string, M>(endpoint: Endpoint<F, P, M>): number {
+    let ticket = 0;
+    this.#convert((spec, runtime) => {
+      ticket = this.#native.prepareModel(spec, runtime);
+    }, endpoint);
+    return ticket;
+  }
+
+  /** Converts an endpoint to the binding's spec and runtime and hands them to `to`. */
+  #convert<F extends Fields, P extends string, M>(to: (spec: Parameters<NativeServer['register']>[0], runtime: Parameters<NativeServer['register']>[1]) => void, endpoint: Endpoint<F, P, M>): void {
     const cache = endpoint.cacheConfig;
     const spec = {
       path: endpoint.path,
@@ -137,12 +225,12 @@ export class Server {
       if (cache === undefined && endpoint.handler.path === undefined) {
         throw new TypeError(`endpoint '${endpoint.path}': onnx.handler() needs a .onnx file (or a cache with onnx.loader())`);
       }
-      this.#native.register(spec, onnxRuntime(endpoint.handler, loader, cache !== undefined));
+      to(spec, onnxRuntime(endpoint.handler, loader, cache !== undefined));
     } else if (endpoint.handler instanceof PythonHandler) {
       if (loader !== undefined && !(loader instanceof PythonLoader)) {
         throw new TypeError(`endpoint '${endpoint.path}': a Python handler needs a Python loader (py.loader)`);
       }
-      this.#native.register(spec, {
+      to(spec, {
         kind: 'python',
         handler: endpoint.handler.target,
         loader: loader?.target,
@@ -153,7 +241,7 @@ export class Server {
         throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
       }
       const { open, pull } = endpoint.nativeStream(this.#models);
-      this.#native.register(
+      to(
         spec,
         loader
           ? { kind: 'js-stream', open, pull, load: this.#nativeLoader(loader), release: (id: number) => void this.#models.delete(id) }
@@ -164,16 +252,13 @@ export class Server {
         throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
       }
       const handler = endpoint.nativeHandler(this.#models);
-      this.#native.register(
+      to(
         spec,
         loader
           ? { kind: 'js', handler, load: this.#nativeLoader(loader), release: (id: number) => void this.#models.delete(id) }
           : { kind: 'js', handler },
       );
     }
-    endpoint.bind(this.#native);
-    this.#endpoints.push(endpoint as unknown as Endpoint<Fields, string, unknown>);
-    return this;
   }
 
   /**
@@ -184,19 +269,33 @@ export class Server {
    * others). Call before `serve()`.
    *
    * With `watch`, the folder is polled while serving: when the version
-   * policy selects a newer version folder, it is loaded and checked, then
-   * the unversioned routes move to it (the old version answers until then,
-   * and keeps answering if the new one fails).
+   * policy selects a newer version folder, it is loaded and checked, added
+   * beside the others, then the model's default version moves to it (the
+   * old version answers until then, and keeps answering if the new one
+   * fails); versions the policy no longer selects are then unloaded.
    *
    * With `models`, only the models of those names are read, checked and
    * registered (the index lists only them).
    */
   async registerRepository(dir: string, options: { watch?: boolean | WatchOptions; models?: readonly string[] } = {}): Promise<RepositoryModel[]> {
     const python = () => pythonExecutable(this.#python);
-    const host = { register: (endpoint: Endpoint<Fields, string, unknown>) => this.register(endpoint), pythonExecutable: python };
-    const { index, followed } = await registerRepository(host, dir, options.models);
+    const { index, followed, traffic, defaults } = await registerRepository(
+      { register: (endpoint) => this.register(endpoint), pythonExecutable: python },
+      dir,
+      { models: options.models },
+    );
+    for (const [name, version] of defaults) this.#native.setDefault(name, version);
+    for (const [name, weights] of traffic) this.setTraffic(name, weights);
+    if (this.#repository === undefined) {
+      this.#repository = resolve(dir);
+      if (this.#managed) this.#native.setManagementRoot(this.#repository);
+    }
     if (options.watch) {
-      const watcher = new RepositoryWatcher(followed, index, python, options.watch === true ? {} : options.watch);
+      const host = {
+        ...this.#manageHost(),
+        remove: (name: string, version: string) => this.#native.removeModel(name, version),
+      };
+      const watcher = new RepositoryWatcher(followed, index, host, options.watch === true ? {} : options.watch);
       this.#watchers.push(watcher);
     }
     return index;
@@ -240,6 +339,11 @@ export class Server {
     const port = this.#native.port;
     if (port === null || port === undefined) throw new Error('the server is not serving yet');
     return port;
+  }
+
+  /** The management API's own port (after `serve()`), or undefined when it shares the inference port or is off. */
+  get managementPort(): number | undefined {
+    return this.#native.managementPort ?? undefined;
   }
 
   /** The bound gRPC port (after `serve()`), or undefined when gRPC is off. */

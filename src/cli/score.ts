@@ -164,8 +164,9 @@ async function repositoryEndpoint(source: Extract<Source, { repository: string }
     const names = modelFolders(dir).map((f) => path.basename(f));
     return { error: `model repository '${source.repository}' has no model named '${source.model}' (its model folders: ${names.join(', ') || 'none'})`, code: 2 };
   }
-  const wanted = source.version === undefined ? `/predictions/${source.model}` : `/predictions/${source.model}/versions/${source.version}`;
-  const endpoint = server.endpoints.find((e) => e.path === wanted) as Endpoint | undefined;
+  // Without --version: the model's default version (an unversioned model is its own default).
+  const entry = index.find((m) => m.state === 'ready' && (source.version === undefined ? m.default !== false : m.version === source.version && m.path?.endsWith(`/versions/${m.version}`)));
+  const endpoint = server.endpoints.find((e) => e.path === entry?.path) as Endpoint | undefined;
   if (!endpoint) {
     const failed = index.filter((m) => m.state === 'failed' && (source.version === undefined || m.version === source.version));
     if (failed.length > 0) return { error: failed.map((m) => `model '${m.name}'${m.version ? ` version ${m.version}` : ''} failed to load: ${m.reason}`).join('\n'), code: 1 };

@@ -8,8 +8,7 @@
  * failed, with the reason, while the others serve.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CacheConfig, FsClient } from '../cache';
@@ -43,6 +42,7 @@ export interface RepositoryModel {
 
 /** What a model needs from the server to be served. */
 export interface RepositoryHost {
+  /** May return a promise (a model added while serving): it is awaited. */
   register(endpoint: Endpoint<Fields, string, unknown>): unknown;
   /** The Python the embedded interpreter runs (for the start-up check). */
   pythonExecutable(): string;
@@ -173,19 +173,18 @@ function checkSpec(p: Planned, id: string): object | undefined {
   return { id, module: r.module, handler: r.artifact === 'uri' ? r.handler : undefined, artifact: p.artifact, requires: r.requires };
 }
 
-/** Loads one planned model in a child process of `python` (and predicts a row of zeros): undefined when it works, else why not. */
-export async function checkOne(python: string, p: Planned): Promise<string | undefined> {
-  const spec = checkSpec(p, '0');
-  if (!spec) return undefined;
-  const result = (await check(python, [spec]))['0'];
-  return result?.error ? `${p.file}: ${result.error}` : undefined;
-}
-
-interface Checked {
+export interface Checked {
   error?: string;
   features?: number | null;
   feature_names?: string[];
   output?: { datatype: string; width: number | null };
+}
+
+/** Loads one planned model in a child Python (what it takes and answers); undefined for non-Python runtimes. */
+export async function checkPlanned(python: string, p: Planned): Promise<Checked | undefined> {
+  const spec = checkSpec(p, '0');
+  if (!spec) return undefined;
+  return (await check(python, [spec]))['0'];
 }
 
 function check(python: string, specs: object[]): Promise<Record<string, Checked>> {
@@ -209,7 +208,7 @@ function check(python: string, specs: object[]): Promise<Record<string, Checked>
 }
 
 /** Reads, checks and registers every model of `dir` on `host`; returns the index. */
-/** A versioned model whose unversioned routes a hot reload may move to a newer version. */
+/** A versioned model whose default version a hot reload may move to a newer version. */
 export interface Followed {
   name: string;
   folder: string;
@@ -217,25 +216,38 @@ export interface Followed {
   policy?: VersionPolicy;
   /** Pinned by `defaultVersion`: never moved. */
   pinned: boolean;
+  /** The default version. */
   current: number;
-  pointer: string;
-  endpoint: Endpoint<Fields, string, unknown>;
+  /** The versions served. */
+  served: number[];
   plan: Planned;
   /** Versions that failed, by their folder's last change, not tried again until it changes. */
   failed: Map<number, number>;
 }
 
-export async function registerRepository(
-  host: RepositoryHost,
-  dir: string,
-  only?: readonly string[],
-): Promise<{ index: RepositoryModel[]; followed: Followed[] }> {
+export interface Registered {
+  index: RepositoryModel[];
+  followed: Followed[];
+  /** Traffic weights by model name, from the settings. */
+  traffic: Map<string, Record<string, number>>;
+  /** The default version of each versioned model: what its unversioned routes serve without traffic weights. */
+  defaults: Map<string, string>;
+}
+
+/**
+ * Reads, checks and registers every model of `dir` (or only the folder
+ * `only`, or only the models named in `models`) on `host`; returns the index.
+ */
+export async function registerRepository(host: RepositoryHost, dir: string, options: { only?: string; models?: readonly string[] } = {}): Promise<Registered> {
+  const named = options.models;
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`model repository '${dir}' is not a folder`);
   const index: RepositoryModel[] = [];
   const planned: Planned[] = [];
+  const traffic = new Map<string, Record<string, number>>();
   const versioning = new Map<string, { folder: string; parentFile: string; policy?: VersionPolicy; pinned: boolean }>();
-  for (const folder of modelFolders(root)) {
+  const folders = options.only === undefined ? modelFolders(root) : [join(root, options.only)];
+  for (const folder of folders) {
     const parentFile = join(folder, 'model-settings.json');
     const folderName = folder.split('/').pop() as string;
     let versions: { dir: string; version?: string }[] = [{ dir: folder }];
@@ -252,25 +264,30 @@ export async function registerRepository(
         if (defaultVersion !== undefined && !selected.map(String).includes(defaultVersion)) {
           throw new SettingsError(parentFile, 'defaultVersion', `expected one of the served versions ${selected.join(', ')}, got ${defaultVersion}`);
         }
-      } else if (parent.versionPolicy !== undefined || parent.defaultVersion !== undefined) {
-        throw new SettingsError(parentFile, parent.versionPolicy !== undefined ? 'versionPolicy' : 'defaultVersion', 'expected numbered version folders (<name>/1/, <name>/2/, …) beside it; there are none');
+        for (const version of Object.keys(parent.traffic ?? {})) {
+          if (!selected.map(String).includes(version)) throw new SettingsError(parentFile, `traffic.${version}`, `expected one of the served versions ${selected.join(', ')}`);
+        }
+        if (parent.traffic) traffic.set(parent.name ?? folderName, parent.traffic);
+      } else if (parent.versionPolicy !== undefined || parent.defaultVersion !== undefined || parent.traffic !== undefined) {
+        const key = parent.versionPolicy !== undefined ? 'versionPolicy' : parent.defaultVersion !== undefined ? 'defaultVersion' : 'traffic';
+        throw new SettingsError(parentFile, key, 'expected numbered version folders (<name>/1/, <name>/2/, …) beside it; there are none');
       }
     } catch (error) {
-      if (!only || only.includes(folderName)) index.push({ name: folderName, folder, state: 'failed', reason: error instanceof Error ? error.message : String(error) });
+      if (!named || named.includes(folderName)) index.push({ name: folderName, folder, state: 'failed', reason: error instanceof Error ? error.message : String(error) });
       continue;
     }
     for (const { dir: vdir, version } of versions) {
       const model: RepositoryModel = { name: folderName, folder: vdir, state: 'failed', version };
       try {
         const plan = planVersion(model, parentFile, version);
-        // A model's name is known once its settings are read: `only` keeps the others out of the index and the check.
-        if (only && !only.includes(model.name)) continue;
+        // A model's name is known once its settings are read: `models` keeps the others out of the index and the check.
+        if (named && !named.includes(model.name)) continue;
         index.push(model);
         if (version !== undefined) model.default = defaultVersion === undefined ? undefined : version === defaultVersion;
         planned.push(plan);
       } catch (error) {
         model.reason = error instanceof Error ? error.message : String(error);
-        if (!only || only.includes(model.name)) index.push(model);
+        if (!named || named.includes(model.name)) index.push(model);
       }
     }
   }
@@ -284,76 +301,13 @@ export async function registerRepository(
     : {};
 
   /** Each ready model and how to make its endpoint at a path, with or without its version. */
-  const ready: { plan: Planned; model: RepositoryModel; versioned: boolean; make: (path: string, version?: string, pointer?: string) => Endpoint<Fields, string, unknown> }[] = [];
+  const ready: { plan: Planned; model: RepositoryModel; versioned: boolean; make: (path: string, version?: string) => Endpoint<Fields, string, unknown> }[] = [];
   for (const p of planned) {
-    const { model, settings, file, runtime, artifact } = p;
+    const { model, file, runtime } = p;
     try {
       const result = runtime.kind === 'python' ? checked[String(python.indexOf(p))] : undefined;
       if (result?.error) throw new Error(`${file}: ${result.error}`);
-      const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
-      const schema = schemaOf(settings, file, features);
-      let outputs: OutputTensor[] | undefined = settings.outputs;
-      if (!outputs && runtime.kind === 'python' && runtime.artifact === 'uri' && result?.output) {
-        const width = result.output.width;
-        outputs = [{ name: runtime.handler, datatype: result.output.datatype, shape: width ? [-1, width] : [-1] }];
-      }
-      const base = {
-        name: model.name,
-        // What V2 clients send: the declared inputs, else the one tensor the model takes.
-        inputs: settings.inputs ?? (features ? [{ name: 'input-0', datatype: 'FP64', shape: [-1, features.count] }] : undefined),
-        outputs,
-        schema,
-        batch: {
-          maxSize: settings.maxBatchSize,
-          maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
-          timeoutMs: settings.timeoutMs,
-          maxQueue: settings.maxQueue,
-          maxConcurrent: settings.maxConcurrent,
-        },
-      };
-      const client = new FsClient({ basePath: artifact.slice(0, artifact.lastIndexOf('/')), pathTemplate: artifact.slice(artifact.lastIndexOf('/') + 1) });
-      const make = (path: string, version?: string, pointer?: string): Endpoint<Fields, string, unknown> => {
-        const via = pointer === undefined ? client : new FsClient({ basePath: dirname(pointer), pathTemplate: basename(pointer) });
-        if (runtime.kind === 'python') {
-          const loader = pointer === undefined ? `${runtime.module}:load` : 'redesmyn_runtimes.pointer:load';
-          return new Endpoint({
-            ...base,
-            path,
-            version,
-            cache: new CacheConfig({ client: via, loadModel: py.loader(loader), maxSize: 1, prefetch: true }),
-            handler: py.handler(`${runtime.module}:${runtime.handler}`),
-          }) as unknown as Endpoint<Fields, string, unknown>;
-        }
-        if (runtime.kind === 'onnx') {
-          // onnxruntime in the core: the cache's artifact is the .onnx file (a hot-reload pointer names it).
-          const file = pointer === undefined ? artifact : (JSON.parse(readFileSync(pointer, 'utf8')) as { artifact: string }).artifact;
-          return new Endpoint({
-            ...base,
-            path,
-            version,
-            cache: new CacheConfig({ client: new FsClient({ basePath: dirname(file), pathTemplate: basename(file) }), loadModel: onnx.loader(), maxSize: 1, prefetch: true }),
-            handler: onnx.handler(),
-          }) as unknown as Endpoint<Fields, string, unknown>;
-        }
-        type Module = { load?: (settings: object) => unknown; predict: (batch: unknown, model: unknown) => unknown };
-        return new Endpoint({
-          ...base,
-          path,
-          version,
-          cache: new CacheConfig<{ module: Module; state: unknown }>({
-            client: via,
-            loadModel: async (path) => {
-              const local = pointer === undefined ? path : (JSON.parse(readFileSync(path, 'utf8')) as { artifact: string }).artifact;
-              const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
-              if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
-              return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
-            },
-            maxSize: 1,
-            prefetch: true,
-          }),
-          handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
-        }) as unknown as Endpoint<Fields, string, unknown>;
-      };
+      const make = endpointFactory(p, result);
       ready.push({ plan: p, model, make, versioned: p.served !== undefined });
     } catch (error) {
       model.reason = error instanceof Error ? error.message : String(error);
@@ -361,8 +315,9 @@ export async function registerRepository(
   }
 
   // Versioned models: each version at its own routes; the default (the
-  // settings' `defaultVersion` if it loaded, else the highest that did) also
-  // at the unversioned ones, as a second endpoint over the same artifact.
+  // settings' `defaultVersion` if it loaded, else the highest that did) is
+  // what the unversioned ones reach: a pointer in the core's registry, not
+  // a second copy of the model.
   const defaults = new Map<string, RepositoryModel>();
   for (const { model, versioned } of ready) {
     if (!versioned || model.default === false) continue;
@@ -370,25 +325,22 @@ export async function registerRepository(
     if (model.default === true || !current || (current.default !== true && Number(model.version) > Number(current.version))) defaults.set(model.name, model);
   }
   const followed: Followed[] = [];
+  const defaultOf = new Map<string, string>();
   for (const { plan, model, make, versioned } of ready) {
     try {
       if (versioned) {
         const path = `/predictions/${model.name}/versions/${model.version}`;
-        host.register(make(path, model.version));
+        await host.register(make(path, model.version));
         model.path = path;
         model.default = defaults.get(model.name) === model;
         if (model.default) {
-          // The unversioned routes load through a pointer file, so that a hot reload can move them.
-          const pointer = join(mkdtempSync(join(tmpdir(), 'redesmyn-repository-')), 'current.json');
-          writePointer(pointer, plan);
-          const endpoint = make(`/predictions/${model.name}`, undefined, pointer);
-          host.register(endpoint);
+          defaultOf.set(model.name, model.version as string);
           const parent = versioning.get(dirname(model.folder));
-          if (parent) followed.push({ ...parent, name: model.name, current: Number(model.version), pointer, endpoint, plan, failed: new Map() });
+          if (parent) followed.push({ ...parent, name: model.name, current: Number(model.version), served: [], plan, failed: new Map() });
         }
       } else {
         const path = `/predictions/${model.name}`;
-        host.register(make(path));
+        await host.register(make(path));
         model.path = path;
       }
       model.state = 'ready';
@@ -396,12 +348,75 @@ export async function registerRepository(
       model.reason = error instanceof Error ? error.message : String(error);
     }
   }
-  return { index, followed };
+  for (const f of followed) f.served = index.filter((m) => m.name === f.name && m.state === 'ready' && m.version !== undefined).map((m) => Number(m.version));
+  return { index, followed, traffic, defaults: defaultOf };
 }
 
-/** Points a pointer file at a planned model's artifact (atomically: a new file renamed over the old). */
-export function writePointer(pointer: string, plan: Planned): void {
-  const body = JSON.stringify({ module: plan.runtime.kind === 'python' ? plan.runtime.module : undefined, artifact: plan.artifact });
-  writeFileSync(`${pointer}.tmp`, body);
-  renameSync(`${pointer}.tmp`, pointer);
+/**
+ * How to make a planned model's endpoint at a path, with or without its
+ * version. `result` is the start-up check's answer (what the model takes
+ * and answers), needed when the settings declare no inputs.
+ */
+export function endpointFactory(p: Planned, result?: Checked): (path: string, version?: string) => Endpoint<Fields, string, unknown> {
+  const { model, settings, file, runtime, artifact } = p;
+  const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
+  const schema = schemaOf(settings, file, features);
+  let outputs: OutputTensor[] | undefined = settings.outputs;
+  if (!outputs && runtime.kind === 'python' && runtime.artifact === 'uri' && result?.output) {
+    const width = result.output.width;
+    outputs = [{ name: runtime.handler, datatype: result.output.datatype, shape: width ? [-1, width] : [-1] }];
+  }
+  const base = {
+    name: model.name,
+    // What V2 clients send: the declared inputs, else the one tensor the model takes.
+    inputs: settings.inputs ?? (features ? [{ name: 'input-0', datatype: 'FP64', shape: [-1, features.count] }] : undefined),
+    outputs,
+    schema,
+    batch: {
+      maxSize: settings.maxBatchSize,
+      maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
+      timeoutMs: settings.timeoutMs,
+      maxQueue: settings.maxQueue,
+      maxConcurrent: settings.maxConcurrent,
+    },
+  };
+  const client = new FsClient({ basePath: dirname(artifact), pathTemplate: basename(artifact) });
+  return (path: string, version?: string): Endpoint<Fields, string, unknown> => {
+    if (runtime.kind === 'python') {
+      return new Endpoint({
+        ...base,
+        path,
+        version,
+        cache: new CacheConfig({ client, loadModel: py.loader(`${runtime.module}:load`), maxSize: 1, prefetch: true }),
+        handler: py.handler(`${runtime.module}:${runtime.handler}`),
+      }) as unknown as Endpoint<Fields, string, unknown>;
+    }
+    if (runtime.kind === 'onnx') {
+      // onnxruntime in the core: the cache's artifact is the .onnx file.
+      return new Endpoint({
+        ...base,
+        path,
+        version,
+        cache: new CacheConfig({ client, loadModel: onnx.loader(), maxSize: 1, prefetch: true }),
+        handler: onnx.handler(),
+      }) as unknown as Endpoint<Fields, string, unknown>;
+    }
+    type Module = { load?: (settings: object) => unknown; predict: (batch: unknown, model: unknown) => unknown };
+    return new Endpoint({
+      ...base,
+      path,
+      version,
+      cache: new CacheConfig<{ module: Module; state: unknown }>({
+        client,
+        loadModel: async (local) => {
+          const module = (await importModule(pathToFileURL(local).href)) as unknown as Module;
+          if (typeof module.predict !== 'function') throw new TypeError(`${local} exports no predict(batch, model) function`);
+          return { module, state: await module.load?.({ ...settings, folder: p.model.folder }) };
+        },
+        maxSize: 1,
+        prefetch: true,
+      }),
+      handler: (batch, { model: m }) => m.module.predict(batch, m.state) as never,
+    }) as unknown as Endpoint<Fields, string, unknown>;
+  };
 }

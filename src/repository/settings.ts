@@ -33,6 +33,8 @@ export interface ServerSettings {
   workers?: number;
   metrics?: boolean;
   logLevel?: string;
+  /** The management API (off unless set). */
+  management?: { token: string; host?: string; port?: number };
 }
 
 /** One model's `model-settings.json`. */
@@ -59,6 +61,8 @@ export interface ModelSettings {
   versionPolicy?: VersionPolicy;
   /** The version the unversioned routes serve (default: the highest served). */
   defaultVersion?: string;
+  /** Traffic weights between served versions, e.g. `{ "1": 0.9, "2": 0.1 }`. */
+  traffic?: Record<string, number>;
 }
 
 export type VersionPolicy = { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };
@@ -139,6 +143,12 @@ export function readServerSettings(file: string): ServerSettings {
     parallel_workers: (v, key) => (Number.isInteger(v) && (v as number) >= 0 ? v : r.fail(key, `expected an integer >= 0, got ${JSON.stringify(v)}`)),
     metrics: r.boolean,
     metrics_endpoint: (v, key) => (v === null || typeof v === 'string' ? v : r.fail(key, `expected a path or null, got ${JSON.stringify(v)}`)),
+    management: (v, key) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) r.fail(key, 'expected an object {token, host?, port?}');
+      const m = r.object(v as Record<string, unknown>, { token: r.string, host: r.string, port: r.port }, `${key}.`);
+      if (typeof m.token !== 'string' || m.token.length < 16) r.fail(`${key}.token`, 'expected a string of at least 16 characters');
+      return m;
+    },
     logLevel: (v, key) =>
       typeof v === 'string' && /^(error|warn|info|debug|trace)$/i.test(v) ? v.toLowerCase() : r.fail(key, `expected error, warn, info, debug or trace, got ${JSON.stringify(v)}`),
     debug: r.boolean,
@@ -151,13 +161,23 @@ export function readServerSettings(file: string): ServerSettings {
     workers,
     metrics: o.metrics !== undefined ? (o.metrics as boolean) : o.metrics_endpoint === null ? false : undefined,
     logLevel: (o.logLevel as string | undefined) ?? (o.debug === true ? 'debug' : undefined),
+    management: o.management as ServerSettings['management'],
   };
 }
 
 /** Reads one `model-settings.json`. */
 export function readModelSettings(file: string): ModelSettings {
   const r = new Reader(file);
-  const o = r.object(r.json(), {
+  return modelSettingsFrom(r.json(), file);
+}
+
+/**
+ * Checks a `model-settings.json` object (a file's, or a management call's
+ * `config`): `file` names where it came from in errors.
+ */
+export function modelSettingsFrom(json: Record<string, unknown>, file: string): ModelSettings {
+  const r = new Reader(file);
+  const o = r.object(json, {
     name: r.string,
     implementation: r.string,
     runtime: r.string,
@@ -192,6 +212,16 @@ export function readModelSettings(file: string): ModelSettings {
       return v;
     },
     defaultVersion: (v, key) => (typeof v === 'string' || Number.isInteger(v) ? String(v) : r.fail(key, `expected a version number, got ${JSON.stringify(v)}`)),
+    traffic: (v, key) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.keys(v).length === 0) {
+        r.fail(key, `expected an object of version -> weight, e.g. {"1": 0.9, "2": 0.1}, got ${JSON.stringify(v)}`);
+      }
+      for (const [version, weight] of Object.entries(v as Record<string, unknown>)) {
+        if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) r.fail(`${key}.${version}`, `expected a finite number >= 0, got ${JSON.stringify(weight)}`);
+      }
+      if (Object.values(v as Record<string, number>).reduce((a, b) => a + b, 0) <= 0) r.fail(key, 'expected weights adding up to more than 0');
+      return v;
+    },
   });
   if (o.implementation !== undefined && o.runtime !== undefined) r.fail('runtime', "give 'implementation' (MLServer) or 'runtime', not both");
   if (o.implementation === undefined && o.runtime === undefined) r.fail('runtime', "missing; expected 'runtime' (sklearn, xgboost, lightgbm, python, typescript, onnx) or MLServer's 'implementation'");
@@ -211,5 +241,6 @@ export function readModelSettings(file: string): ModelSettings {
     maxConcurrent: o.maxConcurrent as number | undefined,
     versionPolicy: o.versionPolicy as VersionPolicy | undefined,
     defaultVersion: o.defaultVersion as string | undefined,
+    traffic: o.traffic as Record<string, number> | undefined,
   };
 }

@@ -1,15 +1,29 @@
 /**
  * Hot reload of a repository: polls each versioned model's folder; when the
- * version policy selects a newer version folder than the one its
- * unversioned routes serve, that version is loaded and checked (one row of
- * zeros) in a child process first, then the routes' pointer is moved and
- * the cache refreshed: the old model answers until the new one has loaded
- * in the server, and stays if that load fails. A version that fails is
- * reported once and tried again only when its folder changes.
+ * version policy selects a newer version folder than the model's default,
+ * that version is loaded and checked (one row of zeros) in a child process
+ * first, then added to the running server beside the others (loaded there
+ * before it is reachable), then the model's default version moves to it in
+ * the registry: the old default answers every request until then, and
+ * stays if the new one fails. Versions the policy no longer selects are
+ * then removed: out of lookup at once, unloaded once their requests are
+ * answered. A version that fails is reported once and tried again only
+ * when its folder changes.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkOne, planVersion, selectVersions, versionFolders, writePointer, type Followed, type RepositoryModel } from './index';
+import type { Endpoint } from '../endpoint';
+import type { Fields } from '../schema';
+import { checkPlanned, endpointFactory, planVersion, selectVersions, versionFolders, type Followed, type RepositoryModel } from './index';
+
+/** What the watcher needs from a running server. */
+export interface WatchHost {
+  /** Adds a model while serving; resolves once it serves. */
+  add(endpoint: Endpoint<Fields, string, unknown>): Promise<void>;
+  setDefault(name: string, version: string): void;
+  remove(name: string, version: string): Promise<void>;
+  pythonExecutable(): string;
+}
 
 export interface WatchOptions {
   /** Poll interval (default 1000 ms). */
@@ -26,7 +40,7 @@ export class RepositoryWatcher {
   constructor(
     readonly followed: Followed[],
     readonly index: RepositoryModel[],
-    readonly python: () => string,
+    readonly host: WatchHost,
     readonly options: WatchOptions = {},
   ) {
     this.#log = options.log ?? ((event) => process.stderr.write(`${JSON.stringify({ target: 'redesmyn::repository', ...event })}\n`));
@@ -72,24 +86,28 @@ export class RepositoryWatcher {
       if (plan.runtime.kind !== f.plan.runtime.kind || (plan.runtime.kind === 'python' && f.plan.runtime.kind === 'python' && plan.runtime.module !== f.plan.runtime.module)) {
         throw new Error(`${plan.file}: version ${newest} changes the runtime (${f.plan.runtime.name} -> ${plan.runtime.name}); restart to serve it`);
       }
-      const error = await checkOne(this.python(), plan);
-      if (error) throw new Error(error);
-      const cache = f.endpoint.cache;
-      if (!cache) throw new Error(`${f.name}: the unversioned endpoint has no cache`);
-      const before = (await cache.stats()).refreshFailures;
-      const previous = f.plan;
-      writePointer(f.pointer, plan);
-      // The old model answers until the new one has loaded; a failed reload keeps it.
-      await cache.refresh(true);
-      if ((await cache.stats()).refreshFailures > before) {
-        writePointer(f.pointer, previous);
-        throw new Error(`${plan.file}: version ${newest} did not load in the server`);
+      const checked = await checkPlanned(this.host.pythonExecutable(), plan);
+      if (checked?.error) throw new Error(`${plan.file}: ${checked.error}`);
+      const version = String(newest);
+      try {
+        await this.host.add(endpointFactory(plan, checked)(`/predictions/${f.name}/versions/${version}`, version));
+      } catch (error) {
+        throw new Error(`${plan.file}: version ${newest} did not load in the server: ${error instanceof Error ? error.message : String(error)}`);
       }
+      // Only now, with the new version serving, do unversioned requests move to it.
+      this.host.setDefault(f.name, version);
       this.#log({ level: 'INFO', message: 'default version moved', model: f.name, from: String(f.current), version: String(newest) });
       for (const m of this.index) if (m.name === f.name && m.default) m.default = false;
-      this.index.push({ ...model, state: 'ready', default: true, path: `/predictions/${f.name}` });
+      this.index.push({ ...model, state: 'ready', default: true, path: `/predictions/${f.name}/versions/${newest}` });
       f.current = newest;
       f.plan = plan;
+      // Versions the policy no longer selects go, once their requests are answered.
+      const keep = new Set(selectVersions([...new Set([...f.served, newest])].sort((x, y) => y - x), f.policy));
+      for (const old of f.served.filter((v) => !keep.has(v))) {
+        await this.host.remove(f.name, String(old));
+        this.#log({ level: 'INFO', message: 'version removed', model: f.name, version: String(old) });
+      }
+      f.served = [...keep];
     } catch (error) {
       f.failed.set(newest, changed);
       const reason = error instanceof Error ? error.message : String(error);

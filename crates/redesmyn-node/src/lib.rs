@@ -3,6 +3,7 @@
 
 mod error;
 mod js_callback;
+mod js_deployer;
 mod js_handler;
 mod js_loader;
 mod js_stream;

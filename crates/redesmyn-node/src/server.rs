@@ -13,6 +13,7 @@ use redesmyn_onnx::{OnnxHandler, OnnxLoader, OnnxModel};
 use redesmyn_python::{PyHandler, PyLoader, PyStreamHandler, Target};
 
 use crate::error::{BindingError, Result};
+use crate::js_deployer::{DeployFn, JsDeployer};
 use crate::js_handler::JsHandler;
 use crate::js_loader::JsLoader;
 use crate::js_stream::JsStreamHandler;
@@ -69,6 +70,10 @@ pub struct NativeServer {
     port: Arc<Mutex<Option<u32>>>,
     grpc_port: Arc<Mutex<Option<u32>>>,
     caches: Mutex<HashMap<String, Arc<ModelCache>>>,
+    management_port: Arc<Mutex<Option<u32>>>,
+    /// Models built for `add_prepared`, by ticket.
+    prepared: Mutex<HashMap<u32, Endpoint>>,
+    next_ticket: std::sync::atomic::AtomicU32,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -95,6 +100,9 @@ impl NativeServer {
             port: Arc::new(Mutex::new(None)),
             grpc_port: Arc::new(Mutex::new(None)),
             caches: Mutex::new(HashMap::new()),
+            management_port: Arc::new(Mutex::new(None)),
+            prepared: Mutex::new(HashMap::new()),
+            next_ticket: std::sync::atomic::AtomicU32::new(1),
         })
     }
 
@@ -108,6 +116,120 @@ impl NativeServer {
     }
 
     fn add(&self, spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<()> {
+        let (endpoint, cache) = self.build(spec, runtime)?;
+        match &mut *lock(&self.state) {
+            State::Configuring(server) => server.register(endpoint)?,
+            _ => return Err(BindingError::failed("endpoints must be registered before serve()")),
+        }
+        if let Some(cache) = cache {
+            self.caches.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.path.clone(), cache);
+        }
+        Ok(())
+    }
+
+    /// Builds a model to add while serving (the management API's deployer
+    /// calls this, then [`Self::add_prepared`]): its runtime starts now, as
+    /// in `register`. Returns a ticket for `add_prepared`.
+    #[napi(ts_args_type = "spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime | OnnxRuntime")]
+    pub fn prepare_model(&self, spec: EndpointSpec, runtime: RuntimeSpec<'_>) -> napi::Result<u32> {
+        if spec.version.is_none() && spec.name.is_none() {
+            return Err(BindingError::invalid("a model added while serving needs a name").into());
+        }
+        let (endpoint, _) = self.build(&spec, runtime)?;
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = self.next_ticket.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        prepared.insert(ticket, endpoint);
+        Ok(ticket)
+    }
+
+    /// Adds a prepared model to the running server; resolves once it serves
+    /// (its artifact loaded), or rejects with the load error.
+    #[napi]
+    pub async fn add_prepared(&self, ticket: u32) -> napi::Result<()> {
+        let endpoint = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket);
+        let endpoint = endpoint.ok_or_else(|| BindingError::invalid(format!("no prepared model {ticket}")))?;
+        let running = self.running()?;
+        running.add_model(endpoint.model).await.map_err(|e| BindingError::failed(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The management API's deployer: `deploy(specJson)` builds and adds a
+    /// model, `changed(changeJson)` persists a change. Before `serve()`.
+    #[napi(
+        ts_args_type = "deploy: (spec: string) => Promise<DeployOutput>, changed: (change: string) => Promise<DeployOutput>"
+    )]
+    pub fn set_deployer(&self, deploy: DeployFn, changed: DeployFn) -> napi::Result<()> {
+        match &mut *lock(&self.state) {
+            State::Configuring(server) => server.set_deployer(Arc::new(JsDeployer::new(deploy, changed))),
+            _ => return Err(BindingError::failed("the deployer must be set before serve()").into()),
+        }
+        Ok(())
+    }
+
+    /// The folder management calls may name files in, unless the options set
+    /// one (the repository being served). Before `serve()`.
+    #[napi]
+    pub fn set_management_root(&self, root: String) -> napi::Result<()> {
+        match &mut *lock(&self.state) {
+            State::Configuring(server) => server.set_management_root(root.into()),
+            _ => return Err(BindingError::failed("the management root must be set before serve()").into()),
+        }
+        Ok(())
+    }
+
+    /// The version unversioned requests for model `name` reach when no
+    /// traffic weights are set (`null`: the highest). Checked at `serve()`
+    /// when set before, at once after.
+    #[napi]
+    pub fn set_default(&self, name: String, version: Option<String>) -> napi::Result<()> {
+        match &mut *lock(&self.state) {
+            State::Configuring(server) => {
+                if let Some(version) = version {
+                    server.set_default(name, version);
+                }
+                Ok(())
+            }
+            State::Running(running) => running
+                .service()
+                .set_default(&name, version.as_deref())
+                .map_err(|e| BindingError::invalid(e.to_string()).into()),
+            _ => Err(BindingError::failed("the server is stopped").into()),
+        }
+    }
+
+    /// Removes a model's version (every version with `null`) while serving:
+    /// out of lookup at once, unloaded once its requests are answered.
+    #[napi]
+    pub async fn remove_model(&self, name: String, version: Option<String>) -> napi::Result<()> {
+        let running = self.running()?;
+        let drain = std::time::Duration::from_secs(30);
+        running
+            .service()
+            .remove(&name, version.as_deref(), drain)
+            .await
+            .map_err(|e| BindingError::invalid(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Traffic weights between the versions of model `name` (an empty map
+    /// clears them): checked at `serve()` when set before, at once after.
+    #[napi]
+    pub fn set_traffic(&self, name: String, weights: HashMap<String, f64>) -> napi::Result<()> {
+        let weights: std::collections::BTreeMap<String, f64> = weights.into_iter().collect();
+        match &mut *lock(&self.state) {
+            State::Configuring(server) => {
+                server.set_traffic(name, weights);
+                Ok(())
+            }
+            State::Running(running) => {
+                let weights = Some(weights).filter(|w| !w.is_empty());
+                running.service().set_traffic(&name, weights).map_err(|e| BindingError::invalid(e.to_string()).into())
+            }
+            _ => Err(BindingError::failed("the server is stopped").into()),
+        }
+    }
+
+    fn build(&self, spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<(Endpoint, Option<Arc<ModelCache>>)> {
         // Outputs a runtime knows before answering (an ONNX graph's), used
         // when the spec declares none.
         let mut known_outputs = Vec::new();
@@ -187,14 +309,7 @@ impl NativeServer {
         if let Some(cache) = &cache {
             endpoint = endpoint.with_cache(Arc::clone(cache));
         }
-        match &mut *lock(&self.state) {
-            State::Configuring(server) => server.register(endpoint)?,
-            _ => return Err(BindingError::failed("endpoints must be registered before serve()")),
-        }
-        if let Some(cache) = cache {
-            self.caches.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.path.clone(), cache);
-        }
-        Ok(())
+        Ok((endpoint, cache))
     }
 
     /// The path parameters of the models the endpoint at `path` holds in memory.
@@ -259,6 +374,8 @@ impl NativeServer {
                 let port = running.port() as u32;
                 *self.port.lock().unwrap_or_else(|p| p.into_inner()) = Some(port);
                 *self.grpc_port.lock().unwrap_or_else(|p| p.into_inner()) = running.grpc_port().map(u32::from);
+                *self.management_port.lock().unwrap_or_else(|p| p.into_inner()) =
+                    running.management_port().map(u32::from);
                 *lock(&self.state) = State::Running(Arc::new(running));
                 Ok(port)
             }
@@ -346,7 +463,7 @@ impl NativeServer {
             let params = model.require_params(&given)?;
             let params = model.param_names().iter().map(|n| (n.clone(), params.get(n).unwrap_or_default().to_string()));
             let submission = redesmyn::jobs::Submission {
-                model,
+                model: &model,
                 format: redesmyn::jobs::Format::Records,
                 version: None,
                 params: params.collect(),
@@ -434,6 +551,12 @@ impl NativeServer {
     #[napi(getter)]
     pub fn port(&self) -> Option<u32> {
         *self.port.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bound management port once serving, when the management API has its own.
+    #[napi(getter)]
+    pub fn management_port(&self) -> Option<u32> {
+        *self.management_port.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The bound gRPC port once serving, when gRPC is on.

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::emf::EmfConfig;
 use crate::jobs::JobsConfig;
+use crate::management::ManagementConfig;
+use actix_web::http::header::HeaderName;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -26,6 +28,11 @@ pub struct ServerConfig {
     pub emf: Option<EmfConfig>,
     /// Asynchronous jobs and where they are kept: off when `None`.
     pub jobs: Option<JobsConfig>,
+    /// The request header whose value keeps a client on one version of a
+    /// model with traffic weights.
+    pub routing_header: HeaderName,
+    /// The management API: off when `None`.
+    pub management: Option<ManagementConfig>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +47,8 @@ impl Default for ServerConfig {
             metrics: true,
             emf: None,
             jobs: None,
+            routing_header: HeaderName::from_static(crate::http::ROUTING_HEADER),
+            management: None,
         }
     }
 }

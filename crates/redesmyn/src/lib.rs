@@ -20,6 +20,7 @@ pub mod handler;
 pub mod http;
 pub mod jobs;
 pub mod logging;
+pub mod management;
 pub mod metrics;
 pub mod model;
 pub mod schema;

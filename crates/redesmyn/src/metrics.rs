@@ -28,6 +28,13 @@ struct EndpointLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: String,
+    /// Empty for an unversioned model.
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     endpoint: String,
     status: u16,
@@ -86,6 +93,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<StatusLabels, Counter>,
     by_protocol: Family<ProtocolLabels, Counter>,
+    by_model: Family<ModelLabels, Counter>,
     request_duration: Histograms,
     queue_duration: Histograms,
     handler_duration: Histograms,
@@ -105,6 +113,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("redesmyn");
         let requests = Family::<StatusLabels, Counter>::default();
         let by_protocol = Family::<ProtocolLabels, Counter>::default();
+        let by_model = Family::<ModelLabels, Counter>::default();
         let request_duration = Histograms::new_with_constructor(seconds);
         let queue_duration = Histograms::new_with_constructor(seconds);
         let handler_duration = Histograms::new_with_constructor(seconds);
@@ -120,6 +129,11 @@ impl Metrics {
             "protocol_requests",
             "Requests answered, by endpoint and the protocol they came in (native, v2-rest, v2-grpc, v1)",
             by_protocol.clone(),
+        );
+        registry.register(
+            "model_requests",
+            "Requests answered, by model name and version (the traffic share of each version of a model)",
+            by_model.clone(),
         );
         registry.register_with_unit(
             "request_duration",
@@ -165,6 +179,7 @@ impl Metrics {
             registry,
             requests,
             by_protocol,
+            by_model,
             request_duration,
             queue_duration,
             handler_duration,
@@ -180,8 +195,16 @@ impl Metrics {
 
     /// The handles of one endpoint, resolved once.
     pub fn endpoint(&self, endpoint: &str) -> EndpointMetrics {
+        self.model(endpoint, endpoint, None)
+    }
+
+    /// The handles of one model, labelled `endpoint` and counted in
+    /// `redesmyn_model_requests_total` by its name and version.
+    pub fn model(&self, endpoint: &str, name: &str, version: Option<&str>) -> EndpointMetrics {
         let label = EndpointLabel { endpoint: endpoint.to_string() };
+        let by_model = ModelLabels { model: name.to_string(), version: version.unwrap_or_default().to_string() };
         EndpointMetrics {
+            by_model: self.by_model.get_or_create(&by_model).clone(),
             endpoint: endpoint.to_string(),
             requests: self.requests.clone(),
             by_protocol: Protocol::ALL.map(|p| {
@@ -245,6 +268,8 @@ pub struct EndpointMetrics {
     requests: Family<StatusLabels, Counter>,
     /// One counter per [`Protocol`], in `Protocol::ALL` order.
     by_protocol: [Counter; 4],
+    /// Answered requests of this model and version.
+    by_model: Counter,
     ok: Counter,
     request_duration: Histogram,
     queue_duration: Histogram,
@@ -265,6 +290,7 @@ impl EndpointMetrics {
     /// status the outcome maps to (what dashboards already query), whichever
     /// front door the request came through.
     pub fn answered(&self, outcome: Outcome, elapsed: Duration) {
+        self.by_model.inc();
         match outcome {
             Outcome::Ok => {
                 self.ok.inc();

@@ -18,11 +18,13 @@ use crate::grpc::backend::ServiceBackend;
 use crate::handler::Params;
 use crate::http::{self, HttpState, Route};
 use crate::jobs::Jobs;
+use crate::management::{Deployer, Management};
 use crate::metrics::Metrics;
 use crate::model::{Endpoint, ModelKey, ModelRegistry};
 use crate::service::InferenceService;
 pub use crate::service::Prediction;
 use crate::stream::ChunkStream;
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -36,6 +38,8 @@ pub enum ServerError {
     Start(String),
     #[error(transparent)]
     Jobs(#[from] crate::jobs::store::StoreError),
+    #[error("model '{0}': {1}")]
+    Routing(String, String),
     #[error("could not listen for gRPC on {addr}: {source}")]
     GrpcBind { addr: String, source: std::io::Error },
 }
@@ -45,11 +49,45 @@ pub struct Server {
     config: ServerConfig,
     registry: ModelRegistry,
     paths: Vec<(String, ModelKey)>,
+    deployer: Option<Arc<dyn Deployer>>,
+    traffic: Vec<(String, BTreeMap<String, f64>)>,
+    defaults: Vec<(String, String)>,
 }
 
 impl Server {
     pub fn new(config: ServerConfig) -> Self {
-        Server { config, registry: ModelRegistry::new(), paths: Vec::new() }
+        Server {
+            config,
+            registry: ModelRegistry::new(),
+            paths: Vec::new(),
+            deployer: None,
+            traffic: Vec::new(),
+            defaults: Vec::new(),
+        }
+    }
+
+    /// What builds models for the management API (`POST /models`).
+    pub fn set_deployer(&mut self, deployer: Arc<dyn Deployer>) {
+        self.deployer = Some(deployer);
+    }
+
+    /// The folder management calls may name files in, when the options
+    /// gave none (the model repository being served).
+    pub fn set_management_root(&mut self, root: std::path::PathBuf) {
+        if let Some(m) = &mut self.config.management {
+            m.root.get_or_insert(root);
+        }
+    }
+
+    /// The version unversioned requests for `name` reach (without traffic
+    /// weights), checked at start.
+    pub fn set_default(&mut self, name: impl Into<String>, version: impl Into<String>) {
+        self.defaults.push((name.into(), version.into()));
+    }
+
+    /// Traffic weights between the versions of `name`, checked at start.
+    pub fn set_traffic(&mut self, name: impl Into<String>, weights: BTreeMap<String, f64>) {
+        self.traffic.push((name.into(), weights));
     }
 
     /// Registers the endpoint's model (named after its path, made unique)
@@ -70,7 +108,7 @@ impl Server {
     /// Binds and starts serving. Batchers run on `runtime`; HTTP runs on
     /// actix's own worker threads, with signal handling left to the host.
     pub fn start(self, runtime: Handle) -> Result<RunningServer, ServerError> {
-        let Server { config, registry, paths } = self;
+        let Server { config, registry, paths, deployer, traffic, defaults } = self;
         let path_of = |key: &ModelKey| paths.iter().find(|(_, k)| k == key).map(|(p, _)| p.clone());
         let label = |key: &ModelKey| path_of(key).unwrap_or_else(|| key.name.clone());
         let emf = config.emf.clone().filter(|_| config.metrics).map(|c| Arc::new(Emf::new(c)));
@@ -78,14 +116,23 @@ impl Server {
             let caches = registry.iter().filter_map(|m| Some((label(&m.key()), m.cache.clone()?))).collect();
             Arc::new(Metrics::new(caches, emf.clone()))
         });
-        let service = Arc::new(InferenceService::start(registry, label, metrics.as_deref(), &runtime));
-        let routes: Vec<Route> = paths
-            .iter()
-            .filter_map(|(path, key)| {
-                let model = service.resolve(&key.name, key.version.as_deref()).ok()?;
-                Some(Route { path: path.clone(), model })
-            })
-            .collect();
+        let service = Arc::new(InferenceService::start(registry, label, metrics.clone(), &runtime));
+        for (name, version) in defaults {
+            service
+                .set_default(&name, Some(&version))
+                .map_err(|e| ServerError::Routing(name.clone(), e.to_string()))?;
+        }
+        for (name, weights) in traffic {
+            service.set_traffic(&name, Some(weights)).map_err(|e| ServerError::Routing(name.clone(), e.to_string()))?;
+        }
+        let routes: Vec<Route> =
+            paths.iter().map(|(path, key)| Route { path: path.clone(), key: key.clone() }).collect();
+        let management = config
+            .management
+            .clone()
+            .map(|m| Arc::new(Management::new(m, Arc::clone(&service), deployer, config.shutdown_timeout)));
+        let own_port =
+            management.as_ref().is_some_and(|_| config.management.as_ref().is_some_and(|m| m.port.is_some()));
         let ready = Arc::new(AtomicBool::new(false));
         let jobs = match config.jobs.clone() {
             Some(jobs) => Some(Jobs::start(jobs, Arc::clone(&service), &runtime)?),
@@ -111,15 +158,44 @@ impl Server {
             ready: Arc::clone(&ready),
             service: Arc::clone(&service),
             jobs: jobs.clone(),
+            routing_header: config.routing_header.clone(),
+            management: management.clone().filter(|_| !own_port),
+            repository_extension: management.is_some(),
         });
         let workers = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let (addrs, handle, thread) = http::serve(&config, workers, Arc::clone(&state))?;
         let port = addrs.first().map_or(0, SocketAddr::port);
         tracing::info!(port, workers, "listening");
+        let management_http = match (&management, config.management.as_ref().and_then(|m| m.port.map(|p| (m, p)))) {
+            (Some(m), Some((options, p))) => {
+                let host = options.host.clone().unwrap_or_else(|| config.host.clone());
+                let (m, limit, header) = (Arc::clone(m), config.body_limit, config.routing_header.clone());
+                let configure = move |cfg: &mut actix_web::web::ServiceConfig| {
+                    http::management::configure(cfg, &m, limit, &header);
+                    cfg.default_service(actix_web::web::to(http::not_found));
+                };
+                let timeout = config.shutdown_timeout.as_secs();
+                let started = http::serve_app(format!("{host}:{p}"), 1, timeout, "redesmyn-management", configure);
+                let (addrs, handle, thread) = match started {
+                    Ok(s) => s,
+                    Err(e) => {
+                        drop(handle.stop(false));
+                        return Err(e);
+                    }
+                };
+                let port = addrs.first().map_or(0, SocketAddr::port);
+                tracing::info!(port, "management API listening");
+                Some(ManagementHttp { port, handle, thread: Mutex::new(Some(thread)) })
+            }
+            _ => None,
+        };
         let grpc = match grpc_listener {
             Some(listener) => {
                 let grpc_port = listener.local_addr().map_or(0, |a| a.port());
-                let backend = Arc::new(ServiceBackend::new(Arc::clone(&service), Arc::clone(&ready)));
+                let backend = Arc::new(
+                    ServiceBackend::new(Arc::clone(&service), Arc::clone(&ready))
+                        .with_routing_header(config.routing_header.as_str()),
+                );
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                 let task = runtime.spawn(async move {
                     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -139,7 +215,7 @@ impl Server {
             None => None,
         };
         // Background refreshes and EMF flushes; ready once every prefetch is done.
-        let caches: Vec<Arc<ModelCache>> = service.caches().map(Arc::clone).collect();
+        let caches: Vec<Arc<ModelCache>> = service.caches().collect();
         let mut background: Vec<tokio::task::JoinHandle<()>> =
             caches.iter().map(|c| runtime.spawn(Arc::clone(c).run_refresh())).collect();
         if let Some(emf) = &emf {
@@ -171,6 +247,8 @@ impl Server {
             emf,
             grpc,
             jobs,
+            management,
+            management_http,
             shutdown_timeout: config.shutdown_timeout,
         })
     }
@@ -188,7 +266,16 @@ pub struct RunningServer {
     emf: Option<Arc<Emf>>,
     grpc: Option<Grpc>,
     jobs: Option<Arc<Jobs>>,
+    management: Option<Arc<Management>>,
+    management_http: Option<ManagementHttp>,
     shutdown_timeout: std::time::Duration,
+}
+
+/// The management API on its own port.
+struct ManagementHttp {
+    port: u16,
+    handle: ServerHandle,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The gRPC front door: its port, the signal that stops it, its task.
@@ -230,23 +317,47 @@ impl RunningServer {
         &self.service
     }
 
+    /// The bound management port, when the management API has its own.
+    pub fn management_port(&self) -> Option<u16> {
+        self.management_http.as_ref().map(|m| m.port)
+    }
+
+    /// The management lifecycle, when the server has a `management` option.
+    pub fn management(&self) -> Option<&Arc<Management>> {
+        self.management.as_ref()
+    }
+
+    /// Adds a model while serving (see [`InferenceService::add`]); it is
+    /// reached by name (V2, `POST /predictions/{name}[/versions/{v}]`).
+    pub async fn add_model(&self, model: crate::model::Model) -> Result<(), crate::service::ChangeError> {
+        let label = match &model.version {
+            Some(v) => format!("/predictions/{}/versions/{v}", model.name),
+            None => format!("/predictions/{}", model.name),
+        };
+        self.service.add(model, label).await.map(|_| ())
+    }
+
     /// The job queue, when the server has a `jobs` option.
     pub fn jobs(&self) -> Option<&Arc<Jobs>> {
         self.jobs.as_ref()
     }
 
-    /// The model served at endpoint `path`.
-    pub fn model_at(&self, path: &str) -> Option<&Arc<crate::service::ServedModel>> {
-        self.state.routes.iter().find(|r| r.path == path).map(|r| &r.model)
+    /// The model served at endpoint `path` now (`None` once removed).
+    pub fn model_at(&self, path: &str) -> Option<Arc<crate::service::ServedModel>> {
+        let route = self.state.routes.iter().find(|r| r.path == path)?;
+        self.service.resolve(&route.key.name, route.key.version.as_deref()).ok()
+    }
+
+    /// The model at `path`, or a not-found error naming `method`.
+    fn model_for(&self, method: &str, path: &str) -> Result<Arc<crate::service::ServedModel>, RequestError> {
+        self.model_at(path).ok_or_else(|| RequestError::NotFound { method: method.into(), path: path.into() })
     }
 
     /// Predicts in-process through the model of the endpoint at `path`,
     /// with the same decoding, queue, batching and handler as HTTP requests.
     /// `body` is JSON records, as in a request.
     pub async fn predict(&self, path: &str, params: Params, body: &[u8]) -> Result<Prediction, RequestError> {
-        let route = self.state.routes.iter().find(|r| r.path == path);
-        let route = route.ok_or_else(|| RequestError::NotFound { method: "predict".into(), path: path.into() })?;
-        route.model.predict_records(&params, body).await
+        self.model_for("predict", path)?.predict_records(&params, body).await
     }
 
     /// Scores a file through the model of the endpoint at `path`, with the
@@ -258,17 +369,14 @@ impl RunningServer {
         options: crate::score::ScoreOptions,
         progress: impl FnMut(&crate::score::Progress) + Send,
     ) -> Result<crate::score::Summary, crate::score::ScoreError> {
-        let route = self.state.routes.iter().find(|r| r.path == path);
-        let route = route.ok_or_else(|| RequestError::NotFound { method: "score".into(), path: path.into() })?;
-        crate::score::score(&route.model, options, progress).await
+        let model = self.model_for("score", path)?;
+        crate::score::score(&model, options, progress).await
     }
 
     /// Streams in-process from the streaming model of the endpoint at
     /// `path`, as [`Self::predict`]; `None` for an empty array of records.
     pub fn stream(&self, path: &str, params: Params, body: &[u8]) -> Result<Option<ChunkStream>, RequestError> {
-        let route = self.state.routes.iter().find(|r| r.path == path);
-        let route = route.ok_or_else(|| RequestError::NotFound { method: "stream".into(), path: path.into() })?;
-        route.model.stream_records(&params, body)
+        self.model_for("stream", path)?.stream_records(&params, body)
     }
 
     /// Graceful stop, in order: not ready; open streams end with an error
@@ -287,7 +395,16 @@ impl RunningServer {
                 grpc.stop(self.shutdown_timeout).await;
             }
         };
-        tokio::join!(self.handle.stop(true), grpc);
+        let management = async {
+            if let Some(m) = &self.management_http {
+                m.handle.stop(true).await;
+                let thread = m.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(thread) = thread {
+                    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                }
+            }
+        };
+        tokio::join!(self.handle.stop(true), grpc, management);
         if let Some(jobs) = &self.jobs {
             jobs.stop(self.shutdown_timeout).await;
         }

@@ -7,9 +7,11 @@
 //! socket, a status code or a header: errors are [`RequestError`]s with a
 //! neutral kind, and the client's liveness is a [`Liveness`] probe.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use polars::prelude::DataFrame;
 use tokio::runtime::Handle;
 
@@ -19,7 +21,7 @@ use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
 use crate::handler::Params;
 use crate::metrics::{EndpointMetrics, Metrics, Protocol};
-use crate::model::{Model, ModelKey, ModelRegistry};
+use crate::model::{Model, ModelKey, ModelRegistry, RegistryError, Traffic, TrafficError};
 use crate::schema::Schema;
 use crate::stream::ChunkStream;
 use crate::v2::wire::TensorMetadata;
@@ -28,9 +30,79 @@ use crate::v2::wire::TensorMetadata;
 /// stood for when the version selects a cached variant.
 pub type Resolved = (Arc<ServedModel>, Option<(String, String)>);
 
-/// The models of a running server, ready to take requests.
+/// The models of a running server, ready to take requests; models and
+/// versions come and go while it serves.
+///
+/// The live set is an immutable [`Index`] swapped whole on every change
+/// (`arc-swap`): a request reads it without a lock, a change builds the
+/// next index from the current one under `changes`. A removed model leaves
+/// the index first, so no new request finds it; requests that found it
+/// still hold it and are answered; then its queues drain and it is dropped.
 pub struct InferenceService {
+    index: ArcSwap<Index>,
+    /// Serialises changes: each builds the next index from the current one.
+    changes: Mutex<()>,
+    runtime: Handle,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// One immutable snapshot of the served models.
+#[derive(Default, Clone)]
+struct Index {
+    /// In registration order.
     models: Vec<Arc<ServedModel>>,
+    /// Each name's models (its versions), in registration order.
+    by_name: HashMap<String, Vec<Arc<ServedModel>>>,
+    /// Traffic weights between a name's versions, where set.
+    traffic: HashMap<String, Arc<Traffic>>,
+    /// The version a name's unversioned requests reach without traffic,
+    /// where set (else the unversioned model, else the highest version).
+    defaults: HashMap<String, String>,
+}
+
+impl Index {
+    /// What unversioned requests for `name` reach without traffic weights:
+    /// the default version when set, else the unversioned model, else the
+    /// highest version.
+    fn default_of<'a>(&self, name: &str, models: &'a [Arc<ServedModel>]) -> Option<&'a Arc<ServedModel>> {
+        let pinned = self.defaults.get(name);
+        pinned
+            .and_then(|v| models.iter().find(|m| m.key.version.as_ref() == Some(v)))
+            .or_else(|| models.iter().find(|m| m.key.version.is_none()))
+            .or_else(|| {
+                models.iter().max_by(|a, b| {
+                    version_order(a.key.version.as_deref().unwrap_or(""), b.key.version.as_deref().unwrap_or(""))
+                })
+            })
+    }
+
+    fn with(mut self, model: Arc<ServedModel>) -> Self {
+        self.by_name.entry(model.key.name.clone()).or_default().push(Arc::clone(&model));
+        self.models.push(model);
+        self
+    }
+}
+
+/// A model name's versions as the registry holds them now.
+pub struct ModelGroup {
+    pub name: String,
+    /// In registration order.
+    pub models: Vec<Arc<ServedModel>>,
+    pub traffic: Option<Arc<Traffic>>,
+    /// The version unversioned requests reach when no traffic is set.
+    pub default_version: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("model '{0}' could not be loaded: {1}")]
+    Load(String, String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
 }
 
 /// A model with its queues and metric handles.
@@ -46,6 +118,8 @@ pub struct ServedModel {
     cache: Option<Arc<ModelCache>>,
     metrics: Option<EndpointMetrics>,
     timeout: Option<Duration>,
+    /// The artifact cache's background refresh, for models added while serving.
+    refresh: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 /// An in-process prediction and where its time went.
@@ -66,105 +140,318 @@ pub struct InferenceRequest {
     pub client: Option<Arc<dyn Liveness>>,
 }
 
+/// `a` before `b` as versions: numbers by value, else as text.
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
 impl InferenceService {
     /// Starts serving every model of `registry`: their batchers run on
     /// `runtime`. `label` names a model in metrics and logs.
     pub fn start(
         registry: ModelRegistry,
         label: impl Fn(&ModelKey) -> String,
-        metrics: Option<&Metrics>,
+        metrics: Option<Arc<Metrics>>,
         runtime: &Handle,
     ) -> Self {
-        let models = registry
-            .into_iter()
-            .map(|model: Model| {
-                let key = model.key();
-                let label = label(&key);
-                let endpoint_metrics = metrics.map(|m| m.endpoint(&label));
-                Arc::new(ServedModel {
-                    queues: Queues::with_parts(
-                        model.runtime,
-                        model.cache.clone(),
-                        endpoint_metrics.clone(),
-                        model.batch.clone(),
-                        runtime.clone(),
-                    ),
-                    timeout: model.batch.timeout,
-                    key,
-                    label,
-                    schema: model.schema,
-                    params: model.params,
-                    outputs: model.outputs,
-                    inputs: model.inputs,
-                    cache: model.cache,
-                    metrics: endpoint_metrics,
-                })
-            })
-            .collect();
-        InferenceService { models }
+        let index = registry.into_iter().fold(Index::default(), |index, model: Model| {
+            let label = label(&model.key());
+            index.with(Arc::new(ServedModel::start(model, label, metrics.as_deref(), runtime)))
+        });
+        InferenceService {
+            index: ArcSwap::from_pointee(index),
+            changes: Mutex::new(()),
+            runtime: runtime.clone(),
+            metrics,
+        }
+    }
+
+    /// Adds a model while serving: its queues start, its artifact cache
+    /// loads first when it prefetches (a load error leaves the registry as
+    /// it was), and only then does it enter the index.
+    pub async fn add(&self, model: Model, label: String) -> Result<Arc<ServedModel>, ChangeError> {
+        let key = model.key();
+        let duplicate = || RegistryError::Duplicate { name: key.name.clone(), version: key.version.clone() };
+        if self.resolve(&key.name, key.version.as_deref()).is_ok() {
+            return Err(duplicate().into());
+        }
+        let served = Arc::new(ServedModel::start(model, label, self.metrics.as_deref(), &self.runtime));
+        if let Some(cache) = &served.cache {
+            if cache.config().prefetch {
+                if let Err(e) = cache.prefetch().await {
+                    served.queues.shutdown().await;
+                    return Err(ChangeError::Load(key.name.clone(), e.to_string()));
+                }
+            }
+            let refresh = self.runtime.spawn(Arc::clone(cache).run_refresh()).abort_handle();
+            *lock(&served.refresh) = Some(refresh);
+        }
+        let added = {
+            let _change = lock(&self.changes);
+            let current = self.index.load_full();
+            let taken = current.by_name.get(&key.name).is_some_and(|ms| ms.iter().any(|m| m.key == key));
+            (!taken).then(|| self.index.store(Arc::new((*current).clone().with(Arc::clone(&served)))))
+        };
+        if added.is_none() {
+            served.retire().await;
+            return Err(duplicate().into());
+        }
+        Ok(served)
+    }
+
+    /// Removes a model's version, or every version of it with `None`: out
+    /// of lookup first, then each removed model's requests in flight are
+    /// answered (within `drain`), then its queues drain and it is dropped.
+    /// Traffic weights lose the removed versions (and go when none is left).
+    pub async fn remove(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        drain: Duration,
+    ) -> Result<Vec<ModelKey>, ChangeError> {
+        let removed: Vec<Arc<ServedModel>> = {
+            let _change = lock(&self.changes);
+            let current = self.index.load_full();
+            let gone =
+                |m: &ServedModel| m.key.name == name && (version.is_none() || m.key.version.as_deref() == version);
+            let removed: Vec<_> = current.models.iter().filter(|m| gone(m)).cloned().collect();
+            if removed.is_empty() {
+                return Err(ChangeError::NotFound(match version {
+                    Some(v) => format!("model '{name}' has no version '{v}'"),
+                    None => format!("unknown model '{name}'"),
+                }));
+            }
+            let mut next = Index::default();
+            for model in current.models.iter().filter(|m| !gone(m)) {
+                next = next.with(Arc::clone(model));
+            }
+            next.traffic = current.traffic.clone();
+            next.defaults = current.defaults.clone();
+            if version.is_none() || next.defaults.get(name).map(String::as_str) == version {
+                next.defaults.remove(name);
+            }
+            if let Some(traffic) = current.traffic.get(name) {
+                let left: BTreeMap<String, f64> = traffic
+                    .weights()
+                    .iter()
+                    .filter(|(v, _)| version.is_some_and(|gone| gone != v.as_str()))
+                    .map(|(v, w)| (v.clone(), *w))
+                    .collect();
+                match Traffic::new(left) {
+                    Ok(t) => next.traffic.insert(name.to_string(), Arc::new(t)),
+                    Err(_) => next.traffic.remove(name),
+                };
+            }
+            self.index.store(Arc::new(next));
+            removed
+        };
+        let keys = removed.iter().map(|m| m.key.clone()).collect();
+        for model in removed {
+            // Every request that found the model holds it: once only this
+            // reference is left, none is on its way to the queues.
+            let until = Instant::now() + drain;
+            while Arc::strong_count(&model) > 1 && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            model.retire().await;
+        }
+        Ok(keys)
+    }
+
+    /// Sets (or with `None` clears) the traffic weights between a model's
+    /// versions; every weighted version must exist.
+    pub fn set_traffic(&self, name: &str, weights: Option<BTreeMap<String, f64>>) -> Result<(), ChangeError> {
+        let _change = lock(&self.changes);
+        let current = self.index.load_full();
+        let Some(models) = current.by_name.get(name) else {
+            return Err(ChangeError::NotFound(format!("unknown model '{name}'")));
+        };
+        let mut next = (*current).clone();
+        match weights {
+            Some(weights) => {
+                if let Some(v) = weights.keys().find(|v| !models.iter().any(|m| m.key.version.as_deref() == Some(v))) {
+                    return Err(TrafficError::UnknownVersion(v.clone(), name.to_string()).into());
+                }
+                next.traffic.insert(name.to_string(), Arc::new(Traffic::new(weights)?));
+            }
+            None => {
+                next.traffic.remove(name);
+            }
+        }
+        self.index.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// A model name's versions, traffic and default version now.
+    pub fn group(&self, name: &str) -> Option<ModelGroup> {
+        let index = self.index.load();
+        let models = index.by_name.get(name)?.clone();
+        Some(ModelGroup {
+            name: name.to_string(),
+            default_version: index.default_of(name, &models).and_then(|m| m.key.version.clone()),
+            models,
+            traffic: index.traffic.get(name).cloned(),
+        })
+    }
+
+    /// The names served, in registration order of their first model.
+    pub fn names(&self) -> Vec<String> {
+        let index = self.index.load();
+        let mut names: Vec<String> = Vec::new();
+        for m in &index.models {
+            if !names.contains(&m.key.name) {
+                names.push(m.key.name.clone());
+            }
+        }
+        names
+    }
+
+    /// Points a name's unversioned requests (without traffic weights) at
+    /// one of its versions; `None` goes back to the unversioned model, else
+    /// the highest version.
+    pub fn set_default(&self, name: &str, version: Option<&str>) -> Result<(), ChangeError> {
+        let _change = lock(&self.changes);
+        let current = self.index.load_full();
+        let Some(models) = current.by_name.get(name) else {
+            return Err(ChangeError::NotFound(format!("unknown model '{name}'")));
+        };
+        let mut next = (*current).clone();
+        match version {
+            Some(v) if !models.iter().any(|m| m.key.version.as_deref() == Some(v)) => {
+                return Err(ChangeError::NotFound(format!("model '{name}' has no version '{v}'")));
+            }
+            Some(v) => next.defaults.insert(name.to_string(), v.to_string()),
+            None => next.defaults.remove(name),
+        };
+        self.index.store(Arc::new(next));
+        Ok(())
     }
 
     /// The model of this name and version.
     pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, RequestError> {
-        self.models
-            .iter()
-            .find(|m| m.key.name == name && m.key.version.as_deref() == version)
+        self.index
+            .load()
+            .by_name
+            .get(name)
+            .and_then(|models| models.iter().find(|m| m.key.version.as_deref() == version))
             .map(Arc::clone)
             .ok_or_else(|| RequestError::ModelNotFound(format!("no model named '{name}'")))
     }
 
-    /// The model V2 clients address as `name` and, optionally, `version`.
-    ///
-    /// Without a version: the unversioned model of that name, else the
-    /// first registered one. With a version: the model of that version;
-    /// failing that, a model of that name with exactly one parameter takes
-    /// the version as that parameter's value (returned as `Some`), so
-    /// `/versions/{v}` selects a cached variant.
+    /// The model V2 clients address as `name` and, optionally, `version`;
+    /// see [`Self::route`] (without a routing key).
     pub fn resolve_v2(&self, name: &str, version: Option<&str>) -> Result<Resolved, RequestError> {
-        let named = || self.models.iter().filter(|m| m.key.name == name);
+        self.route(name, version, None)
+    }
+
+    /// The model a request for `name` and, optionally, `version` reaches.
+    ///
+    /// Without a version: when the name has traffic weights, the version
+    /// they pick (by `routing_key`'s hash when given, else at random);
+    /// else the unversioned model of that name, else its highest version.
+    /// With a version: the model of that version; failing that, a model of
+    /// that name with exactly one parameter takes the version as that
+    /// parameter's value (returned as `Some`), so `/versions/{v}` selects a
+    /// cached variant.
+    pub fn route(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        routing_key: Option<&str>,
+    ) -> Result<Resolved, RequestError> {
+        let index = self.index.load();
+        let Some(named) = index.by_name.get(name) else {
+            return Err(RequestError::ModelNotFound(format!("unknown model '{name}'")));
+        };
         let version = version.filter(|v| !v.is_empty());
         let found = match version {
-            None => named().find(|m| m.key.version.is_none()).or_else(|| named().next()).map(|m| (m, None)),
-            Some(v) => named().find(|m| m.key.version.as_deref() == Some(v)).map(|m| (m, None)).or_else(|| {
-                named().find(|m| m.params.len() == 1).map(|m| (m, Some((m.params[0].clone(), v.to_string()))))
+            None => match index.traffic.get(name) {
+                Some(traffic) => {
+                    let picked = traffic.pick(routing_key);
+                    named.iter().find(|m| m.key.version.as_deref() == Some(picked)).map(|m| (m, None))
+                }
+                None => index.default_of(name, named).map(|m| (m, None)),
+            },
+            Some(v) => named.iter().find(|m| m.key.version.as_deref() == Some(v)).map(|m| (m, None)).or_else(|| {
+                named.iter().find(|m| m.params.len() == 1).map(|m| (m, Some((m.params[0].clone(), v.to_string()))))
             }),
         };
         match found {
             Some((model, param)) => Ok((Arc::clone(model), param)),
-            None if named().next().is_some() => Err(RequestError::ModelNotFound(format!(
+            None => Err(RequestError::ModelNotFound(format!(
                 "model '{name}' has no version '{}'",
                 version.unwrap_or_default()
             ))),
-            None => Err(RequestError::ModelNotFound(format!("unknown model '{name}'"))),
         }
     }
 
-    pub fn models(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
-        self.models.iter()
+    /// Every model now, in registration order.
+    pub fn models(&self) -> impl Iterator<Item = Arc<ServedModel>> {
+        self.index.load_full().models.clone().into_iter()
     }
 
     /// The artifact caches of every model, for background refresh and prefetch.
-    pub fn caches(&self) -> impl Iterator<Item = &Arc<ModelCache>> {
-        self.models.iter().filter_map(|m| m.cache.as_ref())
+    pub fn caches(&self) -> impl Iterator<Item = Arc<ModelCache>> {
+        self.models().filter_map(|m| m.cache.clone())
     }
 
     /// Ends every open stream with an error (the first step of a stop, so
     /// streaming connections close rather than hold the stop up).
     pub fn end_streams(&self) {
-        for model in &self.models {
+        for model in self.models() {
             model.queues.end_streams();
         }
     }
 
     /// Stops taking requests; every queued and running batch is answered.
     pub async fn shutdown(&self) {
-        for model in &self.models {
-            model.queues.shutdown().await;
+        for model in self.models() {
+            model.retire().await;
         }
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl ServedModel {
+    fn start(model: Model, label: String, metrics: Option<&Metrics>, runtime: &Handle) -> Self {
+        let key = model.key();
+        let endpoint_metrics = metrics.map(|m| m.model(&label, &key.name, key.version.as_deref()));
+        ServedModel {
+            queues: Queues::with_parts(
+                model.runtime,
+                model.cache.clone(),
+                endpoint_metrics.clone(),
+                model.batch.clone(),
+                runtime.clone(),
+            ),
+            timeout: model.batch.timeout,
+            key,
+            label,
+            schema: model.schema,
+            params: model.params,
+            outputs: model.outputs,
+            inputs: model.inputs,
+            cache: model.cache,
+            metrics: endpoint_metrics,
+            refresh: Mutex::new(None),
+        }
+    }
+
+    /// Stops taking requests, answers every queued and running batch, and
+    /// stops the artifact cache's refresh.
+    async fn retire(&self) {
+        if let Some(refresh) = lock(&self.refresh).take() {
+            refresh.abort();
+        }
+        self.queues.shutdown().await;
+    }
+
     pub fn key(&self) -> &ModelKey {
         &self.key
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use napi_derive::napi;
 use redesmyn::emf::{EmfConfig, EmfOutput};
+use redesmyn::management::ManagementConfig;
 use redesmyn::{JobsConfig, ServerConfig};
 
 use crate::error::{BindingError, Result};
@@ -37,6 +38,21 @@ pub struct ServerOptions {
     pub log: Option<LogOptions>,
     /// Asynchronous jobs (`POST <path>/jobs`, `GET /jobs/{id}`); off unless set.
     pub jobs: Option<JobsOptions>,
+    /// The management API; off unless set.
+    pub management: Option<ManagementOptions>,
+    /// The header that keeps a client on one version under traffic weights (default `x-routing-key`).
+    pub routing_header: Option<String>,
+}
+
+#[napi(object)]
+pub struct ManagementOptions {
+    /// Every management call needs `Authorization: Bearer <token>`.
+    pub token: String,
+    pub host: Option<String>,
+    /// Its own port (0 = ephemeral); by default the inference port.
+    pub port: Option<u32>,
+    /// The folder `path` may name files in (absolute).
+    pub root: Option<String>,
 }
 
 #[napi(object)]
@@ -121,6 +137,28 @@ impl ServerOptions {
                 interval: Duration::from_secs_f64(e.interval_ms.unwrap_or(60_000.0).max(10.0) / 1e3),
             }),
             jobs: self.jobs.as_ref().map(JobsOptions::to_config),
+            routing_header: match &self.routing_header {
+                Some(h) => redesmyn::http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| BindingError::invalid(format!("routingHeader '{h}' is not a header name")))?,
+                None => defaults.routing_header,
+            },
+            management: match &self.management {
+                Some(m) if m.token.len() < 16 => {
+                    return Err(BindingError::invalid("management.token must be at least 16 characters"))
+                }
+                Some(m) => Some(ManagementConfig {
+                    token: m.token.clone(),
+                    host: m.host.clone(),
+                    port: match m.port {
+                        Some(p) if p > u16::MAX as u32 => {
+                            return Err(BindingError::invalid(format!("management.port {p} is out of range")))
+                        }
+                        p => p.map(|p| p as u16),
+                    },
+                    root: m.root.as_ref().map(Into::into),
+                }),
+                None => None,
+            },
         })
     }
 }

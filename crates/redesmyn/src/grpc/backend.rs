@@ -22,12 +22,19 @@ use crate::v2::wire::{ModelMetadata, ServerMetadata};
 pub struct ServiceBackend {
     service: Arc<InferenceService>,
     ready: Arc<AtomicBool>,
+    routing_header: String,
 }
 
 impl ServiceBackend {
     /// `ready`: the server's readiness (listening, prefetch done, not stopping).
     pub fn new(service: Arc<InferenceService>, ready: Arc<AtomicBool>) -> Self {
-        ServiceBackend { service, ready }
+        ServiceBackend { service, ready, routing_header: crate::http::ROUTING_HEADER.into() }
+    }
+
+    /// The metadata key of the routing key (the HTTP routing header's name).
+    pub fn with_routing_header(mut self, header: &str) -> Self {
+        self.routing_header = header.to_string();
+        self
     }
 }
 
@@ -58,6 +65,10 @@ impl Backend for ServiceBackend {
         infer::server_metadata()
     }
 
+    fn routing_header(&self) -> &str {
+        &self.routing_header
+    }
+
     fn model_ready(&self, name: &str, version: &str) -> Result<bool, RequestError> {
         self.service.resolve_v2(name, Some(version))?;
         Ok(self.ready())
@@ -76,8 +87,8 @@ impl Backend for ServiceBackend {
         let service = Arc::clone(&self.service);
         Box::pin(async move {
             let arrived = Instant::now();
-            let InferRequest { model_name, model_version, id, parameters, inputs, outputs } = request;
-            let (model, from_version) = service.resolve_v2(&model_name, Some(&model_version))?;
+            let InferRequest { model_name, model_version, id, parameters, inputs, outputs, routing_key } = request;
+            let (model, from_version) = service.route(&model_name, Some(&model_version), routing_key.as_deref())?;
             let tracked = model.track_via(arrived, Protocol::V2Grpc);
             let cancelled = Arc::new(Cancelled(AtomicBool::new(false)));
             let _guard = CancelOnDrop(Arc::clone(&cancelled));

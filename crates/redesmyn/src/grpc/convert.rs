@@ -29,6 +29,9 @@ pub struct InferRequest {
     pub parameters: Parameters,
     pub inputs: Vec<InputTensor>,
     pub outputs: Option<Vec<RequestOutput>>,
+    /// The routing key from the call's metadata: keeps an unversioned
+    /// request on one version of a model with traffic weights.
+    pub routing_key: Option<String>,
 }
 
 pub fn infer_request(request: ModelInferRequest) -> Result<InferRequest, V2Error> {
@@ -77,6 +80,7 @@ pub fn infer_request(request: ModelInferRequest) -> Result<InferRequest, V2Error
         parameters: parameters_to_json(&parameters),
         inputs: tensors,
         outputs,
+        routing_key: None,
     })
 }
 

@@ -56,6 +56,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Ready to serve inference (started, not stopping).
     fn ready(&self) -> bool;
     fn server_metadata(&self) -> ServerMetadata;
+    /// The metadata key whose value is a request's routing key.
+    fn routing_header(&self) -> &str {
+        crate::http::ROUTING_HEADER
+    }
     /// `Ok(false)` for a known model that cannot serve now; NotFound for an
     /// unknown model or version. An empty version is the current one.
     fn model_ready(&self, name: &str, version: &str) -> Result<bool, RequestError>;
@@ -145,7 +149,10 @@ impl<B: Backend + ?Sized> GrpcInferenceService for Inference<B> {
 
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
         let deadline = grpc_timeout(&request);
-        let request = convert::infer_request(request.into_inner()).map_err(|e| status_of(&e.into()))?;
+        let routing_key = request.metadata().get(self.backend.routing_header()).and_then(|v| v.to_str().ok());
+        let routing_key = routing_key.map(str::to_string);
+        let mut request = convert::infer_request(request.into_inner()).map_err(|e| status_of(&e.into()))?;
+        request.routing_key = routing_key;
         let id = request.id.clone().unwrap_or_default();
         let inferred = self.backend.infer(request, deadline).await.map_err(|e| status_of(&e))?;
         let meta = convert::ResponseMeta {
@@ -409,6 +416,65 @@ mod tests {
 
     fn service() -> Inference<Fake> {
         Inference::new(Arc::new(Fake))
+    }
+
+    #[tokio::test]
+    async fn a_routing_key_in_the_metadata_keeps_a_call_on_one_version() {
+        use crate::batch::BatchConfig;
+        use crate::handler::{Batch, Handler, HandlerError, Predictions};
+        use crate::model::{Model, ModelRegistry};
+        use crate::schema::{Field, FieldType, Numeric, Schema};
+        use crate::service::InferenceService;
+        let mut registry = ModelRegistry::new();
+        for version in ["1", "2"] {
+            let handler: Arc<dyn Handler> =
+                Arc::new(|b: Batch| async move { Ok::<_, HandlerError>(Predictions::Columns(b.frame)) });
+            registry
+                .insert(Model {
+                    name: "m".into(),
+                    version: Some(version.into()),
+                    schema: Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap(),
+                    batch: BatchConfig::default(),
+                    runtime: handler.into(),
+                    cache: None,
+                    params: Vec::new(),
+                    outputs: Vec::new(),
+                    inputs: Vec::new(),
+                })
+                .unwrap();
+        }
+        let models =
+            Arc::new(InferenceService::start(registry, |k| k.name.clone(), None, &tokio::runtime::Handle::current()));
+        models.set_traffic("m", Some([("1".to_string(), 0.5), ("2".to_string(), 0.5)].into())).unwrap();
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let grpc = Inference::new(Arc::new(crate::grpc::backend::ServiceBackend::new(Arc::clone(&models), ready)));
+        let call = |key: String| {
+            let request = ModelInferRequest {
+                model_name: "m".into(),
+                inputs: vec![InferInputTensor {
+                    name: "x".into(),
+                    datatype: "FP64".into(),
+                    shape: vec![1],
+                    ..Default::default()
+                }],
+                raw_input_contents: vec![Values::F64(vec![1.0]).to_raw().into()],
+                ..Default::default()
+            };
+            let mut request = Request::new(request);
+            request.metadata_mut().insert("x-routing-key", key.parse().unwrap());
+            request
+        };
+        let mut seen = std::collections::HashSet::new();
+        for k in 0..20 {
+            let key = format!("user-{k}");
+            let expected = models.route("m", None, Some(&key)).unwrap().0.key().version.clone().unwrap();
+            for _ in 0..3 {
+                let response = grpc.model_infer(call(key.clone())).await.unwrap().into_inner();
+                assert_eq!(response.model_version, expected, "{key}");
+            }
+            seen.insert(expected);
+        }
+        assert_eq!(seen.len(), 2, "keys spread over both versions");
     }
 
     #[tokio::test]

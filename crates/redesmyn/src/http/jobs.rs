@@ -18,7 +18,7 @@ use super::error::{error_response, json_body, json_response, status_of_kind};
 use super::{body, method_not_allowed, request_id, Route};
 use crate::error::RequestError;
 use crate::jobs::{view, Format, JobError, Jobs, Submission};
-use crate::service::{InferenceService, ServedModel};
+use crate::service::InferenceService;
 
 struct JobsData {
     jobs: Arc<Jobs>,
@@ -26,7 +26,8 @@ struct JobsData {
 }
 
 struct RouteJobs {
-    model: Arc<ServedModel>,
+    key: crate::model::ModelKey,
+    service: Arc<InferenceService>,
 }
 
 struct V2Jobs {
@@ -41,12 +42,13 @@ pub fn configure(
     body_limit: usize,
 ) {
     let data = web::Data::new(JobsData { jobs: Arc::clone(jobs), body_limit });
-    for route in routes.iter().filter(|r| !r.model.streams()) {
+    let streams = |r: &Route| service.resolve(&r.key.name, r.key.version.as_deref()).map_or(true, |m| m.streams());
+    for route in routes.iter().filter(|r| !streams(r)) {
         let path = format!("{}/jobs", route.path.trim_end_matches('/'));
         cfg.service(
             web::resource(path)
                 .app_data(data.clone())
-                .app_data(web::Data::new(RouteJobs { model: Arc::clone(&route.model) }))
+                .app_data(web::Data::new(RouteJobs { key: route.key.clone(), service: Arc::clone(service) }))
                 .route(web::post().to(submit_records))
                 .default_service(web::to(method_not_allowed("POST"))),
         );
@@ -134,10 +136,11 @@ async fn submit_records(
     let submitted = async {
         body::check_content_type(&req)?;
         let body = body::read(&req, payload, data.body_limit).await?;
+        let model = route.service.resolve(&route.key.name, route.key.version.as_deref())?;
         let params =
-            route.model.param_names().iter().map(|n| (n.clone(), req.match_info().get(n).unwrap_or_default().into()));
+            model.param_names().iter().map(|n| (n.clone(), req.match_info().get(n).unwrap_or_default().into()));
         let submission = Submission {
-            model: &route.model,
+            model: &model,
             format: Format::Records,
             version: None,
             params: params.collect(),

@@ -17,6 +17,7 @@ mod generate;
 mod health;
 pub mod jobs;
 mod liveness;
+pub mod management;
 mod predict;
 mod request_id;
 mod serve;
@@ -56,11 +57,12 @@ use std::future::{ready, Ready};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+pub use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub use liveness::remember_socket;
-pub use predict::Route;
-pub use serve::{serve, Started};
+pub use predict::{Route, MODEL_VERSION};
+pub use serve::{serve, serve_app, Started};
 
 use crate::error::RequestError;
 use crate::metrics::Metrics;
@@ -79,7 +81,18 @@ pub struct HttpState {
     pub service: Arc<InferenceService>,
     /// The job queue, when the server has one.
     pub jobs: Option<Arc<crate::jobs::Jobs>>,
+    /// The header whose value keeps a client on one version of a model
+    /// with traffic weights (default `x-routing-key`).
+    pub routing_header: HeaderName,
+    /// The management API, when it shares this port.
+    pub management: Option<Arc<crate::management::Management>>,
+    /// The management API is on (here or on its own port): `GET /v2` lists
+    /// the model repository extension.
+    pub repository_extension: bool,
 }
+
+/// The default routing-key header.
+pub const ROUTING_HEADER: &str = "x-routing-key";
 
 /// What the front doors that address models by name (V2, V1) read at
 /// request time.
@@ -89,6 +102,10 @@ pub struct ByName {
     pub ready: Arc<AtomicBool>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// The routing-key header (see [`HttpState::routing_header`]).
+    pub routing_header: HeaderName,
+    /// `GET /v2` lists the model repository extension.
+    pub repository_extension: bool,
 }
 
 /// The whole app: health, metrics, one resource per endpoint, and JSON 404s.
@@ -98,20 +115,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &HttpState) {
     if let Some(queue) = &state.jobs {
         jobs::configure(cfg, queue, &state.routes, &state.service, state.body_limit);
     }
-    predict::configure(cfg, &state.routes, state.body_limit);
+    predict::configure(cfg, &state.routes, &state.service, state.body_limit, &state.routing_header);
     let by_name = web::Data::new(ByName {
         service: Arc::clone(&state.service),
         ready: Arc::clone(&state.ready),
         body_limit: state.body_limit,
+        routing_header: state.routing_header.clone(),
+        repository_extension: state.repository_extension,
     });
+    if let Some(m) = &state.management {
+        // Before `state`: its authenticated `GET /models` replaces the public one.
+        management::configure(cfg, m, state.body_limit, &state.routing_header);
+    }
     v2::configure(cfg, web::Data::clone(&by_name));
     state::configure(cfg, web::Data::clone(&by_name));
     generate::configure(cfg, web::Data::clone(&by_name));
     v1::configure(cfg, by_name);
+    // After every fixed path: the by-name resources match what none of them does.
+    predict::configure_by_name(cfg, &state.service, state.body_limit, &state.routing_header);
     cfg.default_service(web::to(not_found));
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
     let err = RequestError::NotFound { method: req.method().to_string(), path: req.path().to_string() };
     error::error_response(&err, None)
 }

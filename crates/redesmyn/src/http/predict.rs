@@ -6,6 +6,14 @@
 //! queue, deadline) → `{"id":..,"predictions":[..]}` with request id,
 //! Server-Timing and batch size; every error through `http::error`.
 //!
+//! Every request finds its model through the service (the registry's
+//! current index), so a removed model stops answering and traffic weights
+//! apply: a path bound to an unversioned name serves the version the
+//! weights pick, sticky by the routing-key header when sent. Models without
+//! a path of their own (added while serving) answer at
+//! `POST /predictions/{name}[/versions/{version}]`, after every fixed path.
+//! Answers carry the version that served them in `x-model-version`.
+//!
 //! A streaming model's path answers Server-Sent Events instead (`sse.rs`):
 //! `data: {"row": i, "prediction": <chunk>}` per chunk and
 //! `data: {"row": i, "done": true}` as each of the request's rows ends.
@@ -13,6 +21,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -24,42 +33,131 @@ use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
 use crate::handler::Predictions;
 use crate::metrics::Protocol;
-use crate::service::{InferenceRequest, ServedModel};
+use crate::model::ModelKey;
+use crate::service::{InferenceRequest, InferenceService, ServedModel};
 use crate::stream::Event;
 
-/// An endpoint path bound to the model it serves.
+/// The header naming the version that answered.
+pub const MODEL_VERSION: HeaderName = HeaderName::from_static("x-model-version");
+
+/// An endpoint path bound to the model it serves (by name and version:
+/// the model itself is looked up per request).
 pub struct Route {
     pub path: String,
-    pub model: Arc<ServedModel>,
+    pub key: ModelKey,
 }
 
 /// What a predict resource reads at request time.
 struct RouteData {
-    path: String,
-    model: Arc<ServedModel>,
+    /// The path template, or `None` for the by-name resources.
+    path: Option<String>,
+    key: Option<ModelKey>,
+    service: Arc<InferenceService>,
     body_limit: usize,
+    routing_header: HeaderName,
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig, routes: &[Route], body_limit: usize) {
+/// A request's model and how logs name where it came in.
+struct Found {
+    model: Arc<ServedModel>,
+    path: String,
+}
+
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    routes: &[Route],
+    service: &Arc<InferenceService>,
+    body_limit: usize,
+    routing_header: &HeaderName,
+) {
+    let data = |path: Option<String>, key: Option<ModelKey>| RouteData {
+        path,
+        key,
+        service: Arc::clone(service),
+        body_limit,
+        routing_header: routing_header.clone(),
+    };
     for route in routes {
-        let data = RouteData { path: route.path.clone(), model: Arc::clone(&route.model), body_limit };
         cfg.service(
             web::resource(route.path.as_str())
-                .app_data(web::Data::new(data))
+                .app_data(web::Data::new(data(Some(route.path.clone()), Some(route.key.clone()))))
                 .route(web::post().to(predict))
                 .default_service(web::to(method_not_allowed("POST"))),
         );
     }
 }
 
-async fn predict(req: HttpRequest, payload: web::Payload, route: web::Data<RouteData>) -> HttpResponse {
-    if route.model.streams() {
-        return stream(req, payload, route).await;
+/// `POST /predictions/{model}[/versions/{version}]` by name; configured
+/// after every other resource, so it takes only what none of them does.
+pub fn configure_by_name(
+    cfg: &mut web::ServiceConfig,
+    service: &Arc<InferenceService>,
+    body_limit: usize,
+    routing_header: &HeaderName,
+) {
+    let by_name = web::Data::new(RouteData {
+        path: None,
+        key: None,
+        service: Arc::clone(service),
+        body_limit,
+        routing_header: routing_header.clone(),
+    });
+    for path in ["/predictions/{model}", "/predictions/{model}/versions/{version}"] {
+        cfg.service(
+            web::resource(path)
+                .app_data(by_name.clone())
+                .route(web::post().to(predict))
+                .default_service(web::to(super::not_found)),
+        );
     }
+}
+
+/// The model this request reaches: the route's (traffic applies to an
+/// unversioned name), or the one its path names.
+fn find(req: &HttpRequest, route: &RouteData) -> Result<Found, RequestError> {
+    let routing_key = req.headers().get(&route.routing_header).and_then(|v| v.to_str().ok());
+    let (name, version) = match &route.key {
+        Some(key) => (key.name.as_str(), key.version.as_deref()),
+        None => (req.match_info().get("model").unwrap_or_default(), req.match_info().get("version")),
+    };
+    let (model, _) = route.service.route(name, version, routing_key).map_err(|e| {
+        // A by-name path naming no model is an unknown path, as before models could come later.
+        if route.key.is_none() && route.service.group(name).is_none() {
+            RequestError::NotFound { method: req.method().to_string(), path: req.path().to_string() }
+        } else {
+            e
+        }
+    })?;
+    let path = route.path.clone().unwrap_or_else(|| req.path().to_string());
+    Ok(Found { model, path })
+}
+
+/// Names the version that answered.
+fn tag_version(response: &mut HttpResponse, model: &ServedModel) {
+    if let Some(version) = model.key().version.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(MODEL_VERSION, version);
+    }
+}
+
+async fn predict(req: HttpRequest, payload: web::Payload, route: web::Data<RouteData>) -> HttpResponse {
+    let found = match find(&req, &route) {
+        Ok(found) => found,
+        Err(e) => return error_response(&e, Some(&request_id::of(&req))),
+    };
+    let mut response = if found.model.streams() {
+        stream(req, payload, &route, &found).await
+    } else {
+        unary(req, payload, &route, &found).await
+    };
+    tag_version(&mut response, &found.model);
+    response
+}
+
+async fn unary(req: HttpRequest, payload: web::Payload, route: &RouteData, found: &Found) -> HttpResponse {
     let arrived = Instant::now();
-    let tracked = route.model.track(arrived);
+    let tracked = found.model.track(arrived);
     let id = request_id::of(&req);
-    let result = answer(&req, payload, &route, arrived).await;
+    let result = answer(&req, payload, route, &found.model, arrived).await;
     tracked.finish(Outcome::from(&result));
     let response = match result {
         Ok(answer) => {
@@ -76,7 +174,7 @@ async fn predict(req: HttpRequest, payload: web::Payload, route: web::Data<Route
     tracing::info!(
         target: "redesmyn::request",
         id = %id,
-        endpoint = %route.path,
+        endpoint = %found.path,
         status = response.status().as_u16(),
         total_ms = arrived.elapsed().as_secs_f64() * 1e3,
         timing = timing::of(&response),
@@ -92,27 +190,29 @@ async fn answer(
     req: &HttpRequest,
     payload: web::Payload,
     route: &RouteData,
+    model: &ServedModel,
     arrived: Instant,
 ) -> Result<Option<crate::batch::Answer>, RequestError> {
     body::check_content_type(req)?;
-    let params = route.model.params_from(|name| req.match_info().get(name));
+    let params = model.params_from(|name| req.match_info().get(name));
     let body = body::read(req, payload, route.body_limit).await?;
     let request = InferenceRequest { params, arrived, client: liveness::of(req) };
-    route.model.predict(request, |schema| decode_request(schema, &body)).await
+    model.predict(request, |schema| decode_request(schema, &body)).await
 }
 
 /// A streaming model's answer: its events as SSE, or a JSON error before
 /// the first of them.
-async fn stream(req: HttpRequest, payload: web::Payload, route: web::Data<RouteData>) -> HttpResponse {
+async fn stream(req: HttpRequest, payload: web::Payload, route: &RouteData, found: &Found) -> HttpResponse {
     let arrived = Instant::now();
-    let tracked = route.model.track_stream(arrived, Protocol::Native);
+    let model = &found.model;
+    let tracked = model.track_stream(arrived, Protocol::Native);
     let id = request_id::of(&req);
     let opened = async {
         body::check_content_type(&req)?;
-        let params = route.model.params_from(|name| req.match_info().get(name));
+        let params = model.params_from(|name| req.match_info().get(name));
         let body = body::read(&req, payload, route.body_limit).await?;
         let request = InferenceRequest { params, arrived, client: liveness::of(&req) };
-        route.model.stream(request, |schema| decode_request(schema, &body))
+        model.stream(request, |schema| decode_request(schema, &body))
     };
     let mut response = match opened.await {
         Ok(Some(events)) => {
@@ -132,7 +232,7 @@ async fn stream(req: HttpRequest, payload: web::Payload, route: web::Data<RouteD
     tracing::info!(
         target: "redesmyn::request",
         id = %id,
-        endpoint = %route.path,
+        endpoint = %found.path,
         status = response.status().as_u16(),
         stream = true,
         "request"

@@ -18,13 +18,29 @@ pub type Started = (Vec<SocketAddr>, ServerHandle, JoinHandle<()>);
 /// Runs the HTTP front door on its own thread and actix system; returns once listening.
 pub fn serve(config: &ServerConfig, workers: usize, state: Arc<HttpState>) -> Result<Started, ServerError> {
     let addr = format!("{}:{}", config.host, config.port);
-    let shutdown = config.shutdown_timeout.as_secs();
+    serve_app(addr, workers, config.shutdown_timeout.as_secs(), "redesmyn-http", move |cfg| {
+        super::configure(cfg, &state)
+    })
+}
+
+/// Runs an app made by `configure` on its own thread and actix system
+/// (the inference front door, or the management API on its own port).
+pub fn serve_app(
+    addr: String,
+    workers: usize,
+    shutdown: u64,
+    thread_name: &str,
+    configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+) -> Result<Started, ServerError> {
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
-        .name("redesmyn-http".into())
+        .name(thread_name.into())
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let app = move || App::new().configure(|cfg| super::configure(cfg, &state));
+                let app = move || {
+                    let configure = configure.clone();
+                    App::new().configure(move |cfg| configure(cfg))
+                };
                 let bound = HttpServer::new(app)
                     .on_connect(super::remember_socket)
                     .workers(workers)

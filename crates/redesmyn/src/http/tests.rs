@@ -31,13 +31,26 @@ fn state(body_limit: usize) -> (Arc<HttpState>, Arc<InferenceService>) {
     registry.insert(endpoint.model).unwrap();
     let metrics = Arc::new(Metrics::new(Vec::new(), None));
     let label = move |_: &crate::model::ModelKey| path.clone();
-    let service =
-        Arc::new(InferenceService::start(registry, label, Some(&metrics), &tokio::runtime::Handle::current()));
-    let model = service.resolve("double", None).unwrap();
-    let routes = vec![Route { path: "/double/{factor}".into(), model }];
+    let service = Arc::new(InferenceService::start(
+        registry,
+        label,
+        Some(Arc::clone(&metrics)),
+        &tokio::runtime::Handle::current(),
+    ));
+    let key = service.resolve("double", None).unwrap().key().clone();
+    let routes = vec![Route { path: "/double/{factor}".into(), key }];
     let ready = Arc::new(AtomicBool::new(false));
-    let state =
-        HttpState { routes, metrics: Some(metrics), body_limit, ready, service: Arc::clone(&service), jobs: None };
+    let state = HttpState {
+        routes,
+        metrics: Some(metrics),
+        body_limit,
+        ready,
+        service: Arc::clone(&service),
+        jobs: None,
+        routing_header: routing(),
+        management: None,
+        repository_extension: false,
+    };
     (Arc::new(state), service)
 }
 
@@ -212,8 +225,15 @@ async fn metrics_off_means_404() {
         ready: Arc::clone(&state.ready),
         service: Arc::clone(&state.service),
         jobs: None,
+        routing_header: routing(),
+        management: None,
+        repository_extension: false,
     });
     let app = app!(state);
     let res = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+fn routing() -> actix_web::http::header::HeaderName {
+    actix_web::http::header::HeaderName::from_static(crate::http::ROUTING_HEADER)
 }

@@ -6,7 +6,10 @@
 //!
 //! Models are the registry's, by name and version (see
 //! [`InferenceService::resolve_v2`]); an infer request goes through the
-//! same service, queues and batches as the endpoint's own path. Errors are
+//! same service, queues and batches as the endpoint's own path. An
+//! unversioned infer on a model with traffic weights reaches the version
+//! they pick (sticky by the routing-key header), named in the body's
+//! `model_version` and the `x-model-version` header. Errors are
 //! `{"error": "..."}` with the V2 statuses of [`super::error::v2_status_of_kind`].
 
 use std::sync::atomic::Ordering;
@@ -60,11 +63,16 @@ fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
 /// The model a path names, and a parameter value its version stands for.
 fn model_of(req: &HttpRequest, state: &ByName) -> Result<crate::service::Resolved, RequestError> {
     let name = req.match_info().get("model").unwrap_or_default();
-    state.service.resolve_v2(name, req.match_info().get("version"))
+    let routing_key = req.headers().get(&state.routing_header).and_then(|v| v.to_str().ok());
+    state.service.route(name, req.match_info().get("version"), routing_key)
 }
 
-async fn server_metadata() -> HttpResponse {
-    json(&infer::server_metadata())
+async fn server_metadata(state: web::Data<ByName>) -> HttpResponse {
+    let mut metadata = infer::server_metadata();
+    if state.repository_extension {
+        metadata.extensions.push("model_repository".into());
+    }
+    json(&metadata)
 }
 
 async fn live() -> HttpResponse {
@@ -123,6 +131,9 @@ async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>
                 None => {
                     response.insert_header((header::CONTENT_TYPE, "application/json"));
                 }
+            }
+            if let Some(version) = model.key().version.as_deref() {
+                response.insert_header((super::MODEL_VERSION, version));
             }
             let mut response = response.body(rest_body.body);
             request_id::tag(&mut response, &id);

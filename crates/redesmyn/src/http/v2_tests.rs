@@ -68,14 +68,25 @@ pub(super) fn state() -> Arc<HttpState> {
     let metrics = Arc::new(Metrics::new(Vec::new(), None));
     let labels = paths.clone();
     let label = move |k: &crate::model::ModelKey| labels.iter().find(|(_, key)| key == k).unwrap().0.clone();
-    let service =
-        Arc::new(InferenceService::start(registry, label, Some(&metrics), &tokio::runtime::Handle::current()));
-    let routes = paths
-        .into_iter()
-        .map(|(path, key)| Route { path, model: service.resolve(&key.name, key.version.as_deref()).unwrap() })
-        .collect();
+    let service = Arc::new(InferenceService::start(
+        registry,
+        label,
+        Some(Arc::clone(&metrics)),
+        &tokio::runtime::Handle::current(),
+    ));
+    let routes = paths.into_iter().map(|(path, key)| Route { path, key }).collect();
     let ready = Arc::new(AtomicBool::new(true));
-    Arc::new(HttpState { routes, metrics: Some(metrics), body_limit: 1 << 20, ready, service, jobs: None })
+    Arc::new(HttpState {
+        routes,
+        metrics: Some(metrics),
+        body_limit: 1 << 20,
+        ready,
+        service,
+        jobs: None,
+        routing_header: routing(),
+        management: None,
+        repository_extension: false,
+    })
 }
 
 pub(super) fn get(uri: &str) -> test::TestRequest {
@@ -327,4 +338,8 @@ async fn every_bad_body_is_a_400_naming_the_fault_and_the_server_keeps_serving()
     let (s, h, _) = call!(app, get("/v2/models/iris/infer"));
     assert_eq!((s, h.get("allow").unwrap().to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "POST"));
     assert_eq!(call!(app, post("/v2/models/iris/infer", IRIS)).0, StatusCode::OK);
+}
+
+fn routing() -> actix_web::http::header::HeaderName {
+    actix_web::http::header::HeaderName::from_static(crate::http::ROUTING_HEADER)
 }

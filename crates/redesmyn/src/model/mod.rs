@@ -6,12 +6,17 @@
 //! models by name and version (V2 REST and gRPC) find the same entry an
 //! endpoint path reaches. Parameters (the `{param}` segments of an endpoint
 //! path) select a variant of a model: they key its queues and its cache.
+//! The versions of one name share traffic weights ([`Traffic`]); the live
+//! set of served models is the service's (`service.rs`), which models join
+//! and leave while serving.
 
 mod endpoint;
+mod traffic;
 
 use std::sync::Arc;
 
 pub use endpoint::{model_name_for, parse_path, Endpoint, PathError, RESERVED_PATHS};
+pub use traffic::{key_point, Traffic, TrafficError};
 
 use crate::batch::BatchConfig;
 use crate::cache::ModelCache;

@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod prediction_cache;
 pub mod schema;
 pub mod score;
 pub mod server;

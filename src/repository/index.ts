@@ -21,7 +21,7 @@ import { resolveRuntime, type Runtime } from './runtimes';
 import { readModelSettings, SettingsError, type ModelSettings, type TensorSettings, type VersionPolicy } from './settings';
 
 export { readServerSettings, readModelSettings, SettingsError } from './settings';
-export type { ServerSettings, ModelSettings, TensorSettings } from './settings';
+export type { ServerSettings, ModelSettings, TensorSettings, PredictionCacheSettings } from './settings';
 export { MLSERVER_RUNTIMES, RUNTIMES } from './runtimes';
 
 /** One model of a repository, as `registerRepository` found it. */
@@ -298,6 +298,7 @@ export async function registerRepository(host: RepositoryHost, dir: string): Pro
           maxQueue: settings.maxQueue,
           maxConcurrent: settings.maxConcurrent,
         },
+        predictionCache: settings.cache,
       };
       const client = new FsClient({ basePath: artifact.slice(0, artifact.lastIndexOf('/')), pathTemplate: artifact.slice(artifact.lastIndexOf('/') + 1) });
       const make = (path: string, version?: string, pointer?: string): Endpoint<Fields, string, unknown> => {

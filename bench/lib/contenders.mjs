@@ -4,6 +4,9 @@ import { BATCH, BENCH, BODIES, MLSERVER_PARALLEL_WORKERS, MODELS, PY, VENV } fro
 
 const IRIS_BODY = { file: join(BODIES, 'iris.json'), contentType: 'application/json' };
 const IRIS_V2_BODY = { file: join(BODIES, 'iris-v2.json'), contentType: 'application/json' };
+// 80% of requests repeat one of 1000 iris records seen before, 20% carry a
+// record never sent before (see wrk/post.lua).
+const IRIS_REPEAT_BODY = { file: join(BODIES, 'iris-repeat.txt'), contentType: 'application/json', repeat: 0.8, probe: IRIS_BODY.file };
 const PROMPT_BODY = { file: join(BODIES, 'prompt.json'), contentType: 'application/json' };
 const PROMPT_V2_BODY = { file: join(BODIES, 'prompt-v2.json'), contentType: 'application/json' };
 
@@ -210,6 +213,22 @@ CONTENDERS['redesmyn-noop-nometrics'] = {
   },
 };
 
+// The iris server with a realistic repeat rate, without and with the
+// prediction cache (scenario 11).
+CONTENDERS['redesmyn-iris-repeat'] = {
+  ...CONTENDERS['redesmyn-iris'],
+  name: 'redesmyn, Python handler, 80% repeated records, no prediction cache',
+  body: IRIS_REPEAT_BODY,
+};
+CONTENDERS['redesmyn-iris-predcache'] = {
+  ...CONTENDERS['redesmyn-iris-repeat'],
+  name: 'redesmyn, Python handler, 80% repeated records, prediction cache',
+  start: (ctx, port) => {
+    const spec = CONTENDERS['redesmyn-iris'].start(ctx, port);
+    return { ...spec, env: { ...spec.env, PREDICTION_CACHE_MAX_ENTRIES: '100000' } };
+  },
+};
+
 /** The scenarios, in the numbering. */
 export const SCENARIOS = {
   1: {
@@ -278,6 +297,13 @@ export const SCENARIOS = {
     kind: 'lone',
     title: 'A lone request: one client, one request at a time, and where its time goes',
     contenders: ['actix-echo', 'fastify-noop', 'redesmyn-noop', 'redesmyn-iris'],
+  },
+  11: {
+    kind: 'load',
+    title: 'Prediction cache: scikit-learn iris from Python, 80% of records seen before',
+    contenders: ['redesmyn-iris-predcache', 'redesmyn-iris-repeat'],
+    reference: 'redesmyn-iris-predcache',
+    concurrency: [1, 16, 64],
   },
   5: {
     kind: 'soak',

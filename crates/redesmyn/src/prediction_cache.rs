@@ -78,7 +78,7 @@ pub struct PredictionCacheStats {
 
 /// The shape of the predictions a row's answer belongs to: one column, or
 /// several named ones. Shared by every row stored from one answer.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Shape {
     Column(PlSmallStr, DataType),
     Columns(Vec<(PlSmallStr, DataType)>),
@@ -296,7 +296,9 @@ fn value_bytes(value: &AnyValue<'static>) -> usize {
 /// The client's answer in its row order: row `i` comes from `found[i]`, or,
 /// for the rows in `misses` (ascending), from `fresh` in that order. Built
 /// as one gather over the fresh rows followed by the cached ones, so the
-/// result is a single chunk per column.
+/// result is a single chunk per column. Outputs must have the same names;
+/// their types may differ (a handler that answered integers for one batch
+/// and floats for another) and meet in their common supertype.
 fn assemble(
     found: &[Option<Arc<Cached>>],
     fresh: Option<&Predictions>,
@@ -306,18 +308,15 @@ fn assemble(
     let Some(first) = cached.first() else {
         return fresh.cloned().ok_or_else(|| polars_err!(ComputeError: "nothing to answer with"));
     };
-    let shape = &first.shape;
-    if cached.iter().any(|c| c.shape != *shape) {
-        polars_bail!(SchemaMismatch: "cached predictions of different shapes");
-    }
-    if let Some(fresh) = fresh {
-        if shape_of(fresh) != **shape {
-            polars_bail!(SchemaMismatch: "cached and fresh predictions differ in shape");
-        }
-    }
-    let fresh_rows = misses.len();
+    let fresh_shape = fresh.map(shape_of);
+    let shape = cached
+        .iter()
+        .map(|c| &*c.shape)
+        .chain(fresh_shape.as_ref())
+        .skip(1)
+        .try_fold(Shape::clone(&first.shape), |unified, next| unify(&unified, next))?;
     let mut order = Vec::with_capacity(found.len());
-    let (mut next_fresh, mut next_cached) = (0 as IdxSize, fresh_rows as IdxSize);
+    let (mut next_fresh, mut next_cached) = (0 as IdxSize, misses.len() as IdxSize);
     for f in found {
         if f.is_some() {
             order.push(next_cached);
@@ -327,35 +326,68 @@ fn assemble(
             next_fresh += 1;
         }
     }
+    let order = IdxCa::from_vec(PlSmallStr::EMPTY, order);
+    // The cached values of output `index` as one series (converted to the unified type).
     let column = |index: usize, name: &PlSmallStr, dtype: &DataType| -> PolarsResult<Series> {
         let values: Vec<AnyValue<'static>> = cached.iter().map(|c| c.values[index].clone()).collect();
-        Series::from_any_values_and_dtype(name.clone(), &values, dtype, true)
+        Series::from_any_values_and_dtype(name.clone(), &values, dtype, false)
     };
-    let order = IdxCa::from_vec(PlSmallStr::EMPTY, order);
-    match &**shape {
-        Shape::Column(name, dtype) => {
-            let from_cache = column(0, name, dtype)?;
+    let cast = |s: &Series, dtype: &DataType| if s.dtype() == dtype { Ok(s.clone()) } else { s.cast(dtype) };
+    match (&shape, fresh) {
+        (Shape::Column(name, dtype), fresh) => {
             let mut all = match fresh {
-                Some(Predictions::Column(s)) => s.clone(),
-                _ => from_cache.clear(),
+                Some(Predictions::Column(s)) => cast(s, dtype)?,
+                _ => Series::new_empty(name.clone(), dtype),
             };
-            all.append(&from_cache)?;
+            all.append(&column(0, name, dtype)?)?;
             Ok(Predictions::Column(all.take(&order)?))
         }
-        Shape::Columns(columns) => {
+        (Shape::Columns(columns), fresh) => {
             let from_cache = columns
                 .iter()
                 .enumerate()
                 .map(|(i, (name, dtype))| column(i, name, dtype).map(Column::from))
                 .collect::<PolarsResult<Vec<_>>>()?;
-            let from_cache = DataFrame::new(cached.len(), from_cache)?;
             let mut all = match fresh {
-                Some(Predictions::Columns(df)) => df.clone(),
-                _ => from_cache.clear(),
+                Some(Predictions::Columns(df)) => {
+                    let cast_all = df
+                        .columns()
+                        .iter()
+                        .zip(columns)
+                        .map(|(c, (_, dtype))| cast(c.as_materialized_series(), dtype).map(Column::from))
+                        .collect::<PolarsResult<Vec<_>>>()?;
+                    DataFrame::new(df.height(), cast_all)?
+                }
+                _ => DataFrame::new(cached.len(), from_cache.clone())?.clear(),
             };
-            all.vstack_mut(&from_cache)?;
+            all.vstack_mut(&DataFrame::new(cached.len(), from_cache)?)?;
             Ok(Predictions::Columns(all.take(&order)?))
         }
+    }
+}
+
+/// The shape both `a` and `b` fit: the same output names, each of the
+/// types' supertype. Different names or kinds do not unify.
+fn unify(a: &Shape, b: &Shape) -> PolarsResult<Shape> {
+    match (a, b) {
+        (Shape::Column(name, l), Shape::Column(other, r)) if name == other => {
+            Ok(Shape::Column(name.clone(), supertype(l, r)?))
+        }
+        (Shape::Columns(l), Shape::Columns(r))
+            if l.len() == r.len() && l.iter().zip(r).all(|((a, _), (b, _))| a == b) =>
+        {
+            let columns = l.iter().zip(r).map(|((name, l), (_, r))| Ok((name.clone(), supertype(l, r)?)));
+            Ok(Shape::Columns(columns.collect::<PolarsResult<_>>()?))
+        }
+        _ => polars_bail!(SchemaMismatch: "cached and fresh predictions have different outputs"),
+    }
+}
+
+fn supertype(l: &DataType, r: &DataType) -> PolarsResult<DataType> {
+    if l == r {
+        Ok(l.clone())
+    } else {
+        polars_core::utils::try_get_supertype(l, r)
     }
 }
 

@@ -219,3 +219,31 @@ fn a_cached_list_value_owns_its_memory() {
     assert_eq!(items.len(), 2);
     assert!(items.estimated_size() < 1000, "the value holds its two items, not the batch");
 }
+
+#[tokio::test]
+async fn integers_and_floats_of_different_batches_meet_in_one_answer() {
+    let cache = PredictionCache::new(PredictionCacheConfig::default(), PredictionCacheMetrics::default());
+    // The handler answers whole numbers as integers (as a JavaScript handler's
+    // output may be read), other values as floats.
+    let run = |frame: DataFrame| async move {
+        let x: Vec<f64> = frame.column("x").unwrap().f64().unwrap().into_no_null_iter().collect();
+        let column = if x.iter().all(|v| v.fract() == 0.0) {
+            Series::new("y".into(), x.iter().map(|v| *v as i64).collect::<Vec<_>>())
+        } else {
+            Series::new("y".into(), x)
+        };
+        Ok(Some(Answer {
+            predictions: Predictions::Column(column),
+            batch_rows: frame.height(),
+            queued: Duration::ZERO,
+            handled: Duration::ZERO,
+            cached_rows: 0,
+        }))
+    };
+    let frame = |xs: &[f64]| DataFrame::new(xs.len(), vec![Column::new("x".into(), xs)]).unwrap();
+    cache.serve(&Params::default(), 0, frame(&[2.0]), run).await.unwrap();
+    let answer = cache.serve(&Params::default(), 0, frame(&[2.5, 2.0]), run).await.unwrap().unwrap();
+    assert_eq!(answer.cached_rows, 1, "the cached integer is used, not recomputed");
+    let Predictions::Column(s) = answer.predictions else { panic!("one column") };
+    assert_eq!(s.f64().unwrap().into_no_null_iter().collect::<Vec<_>>(), [2.5, 2.0]);
+}

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CacheConfig, Endpoint, FsClient, Schema, Server } from '../src';
+import { CacheConfig, Endpoint, FsClient, Schema, Server, readModelSettings } from '../src';
 import { post } from './helpers';
 
 const X = new Schema({ x: Schema.f64() });
@@ -210,5 +211,61 @@ describe('prediction cache', () => {
     expect(() => bad.register(new Endpoint({ path: '/b', schema: X, predictionCache: { maxEntries: 0.5 }, handler: () => [] }))).toThrow(
       /predictionCache.maxEntries must be a whole number/,
     );
+  });
+});
+
+describe('prediction cache in a model repository (model-settings.json `cache`)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'redesmyn-predcache-repo-'));
+  const settings = (cache: unknown) =>
+    JSON.stringify({ runtime: 'typescript', parameters: { uri: 'model.mjs' }, inputs: [{ name: 'x', datatype: 'FP64', shape: [-1] }], cache });
+  let child: ChildProcess;
+  let url: string;
+
+  beforeAll(async () => {
+    mkdirSync(join(dir, 'tripled'));
+    writeFileSync(join(dir, 'tripled', 'model-settings.json'), settings({ maxEntries: 10, ttlMs: 60_000 }));
+    writeFileSync(join(dir, 'tripled', 'model.mjs'), 'export function predict(batch) { return Array.from(batch.columns.x, (x) => x * 3); }\n');
+    // As a user runs it: `redesmyn serve <dir>` (the built CLI).
+    child = spawn(process.execPath, [join(__dirname, '..', 'dist', 'cli.js'), 'serve', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    url = await new Promise<string>((done, fail) => {
+      let out = '';
+      const onData = (chunk: Buffer) => {
+        out += chunk.toString();
+        const line = out.split('\n').find((l) => l.includes('"message":"serving"'));
+        if (line) done(`http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`);
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.on('exit', (code) => fail(new Error(`redesmyn serve exited (${code}):\n${out}`)));
+    });
+  });
+  afterAll(() => {
+    child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the model with the cache its settings ask for', async () => {
+    const first = await post(`${url}/predictions/tripled`, [{ x: 1 }, { x: 2 }]);
+    expect(first.body).toMatchObject({ predictions: [3, 6] });
+    expect(first.headers.get('x-batch-size')).toBe('2');
+    const again = await post(`${url}/predictions/tripled`, [{ x: 2 }, { x: 1 }]);
+    expect(again.body.predictions).toEqual([6, 3]);
+    expect(again.headers.get('x-cached-rows')).toBe('2');
+    expect(again.headers.get('x-batch-size')).toBe('0');
+    expect(await metric(url, 'redesmyn_prediction_cache_hits_total', '/predictions/tripled')).toBe(2);
+  });
+
+  it('refuses a bad cache setting, naming the file and the key', () => {
+    const file = join(dir, 'bad-settings.json');
+    writeFileSync(file, settings({ maxEntries: 0 }));
+    expect(() => readModelSettings(file)).toThrow(`${file}: 'cache.maxEntries': expected a positive integer, got 0`);
+    writeFileSync(file, settings({ maxEntries: 5, size: 1 }));
+    expect(() => readModelSettings(file)).toThrow(`${file}: 'cache.size': unknown key; expected one of: maxEntries, maxBytes, ttlMs`);
+    writeFileSync(file, settings({ ttlMs: 5 }));
+    expect(() => readModelSettings(file)).toThrow(`${file}: 'cache.maxEntries': missing`);
+    writeFileSync(file, settings({ maxEntries: 5, ttlMs: -1 }));
+    expect(() => readModelSettings(file)).toThrow(`${file}: 'cache.ttlMs': expected a number of milliseconds > 0, got -1`);
+    writeFileSync(file, settings(true));
+    expect(() => readModelSettings(file)).toThrow(`${file}: 'cache': expected an object`);
   });
 });

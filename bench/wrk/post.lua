@@ -2,7 +2,7 @@
 --   wrk ... -s post.lua <url> -- <body-file> [content-type] [repeat-share]
 -- POSTs the file's bytes as the body of every request. With a repeat share
 -- (e.g. 0.8), the file is a pool instead: its first line a body template
--- whose `%NOVEL%` becomes a number no request used before, every other line
+-- whose `%NOVEL%` becomes a random number no request used before, every other line
 -- a body; each request sends a pool line with that probability (a record
 -- seen before), else a novel body from the template. done() prints one line
 -- `BENCH_RESULT {...}` with throughput, latency percentiles and errors; where a
@@ -23,9 +23,9 @@ local function pooled_request()
   if math.random() < repeat_share then
     return wrk.format(nil, nil, nil, pool[math.random(#pool)])
   end
-  novel = novel + 1
-  -- Integers well away from the pool's values, unique per thread.
-  local value = string.format("%d", 1000000 + novel * 64 + thread_id)
+  -- A random float well away from the pool's values: 52 random bits, so no
+  -- two requests of this run, nor of the warm-up run before it, share one.
+  local value = string.format("%.17g", 1000000 + math.random() * 1000000)
   return wrk.format(nil, nil, nil, (template:gsub("%%NOVEL%%", value)))
 end
 
@@ -46,8 +46,12 @@ function init(args)
       if template == nil then template = line else table.insert(pool, line) end
     end
     assert(template and template:find("%NOVEL%", 1, true) and #pool > 0, "a pool needs a %NOVEL% template line and bodies")
-    novel = 0
-    math.randomseed(os.time() + thread_id)
+    -- Seeded from the system's entropy: runs started in the same second
+    -- (the warm-up and the measured run) must not repeat each other.
+    local urandom = assert(io.open("/dev/urandom", "rb"))
+    local bytes = urandom:read(4)
+    urandom:close()
+    math.randomseed(bytes:byte(1) * 16777216 + bytes:byte(2) * 65536 + bytes:byte(3) * 256 + bytes:byte(4) + thread_id)
     request = pooled_request
   end
 end

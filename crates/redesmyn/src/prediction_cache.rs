@@ -333,6 +333,20 @@ fn assemble(
         Series::from_any_values_and_dtype(name.clone(), &values, dtype, false)
     };
     let cast = |s: &Series, dtype: &DataType| if s.dtype() == dtype { Ok(s.clone()) } else { s.cast(dtype) };
+    if fresh.is_none() {
+        // Every row from the cache, already in order: no gather needed.
+        return match &shape {
+            Shape::Column(name, dtype) => Ok(Predictions::Column(column(0, name, dtype)?)),
+            Shape::Columns(columns) => {
+                let columns = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, dtype))| column(i, name, dtype).map(Column::from))
+                    .collect::<PolarsResult<Vec<_>>>()?;
+                Ok(Predictions::Columns(DataFrame::new(cached.len(), columns)?))
+            }
+        };
+    }
     match (&shape, fresh) {
         (Shape::Column(name, dtype), fresh) => {
             let mut all = match fresh {

@@ -68,6 +68,10 @@ export declare class NativeServer {
   cacheStats(path: string): Promise<CacheStatsObject>
   /** Checks every cached model's artifact now and reloads what changed (all with `force`). */
   cacheRefresh(path: string, force?: boolean | undefined | null): Promise<void>
+  /** Counters of the endpoint's prediction cache (needs a serving server). */
+  predictionCacheStats(path: string): PredictionCacheStatsObject
+  /** Forgets every answer the endpoint's prediction cache holds. */
+  predictionCacheClear(path: string): void
   /** Starts listening; resolves with the bound port. */
   serve(): Promise<number>
   /** Graceful stop: every accepted request is answered first. */
@@ -198,6 +202,8 @@ export interface EndpointSpec {
   fields: Array<FieldSpec>
   batch?: BatchOptions
   cache?: CacheSpec
+  /** Answers remembered per row (off when absent). */
+  predictionCache?: PredictionCacheSpec
 }
 
 export interface FieldSpec {
@@ -323,6 +329,26 @@ export interface OutputSpec {
   datatype: string
   /** `-1` for a variable dimension, e.g. `[-1]`. */
   shape: Array<number>
+}
+
+export interface PredictionCacheSpec {
+  /** Rows remembered at most. */
+  maxEntries: number
+  /** Bytes remembered at most (default 64 MiB). */
+  maxBytes?: number
+  /** How long an answer is reused (default: until evicted or invalidated). */
+  ttlMs?: number
+}
+
+export interface PredictionCacheStatsObject {
+  /** Rows answered from the cache. */
+  hits: number
+  /** Rows that went to the handler. */
+  misses: number
+  /** Rows held. */
+  entries: number
+  /** Memory held, approximately. */
+  bytes: number
 }
 
 export interface PredictOutput {

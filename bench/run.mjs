@@ -70,7 +70,7 @@ if (flags.help) {
 
 const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
 const defaults = {
-  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 13, 14, 5] },
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 13, 14, 5] },
   quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
   smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
 }[mode];
@@ -180,7 +180,7 @@ function drive(base, c, connections, seconds) {
     const url = `http://127.0.0.1:${c.grpc.port(ctx)}/inference.GRPCInferenceService/ModelInfer`;
     return runH2load({ url, bodyFile: grpcBody(c.grpc.model), connections, seconds, cpus: LOAD_CPUS });
   }
-  return runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, connections, seconds, cpus: LOAD_CPUS });
+  return runWrk({ url: `${base}${c.route}`, bodyFile: c.body.file, contentType: c.body.contentType, repeat: c.body.repeat, connections, seconds, cpus: LOAD_CPUS });
 }
 
 /** A one-second ghz run on one connection: every call must answer gRPC OK. */
@@ -191,9 +191,9 @@ async function probeGrpc(base, c) {
     : { status: 0, body: `ModelInfer: ${r.requests} OK, ${r.errorCount} failed (${JSON.stringify(r.statuses)}; ${r.firstError})` };
 }
 
-/** One POST of the contender's body: checks the route answers before it is loaded. */
+/** One POST of the contender's body (a pool's probe body): checks the route answers before it is loaded. */
 function probe(base, c) {
-  const body = readFileSync(c.body.file);
+  const body = readFileSync(c.body.probe ?? c.body.file);
   return new Promise((resolve) => {
     const req = request(
       `${base}${c.route}`,

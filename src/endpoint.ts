@@ -80,6 +80,41 @@ export interface OutputTensor {
   shape: number[];
 }
 
+/**
+ * The prediction cache: answers remembered row by row, so a record seen
+ * before skips the queue and the handler. Keyed by the model (name and
+ * version), the path parameters and every field's value; invalidated when
+ * the model's artifact is reloaded. Bounded by rows and bytes, whichever
+ * is reached first. Not for streaming endpoints.
+ */
+export interface PredictionCacheOptions {
+  /** Rows remembered at most. */
+  maxEntries: number;
+  /** Memory held at most, in bytes, approximately (default 64 MiB). */
+  maxBytes?: number;
+  /** How long an answer is reused, in milliseconds (default: until evicted or invalidated). */
+  ttlMs?: number;
+}
+
+/** Counters of a prediction cache. */
+export interface PredictionCacheStats {
+  /** Rows answered from the cache. */
+  hits: number;
+  /** Rows that went to the handler. */
+  misses: number;
+  /** Rows held. */
+  entries: number;
+  /** Memory held, approximately. */
+  bytes: number;
+}
+
+/** The prediction cache of a serving endpoint. */
+export interface EndpointPredictionCache {
+  stats(): PredictionCacheStats;
+  /** Forgets every remembered answer. */
+  clear(): void;
+}
+
 export interface EndpointOptions<F extends Fields, P extends string, M> {
   /** POST path; `{name}` segments are path parameters. */
   path: P;
@@ -102,6 +137,8 @@ export interface EndpointOptions<F extends Fields, P extends string, M> {
   batch?: BatchOptions;
   /** Model variants selected by the path parameters. */
   cache?: CacheConfig<M>;
+  /** Remember answers per record (off by default); see {@link PredictionCacheOptions}. */
+  predictionCache?: PredictionCacheOptions;
   /**
    * The handler yields its output step by step (see {@link StreamStep}):
    * requests get Server-Sent Events, V2 `generate_stream` and gRPC
@@ -158,7 +195,17 @@ export class PredictionError extends Error {
 /** @internal How a server answers for a registered endpoint: the native server's own methods. */
 export type EndpointBinding = Pick<
   NativeServer,
-  'cacheKeys' | 'cacheStats' | 'cacheRefresh' | 'predict' | 'openStream' | 'scheduleJob' | 'job' | 'cancelJob' | 'scoreRun'
+  | 'cacheKeys'
+  | 'cacheStats'
+  | 'cacheRefresh'
+  | 'predictionCacheStats'
+  | 'predictionCacheClear'
+  | 'predict'
+  | 'openStream'
+  | 'scheduleJob'
+  | 'job'
+  | 'cancelJob'
+  | 'scoreRun'
 >;
 
 /** A job's state: `queued` → `running` → `succeeded` | `failed`, or `queued` → `cancelled`. */
@@ -203,6 +250,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   readonly handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
   readonly stream: boolean;
   readonly cacheConfig: CacheConfig<M> | undefined;
+  readonly predictionCacheConfig: PredictionCacheOptions | undefined;
   readonly name: string | undefined;
   readonly version: string | undefined;
   readonly outputs: OutputTensor[] | undefined;
@@ -231,6 +279,10 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     this.handler = options.handler;
     this.stream = options.stream === true;
     this.cacheConfig = options.cache;
+    if (options.predictionCache !== undefined && this.stream) {
+      throw new TypeError(`endpoint '${options.path}': a streaming endpoint cannot have a predictionCache`);
+    }
+    this.predictionCacheConfig = options.predictionCache && { ...options.predictionCache };
     this.name = options.name;
     this.version = options.version;
     this.outputs = options.outputs?.map((o) => ({ ...o, shape: [...o.shape] }));
@@ -250,6 +302,21 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
       keys: () => registered().cacheKeys(path),
       stats: () => registered().cacheStats(path),
       refresh: (force) => registered().cacheRefresh(path, force),
+    };
+  }
+
+  /** The prediction cache, once the server serves (undefined without one). */
+  get predictionCache(): EndpointPredictionCache | undefined {
+    if (!this.predictionCacheConfig) return undefined;
+    const path = this.path;
+    const binding = this.#binding;
+    const registered = () => {
+      if (!binding) throw new Error(`endpoint '${path}' is not registered with a server yet`);
+      return binding;
+    };
+    return {
+      stats: () => registered().predictionCacheStats(path),
+      clear: () => registered().predictionCacheClear(path),
     };
   }
 

@@ -8,12 +8,15 @@ export type {
   Context,
   EndpointCache,
   EndpointOptions,
+  EndpointPredictionCache,
   Handler,
   JobState,
   JobStatus,
   OutputTensor,
   PathParams,
   Prediction,
+  PredictionCacheOptions,
+  PredictionCacheStats,
   StreamEvent,
   StreamHandler,
 } from './endpoint';
@@ -28,4 +31,4 @@ export { CacheConfig, FsClient, ObjectStoreClient } from './cache';
 export type { CacheOptions, CacheStats, ModelLoader, ObjectStoreClientOptions, RefreshOptions } from './cache';
 export type { PythonOptions } from './python';
 export { SettingsError, readServerSettings, readModelSettings, MLSERVER_RUNTIMES, RUNTIMES } from './repository';
-export type { RepositoryModel, ServerSettings, ModelSettings, TensorSettings } from './repository';
+export type { RepositoryModel, ServerSettings, ModelSettings, TensorSettings, PredictionCacheSettings } from './repository';

@@ -216,6 +216,7 @@ export class Server {
       fields: endpoint.schema.toSpec(),
       batch: endpoint.batch,
       cache: cache?.toSpec(),
+      predictionCache: endpoint.predictionCacheConfig,
     };
     const loader = cache?.options.loadModel;
     if (endpoint.handler instanceof OnnxHandler) {

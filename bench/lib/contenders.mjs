@@ -4,6 +4,9 @@ import { BATCH, BENCH, BODIES, MLSERVER_PARALLEL_WORKERS, MODELS, PY, VENV } fro
 
 const IRIS_BODY = { file: join(BODIES, 'iris.json'), contentType: 'application/json' };
 const IRIS_V2_BODY = { file: join(BODIES, 'iris-v2.json'), contentType: 'application/json' };
+// 80% of requests repeat one of 1000 iris records seen before, 20% carry a
+// record never sent before (see wrk/post.lua).
+const IRIS_REPEAT_BODY = { file: join(BODIES, 'iris-repeat.txt'), contentType: 'application/json', repeat: 0.8, probe: IRIS_BODY.file };
 const PROMPT_BODY = { file: join(BODIES, 'prompt.json'), contentType: 'application/json' };
 const PROMPT_V2_BODY = { file: join(BODIES, 'prompt-v2.json'), contentType: 'application/json' };
 
@@ -271,6 +274,21 @@ CONTENDERS['redesmyn-score-noop'] = {
   redesmyn: true,
   score: (ctx) => ({ cmd: process.execPath, args: [join(ctx.serversDir, 'redesmyn-score.js')], env: { ...scoreEnv, MODEL: 'noop' } }),
 };
+// The iris server with a realistic repeat rate, without and with the
+// prediction cache (scenario 11).
+CONTENDERS['redesmyn-iris-repeat'] = {
+  ...CONTENDERS['redesmyn-iris'],
+  name: 'redesmyn, Python handler, 80% repeated records, no prediction cache',
+  body: IRIS_REPEAT_BODY,
+};
+CONTENDERS['redesmyn-iris-predcache'] = {
+  ...CONTENDERS['redesmyn-iris-repeat'],
+  name: 'redesmyn, Python handler, 80% repeated records, prediction cache',
+  start: (ctx, port) => {
+    const spec = CONTENDERS['redesmyn-iris'].start(ctx, port);
+    return { ...spec, env: { ...spec.env, PREDICTION_CACHE_MAX_ENTRIES: '100000' } };
+  },
+};
 
 /** The scenarios, in the numbering. */
 export const SCENARIOS = {
@@ -353,6 +371,13 @@ export const SCENARIOS = {
     kind: 'memory',
     title: 'Memory per loaded model: RSS with 50 copies of the iris model loaded, less RSS with one, per model',
     contenders: ['redesmyn-serve-sklearn-copies', 'redesmyn-serve-onnx-copies', 'mlserver-copies'],
+  },
+  11: {
+    kind: 'load',
+    title: 'Prediction cache: scikit-learn iris from Python, 80% of records seen before',
+    contenders: ['redesmyn-iris-predcache', 'redesmyn-iris-repeat'],
+    reference: 'redesmyn-iris-predcache',
+    concurrency: [1, 16, 64],
   },
   5: {
     kind: 'soak',

@@ -11,10 +11,10 @@ export function wrkVersion() {
 
 /**
  * Runs wrk for `seconds` with `connections` connections, one thread, POSTing
- * `bodyFile`. Resolves to post.lua's summary plus derived figures. Only one
+ * `bodyFile` (with `repeat`, a pool: see post.lua). Resolves to post.lua's summary plus derived figures. Only one
  * wrk may run at a time (its CPU time is read from this process's children).
  */
-export async function runWrk({ url, bodyFile, contentType = 'application/json', connections, seconds, cpus, timeoutS = 10 }) {
+export async function runWrk({ url, bodyFile, contentType = 'application/json', repeat = null, connections, seconds, cpus, timeoutS = 10 }) {
   const args = [
     '-t1',
     `-c${connections}`,
@@ -27,6 +27,7 @@ export async function runWrk({ url, bodyFile, contentType = 'application/json', 
     '--',
     bodyFile,
     contentType,
+    ...(repeat == null ? [] : [String(repeat)]),
   ];
   const [cmd, a] = pinned(cpus, 'wrk', args);
   // wrk stops itself after `seconds`; the limit only guards against a hang.

@@ -4,6 +4,8 @@
 //   PORT=8080 WORKERS=1 VENV=bench/.venv-peers HANDLER_DIR=bench/servers \
 //     IRIS_MODEL=bench/.models/iris.joblib node redesmyn-iris.js
 //
+// PREDICTION_CACHE_MAX_ENTRIES=N turns the prediction cache on (scenario 11).
+//
 // Exits with code 3 when this build of redesmyn has no Python handlers yet,
 // which the harness reports as "not available".
 import { join } from 'node:path';
@@ -27,11 +29,14 @@ async function main(): Promise<void> {
     process.exit(NOT_AVAILABLE);
   }
 
+  const cacheEntries = Number(process.env.PREDICTION_CACHE_MAX_ENTRIES ?? 0);
   const iris = new Endpoint({
     path: '/predictions/iris',
     schema: Iris,
     batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0) },
     handler: py.handler('iris_handler:predict') as never,
+    // Spread in only when asked, so this file compiles against builds without the option.
+    ...((cacheEntries > 0 ? { predictionCache: { maxEntries: cacheEntries } } : {}) as object),
   });
 
   const options = {

@@ -20,7 +20,7 @@ import { resolveRuntime, type Runtime } from './runtimes';
 import { readModelSettings, SettingsError, type ModelSettings, type TensorSettings, type VersionPolicy } from './settings';
 
 export { readServerSettings, readModelSettings, SettingsError } from './settings';
-export type { ServerSettings, ModelSettings, TensorSettings } from './settings';
+export type { ServerSettings, ModelSettings, TensorSettings, PredictionCacheSettings } from './settings';
 export { MLSERVER_RUNTIMES, RUNTIMES } from './runtimes';
 
 /** One model of a repository, as `registerRepository` found it. */
@@ -379,6 +379,7 @@ export function endpointFactory(p: Planned, result?: Checked): (path: string, ve
       maxQueue: settings.maxQueue,
       maxConcurrent: settings.maxConcurrent,
     },
+    predictionCache: settings.cache,
   };
   const client = new FsClient({ basePath: dirname(artifact), pathTemplate: basename(artifact) });
   return (path: string, version?: string): Endpoint<Fields, string, unknown> => {

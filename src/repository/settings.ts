@@ -63,6 +63,15 @@ export interface ModelSettings {
   defaultVersion?: string;
   /** Traffic weights between served versions, e.g. `{ "1": 0.9, "2": 0.1 }`. */
   traffic?: Record<string, number>;
+  /** The prediction cache (the endpoint's `predictionCache`): off unless given. */
+  cache?: PredictionCacheSettings;
+}
+
+/** `cache` in a `model-settings.json`: answers remembered per record. */
+export interface PredictionCacheSettings {
+  maxEntries: number;
+  maxBytes?: number;
+  ttlMs?: number;
 }
 
 export type VersionPolicy = { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };
@@ -110,6 +119,8 @@ class Reader {
     Number.isInteger(v) && (v as number) > 0 ? v : this.fail(key, `expected a positive integer, got ${JSON.stringify(v)}`);
   seconds: Check = (v, key) =>
     typeof v === 'number' && v >= 0 ? v : this.fail(key, `expected a number of seconds >= 0, got ${JSON.stringify(v)}`);
+  milliseconds: Check = (v, key) =>
+    typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : this.fail(key, `expected a number of milliseconds > 0, got ${JSON.stringify(v)}`);
   any: Check = (v) => v;
   stringList: Check = (v, key) =>
     Array.isArray(v) && v.every((s) => typeof s === 'string') ? v : this.fail(key, `expected a list of strings, got ${JSON.stringify(v)}`);
@@ -211,6 +222,12 @@ export function modelSettingsFrom(json: Record<string, unknown>, file: string): 
       } else bad();
       return v;
     },
+    cache: (v, key) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) r.fail(key, `expected an object {maxEntries, maxBytes?, ttlMs?}, got ${JSON.stringify(v)}`);
+      const c = r.object(v as Record<string, unknown>, { maxEntries: r.positive, maxBytes: r.positive, ttlMs: r.milliseconds }, `${key}.`);
+      if (c.maxEntries === undefined) r.fail(`${key}.maxEntries`, 'missing; expected a positive integer (rows remembered at most)');
+      return c;
+    },
     defaultVersion: (v, key) => (typeof v === 'string' || Number.isInteger(v) ? String(v) : r.fail(key, `expected a version number, got ${JSON.stringify(v)}`)),
     traffic: (v, key) => {
       if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.keys(v).length === 0) {
@@ -242,5 +259,6 @@ export function modelSettingsFrom(json: Record<string, unknown>, file: string): 
     versionPolicy: o.versionPolicy as VersionPolicy | undefined,
     defaultVersion: o.defaultVersion as string | undefined,
     traffic: o.traffic as Record<string, number> | undefined,
+    cache: o.cache as PredictionCacheSettings | undefined,
   };
 }

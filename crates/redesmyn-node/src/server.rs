@@ -34,6 +34,18 @@ pub struct CacheStatsObject {
 }
 
 #[napi(object)]
+pub struct PredictionCacheStatsObject {
+    /// Rows answered from the cache.
+    pub hits: f64,
+    /// Rows that went to the handler.
+    pub misses: f64,
+    /// Rows held.
+    pub entries: f64,
+    /// Memory held, approximately.
+    pub bytes: f64,
+}
+
+#[napi(object)]
 pub struct PredictOutput {
     /// The HTTP status the same request would have had.
     pub status: u32,
@@ -299,6 +311,15 @@ impl NativeServer {
         if let Some(version) = &spec.version {
             endpoint = endpoint.with_version(version);
         }
+        if let Some(predictions) = &spec.prediction_cache {
+            if stream {
+                return Err(BindingError::invalid(format!(
+                    "endpoint '{}': a streaming endpoint cannot have a predictionCache",
+                    spec.path
+                )));
+            }
+            endpoint = endpoint.with_prediction_cache(predictions.config(&spec.path)?);
+        }
         let cache = match (&spec.cache, loader) {
             (Some(cache), Some(loader)) => Some(Arc::new(cache.build(&spec.path, loader)?)),
             (Some(_), None) => {
@@ -344,6 +365,37 @@ impl NativeServer {
     pub async fn cache_refresh(&self, path: String, force: Option<bool>) -> napi::Result<()> {
         self.cache(&path)?.refresh(force.unwrap_or(false)).await;
         Ok(())
+    }
+
+    /// Counters of the endpoint's prediction cache (needs a serving server).
+    #[napi]
+    pub fn prediction_cache_stats(&self, path: String) -> napi::Result<PredictionCacheStatsObject> {
+        let s = self.prediction_cache(&path)?.stats();
+        Ok(PredictionCacheStatsObject {
+            hits: s.hits as f64,
+            misses: s.misses as f64,
+            entries: s.entries as f64,
+            bytes: s.bytes as f64,
+        })
+    }
+
+    /// Forgets every answer the endpoint's prediction cache holds.
+    #[napi]
+    pub fn prediction_cache_clear(&self, path: String) -> napi::Result<()> {
+        self.prediction_cache(&path)?.clear();
+        Ok(())
+    }
+
+    fn prediction_cache(&self, path: &str) -> Result<Arc<redesmyn::prediction_cache::PredictionCache>> {
+        let running = match &*lock(&self.state) {
+            State::Running(running) => Arc::clone(running),
+            _ => return Err(BindingError::failed("the server is not serving; call serve() first")),
+        };
+        let model = running.model_at(path).ok_or_else(|| BindingError::invalid(format!("no endpoint at '{path}'")))?;
+        model
+            .prediction_cache()
+            .cloned()
+            .ok_or_else(|| BindingError::invalid(format!("endpoint '{path}' has no prediction cache")))
     }
 
     fn cache(&self, path: &str) -> Result<Arc<ModelCache>> {

@@ -71,6 +71,8 @@ pub struct Answer {
     pub batch_rows: usize,
     pub queued: Duration,
     pub handled: Duration,
+    /// Rows answered from the prediction cache (see [`crate::prediction_cache`]).
+    pub cached_rows: usize,
 }
 
 pub type Reply = Result<Answer, RequestError>;
@@ -571,6 +573,7 @@ async fn run_batch(
                     batch_rows: total,
                     queued: handler_started.saturating_duration_since(job.enqueued),
                     handled,
+                    cached_rows: 0,
                 };
                 offset += rows;
                 match job.reply {

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod management;
 pub mod metrics;
 pub mod model;
+pub mod prediction_cache;
 pub mod schema;
 pub mod score;
 pub mod server;

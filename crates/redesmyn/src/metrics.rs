@@ -21,6 +21,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::cache::ModelCache;
 use crate::emf::{Emf, EmfEndpoint};
 use crate::error::Outcome;
+use crate::prediction_cache::PredictionCacheMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabel {
@@ -103,6 +104,10 @@ pub struct Metrics {
     streams_open: Family<EndpointLabel, Gauge>,
     first_chunk: Histograms,
     stream_chunks: Histograms,
+    prediction_hits: Family<EndpointLabel, Counter>,
+    prediction_misses: Family<EndpointLabel, Counter>,
+    prediction_entries: Family<EndpointLabel, Gauge>,
+    prediction_bytes: Family<EndpointLabel, Gauge>,
     emf: Option<Arc<Emf>>,
 }
 
@@ -170,6 +175,23 @@ impl Metrics {
             first_chunk.clone(),
         );
         registry.register("stream_chunks", "Chunks sent per stream", stream_chunks.clone());
+        let prediction_hits = Family::<EndpointLabel, Counter>::default();
+        let prediction_misses = Family::<EndpointLabel, Counter>::default();
+        let prediction_entries = Family::<EndpointLabel, Gauge>::default();
+        let prediction_bytes = Family::<EndpointLabel, Gauge>::default();
+        registry.register("prediction_cache_hits", "Rows answered from the prediction cache", prediction_hits.clone());
+        registry.register(
+            "prediction_cache_misses",
+            "Rows looked up in the prediction cache and sent to the handler",
+            prediction_misses.clone(),
+        );
+        registry.register("prediction_cache_entries", "Rows held by the prediction cache", prediction_entries.clone());
+        registry.register_with_unit(
+            "prediction_cache",
+            "Memory held by the prediction cache (keys, values, overhead; approximate)",
+            Unit::Bytes,
+            prediction_bytes.clone(),
+        );
         for (endpoint, cache) in &caches {
             let histogram = model_load_duration.get_or_create(&EndpointLabel { endpoint: endpoint.clone() }).clone();
             cache.on_load(move |d| histogram.observe(d.as_secs_f64()));
@@ -189,7 +211,23 @@ impl Metrics {
             streams_open,
             first_chunk,
             stream_chunks,
+            prediction_hits,
+            prediction_misses,
+            prediction_entries,
+            prediction_bytes,
             emf,
+        }
+    }
+
+    /// The prediction cache handles of one endpoint (only models with a
+    /// prediction cache ask, so others show no such series).
+    pub fn prediction_cache(&self, endpoint: &str) -> PredictionCacheMetrics {
+        let label = EndpointLabel { endpoint: endpoint.to_string() };
+        PredictionCacheMetrics {
+            hits: self.prediction_hits.get_or_create(&label).clone(),
+            misses: self.prediction_misses.get_or_create(&label).clone(),
+            entries: self.prediction_entries.get_or_create(&label).clone(),
+            bytes: self.prediction_bytes.get_or_create(&label).clone(),
         }
     }
 

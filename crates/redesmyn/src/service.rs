@@ -22,6 +22,7 @@ use crate::error::{Outcome, RequestError};
 use crate::handler::Params;
 use crate::metrics::{EndpointMetrics, Metrics, Protocol};
 use crate::model::{Model, ModelKey, ModelRegistry, RegistryError, Traffic, TrafficError};
+use crate::prediction_cache::PredictionCache;
 use crate::schema::Schema;
 use crate::stream::ChunkStream;
 use crate::v2::wire::TensorMetadata;
@@ -116,6 +117,8 @@ pub struct ServedModel {
     inputs: Vec<TensorMetadata>,
     queues: Queues,
     cache: Option<Arc<ModelCache>>,
+    /// Answers remembered per row, when the model asks for it.
+    predictions: Option<Arc<PredictionCache>>,
     metrics: Option<EndpointMetrics>,
     timeout: Option<Duration>,
     /// The artifact cache's background refresh, for models added while serving.
@@ -422,6 +425,10 @@ impl ServedModel {
     fn start(model: Model, label: String, metrics: Option<&Metrics>, runtime: &Handle) -> Self {
         let key = model.key();
         let endpoint_metrics = metrics.map(|m| m.model(&label, &key.name, key.version.as_deref()));
+        let predictions = model.prediction_cache.clone().filter(|_| !model.runtime.is_stream()).map(|config| {
+            let handles = metrics.map(|m| m.prediction_cache(&label)).unwrap_or_default();
+            Arc::new(PredictionCache::new(config, handles))
+        });
         ServedModel {
             queues: Queues::with_parts(
                 model.runtime,
@@ -438,6 +445,7 @@ impl ServedModel {
             outputs: model.outputs,
             inputs: model.inputs,
             cache: model.cache,
+            predictions,
             metrics: endpoint_metrics,
             refresh: Mutex::new(None),
         }
@@ -492,6 +500,11 @@ impl ServedModel {
             return Err(RequestError::InvalidParam(format!("missing path parameters: {}", missing.join(", "))));
         }
         Ok(self.params_from(|n| given.get(n)))
+    }
+
+    /// The model's prediction cache, when it has one.
+    pub fn prediction_cache(&self) -> Option<&Arc<PredictionCache>> {
+        self.predictions.as_ref()
     }
 
     /// The model's statistics, when metrics are recorded.
@@ -643,6 +656,26 @@ impl ServedModel {
         if self.streams() {
             return Err(RequestError::StreamOnly(self.key.name.clone()));
         }
+        match &self.predictions {
+            Some(predictions) => {
+                // A reload of the artifact changes the generation: earlier answers are not reused.
+                let generation = self.cache.as_ref().map_or(0, |c| c.generation());
+                let run = |rows| self.queue(params.clone(), rows, arrived, client.clone(), timeout);
+                predictions.serve(&params, generation, frame, run).await
+            }
+            None => self.queue(params, frame, arrived, client, timeout).await,
+        }
+    }
+
+    /// Queues rows and waits for their answer within `timeout` of `arrived`.
+    async fn queue(
+        &self,
+        params: Params,
+        frame: DataFrame,
+        arrived: Instant,
+        client: Option<Arc<dyn Liveness>>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Answer>, RequestError> {
         let reply = self.queues.submit(params, frame, client)?;
         let reply = match timeout {
             // The deadline covers queueing and the handler: past it the client

@@ -8,6 +8,7 @@ use redesmyn::schema::{Field, FieldType, Numeric, Schema};
 use redesmyn::BatchConfig;
 
 use super::cache::CacheSpec;
+use super::prediction_cache::PredictionCacheSpec;
 use crate::error::{BindingError, Result};
 
 fn invalid(message: String) -> BindingError {
@@ -62,6 +63,8 @@ pub struct EndpointSpec {
     pub fields: Vec<FieldSpec>,
     pub batch: Option<BatchOptions>,
     pub cache: Option<CacheSpec>,
+    /// Answers remembered per row (off when absent).
+    pub prediction_cache: Option<PredictionCacheSpec>,
 }
 
 fn numeric(name: &str, field: &str) -> Result<Numeric> {

@@ -3,6 +3,7 @@
 
 mod cache;
 mod endpoint;
+mod prediction_cache;
 mod runtime;
 mod server;
 

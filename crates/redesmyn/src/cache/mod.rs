@@ -150,6 +150,10 @@ pub struct ModelCache {
     counters: Arc<CacheCounters>,
     /// Called with each load's duration (for metrics histograms).
     on_load: Mutex<Option<LoadHook>>,
+    /// Changes whenever a loaded model may differ from what served before
+    /// (a refresh reloaded it, or it left memory): answers remembered
+    /// under an earlier generation are not reused.
+    generation: Arc<AtomicU64>,
 }
 
 impl ModelCache {
@@ -176,12 +180,18 @@ impl ModelCache {
             .collect::<Result<Vec<_>, _>>()?;
         let counters = Arc::new(CacheCounters::default());
         let evictions = Arc::clone(&counters);
+        let generation = Arc::new(AtomicU64::new(0));
+        let evicted = Arc::clone(&generation);
         let models = Cache::builder()
             .max_capacity(config.max_size.max(1))
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .eviction_listener(move |_key, _value, cause| {
                 if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
                     evictions.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+                if cause != RemovalCause::Replaced {
+                    // Its next load may find a different artifact.
+                    evicted.fetch_add(1, Ordering::Release);
                 }
                 // Dropping the entry here releases the model once no running batch holds it.
             })
@@ -197,6 +207,7 @@ impl ModelCache {
             failures: Mutex::new(HashMap::new()),
             counters,
             on_load: Mutex::new(None),
+            generation,
         })
     }
 
@@ -358,6 +369,9 @@ impl ModelCache {
                 Ok(entry) => {
                     self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
                     self.models.insert(params, Arc::new(entry)).await;
+                    // After the insert: a request that sees the new generation
+                    // is answered by the new model.
+                    self.generation.fetch_add(1, Ordering::Release);
                 }
                 Err(e) => {
                     self.counters.refresh_failures.fetch_add(1, Ordering::Relaxed);
@@ -378,6 +392,12 @@ impl ModelCache {
             tokio::time::sleep(refresh.next_wait()).await;
             self.refresh(refresh.force).await;
         }
+    }
+
+    /// The current generation: it changes when a refresh reloads a model or
+    /// a model leaves memory (see the prediction cache).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Parameters of the models in memory.

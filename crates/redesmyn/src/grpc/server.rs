@@ -437,6 +437,7 @@ mod tests {
                     batch: BatchConfig::default(),
                     runtime: handler.into(),
                     cache: None,
+                    prediction_cache: None,
                     params: Vec::new(),
                     outputs: Vec::new(),
                     inputs: Vec::new(),

@@ -1,5 +1,7 @@
 //! `Server-Timing` and `x-batch-size`: where a request's time went (queue,
-//! handler, total) and how big the batch it rode in was.
+//! handler, total) and how big the batch it rode in was; `x-cached-rows`
+//! when some of its rows came from the prediction cache (a request answered
+//! wholly from the cache rode in no batch: `x-batch-size: 0`).
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use crate::batch::Answer;
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 const X_BATCH_SIZE: HeaderName = HeaderName::from_static("x-batch-size");
+const X_CACHED_ROWS: HeaderName = HeaderName::from_static("x-cached-rows");
 
 /// Adds the timing headers of `answer`, `total` after arrival.
 pub fn tag(response: &mut HttpResponse, answer: &Answer, total: Duration) {
@@ -24,6 +27,9 @@ pub fn tag(response: &mut HttpResponse, answer: &Answer, total: Duration) {
         headers.insert(SERVER_TIMING, v);
     }
     headers.insert(X_BATCH_SIZE, HeaderValue::from(answer.batch_rows));
+    if answer.cached_rows > 0 {
+        headers.insert(X_CACHED_ROWS, HeaderValue::from(answer.cached_rows));
+    }
 }
 
 /// The `Server-Timing` value of a response, for the request log.

@@ -34,6 +34,7 @@ fn model(name: &str, version: Option<&str>, factor: f64, delay: Duration) -> Mod
         batch: BatchConfig::default(),
         runtime: handler.into(),
         cache: None,
+        prediction_cache: None,
         params: Vec::new(),
         outputs: Vec::new(),
         inputs: Vec::new(),

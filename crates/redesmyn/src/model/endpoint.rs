@@ -7,6 +7,7 @@ use super::Model;
 use crate::batch::BatchConfig;
 use crate::cache::ModelCache;
 use crate::handler::Runtime;
+use crate::prediction_cache::PredictionCacheConfig;
 use crate::schema::Schema;
 use crate::v2::wire::TensorMetadata;
 
@@ -53,12 +54,19 @@ impl Endpoint {
             params,
             outputs: Vec::new(),
             inputs: Vec::new(),
+            prediction_cache: None,
         };
         Ok(Endpoint { path, model, named: false })
     }
 
     pub fn with_cache(mut self, cache: Arc<ModelCache>) -> Self {
         self.model.cache = Some(cache);
+        self
+    }
+
+    /// Remembers the model's answers row by row (see [`crate::prediction_cache`]).
+    pub fn with_prediction_cache(mut self, config: PredictionCacheConfig) -> Self {
+        self.model.prediction_cache = Some(config);
         self
     }
 

@@ -21,6 +21,7 @@ pub use traffic::{key_point, Traffic, TrafficError};
 use crate::batch::BatchConfig;
 use crate::cache::ModelCache;
 use crate::handler::Runtime;
+use crate::prediction_cache::PredictionCacheConfig;
 use crate::schema::Schema;
 use crate::v2::wire::TensorMetadata;
 
@@ -45,6 +46,8 @@ pub struct Model {
     /// `inputs`, e.g. one `[-1, 4]` tensor read as four fields); empty when
     /// undeclared, and metadata lists the schema's fields.
     pub inputs: Vec<TensorMetadata>,
+    /// Answers remembered per row (off when `None`); see [`crate::prediction_cache`].
+    pub prediction_cache: Option<PredictionCacheConfig>,
 }
 
 /// How the registry addresses a model.
@@ -141,6 +144,7 @@ mod tests {
             params: Vec::new(),
             outputs: Vec::new(),
             inputs: Vec::new(),
+            prediction_cache: None,
         }
     }
 

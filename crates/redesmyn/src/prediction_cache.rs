@@ -19,6 +19,7 @@
 //! Streaming models are not cached (their answers are event streams).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,10 +98,15 @@ const ENTRY_OVERHEAD: usize = 160;
 
 type Key = Box<[u8]>;
 
+/// Inserts after which pending evictions are applied at the latest.
+const MAINTENANCE_EVERY: usize = 256;
+
 pub struct PredictionCache {
     entries: moka::sync::Cache<Key, Arc<Cached>>,
     config: PredictionCacheConfig,
     metrics: PredictionCacheMetrics,
+    /// Inserts since pending evictions were last applied.
+    unmaintained: AtomicUsize,
 }
 
 impl PredictionCache {
@@ -120,13 +126,15 @@ impl PredictionCache {
         if let Some(ttl) = config.ttl {
             builder = builder.time_to_live(ttl);
         }
-        PredictionCache { entries: builder.build(), config, metrics }
+        PredictionCache { entries: builder.build(), config, metrics, unmaintained: AtomicUsize::new(0) }
     }
 
     pub fn config(&self) -> &PredictionCacheConfig {
         &self.config
     }
 
+    /// The counters, after applying pending evictions (so `entries` and
+    /// `bytes` are within the bounds).
     pub fn stats(&self) -> PredictionCacheStats {
         self.entries.run_pending_tasks();
         PredictionCacheStats {
@@ -224,9 +232,14 @@ impl PredictionCache {
             self.metrics.bytes.inc_by(i64::from(bytes));
             self.entries.insert(key, Arc::new(Cached { shape: Arc::clone(&shape), values, bytes }));
         }
-        // Apply evictions now rather than at moka's next maintenance, so the
-        // bounds hold after every request (cheap: it drains what is pending).
-        self.entries.run_pending_tasks();
+        // moka applies evictions in batches of its own; run them at least
+        // every MAINTENANCE_EVERY inserts, so the bounds are never overshot
+        // by more than that, without paying for maintenance on every request.
+        let inserted = misses.len();
+        if self.unmaintained.fetch_add(inserted, Ordering::Relaxed) + inserted >= MAINTENANCE_EVERY {
+            self.unmaintained.store(0, Ordering::Relaxed);
+            self.entries.run_pending_tasks();
+        }
     }
 }
 

@@ -301,6 +301,18 @@ export interface PythonRuntime {
   loader?: string
   /** The handler is a generator (or async generator) function. */
   stream?: boolean
+  /** Run the handler in a pool of worker processes instead of in-process. */
+  workers?: PythonWorkers
+}
+
+/** A pool of Python worker processes (crates/redesmyn-python/src/workers). */
+export interface PythonWorkers {
+  /** Worker processes. */
+  count: number
+  /** Replace a worker whose resident memory exceeds this after a batch. */
+  maxRssMib?: number
+  /** Kill and replace a worker whose batch runs longer than this. */
+  timeoutMs?: number
 }
 
 /** Where a run stands. */

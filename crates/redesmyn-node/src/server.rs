@@ -10,6 +10,7 @@ use redesmyn::cache::{Loader, ModelCache};
 use redesmyn::stream::StreamHandler;
 use redesmyn::{Endpoint, Handler, RunningServer, Runtime, Server};
 use redesmyn_onnx::{OnnxHandler, OnnxLoader, OnnxModel};
+use redesmyn_python::workers::{WorkerLoader, WorkerPool};
 use redesmyn_python::{PyHandler, PyLoader, PyStreamHandler, Target};
 
 use crate::error::{BindingError, Result};
@@ -69,6 +70,8 @@ pub struct NativeServer {
     port: Arc<Mutex<Option<u32>>>,
     grpc_port: Arc<Mutex<Option<u32>>>,
     caches: Mutex<HashMap<String, Arc<ModelCache>>>,
+    /// Python worker pools, stopped after the server in `stop()`.
+    pools: Mutex<Vec<Arc<WorkerPool>>>,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -95,6 +98,7 @@ impl NativeServer {
             port: Arc::new(Mutex::new(None)),
             grpc_port: Arc::new(Mutex::new(None)),
             caches: Mutex::new(HashMap::new()),
+            pools: Mutex::new(Vec::new()),
         })
     }
 
@@ -111,6 +115,10 @@ impl NativeServer {
         // Outputs a runtime knows before answering (an ONNX graph's), used
         // when the spec declares none.
         let mut known_outputs = Vec::new();
+        // A Python worker pool: its size (the default batch concurrency), metrics and handle.
+        let mut worker_count = None;
+        let mut pool_stats = None;
+        let mut pool_started: Option<Arc<WorkerPool>> = None;
         let (handler, loader): (Runtime, Option<Arc<dyn Loader>>) = match runtime {
             RuntimeSpec::Js(js) => {
                 let loader = match (js.load, js.release) {
@@ -126,6 +134,30 @@ impl NativeServer {
                     _ => None,
                 };
                 let handler: Arc<dyn StreamHandler> = Arc::new(JsStreamHandler::new(&spec.path, js.open, js.pull)?);
+                (handler.into(), loader)
+            }
+            RuntimeSpec::Python(py) if py.workers.as_ref().is_some_and(|w| w.count > 0) => {
+                if py.stream.unwrap_or(false) {
+                    return Err(BindingError::invalid(format!(
+                        "endpoint '{}': a streaming Python handler runs in-process only (no workers)",
+                        spec.path
+                    )));
+                }
+                let handler = Target::parse(&py.handler)?;
+                let loader = py.loader.as_deref().map(Target::parse).transpose()?;
+                // Each worker keeps as many models as the endpoint's cache.
+                let default_models = redesmyn::cache::CacheConfig::default().max_size as usize;
+                let models = spec.cache.as_ref().map_or(1, |c| c.max_size.map_or(default_models, |n| n as usize));
+                let Some(workers) = py.workers.as_ref().map(|w| w.options(models)) else {
+                    unreachable!("the arm's guard checked `workers`")
+                };
+                let pool = WorkerPool::start(&handler, loader.as_ref(), &workers)
+                    .map_err(|e| BindingError::invalid(format!("endpoint '{}': {e}", spec.path)))?;
+                worker_count = Some(workers.count);
+                pool_stats = Some(pool.stats());
+                pool_started = Some(Arc::clone(&pool));
+                let handler: Arc<dyn Handler> = Arc::new(pool.handler());
+                let loader = loader.map(|_| Arc::new(WorkerLoader) as Arc<dyn Loader>);
                 (handler.into(), loader)
             }
             RuntimeSpec::Python(py) => {
@@ -168,7 +200,11 @@ impl NativeServer {
         let stream = handler.is_stream();
         let declared = spec.outputs()?;
         let outputs = if declared.is_empty() { known_outputs } else { declared };
-        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(stream), handler)?
+        let mut batch = spec.batch_config(stream);
+        if let Some(count) = worker_count.filter(|_| spec.batch.as_ref().is_none_or(|b| b.max_concurrent.is_none())) {
+            batch.max_concurrent = count;
+        }
+        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, batch, handler)?
             .with_outputs(outputs)
             .with_inputs(spec.inputs()?);
         if let Some(name) = &spec.name {
@@ -188,11 +224,19 @@ impl NativeServer {
             endpoint = endpoint.with_cache(Arc::clone(cache));
         }
         match &mut *lock(&self.state) {
-            State::Configuring(server) => server.register(endpoint)?,
+            State::Configuring(server) => {
+                server.register(endpoint)?;
+                if let Some(stats) = pool_stats {
+                    server.add_pool_stats(spec.path.clone(), stats);
+                }
+            }
             _ => return Err(BindingError::failed("endpoints must be registered before serve()")),
         }
         if let Some(cache) = cache {
             self.caches.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.path.clone(), cache);
+        }
+        if let Some(pool) = pool_started {
+            self.pools.lock().unwrap_or_else(|p| p.into_inner()).push(pool);
         }
         Ok(())
     }
@@ -275,6 +319,13 @@ impl NativeServer {
         let previous = std::mem::replace(&mut *lock(&self.state), State::Stopped);
         if let State::Running(running) = previous {
             running.stop().await;
+        }
+        // Every accepted request is answered: the worker pools can go.
+        let pools = std::mem::take(&mut *self.pools.lock().unwrap_or_else(|p| p.into_inner()));
+        if !pools.is_empty() {
+            tokio::task::spawn_blocking(move || pools.iter().for_each(|p| p.shutdown()))
+                .await
+                .map_err(|e| BindingError::failed(e.to_string()))?;
         }
         Ok(())
     }

@@ -403,13 +403,18 @@ struct WorkerLabels {
 impl Collector for PoolCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats: Vec<_> = self.pools.iter().map(|(e, p)| (e.as_str(), p.snapshot())).collect();
-        let mut metric = encoder.encode_descriptor("workers_alive", "Worker processes alive", None, MetricType::Gauge)?;
+        let mut metric =
+            encoder.encode_descriptor("workers_alive", "Worker processes alive", None, MetricType::Gauge)?;
         for (endpoint, s) in &stats {
             let labels = EndpointLabel { endpoint: endpoint.to_string() };
             ConstGauge::new(s.alive as i64).encode(metric.encode_family(&labels)?)?;
         }
-        let mut metric =
-            encoder.encode_descriptor("worker_restarts", "Worker processes replaced, by cause", None, MetricType::Counter)?;
+        let mut metric = encoder.encode_descriptor(
+            "worker_restarts",
+            "Worker processes replaced, by cause",
+            None,
+            MetricType::Counter,
+        )?;
         for (endpoint, s) in &stats {
             for (cause, n) in &s.restarts {
                 let labels = CauseLabels { endpoint: endpoint.to_string(), cause: cause.clone() };

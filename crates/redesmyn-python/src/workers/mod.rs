@@ -93,7 +93,8 @@ impl WorkerPool {
             threads.push(thread);
         }
         drop(started);
-        let mut pool = WorkerPool { shared, sender: Mutex::new(Some(sender)), threads: Mutex::new(threads), pids: Vec::new() };
+        let mut pool =
+            WorkerPool { shared, sender: Mutex::new(Some(sender)), threads: Mutex::new(threads), pids: Vec::new() };
         let mut pids = Vec::with_capacity(count);
         let mut first_error = None;
         for report in ready.iter() {

@@ -10,11 +10,11 @@
 //! read. Both buffers are kept between batches, so a steady load allocates
 //! nothing.
 
+use memmap2::{MmapMut, MmapOptions};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Cursor;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::unix::fs::FileExt;
 
 use polars::prelude::*;
 use polars_arrow::array::Array;
@@ -22,37 +22,69 @@ use polars_arrow::datatypes::ArrowSchema;
 use polars_arrow::io::ipc::read::{read_stream_metadata, StreamReader, StreamState};
 use polars_arrow::io::ipc::write::{StreamWriter, WriteOptions};
 
-/// One shared-memory file, inherited by the worker process.
+/// One shared-memory file, inherited by the worker process, and the host's
+/// mapping of it.
 pub struct Region {
     file: File,
-    /// The host's scratch buffer for encoding or decoding.
+    map: Option<MmapMut>,
+    /// The host's encoding buffer.
     scratch: Vec<u8>,
 }
+
+/// The smallest region: a batch of a few thousand numbers fits without growing.
+const MIN_SIZE: u64 = 1 << 20;
 
 impl Region {
     /// A new, empty memfd (closed on exec: the worker gets it only as the
     /// descriptor it is told to keep, see `process.rs`).
     pub fn new(name: &str) -> std::io::Result<Region> {
-        Ok(Region { file: memfd(name)?, scratch: Vec::new() })
+        Ok(Region { file: memfd(name)?, map: None, scratch: Vec::new() })
     }
 
     pub fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
     }
 
-    /// Writes `frame` as an Arrow IPC stream at offset 0; returns its length.
-    pub fn write_frame(&mut self, frame: &DataFrame) -> PolarsResult<usize> {
-        self.scratch.clear();
-        encode(frame, &mut self.scratch)?;
-        self.file.write_all_at(&self.scratch, 0)?;
-        Ok(self.scratch.len())
+    /// The mapping of at least `len` bytes, growing the file (to a power
+    /// of two) when it is shorter, and mapped again when the file grew.
+    fn mapped(&mut self, len: usize) -> std::io::Result<&mut MmapMut> {
+        let size = self.file.metadata()?.len();
+        let mapped = self.map.as_ref().map_or(0, |m| m.len() as u64);
+        if mapped < len as u64 || mapped < size {
+            let wanted = size.max((len as u64).next_power_of_two()).max(MIN_SIZE);
+            if size < wanted {
+                self.file.set_len(wanted)?;
+            }
+            // SAFETY: the file is a memfd only this process and its worker
+            // hold; it is never truncated (it only grows), and the protocol
+            // keeps the two sides from touching a region at the same time:
+            // the host writes a batch before it sends the control line, and
+            // reads predictions only after the worker answered. The mapping
+            // covers the file's current length.
+            self.map = Some(unsafe { MmapOptions::new().len(wanted as usize).map_mut(&self.file)? });
+        }
+        self.map.as_mut().ok_or_else(|| std::io::Error::other("the region is not mapped"))
     }
 
-    /// Reads the Arrow IPC stream of `len` bytes at offset 0.
+    /// Writes `frame` as an Arrow IPC stream at offset 0; returns its length.
+    pub fn write_frame(&mut self, frame: &DataFrame) -> PolarsResult<usize> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let written = encode(frame, &mut scratch).and_then(|()| {
+            self.mapped(scratch.len())?[..scratch.len()].copy_from_slice(&scratch);
+            Ok(scratch.len())
+        });
+        self.scratch = scratch;
+        written
+    }
+
+    /// Reads the Arrow IPC stream of `len` bytes at offset 0, in place.
     pub fn read_frame(&mut self, len: usize) -> PolarsResult<DataFrame> {
-        self.scratch.resize(len, 0);
-        self.file.read_exact_at(&mut self.scratch, 0)?;
-        decode(&self.scratch)
+        let size = self.file.metadata()?.len();
+        if len as u64 > size {
+            polars_bail!(ComputeError: "the worker answered {len} bytes, but its region holds {size}");
+        }
+        decode(&self.mapped(len)?[..len])
     }
 }
 
@@ -161,18 +193,28 @@ mod tests {
 
     #[test]
     fn another_descriptor_of_the_region_sees_the_same_bytes() {
+        use std::os::unix::fs::FileExt;
         let mut region = Region::new("test").unwrap();
         let len = region.write_frame(&frame()).unwrap();
         // What the worker does: open the same memory by its descriptor.
-        let other = File::open(format!("/proc/self/fd/{}", region.fd())).unwrap();
+        let other = File::options().read(true).write(true).open(format!("/proc/self/fd/{}", region.fd())).unwrap();
         let mut bytes = vec![0; len];
         other.read_exact_at(&mut bytes, 0).unwrap();
         assert!(decode(&bytes).unwrap().equals_missing(&frame()));
+        // And what it answers: written through its own descriptor, read through the host's map.
+        let mut answer = Vec::new();
+        let small = DataFrame::new_infer_height(vec![Series::new("p".into(), [1i64, 2, 3]).into()]).unwrap();
+        encode(&small, &mut answer).unwrap();
+        other.write_all_at(&answer, 0).unwrap();
+        assert!(region.read_frame(answer.len()).unwrap().equals(&small));
+        // An answer larger than the region is refused, not read out of bounds.
+        assert!(region.read_frame(1 << 40).is_err());
     }
 
     #[test]
     fn an_empty_frame_keeps_its_columns() {
-        let empty = DataFrame::new_infer_height(vec![Series::new_empty("x".into(), &DataType::Float64).into()]).unwrap();
+        let empty =
+            DataFrame::new_infer_height(vec![Series::new_empty("x".into(), &DataType::Float64).into()]).unwrap();
         let mut out = Vec::new();
         encode(&empty, &mut out).unwrap();
         let back = decode(&out).unwrap();

@@ -41,7 +41,11 @@ pub struct Stats {
 
 impl Stats {
     pub fn new(slots: usize) -> Stats {
-        Stats { alive: AtomicU64::new(0), restarts: Mutex::new(Vec::new()), batches: (0..slots).map(|_| AtomicU64::new(0)).collect() }
+        Stats {
+            alive: AtomicU64::new(0),
+            restarts: Mutex::new(Vec::new()),
+            batches: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 
     pub fn restarted(&self, cause: &'static str) {

@@ -210,6 +210,35 @@ CONTENDERS['redesmyn-noop-nometrics'] = {
   },
 };
 
+// Scenario 11: a CPU-heavy model (300-tree random forest), in-process vs
+// two Python worker processes vs MLServer with two parallel workers; and
+// scenario 12: the cheap iris model in-process vs two workers (what the
+// shared-memory crossing costs when the model costs nothing).
+const withEnv = (base, name, env) => ({
+  ...CONTENDERS[base],
+  name,
+  start: (ctx, port) => {
+    const spec = CONTENDERS[base].start(ctx, port);
+    return { ...spec, env: { ...spec.env, ...env } };
+  },
+});
+const FOREST = join(MODELS, 'forest.joblib');
+CONTENDERS['redesmyn-forest'] = withEnv('redesmyn-iris', 'redesmyn, random forest, in-process Python', { IRIS_MODEL: FOREST });
+CONTENDERS['redesmyn-forest-workers'] = withEnv('redesmyn-iris', 'redesmyn, random forest, python workers: 2', {
+  IRIS_MODEL: FOREST,
+  PY_WORKERS: '2',
+});
+CONTENDERS['mlserver-forest'] = {
+  ...withEnv('mlserver', 'MLServer, random forest, parallel_workers: 2', { MLSERVER_PARALLEL_WORKERS: '2' }),
+  start: (ctx, port) => {
+    const spec = CONTENDERS.mlserver.start(ctx, port);
+    return { ...spec, args: ['start', join(MODELS, 'mlserver-forest')], env: { ...spec.env, MLSERVER_PARALLEL_WORKERS: '2' } };
+  },
+  ready: '/v2/models/forest/ready',
+  route: '/v2/models/forest/infer',
+};
+CONTENDERS['redesmyn-iris-workers'] = withEnv('redesmyn-iris', 'redesmyn, Python handler, python workers: 2', { PY_WORKERS: '2' });
+
 /** The scenarios, in the numbering. */
 export const SCENARIOS = {
   1: {
@@ -278,6 +307,24 @@ export const SCENARIOS = {
     kind: 'lone',
     title: 'A lone request: one client, one request at a time, and where its time goes',
     contenders: ['actix-echo', 'fastify-noop', 'redesmyn-noop', 'redesmyn-iris'],
+  },
+  11: {
+    kind: 'load',
+    title: 'A CPU-heavy model: a 300-tree random forest, one record per request, in-process vs Python worker processes',
+    contenders: ['redesmyn-forest-workers', 'redesmyn-forest', 'mlserver-forest'],
+    reference: 'redesmyn-forest-workers',
+    concurrency: [64],
+    // Worker processes are about using more cores: the servers get both
+    // CPUs; wrk (one thread) stays on CPU 0 and shares it with them.
+    allCpus: true,
+  },
+  12: {
+    kind: 'load',
+    title: 'scikit-learn iris from Python: in-process vs two Python worker processes (the shared-memory crossing)',
+    contenders: ['redesmyn-iris', 'redesmyn-iris-workers'],
+    reference: 'redesmyn-iris',
+    concurrency: [64],
+    allCpus: true,
   },
   5: {
     kind: 'soak',

@@ -2,7 +2,7 @@
 // handler (iris_handler.py), batched: each batch is one predict call.
 //
 //   PORT=8080 WORKERS=1 VENV=bench/.venv-peers HANDLER_DIR=bench/servers \
-//     IRIS_MODEL=bench/.models/iris.joblib node redesmyn-iris.js
+//     IRIS_MODEL=bench/.models/iris.joblib [PY_WORKERS=2] node redesmyn-iris.js
 //
 // Exits with code 3 when this build of redesmyn has no Python handlers yet,
 // which the harness reports as "not available".
@@ -21,7 +21,7 @@ const Iris = new Schema({
 
 async function main(): Promise<void> {
   // Looked up at run time so this file compiles against builds without `py`.
-  const py = (redesmyn as Record<string, unknown>).py as { handler?: (spec: string) => unknown } | undefined;
+  const py = (redesmyn as Record<string, unknown>).py as { handler?: (spec: string, options?: object) => unknown } | undefined;
   if (typeof py?.handler !== 'function') {
     console.error('REDESMYN_NOT_AVAILABLE: this build of redesmyn exports no py.handler');
     process.exit(NOT_AVAILABLE);
@@ -31,7 +31,8 @@ async function main(): Promise<void> {
     path: '/predictions/iris',
     schema: Iris,
     batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0) },
-    handler: py.handler('iris_handler:predict') as never,
+    // PY_WORKERS=N: the handler in N Python worker processes (scenarios 11 and 12).
+    handler: py.handler('iris_handler:predict', process.env.PY_WORKERS ? { workers: Number(process.env.PY_WORKERS) } : undefined) as never,
   });
 
   const options = {

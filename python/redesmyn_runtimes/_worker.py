@@ -102,12 +102,12 @@ class Region:
         self.fd = fd
         self.map = None
 
-    def view(self, size: int) -> memoryview:
+    def read(self, size: int) -> io.BytesIO:
+        """The first `size` bytes, as the file-like object polars reads a stream from (one copy)."""
         if self.map is None or len(self.map) < size:
-            if self.map is not None:
-                self.map.close()
             self.map = mmap.mmap(self.fd, os.fstat(self.fd).st_size, prot=mmap.PROT_READ)
-        return memoryview(self.map)[:size]
+        with memoryview(self.map) as view:
+            return io.BytesIO(view[:size])
 
 
 def rss_bytes() -> int:
@@ -164,7 +164,7 @@ def serve(channel: Channel, batches: Region, out_fd: int, handler, models: Model
         if message is None:
             return
         try:
-            frame = pl.read_ipc_stream(io.BytesIO(batches.view(message["size"])))
+            frame = pl.read_ipc_stream(batches.read(message["size"]))
             kwargs = {"params": message.get("params", {})} if handler_params else {}
             if message.get("model") is not None:
                 result = handler(models.get(message["model"]), frame, **kwargs)

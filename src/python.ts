@@ -1,6 +1,7 @@
 /**
- * Python, in-process: handlers (and, with a model cache, loaders) named as
- * `'module:function'`, run by the embedded interpreter.
+ * Python: handlers (and, with a model cache, loaders) named as
+ * `'module:function'`, run by the embedded interpreter, or with `workers`
+ * in a pool of Python worker processes.
  */
 
 /**

@@ -205,6 +205,20 @@ describe('Python worker processes: lifecycle', () => {
     expect(workersOf(process.pid)).toEqual([]);
   });
 
+  it('refuses workers for a streaming handler, and keeps one in-process under the server-wide option', async () => {
+    const server = new Server({ host: '127.0.0.1', port: 0, python: { ...python, workers: 2 } });
+    const own = new Endpoint({ path: '/own', schema: A, stream: true, handler: py.handler('stream_handlers:words', { workers: 2 }) });
+    expect(() => server.register(own)).toThrow('a streaming Python handler runs in-process only (no workers)');
+    const before = workersOf(process.pid);
+    server.register(new Endpoint({ path: '/words', schema: A, stream: true, handler: py.handler('stream_handlers:words') }));
+    server.register(new Endpoint({ path: '/here', schema: A, handler: py.handler('worker_handlers:hang', { workers: 0 }) }));
+    expect(workersOf(process.pid)).toEqual(before);
+    await server.serve();
+    const res = await post(`http://127.0.0.1:${server.port}/here`, [{ a: 1 }]);
+    expect(res.body.predictions).toEqual([process.pid]);
+    await server.stop();
+  });
+
   it('takes the server-wide python.workers, and stop() leaves no worker process', async () => {
     const before = workersOf(process.pid);
     const server = new Server({ host: '127.0.0.1', port: 0, python: { ...python, workers: 2 } });

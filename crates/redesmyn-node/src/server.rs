@@ -201,8 +201,12 @@ impl NativeServer {
         let declared = spec.outputs()?;
         let outputs = if declared.is_empty() { known_outputs } else { declared };
         let mut batch = spec.batch_config(stream);
-        if let Some(count) = worker_count.filter(|_| spec.batch.as_ref().is_none_or(|b| b.max_concurrent.is_none())) {
-            batch.max_concurrent = count;
+        if let Some(count) = worker_count {
+            // One batch per worker at once, the queue split evenly over the idle ones.
+            if spec.batch.as_ref().is_none_or(|b| b.max_concurrent.is_none()) {
+                batch.max_concurrent = count;
+            }
+            batch.spread = true;
         }
         let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, batch, handler)?
             .with_outputs(outputs)

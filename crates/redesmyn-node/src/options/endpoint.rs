@@ -146,6 +146,7 @@ impl EndpointSpec {
             max_concurrent: b.max_concurrent.map_or(d.max_concurrent, |v| v.max(1) as usize),
             max_queue: b.max_queue.map_or(d.max_queue, |v| v.max(1) as usize),
             timeout: b.timeout_ms.map(ms).or(d.timeout),
+            spread: d.spread,
         }
     }
 }

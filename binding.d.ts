@@ -76,6 +76,8 @@ export interface BatchOptions {
   maxConcurrent?: number
   maxQueue?: number
   timeoutMs?: number
+  /** Split the queue evenly over free batch slots (default: on with Python workers). */
+  spread?: boolean
 }
 
 export interface CacheSpec {

@@ -30,7 +30,12 @@ async function main(): Promise<void> {
   const iris = new Endpoint({
     path: '/predictions/iris',
     schema: Iris,
-    batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0) },
+    batch: {
+      maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64),
+      maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0),
+      // BATCH_SPREAD=0|1: whether to split the queue over free batch slots (scenario 11).
+      ...(process.env.BATCH_SPREAD ? { spread: process.env.BATCH_SPREAD === '1' } : {}),
+    },
     // PY_WORKERS=N: the handler in N Python worker processes (scenarios 11 and 12).
     handler: py.handler('iris_handler:predict', process.env.PY_WORKERS ? { workers: Number(process.env.PY_WORKERS) } : undefined) as never,
   });

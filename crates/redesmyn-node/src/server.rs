@@ -206,7 +206,7 @@ impl NativeServer {
             if spec.batch.as_ref().is_none_or(|b| b.max_concurrent.is_none()) {
                 batch.max_concurrent = count;
             }
-            batch.spread = true;
+            batch.spread = spec.batch.as_ref().and_then(|b| b.spread).unwrap_or(true);
         }
         let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, batch, handler)?
             .with_outputs(outputs)

@@ -97,6 +97,7 @@ print(json.dumps({"X": Q.tolist(), "y": model.predict(Q).tolist()}))`;
         }),
         new Endpoint({ path: '/region/{region}', schema: A, handler: py.handler('worker_handlers:region', { workers: 1 }) }),
         new Endpoint({ path: '/poison', schema: A, handler: py.handler('worker_handlers:poison', { workers: 2 }) }),
+        new Endpoint({ path: '/nap', schema: A, batch: { maxSize: 1 }, handler: py.handler('worker_handlers:nap', { workers: 2 }) }),
       ],
       { metrics: true },
     ));
@@ -119,6 +120,13 @@ print(json.dumps({"X": Q.tolist(), "y": model.predict(Q).tolist()}))`;
     const batches = await metric(url, 'redesmyn_worker_batches_total{endpoint="/forest"');
     expect(batches).toHaveLength(2);
     expect(batches.every((l) => Number(l.split(' ').pop()) > 0)).toBe(true);
+  });
+
+  it('runs two batches at once, one per worker (maxConcurrent defaults to the worker count)', async () => {
+    const [a, b] = (await Promise.all([post(`${url}/nap`, [{ a: 1 }]), post(`${url}/nap`, [{ a: 2 }])])).map((r) => r.body.predictions[0]);
+    expect(a.pid).not.toBe(b.pid);
+    // Each batch sleeps 300 ms: they overlapped, so neither waited for the other.
+    expect(a.start < b.end && b.start < a.end).toBe(true);
   });
 
   it('passes path parameters as params and returns several columns', async () => {

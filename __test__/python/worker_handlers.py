@@ -47,3 +47,11 @@ def hang(df: pl.DataFrame) -> pl.Series:
     if -1.0 in df["a"].to_list():
         time.sleep(3600)
     return pl.Series([os.getpid()] * df.height)
+
+
+def nap(df: pl.DataFrame) -> pl.DataFrame:
+    """Sleeps 300 ms; says which process ran it, and when (wall clock, seconds)."""
+    start = time.time()
+    time.sleep(0.3)
+    end = time.time()
+    return pl.DataFrame({"pid": [os.getpid()] * df.height, "start": [start] * df.height, "end": [end] * df.height})

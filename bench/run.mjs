@@ -136,7 +136,8 @@ async function launch(id, tag, { allCpus = false } = {}) {
     args: spec.args,
     cwd: spec.cwd ?? ctx.benchDir,
     env: { ...process.env, ...SERVER_ENV, ...spec.env },
-    cpus: allCpus ? null : SERVER_CPUS,
+    // Every CPU explicitly: the harness pinned itself to CPU 0, and children inherit that.
+    cpus: allCpus ? `0-${os.availableParallelism() - 1}` : SERVER_CPUS,
     logFile,
   });
   live.add(server);

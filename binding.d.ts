@@ -119,6 +119,8 @@ export interface BatchOptions {
   maxConcurrent?: number
   maxQueue?: number
   timeoutMs?: number
+  /** Split the queue evenly over free batch slots (default: on with Python workers). */
+  spread?: boolean
 }
 
 export interface CacheSpec {
@@ -381,6 +383,18 @@ export interface PythonRuntime {
   loader?: string
   /** The handler is a generator (or async generator) function. */
   stream?: boolean
+  /** Run the handler in a pool of worker processes instead of in-process. */
+  workers?: PythonWorkers
+}
+
+/** A pool of Python worker processes (crates/redesmyn-python/src/workers). */
+export interface PythonWorkers {
+  /** Worker processes. */
+  count: number
+  /** Replace a worker whose resident memory exceeds this after a batch. */
+  maxRssMib?: number
+  /** Kill and replace a worker whose batch runs longer than this. */
+  timeoutMs?: number
 }
 
 /** Where a run stands. */

@@ -70,7 +70,7 @@ if (flags.help) {
 
 const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
 const defaults = {
-  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 13, 14, 5] },
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 5] },
   quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
   smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
 }[mode];
@@ -125,7 +125,8 @@ function unavailableReason(id) {
 }
 
 /** Starts contender `id`, waits until it is ready. Returns { server, base, readyMs } or throws. */
-async function launch(id, tag) {
+/** Starts a contender; `allCpus` lets the server use every CPU whatever `--pin` says. */
+async function launch(id, tag, { allCpus = false } = {}) {
   const c = CONTENDERS[id];
   const port = await freePort();
   ctx.extraPorts = [];
@@ -138,7 +139,8 @@ async function launch(id, tag) {
     args: spec.args,
     cwd: spec.cwd ?? ctx.benchDir,
     env: { ...process.env, ...SERVER_ENV, ...spec.env },
-    cpus: SERVER_CPUS,
+    // Every CPU explicitly: the harness pinned itself to CPU 0, and children inherit that.
+    cpus: allCpus ? `0-${os.availableParallelism() - 1}` : SERVER_CPUS,
     logFile,
   });
   live.add(server);
@@ -263,7 +265,7 @@ async function loadScenario(id) {
       console.log(`[${id}] ${c.name}: run ${run}/${cfg.runs}`);
       let launched;
       try {
-        launched = await launch(cid, `s${id}-${cid}-run${run}`);
+        launched = await launch(cid, `s${id}-${cid}-run${run}`, { allCpus: s.allCpus });
       } catch (e) {
         setAll(cid, e.unavailable ? 'not available' : 'failed', e.message);
         console.log(`    ${e.unavailable ? 'not available' : 'failed'}: ${e.message}`);

@@ -15,7 +15,8 @@
 //   3. bench/node_modules: fastify, onnxruntime-node (bench/package-lock.json).
 //   4. bench/.models: iris.joblib and iris.onnx, trained on scikit-learn's
 //      bundled copy of the iris set (no download).
-//   5. bench/.models/mlserver: MLServer's model repository, adaptive batching on.
+//   5. bench/.models/mlserver: MLServer's model repository, adaptive batching on
+//      (and mlserver-forest, the random forest of scenario 15).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -143,7 +144,7 @@ export function onnxruntimeLibrary() {
 export function ensureModels() {
   const stamp = join(MODELS, '.bench-models');
   const want = hash(join(BENCH, 'peers', 'train_iris.py'), join(BENCH, 'requirements.txt'));
-  if (existsSync(join(MODELS, 'iris.joblib')) && existsSync(join(MODELS, 'iris.onnx')) && stampOk(stamp, want)) return;
+  if (['iris.joblib', 'iris.onnx', 'forest.joblib'].every((f) => existsSync(join(MODELS, f))) && stampOk(stamp, want)) return;
   console.log('setup: training the iris classifier and exporting it to ONNX');
   mkdirSync(MODELS, { recursive: true });
   must('train_iris.py', PY, [join(BENCH, 'peers', 'train_iris.py'), MODELS]);
@@ -169,6 +170,13 @@ export function writeMlserverRepo() {
   };
   writeFileSync(join(MLSERVER_REPO, 'settings.json'), `${JSON.stringify(settings, null, 2)}\n`);
   writeFileSync(join(MLSERVER_REPO, 'iris', 'model-settings.json'), `${JSON.stringify(model, null, 2)}\n`);
+
+  // Scenario 11: the random forest, parallel_workers from the contender's environment.
+  const forestRepo = join(MODELS, 'mlserver-forest');
+  mkdirSync(join(forestRepo, 'forest'), { recursive: true });
+  const forest = { ...model, name: 'forest', parameters: { uri: join(MODELS, 'forest.joblib'), version: 'v1' } };
+  writeFileSync(join(forestRepo, 'settings.json'), `${JSON.stringify(settings, null, 2)}\n`);
+  writeFileSync(join(forestRepo, 'forest', 'model-settings.json'), `${JSON.stringify(forest, null, 2)}\n`);
 
   // Scenario 8: a streaming runtime (peers/mlserver_stream.py), in a
   // repository of its own with the settings MLServer streams under.

@@ -26,8 +26,15 @@ export interface BatchOptions {
    * pile up while the handler runs, so batches still fill).
    */
   maxDelayMs?: number;
-  /** Batches of one endpoint and parameter set that may run at once (default 1). */
+  /** Batches of one endpoint and parameter set that may run at once (default 1; with Python workers, their count). */
   maxConcurrent?: number;
+  /**
+   * Split what is queued evenly over the free batch slots instead of filling
+   * one batch first (default: on for Python worker processes, off otherwise).
+   * Good when a batch costs in proportion to its rows; for a model with a
+   * large fixed cost per call, fewer larger batches win: turn it off.
+   */
+  spread?: boolean;
   /** Requests that may wait in one queue before new ones get 503 (default 4096). */
   maxQueue?: number;
   /**

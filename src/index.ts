@@ -25,6 +25,7 @@ export { Server } from './server';
 export type { EmfOptions, JobsOptions, LogOptions, ManagementOptions, MetricsOptions, ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, StreamStep, TypedArray } from './output';
 export { py, PythonHandler, PythonLoader } from './python';
+export type { PythonHandlerOptions, PythonWorkers } from './python';
 export { onnx, OnnxHandler, OnnxLoader } from './onnx';
 export type { OnnxOptions } from './onnx';
 export { CacheConfig, FsClient, ObjectStoreClient } from './cache';

@@ -1,15 +1,54 @@
 /**
- * Python, in-process: handlers (and, with a model cache, loaders) named as
- * `'module:function'`, run by the embedded interpreter.
+ * Python: handlers (and, with a model cache, loaders) named as
+ * `'module:function'`, run by the embedded interpreter, or with `workers`
+ * in a pool of Python worker processes.
  */
+
+/**
+ * A pool of Python worker processes for an endpoint: `count` processes of
+ * the same environment, each importing the handler's module and loading its
+ * own copy of the models. Batches cross in shared memory as Arrow IPC.
+ */
+export interface PythonWorkers {
+  /** Worker processes (0: in-process). */
+  count: number;
+  /** A worker whose resident memory exceeds this many MiB after a batch is replaced (the batch still succeeds). */
+  maxRssMiB?: number;
+  /** A batch running longer than this fails with 500 and its worker is killed and replaced. */
+  timeoutMs?: number;
+}
+
+/** Options of `py.handler`. */
+export interface PythonHandlerOptions {
+  /**
+   * Run the handler in `N` worker processes (or a {@link PythonWorkers}
+   * object) instead of in-process; `0` keeps it in-process even when the
+   * server's `python.workers` says otherwise.
+   */
+  workers?: number | PythonWorkers;
+}
+
+/** `workers` as a {@link PythonWorkers}, or `undefined` for in-process. */
+export function workersOf(workers: number | PythonWorkers | undefined): PythonWorkers | undefined {
+  if (workers === undefined) return undefined;
+  const spec = typeof workers === 'number' ? { count: workers } : workers;
+  if (!Number.isInteger(spec.count) || spec.count < 0) {
+    throw new TypeError(`python workers must be a whole number of processes, not ${spec.count}`);
+  }
+  return spec.count === 0 ? undefined : spec;
+}
 
 /** A Python prediction handler, `def predict(df: pl.DataFrame) -> pl.Series`. */
 export class PythonHandler {
   readonly kind = 'python-handler';
-  constructor(readonly target: string) {
+  constructor(
+    readonly target: string,
+    readonly options: PythonHandlerOptions = {},
+  ) {
     if (!/^[\w.]+:[\w.]+$/.test(target)) {
       throw new TypeError(`'${target}' is not a Python reference of the form 'module:function'`);
     }
+    workersOf(options.workers);
   }
 }
 
@@ -35,6 +74,12 @@ export interface PythonOptions {
   executable?: string;
   /** Directories to import your modules from, searched before site-packages. */
   path?: string[];
+  /**
+   * Run every Python handler of this server in worker processes (a number,
+   * or a {@link PythonWorkers} object) unless its `py.handler` options say
+   * otherwise. Streaming handlers stay in-process. Default: in-process.
+   */
+  workers?: number | PythonWorkers;
 }
 
 import { join } from 'node:path';
@@ -56,10 +101,12 @@ export const py = {
    * `polars.DataFrame` (and the model first, when the endpoint has a model
    * cache); a `params` keyword argument, if it takes one, gets the path
    * parameters. It returns a `polars.Series`, a `polars.DataFrame` (several
-   * outputs), a numpy array or a list: one prediction per row.
+   * outputs), a numpy array or a list: one prediction per row. With
+   * `{ workers: N }` it runs in N worker processes (see README, "Python
+   * worker processes").
    */
-  handler(target: string): PythonHandler {
-    return new PythonHandler(target);
+  handler(target: string, options?: PythonHandlerOptions): PythonHandler {
+    return new PythonHandler(target, options);
   },
   /**
    * A Python function as a model loader: called with the artifact's local

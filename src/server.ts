@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { NativeServer, type LoadOutput } from '../binding';
 import type { Endpoint } from './endpoint';
-import { PythonHandler, PythonLoader, pythonExecutable, RUNTIMES_PATH, type PythonOptions } from './python';
+import { PythonHandler, PythonLoader, pythonExecutable, RUNTIMES_PATH, workersOf, type PythonOptions } from './python';
 import { OnnxHandler, OnnxLoader, onnxRuntime } from './onnx';
 import { registerRepository, type RepositoryModel } from './repository';
 import { RepositoryWatcher, type WatchOptions } from './repository/watch';
@@ -231,11 +231,14 @@ export class Server {
       if (loader !== undefined && !(loader instanceof PythonLoader)) {
         throw new TypeError(`endpoint '${endpoint.path}': a Python handler needs a Python loader (py.loader)`);
       }
+      const own = endpoint.handler.options.workers;
+      const workers = workersOf(own ?? (endpoint.stream ? undefined : this.#python.workers));
       to(spec, {
         kind: 'python',
         handler: endpoint.handler.target,
         loader: loader?.target,
         stream: endpoint.stream,
+        workers: workers && { count: workers.count, maxRssMib: workers.maxRssMiB, timeoutMs: workers.timeoutMs },
       });
     } else if (endpoint.stream) {
       if (loader instanceof PythonLoader || loader instanceof OnnxLoader) {

@@ -105,6 +105,13 @@ export function buildRedesmyn(mode, { rev = null } = {}) {
   if (tsc !== 0) console.warn('warning: tsc reported type errors in the root TypeScript layer (output emitted anyway)');
   cpSync(join(src, 'package.json'), join(pkg, 'package.json'));
   writeFileSync(join(pkg, 'index.d.ts'), readFileSync(join(src, 'index.d.ts')));
+  // The built-in Python runtimes and the worker process, as the npm package ships them.
+  if (existsSync(join(src, 'python', 'redesmyn_runtimes'))) {
+    cpSync(join(src, 'python', 'redesmyn_runtimes'), join(pkg, 'python', 'redesmyn_runtimes'), {
+      recursive: true,
+      filter: (f) => !f.includes('__pycache__'),
+    });
+  }
   return pkg;
 }
 

@@ -289,6 +289,39 @@ CONTENDERS['redesmyn-iris-predcache'] = {
     return { ...spec, env: { ...spec.env, PREDICTION_CACHE_MAX_ENTRIES: '100000' } };
   },
 };
+// Scenario 15: a CPU-heavy model (300-tree random forest), in-process vs
+// two Python worker processes vs MLServer with two parallel workers; and
+// scenario 16: the cheap iris model in-process vs two workers (what the
+// shared-memory crossing costs when the model costs nothing).
+const withEnv = (base, name, env) => ({
+  ...CONTENDERS[base],
+  name,
+  start: (ctx, port) => {
+    const spec = CONTENDERS[base].start(ctx, port);
+    return { ...spec, env: { ...spec.env, ...env } };
+  },
+});
+const FOREST = join(MODELS, 'forest.joblib');
+CONTENDERS['redesmyn-forest'] = withEnv('redesmyn-iris', 'redesmyn, random forest, in-process Python', { IRIS_MODEL: FOREST });
+CONTENDERS['redesmyn-forest-workers'] = withEnv('redesmyn-iris', 'redesmyn, random forest, python workers: 2', {
+  IRIS_MODEL: FOREST,
+  PY_WORKERS: '2',
+});
+CONTENDERS['redesmyn-forest-workers-whole'] = withEnv('redesmyn-iris', 'redesmyn, random forest, python workers: 2, spread off', {
+  IRIS_MODEL: FOREST,
+  PY_WORKERS: '2',
+  BATCH_SPREAD: '0',
+});
+CONTENDERS['mlserver-forest'] = {
+  ...withEnv('mlserver', 'MLServer, random forest, parallel_workers: 2', { MLSERVER_PARALLEL_WORKERS: '2' }),
+  start: (ctx, port) => {
+    const spec = CONTENDERS.mlserver.start(ctx, port);
+    return { ...spec, args: ['start', join(MODELS, 'mlserver-forest')], env: { ...spec.env, MLSERVER_PARALLEL_WORKERS: '2' } };
+  },
+  ready: '/v2/models/forest/ready',
+  route: '/v2/models/forest/infer',
+};
+CONTENDERS['redesmyn-iris-workers'] = withEnv('redesmyn-iris', 'redesmyn, Python handler, python workers: 2', { PY_WORKERS: '2' });
 
 /** The scenarios, in the numbering. */
 export const SCENARIOS = {
@@ -378,6 +411,24 @@ export const SCENARIOS = {
     contenders: ['redesmyn-iris-predcache', 'redesmyn-iris-repeat'],
     reference: 'redesmyn-iris-predcache',
     concurrency: [1, 16, 64],
+  },
+  15: {
+    kind: 'load',
+    title: 'A CPU-heavy model: a 300-tree random forest, one record per request, in-process vs Python worker processes',
+    contenders: ['redesmyn-forest-workers', 'redesmyn-forest-workers-whole', 'redesmyn-forest', 'mlserver-forest'],
+    reference: 'redesmyn-forest-workers',
+    concurrency: [64],
+    // Worker processes are about using more cores: the servers get both
+    // CPUs; wrk (one thread) stays on CPU 0 and shares it with them.
+    allCpus: true,
+  },
+  16: {
+    kind: 'load',
+    title: 'scikit-learn iris from Python: in-process vs two Python worker processes (the shared-memory crossing)',
+    contenders: ['redesmyn-iris', 'redesmyn-iris-workers'],
+    reference: 'redesmyn-iris',
+    concurrency: [64],
+    allCpus: true,
   },
   5: {
     kind: 'soak',

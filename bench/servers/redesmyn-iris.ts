@@ -2,9 +2,9 @@
 // handler (iris_handler.py), batched: each batch is one predict call.
 //
 //   PORT=8080 WORKERS=1 VENV=bench/.venv-peers HANDLER_DIR=bench/servers \
-//     IRIS_MODEL=bench/.models/iris.joblib node redesmyn-iris.js
+//     IRIS_MODEL=bench/.models/iris.joblib [PY_WORKERS=2] node redesmyn-iris.js
 //
-// PREDICTION_CACHE_MAX_ENTRIES=N turns the prediction cache on (scenario 11).
+// PREDICTION_CACHE_MAX_ENTRIES=N turns the prediction cache on (scenario 15).
 //
 // Exits with code 3 when this build of redesmyn has no Python handlers yet,
 // which the harness reports as "not available".
@@ -23,7 +23,7 @@ const Iris = new Schema({
 
 async function main(): Promise<void> {
   // Looked up at run time so this file compiles against builds without `py`.
-  const py = (redesmyn as Record<string, unknown>).py as { handler?: (spec: string) => unknown } | undefined;
+  const py = (redesmyn as Record<string, unknown>).py as { handler?: (spec: string, options?: object) => unknown } | undefined;
   if (typeof py?.handler !== 'function') {
     console.error('REDESMYN_NOT_AVAILABLE: this build of redesmyn exports no py.handler');
     process.exit(NOT_AVAILABLE);
@@ -33,8 +33,14 @@ async function main(): Promise<void> {
   const iris = new Endpoint({
     path: '/predictions/iris',
     schema: Iris,
-    batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0) },
-    handler: py.handler('iris_handler:predict') as never,
+    batch: {
+      maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64),
+      maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0),
+      // BATCH_SPREAD=0|1: whether to split the queue over free batch slots (scenario 15).
+      ...(process.env.BATCH_SPREAD ? { spread: process.env.BATCH_SPREAD === '1' } : {}),
+    },
+    // PY_WORKERS=N: the handler in N Python worker processes (scenarios 15 and 16).
+    handler: py.handler('iris_handler:predict', process.env.PY_WORKERS ? { workers: Number(process.env.PY_WORKERS) } : undefined) as never,
     // Spread in only when asked, so this file compiles against builds without the option.
     ...((cacheEntries > 0 ? { predictionCache: { maxEntries: cacheEntries } } : {}) as object),
   });

@@ -10,6 +10,7 @@ use redesmyn::cache::{Loader, ModelCache};
 use redesmyn::stream::StreamHandler;
 use redesmyn::{Endpoint, Handler, RunningServer, Runtime, Server};
 use redesmyn_onnx::{OnnxHandler, OnnxLoader, OnnxModel};
+use redesmyn_python::workers::{WorkerLoader, WorkerPool};
 use redesmyn_python::{PyHandler, PyLoader, PyStreamHandler, Target};
 
 use crate::error::{BindingError, Result};
@@ -18,6 +19,14 @@ use crate::js_handler::JsHandler;
 use crate::js_loader::JsLoader;
 use crate::js_stream::JsStreamHandler;
 use crate::options::{EndpointSpec, RuntimeSpec, ServerOptions};
+
+/// An endpoint built from its spec, with what outlives registration: its
+/// artifact cache (for `cacheStats` and friends) and its Python worker pool.
+struct Built {
+    endpoint: Endpoint,
+    cache: Option<Arc<ModelCache>>,
+    pool: Option<Arc<WorkerPool>>,
+}
 
 #[napi(object)]
 pub struct CacheStatsObject {
@@ -86,6 +95,8 @@ pub struct NativeServer {
     /// Models built for `add_prepared`, by ticket.
     prepared: Mutex<HashMap<u32, Endpoint>>,
     next_ticket: std::sync::atomic::AtomicU32,
+    /// Python worker pools, stopped after the server in `stop()`.
+    pools: Mutex<Vec<Arc<WorkerPool>>>,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -115,6 +126,7 @@ impl NativeServer {
             management_port: Arc::new(Mutex::new(None)),
             prepared: Mutex::new(HashMap::new()),
             next_ticket: std::sync::atomic::AtomicU32::new(1),
+            pools: Mutex::new(Vec::new()),
         })
     }
 
@@ -128,15 +140,28 @@ impl NativeServer {
     }
 
     fn add(&self, spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<()> {
-        let (endpoint, cache) = self.build(spec, runtime)?;
+        let Built { endpoint, cache, pool } = self.build(spec, runtime)?;
         match &mut *lock(&self.state) {
-            State::Configuring(server) => server.register(endpoint)?,
+            State::Configuring(server) => {
+                server.register(endpoint)?;
+                if let Some(pool) = &pool {
+                    server.add_pool_stats(spec.path.clone(), pool.stats());
+                }
+            }
             _ => return Err(BindingError::failed("endpoints must be registered before serve()")),
         }
         if let Some(cache) = cache {
             self.caches.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.path.clone(), cache);
         }
+        self.keep_pool(pool);
         Ok(())
+    }
+
+    /// Keeps a worker pool until `stop()`.
+    fn keep_pool(&self, pool: Option<Arc<WorkerPool>>) {
+        if let Some(pool) = pool {
+            self.pools.lock().unwrap_or_else(|p| p.into_inner()).push(pool);
+        }
     }
 
     /// Builds a model to add while serving (the management API's deployer
@@ -147,7 +172,10 @@ impl NativeServer {
         if spec.version.is_none() && spec.name.is_none() {
             return Err(BindingError::invalid("a model added while serving needs a name").into());
         }
-        let (endpoint, _) = self.build(&spec, runtime)?;
+        // A worker pool of a model added while serving stops with the server; its
+        // counters are not in /metrics (the registry's collectors are fixed at start).
+        let Built { endpoint, pool, .. } = self.build(&spec, runtime)?;
+        self.keep_pool(pool);
         let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = self.next_ticket.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         prepared.insert(ticket, endpoint);
@@ -241,10 +269,13 @@ impl NativeServer {
         }
     }
 
-    fn build(&self, spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<(Endpoint, Option<Arc<ModelCache>>)> {
+    fn build(&self, spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<Built> {
         // Outputs a runtime knows before answering (an ONNX graph's), used
         // when the spec declares none.
         let mut known_outputs = Vec::new();
+        // A Python worker pool: its size (the default batch concurrency), metrics and handle.
+        let mut worker_count = None;
+        let mut pool_started: Option<Arc<WorkerPool>> = None;
         let (handler, loader): (Runtime, Option<Arc<dyn Loader>>) = match runtime {
             RuntimeSpec::Js(js) => {
                 let loader = match (js.load, js.release) {
@@ -260,6 +291,29 @@ impl NativeServer {
                     _ => None,
                 };
                 let handler: Arc<dyn StreamHandler> = Arc::new(JsStreamHandler::new(&spec.path, js.open, js.pull)?);
+                (handler.into(), loader)
+            }
+            RuntimeSpec::Python(py) if py.workers.as_ref().is_some_and(|w| w.count > 0) => {
+                if py.stream.unwrap_or(false) {
+                    return Err(BindingError::invalid(format!(
+                        "endpoint '{}': a streaming Python handler runs in-process only (no workers)",
+                        spec.path
+                    )));
+                }
+                let handler = Target::parse(&py.handler)?;
+                let loader = py.loader.as_deref().map(Target::parse).transpose()?;
+                // Each worker keeps as many models as the endpoint's cache.
+                let default_models = redesmyn::cache::CacheConfig::default().max_size as usize;
+                let models = spec.cache.as_ref().map_or(1, |c| c.max_size.map_or(default_models, |n| n as usize));
+                let Some(workers) = py.workers.as_ref().map(|w| w.options(models)) else {
+                    unreachable!("the arm's guard checked `workers`")
+                };
+                let pool = WorkerPool::start(&handler, loader.as_ref(), &workers)
+                    .map_err(|e| BindingError::invalid(format!("endpoint '{}': {e}", spec.path)))?;
+                worker_count = Some(workers.count);
+                pool_started = Some(Arc::clone(&pool));
+                let handler: Arc<dyn Handler> = Arc::new(pool.handler());
+                let loader = loader.map(|_| Arc::new(WorkerLoader) as Arc<dyn Loader>);
                 (handler.into(), loader)
             }
             RuntimeSpec::Python(py) => {
@@ -302,7 +356,15 @@ impl NativeServer {
         let stream = handler.is_stream();
         let declared = spec.outputs()?;
         let outputs = if declared.is_empty() { known_outputs } else { declared };
-        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, spec.batch_config(stream), handler)?
+        let mut batch = spec.batch_config(stream);
+        if let Some(count) = worker_count {
+            // One batch per worker at once, the queue split evenly over the idle ones.
+            if spec.batch.as_ref().is_none_or(|b| b.max_concurrent.is_none()) {
+                batch.max_concurrent = count;
+            }
+            batch.spread = spec.batch.as_ref().and_then(|b| b.spread).unwrap_or(true);
+        }
+        let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, batch, handler)?
             .with_outputs(outputs)
             .with_inputs(spec.inputs()?);
         if let Some(name) = &spec.name {
@@ -330,7 +392,7 @@ impl NativeServer {
         if let Some(cache) = &cache {
             endpoint = endpoint.with_cache(Arc::clone(cache));
         }
-        Ok((endpoint, cache))
+        Ok(Built { endpoint, cache, pool: pool_started })
     }
 
     /// The path parameters of the models the endpoint at `path` holds in memory.
@@ -444,6 +506,13 @@ impl NativeServer {
         let previous = std::mem::replace(&mut *lock(&self.state), State::Stopped);
         if let State::Running(running) = previous {
             running.stop().await;
+        }
+        // Every accepted request is answered: the worker pools can go.
+        let pools = std::mem::take(&mut *self.pools.lock().unwrap_or_else(|p| p.into_inner()));
+        if !pools.is_empty() {
+            tokio::task::spawn_blocking(move || pools.iter().for_each(|p| p.shutdown()))
+                .await
+                .map_err(|e| BindingError::failed(e.to_string()))?;
         }
         Ok(())
     }

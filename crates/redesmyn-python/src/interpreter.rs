@@ -60,6 +60,11 @@ pub fn configure(config: PythonConfig) -> Result<(), PythonError> {
     Ok(())
 }
 
+/// The configured environment (the default before any configuration).
+pub(crate) fn config() -> PythonConfig {
+    CONFIG.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default()
+}
+
 /// Starts the interpreter on first call; later calls return the first result.
 pub fn ensure_started() -> Result<(), PythonError> {
     started().map(drop)
@@ -102,6 +107,6 @@ fn start(config: &PythonConfig) -> Result<Bridge, String> {
     Ok(bridge)
 }
 
-fn absolute_paths(paths: &[PathBuf]) -> Vec<String> {
+pub(crate) fn absolute_paths(paths: &[PathBuf]) -> Vec<String> {
     paths.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned()).collect()
 }

@@ -18,6 +18,7 @@ mod interpreter;
 mod loader;
 mod stream;
 mod target;
+pub mod workers;
 
 pub use bridge::{BRIDGE_ENV, BRIDGE_FILE};
 pub use handler::PyHandler;

@@ -45,6 +45,10 @@ pub struct BatchConfig {
     pub max_queue: usize,
     /// Time a request may spend queued and in its handler before a 504.
     pub timeout: Option<Duration>,
+    /// Split what is queued evenly over the free batch slots instead of
+    /// filling one batch first, so that `max_concurrent` handlers that run
+    /// in parallel (worker processes) share the load.
+    pub spread: bool,
 }
 
 impl Default for BatchConfig {
@@ -56,6 +60,7 @@ impl Default for BatchConfig {
             max_concurrent: 1,
             max_queue: 4096,
             timeout: None,
+            spread: false,
         }
     }
 }
@@ -411,6 +416,14 @@ impl Batcher {
             // pile up in the queue and the batch below takes them all.
             let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                 break;
+            };
+            // Spreading: this batch takes its share of the queue, the free slots the rest.
+            let max_size = match self.config.spread {
+                true => {
+                    let queued = self.queued_rows.load(Ordering::Acquire).max(1);
+                    queued.div_ceil(self.permits.available_permits() + 1).clamp(1, max_size)
+                }
+                false => max_size,
             };
             let mut rows = first.rows();
             let close_at = tokio::time::Instant::from_std(first.enqueued + self.config.max_delay);

@@ -89,6 +89,23 @@ fn rows() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 14))
 }
 
+/// What a pool of worker processes behind a runtime reports at each scrape
+/// (`redesmyn_workers_alive`, `redesmyn_worker_restarts_total{cause}`,
+/// `redesmyn_worker_batches_total{worker}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolSnapshot {
+    pub alive: u64,
+    /// Restarts by cause (`signal`, `exit`, `timeout`, `rss`, ...).
+    pub restarts: Vec<(String, u64)>,
+    /// Batches run, by worker slot.
+    pub batches: Vec<u64>,
+}
+
+/// A runtime's worker pool, read when metrics are scraped.
+pub trait PoolStats: Send + Sync {
+    fn snapshot(&self) -> PoolSnapshot;
+}
+
 /// Every metric of a server.
 pub struct Metrics {
     registry: Registry,
@@ -229,6 +246,14 @@ impl Metrics {
             entries: self.prediction_entries.get_or_create(&label).clone(),
             bytes: self.prediction_bytes.get_or_create(&label).clone(),
         }
+    }
+
+    /// Adds the worker pools of runtimes, by endpoint, read at each scrape.
+    pub fn with_pools(mut self, pools: Vec<(String, Arc<dyn PoolStats>)>) -> Self {
+        if !pools.is_empty() {
+            self.registry.register_collector(Box::new(PoolCollector { pools }));
+        }
+        self
     }
 
     /// The handles of one endpoint, resolved once.
@@ -417,9 +442,81 @@ impl Collector for CacheCollector {
     }
 }
 
+struct PoolCollector {
+    pools: Vec<(String, Arc<dyn PoolStats>)>,
+}
+
+impl std::fmt::Debug for PoolCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.pools.iter().map(|(endpoint, _)| endpoint)).finish()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    endpoint: String,
+    cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    endpoint: String,
+    worker: u32,
+}
+
+impl Collector for PoolCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats: Vec<_> = self.pools.iter().map(|(e, p)| (e.as_str(), p.snapshot())).collect();
+        let mut metric =
+            encoder.encode_descriptor("workers_alive", "Worker processes alive", None, MetricType::Gauge)?;
+        for (endpoint, s) in &stats {
+            let labels = EndpointLabel { endpoint: endpoint.to_string() };
+            ConstGauge::new(s.alive as i64).encode(metric.encode_family(&labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "worker_restarts",
+            "Worker processes replaced, by cause",
+            None,
+            MetricType::Counter,
+        )?;
+        for (endpoint, s) in &stats {
+            for (cause, n) in &s.restarts {
+                let labels = CauseLabels { endpoint: endpoint.to_string(), cause: cause.clone() };
+                ConstCounter::new(*n).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let mut metric =
+            encoder.encode_descriptor("worker_batches", "Batches run, by worker slot", None, MetricType::Counter)?;
+        for (endpoint, s) in &stats {
+            for (worker, n) in s.batches.iter().enumerate() {
+                let labels = WorkerLabels { endpoint: endpoint.to_string(), worker: worker as u32 };
+                ConstCounter::new(*n).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Fixed;
+
+    impl PoolStats for Fixed {
+        fn snapshot(&self) -> PoolSnapshot {
+            PoolSnapshot { alive: 2, restarts: vec![("signal".into(), 1)], batches: vec![5, 7] }
+        }
+    }
+
+    #[test]
+    fn worker_pools_are_scraped() {
+        let metrics = Metrics::new(Vec::new(), None).with_pools(vec![("/rf".into(), Arc::new(Fixed))]);
+        let text = metrics.encode();
+        assert!(text.contains("redesmyn_workers_alive{endpoint=\"/rf\"} 2"), "{text}");
+        assert!(text.contains("redesmyn_worker_restarts_total{endpoint=\"/rf\",cause=\"signal\"} 1"), "{text}");
+        assert!(text.contains("redesmyn_worker_batches_total{endpoint=\"/rf\",worker=\"1\"} 7"), "{text}");
+    }
 
     #[test]
     fn classic_text_names_counters_with_total() {

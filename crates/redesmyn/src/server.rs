@@ -52,6 +52,8 @@ pub struct Server {
     deployer: Option<Arc<dyn Deployer>>,
     traffic: Vec<(String, BTreeMap<String, f64>)>,
     defaults: Vec<(String, String)>,
+    /// Runtimes' worker pools by endpoint path, for `/metrics`.
+    pools: Vec<(String, Arc<dyn crate::metrics::PoolStats>)>,
 }
 
 impl Server {
@@ -63,6 +65,7 @@ impl Server {
             deployer: None,
             traffic: Vec::new(),
             defaults: Vec::new(),
+            pools: Vec::new(),
         }
     }
 
@@ -105,16 +108,21 @@ impl Server {
         Ok(())
     }
 
+    /// Reports a runtime's worker pool in `/metrics`, under the endpoint's path.
+    pub fn add_pool_stats(&mut self, path: impl Into<String>, stats: Arc<dyn crate::metrics::PoolStats>) {
+        self.pools.push((path.into(), stats));
+    }
+
     /// Binds and starts serving. Batchers run on `runtime`; HTTP runs on
     /// actix's own worker threads, with signal handling left to the host.
     pub fn start(self, runtime: Handle) -> Result<RunningServer, ServerError> {
-        let Server { config, registry, paths, deployer, traffic, defaults } = self;
+        let Server { config, registry, paths, deployer, traffic, defaults, pools } = self;
         let path_of = |key: &ModelKey| paths.iter().find(|(_, k)| k == key).map(|(p, _)| p.clone());
         let label = |key: &ModelKey| path_of(key).unwrap_or_else(|| key.name.clone());
         let emf = config.emf.clone().filter(|_| config.metrics).map(|c| Arc::new(Emf::new(c)));
         let metrics = config.metrics.then(|| {
             let caches = registry.iter().filter_map(|m| Some((label(&m.key()), m.cache.clone()?))).collect();
-            Arc::new(Metrics::new(caches, emf.clone()))
+            Arc::new(Metrics::new(caches, emf.clone()).with_pools(pools))
         });
         let service = Arc::new(InferenceService::start(registry, label, metrics.clone(), &runtime));
         for (name, version) in defaults {

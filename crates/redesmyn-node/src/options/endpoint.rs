@@ -38,6 +38,8 @@ pub struct BatchOptions {
     pub max_concurrent: Option<u32>,
     pub max_queue: Option<u32>,
     pub timeout_ms: Option<f64>,
+    /// Split the queue evenly over free batch slots (default: on with Python workers).
+    pub spread: Option<bool>,
 }
 
 /// An output tensor the model declares (V2 metadata and output names).
@@ -149,6 +151,7 @@ impl EndpointSpec {
             max_concurrent: b.max_concurrent.map_or(d.max_concurrent, |v| v.max(1) as usize),
             max_queue: b.max_queue.map_or(d.max_queue, |v| v.max(1) as usize),
             timeout: b.timeout_ms.map(ms).or(d.timeout),
+            spread: b.spread.unwrap_or(d.spread),
         }
     }
 }

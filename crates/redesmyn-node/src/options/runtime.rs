@@ -57,6 +57,31 @@ pub struct PythonRuntime {
     pub loader: Option<String>,
     /// The handler is a generator (or async generator) function.
     pub stream: Option<bool>,
+    /// Run the handler in a pool of worker processes instead of in-process.
+    pub workers: Option<PythonWorkers>,
+}
+
+/// A pool of Python worker processes (crates/redesmyn-python/src/workers).
+#[napi(object, object_to_js = false)]
+pub struct PythonWorkers {
+    /// Worker processes.
+    pub count: u32,
+    /// Replace a worker whose resident memory exceeds this after a batch.
+    pub max_rss_mib: Option<u32>,
+    /// Kill and replace a worker whose batch runs longer than this.
+    pub timeout_ms: Option<f64>,
+}
+
+impl PythonWorkers {
+    /// The pool's options; each worker keeps `models` models loaded.
+    pub fn options(&self, models: usize) -> redesmyn_python::workers::WorkerOptions {
+        redesmyn_python::workers::WorkerOptions {
+            count: self.count.max(1) as usize,
+            max_rss_mib: self.max_rss_mib.map(u64::from),
+            timeout: self.timeout_ms.map(|ms| std::time::Duration::from_secs_f64(ms.max(1.0) / 1e3)),
+            models: models.max(1),
+        }
+    }
 }
 
 /// An ONNX model run by onnxruntime (crates/redesmyn-onnx), off Node's thread.

@@ -132,6 +132,24 @@ async fn batches_started_at_once_or_by_the_batcher_respect_max_concurrent() {
 }
 
 #[tokio::test]
+async fn spreading_splits_the_queue_over_the_free_slots() {
+    for (spread, expected) in [(false, vec![10]), (true, vec![5, 5])] {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let config =
+            BatchConfig { max_delay: Duration::from_millis(20), max_concurrent: 2, spread, ..Default::default() };
+        let queues = Queues::new(doubling(Arc::clone(&seen)), config, Handle::current());
+        // Queued before the batcher runs (this test's runtime has one thread).
+        let receivers: Vec<_> =
+            (0..10).map(|i| queues.submit_plain(Params::default(), frame(&[i as f64])).unwrap()).collect();
+        for (i, rx) in receivers.into_iter().enumerate() {
+            assert_eq!(value(rx.await.unwrap()), vec![2.0 * i as f64]);
+        }
+        assert_eq!(*seen.lock().unwrap(), expected, "spread: {spread}");
+        queues.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn batch_closes_at_max_size_and_large_requests_run_alone() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let config = BatchConfig { max_size: 4, max_delay: Duration::from_millis(50), ..Default::default() };

@@ -381,6 +381,24 @@ async function soakScenario(id) {
 }
 
 /**
+ * One row per contender of scenario `id` (those `--only` keeps): a
+ * contender this run cannot have gets its reason as status; for the others
+ * `measure(c, row)` records runs, median, or a failed status in the row.
+ */
+async function contenderRows(id, measure, extra = {}) {
+  const rows = [];
+  for (const cid of SCENARIOS[id].contenders.filter((c) => !cfg.only || cfg.only.includes(c))) {
+    const c = CONTENDERS[cid];
+    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [], ...extra };
+    rows.push(row);
+    const reason = unavailableReason(cid);
+    if (reason) Object.assign(row, { status: 'not available', note: reason });
+    else await measure(c, row, cid);
+  }
+  return rows;
+}
+
+/**
  * The skeleton of the scenarios that measure whole runs (streams, open
  * loop, a lone request): for each contender, `cfg.runs` runs, each on a
  * freshly started server; `measure(c, server, base, run)` returns the run's
@@ -389,37 +407,30 @@ async function soakScenario(id) {
  * record into plain numbers).
  */
 async function perRunScenario(id, measure, { flatten = (r) => r, extra = {} } = {}) {
-  const s = SCENARIOS[id];
-  const rows = [];
-  for (const cid of s.contenders.filter((c) => !cfg.only || cfg.only.includes(c))) {
-    const c = CONTENDERS[cid];
-    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [], ...extra };
-    rows.push(row);
-    const reason = unavailableReason(cid);
-    if (reason) {
-      Object.assign(row, { status: 'not available', note: reason });
-      continue;
-    }
-    for (let run = 1; run <= cfg.runs && row.status === 'ok'; run++) {
-      let launched;
-      try {
-        launched = await launch(cid, `s${id}-${cid}-run${run}`);
-      } catch (e) {
-        Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
-        break;
+  return contenderRows(
+    id,
+    async (c, row, cid) => {
+      for (let run = 1; run <= cfg.runs && row.status === 'ok'; run++) {
+        let launched;
+        try {
+          launched = await launch(cid, `s${id}-${cid}-run${run}`);
+        } catch (e) {
+          Object.assign(row, { status: e.unavailable ? 'not available' : 'failed', note: e.message });
+          break;
+        }
+        const { server, base } = launched;
+        try {
+          row.runs.push(await measure(c, server, base, run));
+        } catch (e) {
+          Object.assign(row, { status: 'failed', note: e.message });
+        } finally {
+          await shutdown(server);
+        }
       }
-      const { server, base } = launched;
-      try {
-        row.runs.push(await measure(c, server, base, run));
-      } catch (e) {
-        Object.assign(row, { status: 'failed', note: e.message });
-      } finally {
-        await shutdown(server);
-      }
-    }
-    if (row.status === 'ok') row.median = summarise(row.runs.map(flatten));
-  }
-  return rows;
+      if (row.status === 'ok') row.median = summarise(row.runs.map(flatten));
+    },
+    extra,
+  );
 }
 
 /** Streams (scenario 8): chunks/s and time to first chunk, per contender, median of runs. */
@@ -548,16 +559,7 @@ async function loneScenario(id) {
 async function memoryScenario(id) {
   const s = SCENARIOS[id];
   const [few, many] = MEMORY_MODELS;
-  const rows = [];
-  for (const cid of s.contenders.filter((c) => !cfg.only || cfg.only.includes(c))) {
-    const c = CONTENDERS[cid];
-    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
-    rows.push(row);
-    const reason = unavailableReason(cid);
-    if (reason) {
-      Object.assign(row, { status: 'not available', note: reason });
-      continue;
-    }
+  const rows = await contenderRows(id, async (c, row, cid) => {
     const result = {};
     for (const n of [few, many]) {
       ctx.models = n;
@@ -573,12 +575,12 @@ async function memoryScenario(id) {
       result[`ready${n}S`] = launched.readyMs / 1000;
       await shutdown(launched.server);
     }
-    if (row.status !== 'ok') continue;
+    if (row.status !== 'ok') return;
     result.perModelMiB = (result[`rss${many}MiB`] - result[`rss${few}MiB`]) / (many - few);
     console.log(`[${id}] ${c.name}: ${result[`rss${few}MiB`].toFixed(0)} MiB with ${few}, ${result[`rss${many}MiB`].toFixed(0)} MiB with ${many} (ready in ${result[`ready${many}S`].toFixed(1)} s): ${result.perModelMiB.toFixed(2)} MiB per model`);
     row.runs.push(result);
     row.median = result;
-  }
+  });
   return { title: s.title, kind: 'memory', few, many, rows };
 }
 
@@ -606,16 +608,7 @@ pl.DataFrame({"id": np.arange(n), "sepal_length": rng.uniform(4.3, 7.9, n), "sep
 async function scoreScenario(id) {
   const s = SCENARIOS[id];
   const input = scoreInput(s.rows);
-  const rows = [];
-  for (const cid of s.contenders.filter((c) => !cfg.only || cfg.only.includes(c))) {
-    const c = CONTENDERS[cid];
-    const row = { contender: cid, name: c.name, status: 'ok', note: '', runs: [] };
-    rows.push(row);
-    const reason = unavailableReason(cid);
-    if (reason) {
-      Object.assign(row, { status: 'not available', note: reason });
-      continue;
-    }
+  const rows = await contenderRows(id, async (c, row, cid) => {
     const spec = c.score(ctx);
     for (let run = 0; run <= cfg.runs && row.status === 'ok'; run++) {
       const output = join(scratch, `score-${cid}.parquet`);
@@ -641,7 +634,7 @@ async function scoreScenario(id) {
       row.runs.push(result);
     }
     if (row.status === 'ok') row.median = summarise(row.runs);
-  }
+  });
   const ref = rows.find((r) => r.contender === s.reference);
   return { title: s.title, kind: 'score', reference: s.reference, referenceName: ref?.name, referenceRowsPerS: ref?.median?.rowsPerS ?? null, rows };
 }

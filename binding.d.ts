@@ -113,6 +113,12 @@ export declare class NativeStream {
   close(): void
 }
 
+/**
+ * Answers a batch's ticket with the handler's output (`HandlerOutput`).
+ * Never throws: an output that cannot be read answers the ticket with why.
+ */
+export declare function answerBatch(ticket: number, output: HandlerOutput): void
+
 export interface BatchOptions {
   maxSize?: number
   maxDelayMs?: number
@@ -256,8 +262,11 @@ export interface JobsOptions {
 /** A TypeScript handler, and with a model cache its loader and release hook. */
 export interface JsRuntime {
   kind: 'js'
-  /** Called with each batch; never rejects (errors come back as `{ error }`). */
-  handler: (batch: object) => Promise<HandlerOutput>
+  /**
+   * Called with each batch and its ticket; answers the ticket with
+   * `answerBatch(ticket, output)` (errors as `{ error }`), never throws.
+   */
+  handler: (batch: object, ticket: number) => void
   /** Makes a model from an artifact's local path and the parameters. */
   load?: (path: string, params: Record<string, string>) => Promise<LoadOutput>
   /** Drops the model of an id the core no longer holds. */

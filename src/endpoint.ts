@@ -3,7 +3,7 @@
  * handler that turns a batch into predictions.
  */
 import type { ColumnsOf, Fields, RecordOf, Schema } from './schema';
-import type { NativeServer } from '../binding';
+import { answerBatch, type NativeServer } from '../binding';
 import { toNative, toNativeError, toNativeStep, type HandlerOutput, type NativeOutput, type StreamStep } from './output';
 import type { ScoreSpec, StepOutput, StreamOpened } from '../binding';
 import { runScore, type ScoreOptions, type ScoreSummary } from './score';
@@ -539,23 +539,51 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   }
 
   /** @internal The function the native core calls with each batch. It never rejects. */
-  nativeHandler(models: ReadonlyMap<number, unknown>): (batch: object) => Promise<NativeOutput> {
+  nativeHandler(models: ReadonlyMap<number, unknown>): (batch: object, ticket: number) => void {
     const handler = this.handler as Handler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
     if (handler instanceof PythonHandler || handler instanceof OnnxHandler) {
       throw new TypeError('a Python or ONNX handler has no JavaScript function');
     }
-    return async (nativeBatch) => {
-      const native = nativeBatch as NativeBatch;
+    // The core hands each batch over with a ticket and waits for
+    // `answerBatch(ticket, ...)`; a handler that returns synchronously is
+    // answered in the same call, with no promise made. Never throws.
+    const answer = (ticket: number, output: HandlerOutput): void => {
+      let native: NativeOutput;
       try {
+        native = toNative(output);
+      } catch (error) {
+        native = toNativeError(error);
+      }
+      answerBatch(ticket, native);
+    };
+    const fail = (ticket: number, error: unknown): void => answerBatch(ticket, toNativeError(error));
+    return (nativeBatch, ticket) => {
+      let output: HandlerOutput | PromiseLike<HandlerOutput>;
+      try {
+        const native = nativeBatch as NativeBatch;
         const batch = { length: native.length, columns: native.columns, nulls: native.nulls } as unknown as Batch<F>;
         const model = (native.modelId === undefined ? undefined : models.get(native.modelId)) as M;
         const context = { params: native.params as PathParams<P>, model };
-        return toNative(await handler(batch, context));
+        output = handler(batch, context);
       } catch (error) {
-        return toNativeError(error);
+        fail(ticket, error);
+        return;
+      }
+      if (isPromiseLike(output)) {
+        output.then(
+          (value) => answer(ticket, value),
+          (error: unknown) => fail(ticket, error),
+        );
+      } else {
+        answer(ticket, output);
       }
     };
   }
+
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 /** The body of a job reply, or its error as a {@link PredictionError}. */

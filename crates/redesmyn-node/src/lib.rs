@@ -6,6 +6,7 @@ mod js_callback;
 mod js_deployer;
 mod js_handler;
 mod js_loader;
+mod js_reply;
 mod js_stream;
 mod options;
 mod output;

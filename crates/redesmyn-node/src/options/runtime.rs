@@ -9,9 +9,9 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
+use crate::js_handler::{HandlerArgs, Ignored};
 use crate::js_loader::{LoadFn, ReleaseFn};
 use crate::js_stream::{PullFn, StreamOpened};
-use crate::output::NativeOutput;
 use crate::to_js::RawValue;
 
 /// A TypeScript handler, and with a model cache its loader and release hook.
@@ -19,9 +19,10 @@ use crate::to_js::RawValue;
 pub struct JsRuntime<'a> {
     #[napi(ts_type = "'js'")]
     pub kind: String,
-    /// Called with each batch; never rejects (errors come back as `{ error }`).
-    #[napi(ts_type = "(batch: object) => Promise<HandlerOutput>")]
-    pub handler: Function<'a, RawValue, Promise<NativeOutput>>,
+    /// Called with each batch and its ticket; answers the ticket with
+    /// `answerBatch(ticket, output)` (errors as `{ error }`), never throws.
+    #[napi(ts_type = "(batch: object, ticket: number) => void")]
+    pub handler: Function<'a, HandlerArgs, Ignored>,
     /// Makes a model from an artifact's local path and the parameters.
     #[napi(ts_type = "(path: string, params: Record<string, string>) => Promise<LoadOutput>")]
     pub load: Option<LoadFn>,

@@ -307,10 +307,10 @@ CONTENDERS['redesmyn-forest-workers'] = withEnv('redesmyn-iris', 'redesmyn, rand
   IRIS_MODEL: FOREST,
   PY_WORKERS: '2',
 });
-CONTENDERS['redesmyn-forest-workers-whole'] = withEnv('redesmyn-iris', 'redesmyn, random forest, python workers: 2, spread off', {
+CONTENDERS['redesmyn-forest-workers-spread'] = withEnv('redesmyn-iris', 'redesmyn, random forest, python workers: 2, spread on', {
   IRIS_MODEL: FOREST,
   PY_WORKERS: '2',
-  BATCH_SPREAD: '0',
+  BATCH_SPREAD: '1',
 });
 CONTENDERS['mlserver-forest'] = {
   ...withEnv('mlserver', 'MLServer, random forest, parallel_workers: 2', { MLSERVER_PARALLEL_WORKERS: '2' }),
@@ -415,7 +415,7 @@ export const SCENARIOS = {
   15: {
     kind: 'load',
     title: 'A CPU-heavy model: a 300-tree random forest, one record per request, in-process vs Python worker processes',
-    contenders: ['redesmyn-forest-workers', 'redesmyn-forest-workers-whole', 'redesmyn-forest', 'mlserver-forest'],
+    contenders: ['redesmyn-forest-workers', 'redesmyn-forest-workers-spread', 'redesmyn-forest', 'mlserver-forest'],
     reference: 'redesmyn-forest-workers',
     concurrency: [64],
     // Worker processes are about using more cores: the servers get both

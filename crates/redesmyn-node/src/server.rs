@@ -358,11 +358,10 @@ impl NativeServer {
         let outputs = if declared.is_empty() { known_outputs } else { declared };
         let mut batch = spec.batch_config(stream);
         if let Some(count) = worker_count {
-            // One batch per worker at once, the queue split evenly over the idle ones.
+            // One batch per worker at once.
             if spec.batch.as_ref().is_none_or(|b| b.max_concurrent.is_none()) {
                 batch.max_concurrent = count;
             }
-            batch.spread = spec.batch.as_ref().and_then(|b| b.spread).unwrap_or(true);
         }
         let mut endpoint = Endpoint::new(spec.path.clone(), spec.schema()?, batch, handler)?
             .with_outputs(outputs)

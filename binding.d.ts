@@ -114,10 +114,12 @@ export declare class NativeStream {
 }
 
 /**
- * Answers a batch's ticket with the handler's output (`HandlerOutput`).
- * Never throws: an output that cannot be read answers the ticket with why.
+ * Answers a ticket with what the call produced: a handler's output, a
+ * stream's opening or its steps. Never throws: a value that cannot be read
+ * answers the ticket with why; a second answer, or one for a request that
+ * went away, is dropped.
  */
-export declare function answerBatch(ticket: number, output: HandlerOutput): void
+export declare function answer(ticket: number, value: HandlerOutput | StreamOpened | StepOutput[]): void
 
 export interface BatchOptions {
   maxSize?: number
@@ -279,10 +281,16 @@ export interface JsRuntime {
  */
 export interface JsStreamRuntime {
   kind: 'js-stream'
-  /** Called with each batch; never rejects (errors come back as `{ error }`). */
-  open: (batch: object) => Promise<StreamOpened>
-  /** Never rejects. */
-  pull: (id: number, close: boolean) => Promise<StepOutput>
+  /**
+   * Called with each batch and a ticket; answers the ticket with a
+   * `StreamOpened` (errors as `{ error }`), never throws.
+   */
+  open: (batch: object, ticket: number) => void
+  /**
+   * Answers the ticket with up to `max` steps (at least one; the last may
+   * be the end or an error), never throws. With `close`, ends the generator.
+   */
+  pull: (id: number, close: boolean, ticket: number, max: number) => void
   load?: (path: string, params: Record<string, string>) => Promise<LoadOutput>
   release?: (id: number) => void
 }

@@ -3,9 +3,9 @@
  * handler that turns a batch into predictions.
  */
 import type { ColumnsOf, Fields, RecordOf, Schema } from './schema';
-import { answerBatch, type NativeServer } from '../binding';
+import { answer as answerTicket, type NativeServer } from '../binding';
 import { toNative, toNativeError, toNativeStep, type HandlerOutput, type NativeOutput, type StreamStep } from './output';
-import type { ScoreSpec, StepOutput, StreamOpened } from '../binding';
+import type { ScoreSpec, StepOutput } from '../binding';
 import { runScore, type ScoreOptions, type ScoreSummary } from './score';
 import { PythonHandler } from './python';
 import { OnnxHandler } from './onnx';
@@ -30,9 +30,10 @@ export interface BatchOptions {
   maxConcurrent?: number;
   /**
    * Split what is queued evenly over the free batch slots instead of filling
-   * one batch first (default: on for Python worker processes, off otherwise).
-   * Good when a batch costs in proportion to its rows; for a model with a
-   * large fixed cost per call, fewer larger batches win: turn it off.
+   * one batch first (default: off). Can help when a batch costs in
+   * proportion to its rows and several batches run at once (Python worker
+   * processes); for a model with a large fixed cost per call, fewer larger
+   * batches win, which is why it is off by default.
    */
   spread?: boolean;
   /** Requests that may wait in one queue before new ones get 503 (default 4096). */
@@ -478,17 +479,70 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
    * its next step or, with `close`, ends it (running its `finally`). Neither rejects.
    */
   nativeStream(models: ReadonlyMap<number, unknown>): {
-    open: (batch: object) => Promise<StreamOpened>;
-    pull: (id: number, close: boolean) => Promise<StepOutput>;
+    open: (batch: object, ticket: number) => void;
+    pull: (id: number, close: boolean, ticket: number, max: number) => void;
   } {
     const handler = this.handler;
     if (handler instanceof PythonHandler || handler instanceof OnnxHandler) {
       throw new TypeError('a Python or ONNX handler has no JavaScript function');
     }
-    const open = new Map<number, { iterator: AsyncIterator<StreamStep> | Iterator<StreamStep>; rows: number }>();
+    type Next = IteratorResult<StreamStep> | { thrown: unknown };
+    interface Open {
+      iterator: AsyncIterator<StreamStep> | Iterator<StreamStep>;
+      rows: number;
+      /** A step asked for by an earlier pull that was not ready in time. */
+      pending?: Promise<Next>;
+    }
+    const open = new Map<number, Open>();
     let nextId = 1;
+    const NOT_READY = Symbol('not ready');
+    const next = (entry: Open): Promise<Next> =>
+      Promise.resolve()
+        .then(() => entry.iterator.next())
+        .then(
+          (result) => result,
+          (thrown: unknown) => ({ thrown }),
+        );
+    /**
+     * The steps the generator has ready: waits for the first, then takes
+     * those it yields before this turn of the event loop ends (no I/O or
+     * timer in between), up to `max`. The last may be the end or an error.
+     */
+    const steps = async (id: number, entry: Open, max: number): Promise<StepOutput[]> => {
+      const out: StepOutput[] = [];
+      const turnEnds = new Promise<typeof NOT_READY>((resolve) => setImmediate(resolve, NOT_READY));
+      let step: Promise<Next> = entry.pending ?? next(entry);
+      entry.pending = undefined;
+      for (let first = true; ; first = false) {
+        const result = first ? await step : await Promise.race([step, turnEnds]);
+        if (result === NOT_READY) {
+          entry.pending = step;
+          break;
+        }
+        if ('thrown' in result) {
+          open.delete(id);
+          out.push(toNativeError(result.thrown));
+          break;
+        }
+        if (result.done) {
+          open.delete(id);
+          out.push({ finished: true });
+          break;
+        }
+        try {
+          out.push(toNativeStep(result.value, entry.rows));
+        } catch (error) {
+          open.delete(id);
+          out.push(toNativeError(error));
+          break;
+        }
+        if (out.length >= max) break;
+        step = next(entry);
+      }
+      return out;
+    };
     return {
-      open: async (nativeBatch) => {
+      open: (nativeBatch, ticket) => {
         const native = nativeBatch as NativeBatch;
         try {
           const batch = { length: native.length, columns: native.columns, nulls: native.nulls } as unknown as Batch<F>;
@@ -503,49 +557,49 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
               : steps && typeof (steps as Iterable<StreamStep>)[Symbol.iterator] === 'function'
                 ? (steps as Iterable<StreamStep>)[Symbol.iterator]()
                 : undefined;
-          if (!iterator) return { error: 'a streaming handler must return an async iterable (use an async function*)' };
+          if (!iterator) {
+            answerTicket(ticket, { error: 'a streaming handler must return an async iterable (use an async function*)' });
+            return;
+          }
           const id = nextId++;
           open.set(id, { iterator, rows: native.length });
-          return { id };
+          answerTicket(ticket, { id });
         } catch (error) {
-          return toNativeError(error);
+          answerTicket(ticket, toNativeError(error));
         }
       },
-      pull: async (id, close) => {
+      pull: (id, close, ticket, max) => {
         const entry = open.get(id);
-        if (!entry) return { finished: true };
+        if (!entry) {
+          answerTicket(ticket, [{ finished: true }]);
+          return;
+        }
         if (close) {
           open.delete(id);
-          try {
-            await entry.iterator.return?.();
-          } catch {
-            // Its cleanup failed; the rows are gone anyway.
-          }
-          return { finished: true };
+          // A step still running finishes first; then its cleanup runs. A failing cleanup is dropped: the rows are gone anyway.
+          void Promise.resolve(entry.pending)
+            .then(() => entry.iterator.return?.())
+            .then(
+              () => answerTicket(ticket, [{ finished: true }]),
+              () => answerTicket(ticket, [{ finished: true }]),
+            );
+          return;
         }
-        try {
-          const result = await entry.iterator.next();
-          if (result.done) {
-            open.delete(id);
-            return { finished: true };
-          }
-          return toNativeStep(result.value, entry.rows);
-        } catch (error) {
-          open.delete(id);
-          return toNativeError(error);
-        }
+        steps(id, entry, Math.max(1, max)).then(
+          (out) => answerTicket(ticket, out),
+          (error: unknown) => answerTicket(ticket, [toNativeError(error)]),
+        );
       },
     };
   }
 
-  /** @internal The function the native core calls with each batch. It never rejects. */
   nativeHandler(models: ReadonlyMap<number, unknown>): (batch: object, ticket: number) => void {
     const handler = this.handler as Handler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
     if (handler instanceof PythonHandler || handler instanceof OnnxHandler) {
       throw new TypeError('a Python or ONNX handler has no JavaScript function');
     }
     // The core hands each batch over with a ticket and waits for
-    // `answerBatch(ticket, ...)`; a handler that returns synchronously is
+    // `answer(ticket, ...)`; a handler that returns synchronously is
     // answered in the same call, with no promise made. Never throws.
     const answer = (ticket: number, output: HandlerOutput): void => {
       let native: NativeOutput;
@@ -554,9 +608,9 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
       } catch (error) {
         native = toNativeError(error);
       }
-      answerBatch(ticket, native);
+      answerTicket(ticket, native);
     };
-    const fail = (ticket: number, error: unknown): void => answerBatch(ticket, toNativeError(error));
+    const fail = (ticket: number, error: unknown): void => answerTicket(ticket, toNativeError(error));
     return (nativeBatch, ticket) => {
       let output: HandlerOutput | PromiseLike<HandlerOutput>;
       try {

@@ -39,12 +39,6 @@ where
         JsCallback { function: Arc::new(function) }
     }
 
-    /// Queues a call on the Node thread without waiting for it (a
-    /// fire-and-forget notice, such as closing a generator from a `Drop`).
-    pub fn call_detached(&self, value: T, mode: napi::threadsafe_function::ThreadsafeFunctionCallMode) {
-        let _ = self.function.call(value, mode);
-    }
-
     /// Calls the function on the Node thread and waits for its promise.
     pub async fn await_call(&self, value: T) -> Result<R> {
         let promise = self

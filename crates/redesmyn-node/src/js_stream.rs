@@ -1,20 +1,30 @@
 //! A TypeScript streaming handler as a core [`StreamHandler`]. The
 //! generator lives on the JavaScript side, by id: `open` calls the handler
-//! with the batch and keeps its iterator; each step is one `pull(id)`;
-//! dropping the stream before the generator finished (every client left, a
-//! timeout, a stop) calls `pull(id, true)`, which runs the iterator's
-//! `return()` so its `finally` blocks run.
+//! with the batch and keeps its iterator; `pull(id, false, ticket, max)`
+//! answers with the steps the generator has ready, at least one and at most
+//! `max` (those it yields without waiting for I/O or timers), so a fast
+//! generator costs one hop to Node's thread per [`READ_AHEAD`] steps, not
+//! per step. Dropping the stream before the generator finished (every
+//! client left, a timeout, a stop) calls `pull(id, true, ...)`, which runs
+//! the iterator's `return()` so its `finally` blocks run. Every call is
+//! answered by ticket (`js_reply`).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use redesmyn::stream::{Steps, StreamHandler};
 use redesmyn::{Batch, HandlerError};
 
 use crate::error::Context;
-use crate::js_callback::{JsCallback, JsFunction};
 use crate::js_loader::JsModel;
+use crate::js_reply::{self, Ignored, TicketFn};
 use crate::output::NativeStep;
 use crate::to_js::{batch_to_js, JsBatch, RawValue};
+
+/// The most steps one pull takes from a generator. The core's per-request
+/// buffer holds 16 steps; the generator runs at most this far ahead of it.
+pub const READ_AHEAD: u32 = 16;
 
 /// What opening a TypeScript stream resolves with: the iterator's id, or why it failed.
 #[napi_derive::napi(object)]
@@ -24,13 +34,15 @@ pub struct StreamOpened {
     pub stack: Option<String>,
 }
 
-pub type PullArgs = FnArgs<(f64, bool)>;
-/// `(id, close) => Promise<StepOutput>`
-pub type PullFn = JsFunction<PullArgs, NativeStep, PullArgs>;
+/// `(batch, ticket) => void`, answered with a [`StreamOpened`].
+pub type OpenArgs = FnArgs<(RawValue, f64)>;
+/// `(id, close, ticket, max) => void`, answered with up to `max` steps.
+pub type PullArgs = FnArgs<(f64, bool, f64, u32)>;
+type PullFn = Arc<TicketFn<(f64, bool), PullArgs>>;
 
 pub struct JsStreamHandler {
-    open: JsCallback<JsBatch, StreamOpened, RawValue>,
-    pull: JsCallback<PullArgs, NativeStep, PullArgs>,
+    open: Arc<TicketFn<JsBatch, OpenArgs>>,
+    pull: PullFn,
     /// Names the handler in errors: `handler '/path'`.
     name: String,
 }
@@ -38,50 +50,60 @@ pub struct JsStreamHandler {
 impl JsStreamHandler {
     pub fn new(
         path: &str,
-        open: Function<'_, RawValue, Promise<StreamOpened>>,
-        pull: PullFn,
+        open: Function<'_, OpenArgs, Ignored>,
+        pull: Function<'_, PullArgs, Ignored>,
     ) -> crate::error::Result<Self> {
-        let open = open
-            .build_threadsafe_function::<JsBatch>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build_callback(|ctx| batch_to_js(&ctx.env, ctx.value))?;
-        Ok(JsStreamHandler {
-            open: JsCallback::new(open),
-            pull: JsCallback::new(pull),
-            name: format!("handler '{path}'"),
-        })
+        let open =
+            js_reply::ticket_fn(open, |env, batch, ticket| Ok(FnArgs::from((batch_to_js(env, batch)?, ticket))))?;
+        let pull =
+            js_reply::ticket_fn(pull, |_, (id, close), ticket| Ok(FnArgs::from((id, close, ticket, READ_AHEAD))))?;
+        Ok(JsStreamHandler { open: Arc::new(open), pull: Arc::new(pull), name: format!("handler '{path}'") })
     }
 }
 
 /// An open generator; closed on drop unless it finished.
 struct Generator {
     id: f64,
-    pull: JsCallback<PullArgs, NativeStep, PullArgs>,
+    pull: PullFn,
+    /// Steps pulled ahead and not yet handed to the core.
+    ready: VecDeque<NativeStep>,
     finished: bool,
     /// The batch's model stays alive (and its id valid) while the generator runs.
     _loaded: Option<redesmyn::cache::LoadedModel>,
 }
 
+impl Generator {
+    /// The next step: one pulled ahead, or the next pull's first.
+    async fn next(&mut self) -> crate::error::Result<NativeStep> {
+        if self.ready.is_empty() {
+            let steps: Vec<NativeStep> = js_reply::call(&self.pull, (self.id, false)).await?;
+            self.ready.extend(steps);
+        }
+        // An empty answer would be a bug on the JavaScript side; end the stream rather than spin.
+        Ok(self.ready.pop_front().unwrap_or(NativeStep(Ok(None))))
+    }
+}
+
 impl Drop for Generator {
     fn drop(&mut self) {
         if !self.finished {
-            self.pull.call_detached(FnArgs::from((self.id, true)), ThreadsafeFunctionCallMode::NonBlocking);
+            js_reply::notify(&self.pull, (self.id, true));
         }
     }
 }
 
 impl StreamHandler for JsStreamHandler {
     fn open(&self, batch: Batch) -> Steps {
-        let open = self.open.clone();
-        let pull = self.pull.clone();
+        let open = Arc::clone(&self.open);
+        let pull = Arc::clone(&self.pull);
         let name = self.name.clone();
         let open_name = self.name.clone();
         let opened = async move {
             let model_id = JsModel::id_of(batch.loaded.as_ref())?;
             let loaded = batch.loaded;
             let js = JsBatch { frame: batch.frame, params: batch.params, model_id };
-            let opened = open.await_call(js).await.context(open_name).map_err(|e| HandlerError::new(e.to_string()))?;
+            let opened: StreamOpened =
+                js_reply::call(&open, js).await.context(open_name).map_err(|e| HandlerError::new(e.to_string()))?;
             match (opened.id, opened.error) {
                 (_, Some(error)) => {
                     let mut e = HandlerError::new(error);
@@ -90,7 +112,9 @@ impl StreamHandler for JsStreamHandler {
                     }
                     Err(e)
                 }
-                (Some(id), None) => Ok(Generator { id, pull, finished: false, _loaded: loaded }),
+                (Some(id), None) => {
+                    Ok(Generator { id, pull, ready: VecDeque::new(), finished: false, _loaded: loaded })
+                }
                 (None, None) => Err(HandlerError::new("the handler returned no iterator")),
             }
         };
@@ -103,7 +127,7 @@ impl StreamHandler for JsStreamHandler {
                 State::Open(generator, name) => (generator, name),
                 State::Done => return None,
             };
-            let pulled = generator.pull.await_call(FnArgs::from((generator.id, false))).await;
+            let pulled = generator.next().await;
             match pulled.context(name.clone()) {
                 Ok(NativeStep(Ok(Some(step)))) => Some((Ok(step), State::Open(generator, name))),
                 Ok(NativeStep(Ok(None))) => {

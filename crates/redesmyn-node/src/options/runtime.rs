@@ -9,10 +9,10 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
-use crate::js_handler::{HandlerArgs, Ignored};
+use crate::js_handler::HandlerArgs;
 use crate::js_loader::{LoadFn, ReleaseFn};
-use crate::js_stream::{PullFn, StreamOpened};
-use crate::to_js::RawValue;
+use crate::js_reply::Ignored;
+use crate::js_stream::{OpenArgs, PullArgs};
 
 /// A TypeScript handler, and with a model cache its loader and release hook.
 #[napi(object, object_to_js = false)]
@@ -37,12 +37,14 @@ pub struct JsRuntime<'a> {
 pub struct JsStreamRuntime<'a> {
     #[napi(ts_type = "'js-stream'")]
     pub kind: String,
-    /// Called with each batch; never rejects (errors come back as `{ error }`).
-    #[napi(ts_type = "(batch: object) => Promise<StreamOpened>")]
-    pub open: Function<'a, RawValue, Promise<StreamOpened>>,
-    /// Never rejects.
-    #[napi(ts_type = "(id: number, close: boolean) => Promise<StepOutput>")]
-    pub pull: PullFn,
+    /// Called with each batch and a ticket; answers the ticket with a
+    /// `StreamOpened` (errors as `{ error }`), never throws.
+    #[napi(ts_type = "(batch: object, ticket: number) => void")]
+    pub open: Function<'a, OpenArgs, Ignored>,
+    /// Answers the ticket with up to `max` steps (at least one; the last may
+    /// be the end or an error), never throws. With `close`, ends the generator.
+    #[napi(ts_type = "(id: number, close: boolean, ticket: number, max: number) => void")]
+    pub pull: Function<'a, PullArgs, Ignored>,
     #[napi(ts_type = "(path: string, params: Record<string, string>) => Promise<LoadOutput>")]
     pub load: Option<LoadFn>,
     #[napi(ts_type = "(id: number) => void")]

@@ -179,9 +179,9 @@ export declare const enum ColumnKind {
   Int = 'int',
   /** A Uint8Array of 0/1. */
   Bool = 'bool',
-  /** `strings`. */
+  /** UTF-8 `data` cut into texts by `offsets`. */
   Str = 'str',
-  /** `strings` holding JSON texts (values without a column type). */
+  /** As `Str`, holding JSON texts (values without a column type). */
   Json = 'json',
   /** Flat `data` cut into rows by `offsets`. */
   List = 'list',
@@ -335,7 +335,6 @@ export interface OutputColumn {
   name: string
   kind: ColumnKind
   data?: Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array | BigInt64Array | BigUint64Array
-  strings?: Array<string | undefined | null>
   offsets?: Uint32Array
   /** 1 where the value is null. */
   nulls?: Uint8Array

@@ -48,6 +48,7 @@ describe('dtypes round trip through a TypeScript handler', () => {
         nf: Array.from(c.nf, (v, i) => (nf?.[i] ? null : v)),
         list: c.list.map((l) => (l ? Array.from(l) : null)),
         emb: c.emb.map((e) => (e ? Array.from(e) : null)),
+        obj: c.s.map((text, i) => (i === 1 ? null : { i, text })),
       };
     },
   });
@@ -93,6 +94,9 @@ describe('dtypes round trip through a TypeScript handler', () => {
     expect(p0.list).toEqual([1, 2, 3]);
     expect(p1.list).toEqual([]);
     expect(p0.emb).toEqual([0.5, 1, -2]);
+    // Values without a column type travel as JSON texts.
+    expect(p0.obj).toEqual({ i: 0, text: 'héllo ✓ 日本 🚀' });
+    expect(p1.obj).toBeNull();
     expect(text).toBeDefined();
     // 64-bit integers keep every digit (they are BigInt64Array columns).
     const raw = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });

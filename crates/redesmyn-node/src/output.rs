@@ -21,9 +21,9 @@ pub enum ColumnKind {
     Int,
     /// A Uint8Array of 0/1.
     Bool,
-    /// `strings`.
+    /// UTF-8 `data` cut into texts by `offsets`.
     Str,
-    /// `strings` holding JSON texts (values without a column type).
+    /// As `Str`, holding JSON texts (values without a column type).
     Json,
     /// Flat `data` cut into rows by `offsets`.
     List,
@@ -39,7 +39,6 @@ pub struct OutputColumn<'a> {
         ts_type = "Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array | BigInt64Array | BigUint64Array"
     )]
     pub data: Option<TypedArray<'a>>,
-    pub strings: Option<Vec<Option<String>>>,
     #[napi(ts_type = "Uint32Array")]
     pub offsets: Option<TypedArray<'a>>,
     /// 1 where the value is null.
@@ -146,12 +145,8 @@ fn column(column: &OutputColumn<'_>) -> Result<Series> {
     let name: PlSmallStr = column.name.as_str().into();
     let validity = column.nulls.as_ref().map(|mask| Bitmap::from_iter(mask.arraybuffer.iter().map(|&null| null == 0)));
     let series = match column.kind {
-        ColumnKind::Str => Series::new(name, column.strings.clone().unwrap_or_default()),
-        ColumnKind::Json => {
-            let strings = column.strings.as_deref().unwrap_or_default();
-            let bytes: Vec<Option<&[u8]>> = strings.iter().map(|s| s.as_deref().map(str::as_bytes)).collect();
-            Series::new(name, bytes)
-        }
+        ColumnKind::Str => Series::new(name, texts(column)?),
+        ColumnKind::Json => Series::new(name, texts(column)?.into_iter().map(str::as_bytes).collect::<Vec<_>>()),
         ColumnKind::List => {
             let data = column.data.as_ref().ok_or_else(|| bad("list column without data"))?;
             let offsets = column.offsets.as_ref().ok_or_else(|| bad("list column without offsets"))?;
@@ -180,6 +175,15 @@ fn column(column: &OutputColumn<'_>) -> Result<Series> {
         Some(_) => Err(bad("null mask length differs from the column")),
         None => Ok(series),
     }
+}
+
+/// The texts of a `Str` or `Json` column: its UTF-8 `data` cut at `offsets`.
+fn texts<'c>(column: &'c OutputColumn<'_>) -> Result<Vec<&'c str>> {
+    let data = column.data.as_ref().ok_or_else(|| bad("text column without data"))?;
+    let offsets = column.offsets.as_ref().ok_or_else(|| bad("text column without offsets"))?;
+    let text = std::str::from_utf8(&data.arraybuffer).map_err(|e| bad(format!("text column is not UTF-8: {e}")))?;
+    let offsets = copy::<u32>(&offsets.arraybuffer);
+    offsets.windows(2).map(|w| text.get(w[0] as usize..w[1] as usize).ok_or_else(|| bad("bad text offsets"))).collect()
 }
 
 fn with_validity(series: Series, validity: Bitmap) -> Result<Series> {

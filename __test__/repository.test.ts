@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRuntimesVenv } from '../scripts/runtimes-venv.mjs';
 import { ensureClients } from '../scripts/v2-clients.mjs';
+import { onnxruntimeLibrary } from '../bench/setup.mjs';
 import { post } from './helpers';
 
 const run = promisify(execFile);
@@ -27,9 +28,10 @@ interface Served {
 }
 
 /** Starts `redesmyn serve <dir>` and waits for its "serving" line. */
-function serve(dir: string, venv: string, extra: string[] = []): Promise<Served> {
+function serve(dir: string, venv: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Served> {
   const child = spawn(process.execPath, [cli, 'serve', dir, '--port', '0', '--grpc-port', '0', '--venv', venv, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let out = '';
   const exit = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
@@ -275,16 +277,29 @@ describe('redesmyn serve --watch: hot reload of a new version', () => {
 describe('examples/repository, as the README runs it', () => {
   it('train.py, then every runtime of the example answers', async () => {
     const example = join(root, 'examples', 'repository');
+    // As a user with every library in one venv would: the ONNX export first
+    // (skl2onnx lives in its own test venv), then the rest, which rewrites
+    // the scikit-learn files with the serving venv's own scikit-learn.
+    await run(ensureClients().onnx, [join(example, 'train.py')], { timeout: 120_000 });
     await run(join(venv, 'bin', 'python'), [join(example, 'train.py')], { timeout: 120_000 });
-    const s = await serve(example, venv);
+    const s = await serve(example, venv, [], { ORT_DYLIB_PATH: onnxruntimeLibrary() });
     try {
       const iris = { sepal_length: 6.8, sepal_width: 2.8, petal_length: 4.8, petal_width: 1.4 };
+      const argmax = (p: number[]) => p.indexOf(Math.max(...p));
       expect(s.log()).not.toMatch(/model failed/);
+      expect(s.log()).toMatch(/"models":8,"failed":0/);
       expect((await post(`${s.http}/predictions/iris`, [iris])).body.predictions).toEqual([1]);
       expect((await post(`${s.http}/predictions/iris/versions/1`, [iris])).body.predictions).toEqual([1]);
       expect((await post(`${s.http}/predictions/iris-xgboost`, [iris])).body.predictions).toEqual([1]);
-      const lgb = (await post(`${s.http}/predictions/iris-lightgbm`, [iris])).body.predictions[0] as number[];
-      expect(lgb.indexOf(Math.max(...lgb))).toBe(1);
+      expect(argmax((await post(`${s.http}/predictions/iris-lightgbm`, [iris])).body.predictions[0] as number[])).toBe(1);
+      const onnxAnswer = (await post(`${s.http}/predictions/iris-onnx`, [iris])).body.predictions[0] as { label: number; probabilities: number[] };
+      expect(onnxAnswer.label).toBe(1);
+      expect(argmax(onnxAnswer.probabilities)).toBe(1);
+      expect(argmax((await post(`${s.http}/predictions/iris-keras`, [iris])).body.predictions[0] as number[])).toBe(1);
+      const v2 = await post(`${s.http}/v2/models/iris-keras/infer`, {
+        inputs: [{ name: 'input-0', datatype: 'FP64', shape: [1, 4], data: [6.8, 2.8, 4.8, 1.4] }],
+      });
+      expect(argmax(v2.body.outputs[0].data as number[])).toBe(1);
       expect((await post(`${s.http}/predictions/scaled`, [{ x: 2 }])).body.predictions).toEqual([5]);
       expect((await post(`${s.http}/predictions/sum-ts`, [{ a: 1, b: 2 }])).body.predictions).toEqual([3]);
     } finally {

@@ -41,7 +41,8 @@ import { MEMORY_MODELS, ensureWrk, setup } from './setup.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { irisInferRequest, runGhz } from './lib/ghz.mjs';
 import { grpcBody, runH2load } from './lib/h2load.mjs';
-import { runVegeta } from './lib/vegeta.mjs';
+import { runVegeta, runVegetaRequests } from './lib/vegeta.mjs';
+import { addVersion, windowStats } from './lib/reload.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -70,7 +71,7 @@ if (flags.help) {
 
 const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
 const defaults = {
-  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 5] },
+  full: { runs: 3, duration: 10, warmup: 3, scenarios: [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 5] },
   quick: { runs: 1, duration: 3, warmup: 1, scenarios: [1, 2, 3, 4] },
   smoke: { runs: 1, duration: 2, warmup: 1, scenarios: [1], concurrency: [16] },
 }[mode];
@@ -584,6 +585,76 @@ async function memoryScenario(id) {
   return { title: s.title, kind: 'memory', few, many, rows };
 }
 
+/**
+ * A new version under load (scenario 17): vegeta sends at half the server's
+ * closed-loop peak for 3 × the run duration; a third of the way in, version 2
+ * is dropped into the watched repository. A probe asks every 20 ms which
+ * version answers (`x-model-version`). "Steady" is the requests sent from the
+ * first second until the drop; "switch" those sent from the drop until 2 s
+ * after version 2 first answered (its load, the move of traffic and the
+ * unload of version 1 all fall inside).
+ */
+async function reloadScenario(id) {
+  const s = SCENARIOS[id];
+  const rows = await perRunScenario(id, async (c, server, base, run) => {
+    const p = await probe(base, c);
+    if (p.status !== 200) throw new Error(`probe POST ${c.route} answered ${p.status}: ${p.body}`);
+    await drive(base, c, s.peakConnections, cfg.warmup);
+    const peak = await drive(base, c, s.peakConnections, cfg.duration);
+    const seconds = 3 * cfg.duration;
+    const body = readFileSync(c.body.file);
+    let droppedAt = NaN;
+    let switchedAt = NaN;
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        const res = await fetch(`${base}${c.route}`, { method: 'POST', headers: { 'content-type': c.body.contentType }, body }).catch(() => null);
+        if (res && res.headers.get('x-model-version') === '2' && Number.isNaN(switchedAt)) switchedAt = Date.now();
+        await res?.arrayBuffer();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const requests = await runVegetaRequests({
+      url: `${base}${c.route}`,
+      bodyFile: c.body.file,
+      contentType: c.body.contentType,
+      rate: peak.rps * s.share,
+      seconds,
+      cpus: LOAD_CPUS,
+      onStart: async (started) => {
+        await new Promise((r) => setTimeout(r, (seconds * 1000) / 3));
+        droppedAt = Date.now();
+        addVersion(ctx.reloadRepo, 2);
+        void started;
+      },
+    });
+    polling = false;
+    await poll;
+    if (Number.isNaN(switchedAt)) throw new Error('version 2 never answered');
+    const t0 = requests[0]?.at ?? droppedAt;
+    const steady = windowStats(requests, t0 + 1000, droppedAt);
+    const over = windowStats(requests, droppedAt, switchedAt + 2000);
+    const result = {
+      rate: peak.rps * s.share,
+      switchS: (switchedAt - droppedAt) / 1000,
+      steadyP50Ms: steady.p50Ms,
+      steadyP99Ms: steady.p99Ms,
+      switchP50Ms: over.p50Ms,
+      switchP99Ms: over.p99Ms,
+      switchMaxMs: over.maxMs,
+      p99Ratio: over.p99Ms / steady.p99Ms,
+      errors: steady.errors + over.errors + windowStats(requests, switchedAt + 2000, Infinity).errors,
+      switchRequests: over.requests,
+    };
+    console.log(
+      `[${id}] ${c.name} run ${run}: ${Math.round(result.rate)} req/s; version 2 answered ${result.switchS.toFixed(2)} s after the drop; ` +
+        `p99 steady ${steady.p99Ms.toFixed(2)} ms, over the switch ${over.p99Ms.toFixed(2)} ms (${result.p99Ratio.toFixed(2)}×), max ${over.maxMs.toFixed(1)} ms; errors ${result.errors}`,
+    );
+    return result;
+  });
+  return { title: s.title, kind: 'reload', rows };
+}
+
 /** Writes the scoring scenario's input once: `rows` iris-like rows with an id, by Polars in the peers' venv. */
 function scoreInput(rows) {
   const file = join(scratch, `score-${rows}.parquet`);
@@ -693,25 +764,21 @@ async function main() {
   const tmp = join(RESULTS, `${stamp}.json.tmp`);
   if (mode !== 'smoke') mkdirSync(RESULTS, { recursive: true });
 
+  const runners = {
+    load: loadScenario,
+    cold: coldScenario,
+    stream: streamScenario,
+    open: openScenario,
+    lone: loneScenario,
+    score: scoreScenario,
+    memory: memoryScenario,
+    reload: reloadScenario,
+    soak: soakScenario,
+  };
   for (const id of cfg.scenarios) {
     const kind = SCENARIOS[id].kind;
     console.log(`\n== ${id}. ${SCENARIOS[id].title}`);
-    results.scenarios[id] =
-      kind === 'load'
-        ? await loadScenario(id)
-        : kind === 'cold'
-          ? await coldScenario(id)
-          : kind === 'stream'
-            ? await streamScenario(id)
-            : kind === 'open'
-              ? await openScenario(id)
-              : kind === 'lone'
-                ? await loneScenario(id)
-                : kind === 'score'
-                  ? await scoreScenario(id)
-                  : kind === 'memory'
-                    ? await memoryScenario(id)
-                    : await soakScenario(id);
+    results.scenarios[id] = await runners[kind](id);
     if (mode !== 'smoke') writeFileSync(tmp, JSON.stringify(results, null, 2));
   }
   results.finished = new Date().toISOString();

@@ -1,6 +1,7 @@
 // Every server the benchmark starts, and the scenarios that compare them.
 import { join } from 'node:path';
 import { BATCH, BENCH, BODIES, MLSERVER_PARALLEL_WORKERS, MODELS, PY, VENV } from './config.mjs';
+import { freshReloadRepository } from './reload.mjs';
 
 const IRIS_BODY = { file: join(BODIES, 'iris.json'), contentType: 'application/json' };
 const IRIS_V2_BODY = { file: join(BODIES, 'iris-v2.json'), contentType: 'application/json' };
@@ -229,6 +230,20 @@ CONTENDERS['redesmyn-serve-onnx'] = {
   route: '/predictions/iris',
   body: IRIS_BODY,
 };
+// A version switch under load (scenario 17): `serve --watch` on a fresh copy
+// of a repository holding iris version 1; the scenario drops version 2 in.
+CONTENDERS['redesmyn-serve-reload'] = {
+  name: 'redesmyn serve --watch, sklearn iris, version 1 -> 2 under load',
+  redesmyn: true,
+  start: (ctx, port) => {
+    ctx.reloadRepo = freshReloadRepository();
+    const spec = serve(ctx, port, ctx.reloadRepo);
+    return { ...spec, args: [...spec.args, '--watch', '--watch-interval', '200'] };
+  },
+  ready: '/health/ready',
+  route: '/predictions/iris',
+  body: IRIS_BODY,
+};
 // Memory per loaded model (scenario 14): ctx.models copies of the iris model.
 CONTENDERS['redesmyn-serve-sklearn-copies'] = {
   name: 'redesmyn serve, sklearn runtime',
@@ -429,6 +444,14 @@ export const SCENARIOS = {
     reference: 'redesmyn-iris',
     concurrency: [64],
     allCpus: true,
+  },
+  17: {
+    kind: 'reload',
+    title: 'A new model version under load: latency over the switch against steady state (`redesmyn serve --watch`, vegeta at 50% of peak)',
+    contenders: ['redesmyn-serve-reload'],
+    reference: 'redesmyn-serve-reload',
+    peakConnections: 64,
+    share: 0.5,
   },
   5: {
     kind: 'soak',

@@ -151,6 +151,17 @@ export function memoryTable(scenario) {
   return table(head, rows);
 }
 
+export function reloadTable(scenario) {
+  const head = ['Contender', 'rate req/s', 'v2 answers after s', 'steady p50 ms', 'steady p99 ms', 'switch p50 ms', 'switch p99 ms', 'switch ÷ steady p99', 'switch max ms', 'Errors'];
+  const rows = scenario.rows.map((row) => {
+    if (row.status !== 'ok') return [row.name, `**${row.status}**: ${row.note}`, '', '', '', '', '', '', '', ''];
+    const m = row.median;
+    const errors = row.runs.reduce((n, r) => n + r.errors, 0);
+    return [row.name, int(m.rate), num(m.switchS, 2), num(m.steadyP50Ms, 2), num(m.steadyP99Ms, 2), num(m.switchP50Ms, 2), num(m.switchP99Ms, 2), `${num(m.p99Ratio, 2)}×`, num(m.switchMaxMs, 1), String(errors)];
+  });
+  return table(head, rows);
+}
+
 export function streamTable(scenario) {
   const head = ['Contender', 'Streams', 'chunks/s', 'vs ref.', 'first chunk p50 ms', 'p99 ms', 'streams/s', 'Errors', 'Peak RSS MiB'];
   const ref = scenario.rows.find((r) => r.contender === scenario.reference && r.status === 'ok');
@@ -175,7 +186,7 @@ export function streamTable(scenario) {
 
 export function scenarioMarkdown(id, s) {
   const body =
-    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : s.kind === 'open' ? openTable(s) : s.kind === 'lone' ? loneTable(s) : s.kind === 'score' ? scoreTable(s) : s.kind === 'memory' ? memoryTable(s) : soakTable(s);
+    s.kind === 'load' ? loadTable(s) : s.kind === 'cold' ? coldTable(s) : s.kind === 'stream' ? streamTable(s) : s.kind === 'open' ? openTable(s) : s.kind === 'lone' ? loneTable(s) : s.kind === 'score' ? scoreTable(s) : s.kind === 'memory' ? memoryTable(s) : s.kind === 'reload' ? reloadTable(s) : soakTable(s);
   const notes = [];
   if (s.kind === 'load' && s.reference) notes.push(`"vs ref." is req/s relative to ${s.referenceName} at the same concurrency.`);
   if (s.kind === 'load' && s.rows.some((r) => r.median?.wrkCpuPct > 90)) {
@@ -201,6 +212,11 @@ export function scenarioMarkdown(id, s) {
   }
   if (s.kind === 'memory') {
     notes.push(`Each server started on a repository of ${s.few} copy of the iris model, then of ${s.many} (separate model folders, each loaded on its own); RSS of the whole process tree a second after ready. "per model" is the difference over the ${s.many - s.few} extra models. One run: memory does not vary the way throughput does.`);
+  }
+  if (s.kind === 'reload') {
+    notes.push(
+      'vegeta sends at half the closed-loop peak (64 connections, same server); a third of the way into the run, version 2 is written beside version 1 and renamed into place, and `--watch` (every 200 ms) loads it, moves the unversioned route to it and unloads version 1. "Steady" is the requests sent from the first second until the drop; "switch" those sent from the drop until 2 s after version 2 first answered. Errors: every non-200 over the whole run.',
+    );
   }
   if (s.kind === 'soak') notes.push(`${s.seconds} s at ${s.concurrency} connections; "RSS end" is at the end of the run.`);
   return [`### ${id}. ${s.title}`, '', body, ...(notes.length ? ['', ...notes] : [])].join('\n');

@@ -2,7 +2,7 @@
 // earlier ones were answered, so a slow answer shows up in the latency of
 // every request scheduled behind it (no coordinated omission, unlike a
 // closed-loop run where a stalled server also stalls the load generator).
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureGoTools } from '../../scripts/go-tools.mjs';
 import { BUILD } from './config.mjs';
@@ -56,4 +56,35 @@ export async function runVegeta({ url, bodyFile, contentType = 'application/json
     requests: r.requests,
     loadCpuPct: (run.cpuSeconds / seconds) * 100,
   };
+}
+
+/**
+ * Like {@link runVegeta}, but keeps every request: resolves to
+ * `[{ at, code, latencyMs }]` (`at`: ms since the epoch when the request was
+ * sent), for scenarios that cut a run into windows. `onStart` runs once
+ * vegeta has started, with the epoch ms of the start.
+ */
+export async function runVegetaRequests({ url, bodyFile, contentType = 'application/json', rate, seconds, cpus, timeoutS = 10, onStart }) {
+  const vegeta = ensureGoTools(['vegeta']).vegeta;
+  const targets = join(BUILD, 'scratch', `vegeta-${process.pid}.targets`);
+  const out = join(BUILD, 'scratch', `vegeta-${process.pid}.jsonl`);
+  writeFileSync(targets, `POST ${url}\nContent-Type: ${contentType}\n@${bodyFile}\n`);
+  const script = [
+    `${vegeta} attack -targets=${targets} -rate=${Math.round(rate)}/s -duration=${seconds}s -timeout=${timeoutS}s -keepalive=true` +
+      ` -workers=${IN_FLIGHT} -max-workers=${IN_FLIGHT} -connections=${IN_FLIGHT} -max-connections=${IN_FLIGHT}`,
+    `${vegeta} encode -to=json -output=${out}`,
+  ].join(' | ');
+  const [cmd, a] = pinned(cpus, 'sh', ['-c', script]);
+  const started = Date.now();
+  const running = runLoadTool(cmd, a, seconds + timeoutS + 30);
+  await onStart?.(started);
+  const run = await running;
+  if (run.code !== 0) throw new Error(`vegeta exited ${run.code}:\n${(run.err || run.out).slice(-2000)}`);
+  return readFileSync(out, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const r = JSON.parse(line);
+      return { at: Date.parse(r.timestamp), code: r.code, latencyMs: r.latency / 1e6 };
+    });
 }

@@ -1,6 +1,7 @@
 """Makes the example repository's model files with the libraries installed:
-scikit-learn (iris/1 and iris/2), XGBoost and LightGBM when present
-(pip install xgboost-cpu lightgbm).
+scikit-learn (iris/1 and iris/2), and when present XGBoost, LightGBM, an ONNX
+export of a scikit-learn model (skl2onnx) and a Keras model (TensorFlow):
+pip install xgboost-cpu lightgbm skl2onnx tensorflow-cpu.
 
 Usage: python examples/repository/train.py
 """
@@ -31,3 +32,32 @@ if importlib.util.find_spec("lightgbm"):
     booster.save_model(str(here / "iris-lightgbm" / "model.txt"))
 else:
     print("lightgbm is not installed (pip install lightgbm): iris-lightgbm has no model file")
+if importlib.util.find_spec("skl2onnx"):
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    classifier = LogisticRegression(max_iter=1000).fit(X, y)
+    exported = to_onnx(
+        classifier,
+        initial_types=[("input", FloatTensorType([None, 4]))],
+        options={id(classifier): {"zipmap": False}},  # plain tensors, not a sequence of maps
+        target_opset=17,
+    )
+    (here / "iris-onnx" / "model.onnx").write_bytes(exported.SerializeToString())
+else:
+    print("skl2onnx is not installed (pip install skl2onnx): iris-onnx has no model file")
+if importlib.util.find_spec("tensorflow"):
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential(
+        [keras.Input(shape=(4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3, activation="softmax")]
+    )
+    net.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    net.fit(X.astype("float32"), y, epochs=60, verbose=0)
+    net.save(here / "iris-keras" / "model.keras")
+else:
+    print("tensorflow is not installed (pip install tensorflow-cpu): iris-keras has no model file")

@@ -4,7 +4,7 @@
 // (__test__/repository/make_models.py in the venv scripts/runtimes-venv.mjs
 // makes), compared with each library's own predict on the same rows.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -336,6 +336,36 @@ describe('redesmyn CLI', () => {
       const exit = new Promise((done) => child.on('exit', done));
       child.kill('SIGINT');
       expect(await exit).toBe(0);
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+    }
+  });
+
+  it("parallel_workers (MLServer's): worker processes for Python models, from settings.json or model-settings.json", async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'redesmyn-parallel-'));
+    try {
+      cpSync(join(dir, 'iris-sklearn'), join(repo, 'iris-sklearn'), { recursive: true });
+      cpSync(join(dir, 'iris-sklearn'), join(repo, 'iris-one'), { recursive: true });
+      const one = join(repo, 'iris-one', 'model-settings.json');
+      const settings = JSON.parse(readFileSync(one, 'utf8')) as Record<string, unknown>;
+      writeFileSync(one, JSON.stringify({ ...settings, name: 'iris-one', parallel_workers: 1 }));
+      writeFileSync(join(repo, 'settings.json'), JSON.stringify({ parallel_workers: 2 }));
+      const s = await serve(repo, venv);
+      try {
+        const answer = await post(`${s.http}/predictions/iris-sklearn`, records(expected.rows.slice(0, 3)));
+        expect(answer.status).toBe(200);
+        expect(answer.body.predictions).toEqual(expected['iris-sklearn'].slice(0, 3));
+        expect((await post(`${s.http}/predictions/iris-one`, records(expected.rows.slice(0, 3)))).status).toBe(200);
+        const metrics = await (await fetch(`${s.http}/metrics`)).text();
+        expect(metrics).toMatch(/redesmyn_workers_alive\{endpoint="\/predictions\/iris-sklearn[^"]*"\} 2/);
+        expect(metrics).toMatch(/redesmyn_workers_alive\{endpoint="\/predictions\/iris-one[^"]*"\} 1/);
+      } finally {
+        s.child.kill('SIGTERM');
+        expect(await s.exit).toBe(0);
+      }
+      writeFileSync(one, JSON.stringify({ ...settings, name: 'iris-one', parallel_workers: -1 }));
+      const bad = await run(process.execPath, [cli, 'serve', repo, '--port', '0', '--venv', venv, '--strict']).catch((e) => e);
+      expect(`${bad.stdout}${bad.stderr}`).toMatch(/iris-one\/model-settings.json: 'parallel_workers': expected an integer >= 0, got -1/);
     } finally {
       rmSync(repo, { recursive: true, force: true });
     }

@@ -17,9 +17,10 @@ const USAGE = `Usage: redesmyn serve [DIR] [options]
 
 Serves every model folder of DIR (default: .): each subfolder holding a
 model-settings.json (MLServer's layout). DIR/settings.json may set host,
-port, grpcPort, workers, metrics, logLevel and management ({token, host?,
-port?}: the management API, whose changes are written back into DIR);
-options win over it.
+port, grpcPort, workers, parallel_workers (Python worker processes per
+Python model), metrics, logLevel and management ({token, host?, port?}: the
+management API, whose changes are written back into DIR); options win over
+it.
 
 Options:
   --host HOST        interface to listen on (default 127.0.0.1)
@@ -114,7 +115,7 @@ async function main(): Promise<void> {
     workers: integer(values.workers, 'workers') ?? settings.workers,
     metrics: settings.metrics,
     log: logLevel === undefined ? undefined : { level: logLevel },
-    python: values.venv === undefined ? undefined : { venv: values.venv },
+    python: { venv: values.venv, workers: settings.pythonWorkers },
     management: settings.management,
   });
   let index;

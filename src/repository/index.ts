@@ -389,7 +389,7 @@ export function endpointFactory(p: Planned, result?: Checked): (path: string, ve
         path,
         version,
         cache: new CacheConfig({ client, loadModel: py.loader(`${runtime.module}:load`), maxSize: 1, prefetch: true }),
-        handler: py.handler(`${runtime.module}:${runtime.handler}`),
+        handler: py.handler(`${runtime.module}:${runtime.handler}`, settings.workers === undefined ? {} : { workers: settings.workers }),
       }) as unknown as Endpoint<Fields, string, unknown>;
     }
     if (runtime.kind === 'onnx') {

@@ -31,6 +31,8 @@ export interface ServerSettings {
   port?: number;
   grpcPort?: number;
   workers?: number;
+  /** MLServer's `parallel_workers`: Python worker processes per Python model (0: in-process). */
+  pythonWorkers?: number;
   metrics?: boolean;
   logLevel?: string;
   /** The management API (off unless set). */
@@ -57,6 +59,8 @@ export interface ModelSettings {
   timeoutMs?: number;
   maxQueue?: number;
   maxConcurrent?: number;
+  /** MLServer's `parallel_workers`: this model's Python worker processes (0: in-process; default: the server's). */
+  workers?: number;
   /** Which numbered version folders to serve (Triton's shape); default `{ latest: { num_versions: 1 } }`. */
   versionPolicy?: VersionPolicy;
   /** The version the unversioned routes serve (default: the highest served). */
@@ -164,12 +168,12 @@ export function readServerSettings(file: string): ServerSettings {
       typeof v === 'string' && /^(error|warn|info|debug|trace)$/i.test(v) ? v.toLowerCase() : r.fail(key, `expected error, warn, info, debug or trace, got ${JSON.stringify(v)}`),
     debug: r.boolean,
   });
-  const workers = (o.workers ?? (o.parallel_workers ? o.parallel_workers : undefined)) as number | undefined;
   return {
     host: o.host as string | undefined,
     port: (o.port ?? o.http_port) as number | undefined,
     grpcPort: (o.grpcPort ?? o.grpc_port) as number | undefined,
-    workers,
+    workers: o.workers as number | undefined,
+    pythonWorkers: o.parallel_workers as number | undefined,
     metrics: o.metrics !== undefined ? (o.metrics as boolean) : o.metrics_endpoint === null ? false : undefined,
     logLevel: (o.logLevel as string | undefined) ?? (o.debug === true ? 'debug' : undefined),
     management: o.management as ServerSettings['management'],
@@ -200,7 +204,7 @@ export function modelSettingsFrom(json: Record<string, unknown>, file: string): 
     },
     max_batch_size: r.positive,
     max_batch_time: r.seconds,
-    parallel_workers: r.any,
+    parallel_workers: (v, key) => (Number.isInteger(v) && (v as number) >= 0 ? v : r.fail(key, `expected an integer >= 0, got ${JSON.stringify(v)}`)),
     inputs: r.tensors,
     outputs: r.tensors,
     method: (v, key) => (v === 'predict' || v === 'predict_proba' ? v : r.fail(key, `expected "predict" or "predict_proba", got ${JSON.stringify(v)}`)),
@@ -256,6 +260,7 @@ export function modelSettingsFrom(json: Record<string, unknown>, file: string): 
     timeoutMs: o.timeoutMs as number | undefined,
     maxQueue: o.maxQueue as number | undefined,
     maxConcurrent: o.maxConcurrent as number | undefined,
+    workers: o.parallel_workers as number | undefined,
     versionPolicy: o.versionPolicy as VersionPolicy | undefined,
     defaultVersion: o.defaultVersion as string | undefined,
     traffic: o.traffic as Record<string, number> | undefined,

@@ -268,6 +268,25 @@ async function main() {
   record('cargo and rustc absent from PATH', !!cargo.error && !!rustc.error, {
     ...(cargo.error && rustc.error ? {} : { error: 'cargo or rustc still runs with the reduced PATH' }),
   });
+  // The root's registry dependencies come from npm's cache, as they would
+  // for a user who has installed them before. `npm install` from a lock file
+  // caches their tarballs but not the registry documents an install from a
+  // tarball resolves versions with, so on a fresh machine one online install
+  // of them (and everything they depend on) into a scratch project fills the
+  // cache first; the install below then fetches nothing.
+  const dependencies = Object.entries(readRoot().dependencies ?? {}).map(([name, range]) => `${name}@${range}`);
+  if (dependencies.length > 0) {
+    const scratch = join(work, 'cache-fill');
+    mkdirSync(scratch);
+    writeFileSync(join(scratch, 'package.json'), '{"name":"cache-fill","version":"0.0.0","private":true}\n');
+    const fill = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', ...dependencies], {
+      cwd: scratch,
+      encoding: 'utf8',
+    });
+    record(`the root's dependencies (${dependencies.join(', ')}) in npm's cache`, fill.status === 0, {
+      ...(fill.status === 0 ? {} : { error: `exit ${fill.status}: ${fill.stderr}` }),
+    });
+  }
   const app = join(work, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), `${JSON.stringify({ name: 'quickstart', version: '0.0.0', private: true }, null, 2)}\n`);

@@ -432,7 +432,9 @@ export const SCENARIOS = {
     title: 'A CPU-heavy model: a 300-tree random forest, one record per request, in-process vs Python worker processes',
     contenders: ['redesmyn-forest-workers', 'redesmyn-forest-workers-spread', 'redesmyn-forest', 'mlserver-forest'],
     reference: 'redesmyn-forest-workers',
-    concurrency: [64],
+    // At 64 connections (one full 64-row batch in flight) a second worker
+    // has nothing to take; 128 connections keep both workers busy.
+    concurrency: [64, 128],
     // Worker processes are about using more cores: the servers get both
     // CPUs; wrk (one thread) stays on CPU 0 and shares it with them.
     allCpus: true,

@@ -8,7 +8,10 @@
 //! batches of a key run at once: while they run, requests keep queueing and
 //! the next batch takes all of them, so batches grow with load by themselves.
 //! That is why the default delay is zero: an idle server answers a lone
-//! request at once, a busy one still forms full batches.
+//! request at once, a busy one still forms full batches. With a zero delay,
+//! the batch after one of several requests waits briefly for those clients'
+//! next requests (`refill.rs`), so batches do not alternate between one
+//! request and all the others.
 //!
 //! Streaming models queue and batch the same way; their batches run in
 //! `stream.rs`, answering each request through its own event channel
@@ -31,6 +34,7 @@ use crate::error::RequestError;
 use crate::handler::{Batch, Handler, Params, Predictions, Runtime};
 use crate::metrics::EndpointMetrics;
 use crate::stream::{self, ChunkStream, Event, STREAM_BUFFER};
+use refill::Refill;
 
 /// How requests are grouped into batches.
 #[derive(Debug, Clone)]
@@ -150,15 +154,18 @@ struct QueuesState {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// The sending side of one key's queue. Queued rows are counted so the
-/// batcher is woken once a batch is full, not on every request. The permits
-/// bound the key's running batches, whoever starts them.
+/// The sending side of one key's queue. Queued rows and requests are
+/// counted so the batcher is woken once a batch is full (or its refill has
+/// come back), not on every request. The permits bound the key's running
+/// batches, whoever starts them.
 #[derive(Clone)]
 struct Lane {
     sender: mpsc::Sender<Job>,
     queued_rows: Arc<AtomicUsize>,
+    queued_jobs: Arc<AtomicUsize>,
     full: Arc<Notify>,
     permits: Arc<Semaphore>,
+    refill: Arc<Refill>,
 }
 
 impl Queues {
@@ -253,14 +260,23 @@ impl Queues {
                         None => Arc::new(Semaphore::new(self.config.max_concurrent.max(1))),
                     };
                     let (sender, rx) = mpsc::channel(self.config.max_queue.max(1));
-                    let lane = Lane { sender, queued_rows: Arc::default(), full: Arc::default(), permits };
+                    let lane = Lane {
+                        sender,
+                        queued_rows: Arc::default(),
+                        queued_jobs: Arc::default(),
+                        full: Arc::default(),
+                        permits,
+                        refill: Arc::default(),
+                    };
                     let batcher = Batcher {
                         runner: self.runner(),
                         config: self.config.clone(),
                         params: Arc::clone(&params),
                         permits: Arc::clone(&lane.permits),
                         queued_rows: Arc::clone(&lane.queued_rows),
+                        queued_jobs: Arc::clone(&lane.queued_jobs),
                         full: Arc::clone(&lane.full),
+                        refill: Arc::clone(&lane.refill),
                     };
                     state.tasks.retain(|t| !t.is_finished());
                     state.tasks.push(self.tasks.spawn(batcher.run(rx)));
@@ -273,19 +289,21 @@ impl Queues {
                 // whole batch, so it runs at once on the submitter's own
                 // thread instead of hopping to the batcher and back.
                 let here = Handle::try_current().unwrap_or_else(|_| self.tasks.clone());
-                self.runner().spawn(&here, params, vec![job], permit);
+                self.runner().spawn(&here, params, vec![job], permit, &lane.refill);
                 return Ok(());
             }
             // Count the rows before sending, so the batcher never takes off
             // rows that were not yet counted.
             let queued = lane.queued_rows.fetch_add(rows, Ordering::AcqRel) + rows;
+            let jobs = lane.queued_jobs.fetch_add(1, Ordering::AcqRel) + 1;
             let sent = lane.sender.try_send(job);
             if sent.is_err() {
                 lane.queued_rows.fetch_sub(rows, Ordering::AcqRel);
+                lane.queued_jobs.fetch_sub(1, Ordering::AcqRel);
             }
             match sent {
                 Ok(()) => {
-                    if queued >= self.config.max_size {
+                    if queued >= self.config.max_size || jobs >= lane.refill.wake_at() {
                         lane.full.notify_one();
                     }
                     if let Some(m) = &self.metrics {
@@ -304,11 +322,14 @@ impl Queues {
     }
 
     /// A batch slot for a request that need not wait for the batcher: the
-    /// batching window is zero (eager), nothing of its key is queued, and
-    /// fewer than `max_concurrent` batches run. With a window, requests
-    /// always wait in the queue to be batched.
+    /// batching window is zero (eager), nothing of its key is queued, no
+    /// refill is pending, and fewer than `max_concurrent` batches run. With
+    /// a window, requests always wait in the queue to be batched.
     fn idle_slot(&self, lane: &Lane) -> Option<OwnedSemaphorePermit> {
-        if !self.config.max_delay.is_zero() || lane.queued_rows.load(Ordering::Acquire) != 0 {
+        if !self.config.max_delay.is_zero()
+            || lane.queued_rows.load(Ordering::Acquire) != 0
+            || lane.refill.pending().is_some()
+        {
             return None;
         }
         Arc::clone(&lane.permits).try_acquire_owned().ok()
@@ -358,15 +379,26 @@ struct Runner {
 
 impl Runner {
     /// Runs `jobs` as one batch in a task on `on`, holding `permit` until
-    /// every request in it is answered (or its stream has ended).
-    fn spawn(&self, on: &Handle, params: Arc<Params>, jobs: Vec<Job>, permit: OwnedSemaphorePermit) {
+    /// every request in it is answered (or its stream has ended). A unary
+    /// batch of several requests arms the key's `refill` when it ends.
+    fn spawn(
+        &self,
+        on: &Handle,
+        params: Arc<Params>,
+        jobs: Vec<Job>,
+        permit: OwnedSemaphorePermit,
+        refill: &Arc<Refill>,
+    ) {
         let cache = self.cache.clone();
         let metrics = self.metrics.clone();
         match &self.runtime {
             Runtime::Unary(handler) => {
                 let handler = Arc::clone(handler);
+                let refill = Arc::clone(refill);
                 drop(on.spawn(async move {
+                    let (requests, started) = (jobs.len(), Instant::now());
                     run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await;
+                    refill.arm(requests, started.elapsed());
                     drop(permit);
                 }));
             }
@@ -389,7 +421,9 @@ struct Batcher {
     params: Arc<Params>,
     permits: Arc<Semaphore>,
     queued_rows: Arc<AtomicUsize>,
+    queued_jobs: Arc<AtomicUsize>,
     full: Arc<Notify>,
+    refill: Arc<Refill>,
 }
 
 impl Batcher {
@@ -417,16 +451,25 @@ impl Batcher {
             let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                 break;
             };
-            // Spreading: this batch takes its share of the queue, the free slots the rest.
+            // Eager, right after a batch of several requests ended: wait
+            // (briefly) for that many requests to come back.
+            let refill = self.config.max_delay.is_zero().then(|| self.refill.pending()).flatten();
+            // Spreading: this batch takes its share of the queue (or of the
+            // requests the refill waits for), the free slots the rest.
             let max_size = match self.config.spread {
                 true => {
-                    let queued = self.queued_rows.load(Ordering::Acquire).max(1);
+                    let coming = refill.map_or(0, |(requests, _)| requests);
+                    let queued = self.queued_rows.load(Ordering::Acquire).max(coming).max(1);
                     queued.div_ceil(self.permits.available_permits() + 1).clamp(1, max_size)
                 }
                 false => max_size,
             };
             let mut rows = first.rows();
-            let close_at = tokio::time::Instant::from_std(first.enqueued + self.config.max_delay);
+            let (wanted, close_at) = match refill {
+                Some((requests, until)) => (requests, until),
+                None => (usize::MAX, first.enqueued + self.config.max_delay),
+            };
+            let close_at = tokio::time::Instant::from_std(close_at);
             let mut jobs = vec![first];
             // Collect until the batch is full or its delay is over. While
             // waiting, the batcher sleeps: arriving requests do not wake it
@@ -447,7 +490,7 @@ impl Batcher {
                         Err(_) => break,
                     }
                 }
-                if rows >= max_size || last_round {
+                if rows >= max_size || jobs.len() >= wanted || last_round {
                     break;
                 }
                 if tokio::time::Instant::now() >= close_at {
@@ -469,10 +512,12 @@ impl Batcher {
             // Rows count as queued until their batch leaves (the submitters
             // compare the count with a full batch).
             self.queued_rows.fetch_sub(rows, Ordering::AcqRel);
+            self.queued_jobs.fetch_sub(jobs.len(), Ordering::AcqRel);
+            self.refill.disarm();
             if let Some(m) = &self.runner.metrics {
                 m.queue_depth.dec_by(jobs.len() as i64);
             }
-            self.runner.spawn(&Handle::current(), Arc::clone(&self.params), jobs, permit);
+            self.runner.spawn(&Handle::current(), Arc::clone(&self.params), jobs, permit, &self.refill);
         }
         // Wait for running batches before reporting this batcher done.
         let _ = self.permits.acquire_many(self.config.max_concurrent.max(1) as u32).await;
@@ -621,5 +666,6 @@ fn concat(jobs: &[Job]) -> PolarsResult<DataFrame> {
     Ok(frame)
 }
 
+mod refill;
 #[cfg(test)]
 mod tests;

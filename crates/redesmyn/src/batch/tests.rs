@@ -149,6 +149,56 @@ async fn spreading_splits_the_queue_over_the_free_slots() {
     }
 }
 
+/// A handler that costs `cost` per call, whatever its rows (a random
+/// forest's shape), recording each batch's size.
+fn fixed_cost(seen: Arc<Mutex<Vec<usize>>>, cost: Duration) -> Arc<dyn Handler> {
+    Arc::new(move |batch: Batch| {
+        let seen = Arc::clone(&seen);
+        async move {
+            seen.lock().unwrap().push(batch.frame.height());
+            tokio::time::sleep(cost).await;
+            let x = batch.frame.column("x").unwrap().f64().unwrap().clone();
+            Ok::<_, HandlerError>(Predictions::Column((x * 2.0).into_series()))
+        }
+    })
+}
+
+#[tokio::test]
+async fn clients_that_come_back_together_share_the_next_batch_too() {
+    // Eight clients in a closed loop (each sends again as soon as it is
+    // answered). Without the refill, the first to come back finds the
+    // handler free and runs alone, and the other seven wait a whole call
+    // behind it: batches alternate 1, 7, 1, 7. With it, all eight share
+    // every batch between the first and the last.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let queues = Arc::new(Queues::new(
+        fixed_cost(Arc::clone(&seen), Duration::from_millis(20)),
+        BatchConfig::default(),
+        Handle::current(),
+    ));
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let queues = Arc::clone(&queues);
+            tokio::spawn(async move {
+                for round in 0..4 {
+                    let x = (c * 10 + round) as f64;
+                    let rx = queues.submit_plain(Params::default(), frame(&[x])).unwrap();
+                    assert_eq!(value(rx.await.unwrap()), vec![2.0 * x]);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let batches = seen.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 32);
+    // The first request finds the handler idle and runs alone, so its client
+    // is one round ahead and the last batch lacks it.
+    assert!(batches.len() <= 6 && batches[1..batches.len() - 1].iter().all(|&n| n == 8), "batches: {batches:?}");
+    queues.shutdown().await;
+}
+
 #[tokio::test]
 async fn batch_closes_at_max_size_and_large_requests_run_alone() {
     let seen = Arc::new(Mutex::new(Vec::new()));

@@ -140,8 +140,10 @@ async function launch(id, tag, { allCpus = false } = {}) {
     args: spec.args,
     cwd: spec.cwd ?? ctx.benchDir,
     env: { ...process.env, ...SERVER_ENV, ...spec.env },
-    // Every CPU explicitly: the harness pinned itself to CPU 0, and children inherit that.
-    cpus: allCpus ? `0-${os.availableParallelism() - 1}` : SERVER_CPUS,
+    // Every CPU explicitly: the harness pinned itself to CPU 0, and children
+    // inherit that. os.cpus(), not os.availableParallelism(): the latter
+    // counts this process's CPUs, which after the pin is one, and gave `0-0`.
+    cpus: allCpus ? `0-${os.cpus().length - 1}` : SERVER_CPUS,
     logFile,
   });
   live.add(server);

@@ -397,8 +397,11 @@ impl Runner {
                 let refill = Arc::clone(refill);
                 drop(on.spawn(async move {
                     let (requests, started) = (jobs.len(), Instant::now());
-                    run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await;
-                    refill.arm(requests, started.elapsed());
+                    // A failed batch's clients may retry: batching them together
+                    // again would repeat the failure, so only a success arms it.
+                    if run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await {
+                        refill.arm(requests, started.elapsed());
+                    }
                     drop(permit);
                 }));
             }
@@ -582,15 +585,16 @@ pub(crate) async fn prepare(
 }
 
 /// Runs one batch and answers every request in it, whatever happens.
+/// Whether the handler answered it.
 async fn run_batch(
     handler: &dyn Handler,
     cache: Option<&ModelCache>,
     metrics: Option<&EndpointMetrics>,
     params: Arc<Params>,
     jobs: Vec<Job>,
-) {
+) -> bool {
     let Some((jobs, model, frame)) = prepare(cache, &params, jobs).await else {
-        return;
+        return false;
     };
     let total: usize = jobs.iter().map(Job::rows).sum();
     let handler_started = Instant::now();
@@ -621,6 +625,7 @@ async fn run_batch(
             Err(format!("the handler panicked: {what}"))
         }
     };
+    let answered = result.is_ok();
     match result {
         Ok(predictions) => {
             let mut offset = 0;
@@ -648,6 +653,7 @@ async fn run_batch(
             }
         }
     }
+    answered
 }
 
 /// One contiguous frame of all the jobs' rows (a single chunk per column, so

@@ -9,11 +9,12 @@
 //! For a model whose call costs about the same for 1 row as for 64 (a
 //! scikit-learn random forest), that halves throughput and doubles latency.
 //!
-//! So when a batch of `n > 1` requests ends, the key's next batch waits until
+//! So when a batch of `n > 1` requests succeeds, the key's next batch waits until
 //! `n` requests are queued (or the batch is full), but never longer than an
 //! eighth of the answered batch's time, and at most [`MAX_HOLD`]. A lone
 //! client (batches of one request) never waits; a key idle for longer than
-//! the hold never waits either.
+//! the hold never waits either. A failed batch arms nothing: its clients may
+//! retry, and batching the retries together would repeat the failure.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

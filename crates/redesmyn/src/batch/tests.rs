@@ -200,6 +200,47 @@ async fn clients_that_come_back_together_share_the_next_batch_too() {
 }
 
 #[tokio::test]
+async fn retries_after_a_failed_batch_are_not_held_together() {
+    // A batch holding a bad row fails for every request in it; clients that
+    // retry at once must not be batched together again by the refill.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&seen);
+    let picky: Arc<dyn Handler> = Arc::new(move |batch: Batch| {
+        let recorded = Arc::clone(&recorded);
+        async move {
+            recorded.lock().unwrap().push(batch.frame.height());
+            let x = batch.frame.column("x").unwrap().f64().unwrap().clone();
+            if x.into_no_null_iter().any(|v| v == 999.0) {
+                return Err(HandlerError::new("cannot score 999"));
+            }
+            Ok(Predictions::Column((x * 2.0).into_series()))
+        }
+    });
+    // Eager (the default): the first request runs alone, the other two share a batch.
+    let queues = Arc::new(Queues::new(picky, BatchConfig::default(), Handle::current()));
+    let clients: Vec<_> = [1.0, 999.0, 2.0]
+        .into_iter()
+        .map(|x| {
+            let queues = Arc::clone(&queues);
+            tokio::spawn(async move {
+                let first = queues.submit_plain(Params::default(), frame(&[x])).unwrap().await.unwrap();
+                if first.is_ok() {
+                    return true;
+                }
+                let again = queues.submit_plain(Params::default(), frame(&[x])).unwrap().await.unwrap();
+                again.is_ok()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for client in clients {
+        outcomes.push(client.await.unwrap());
+    }
+    assert_eq!(outcomes, vec![true, false, true], "batches: {:?}", seen.lock().unwrap());
+    queues.shutdown().await;
+}
+
+#[tokio::test]
 async fn batch_closes_at_max_size_and_large_requests_run_alone() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let config = BatchConfig { max_size: 4, max_delay: Duration::from_millis(50), ..Default::default() };

@@ -215,11 +215,31 @@ function probe(base, c) {
   });
 }
 
+/**
+ * redesmyn's batch counters (`redesmyn_batch_size_sum` and `_count`, summed
+ * over endpoints) from its /metrics, or null where it serves none.
+ */
+async function batchCounters(base) {
+  try {
+    const res = await fetch(`${base}/metrics`);
+    if (!res.ok) return null;
+    const text = await res.text();
+    const total = (name) =>
+      [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+    return { sum: total('redesmyn_batch_size_sum'), count: total('redesmyn_batch_size_count') };
+  } catch {
+    return null;
+  }
+}
+
 async function loadOnce(server, base, c, connections, seconds) {
   resetPeak(server.pid);
+  const batches0 = c.redesmyn ? await batchCounters(base) : null;
   const cpu0 = cpuSeconds(server.pid);
   const w = await drive(base, c, connections, seconds);
   const cpu1 = cpuSeconds(server.pid);
+  const batches1 = batches0 ? await batchCounters(base) : null;
+  const batchesRun = batches1 ? batches1.count - batches0.count : 0;
   return {
     rps: w.rps,
     p50Ms: w.latency_us.p50 / 1000,
@@ -229,6 +249,9 @@ async function loadOnce(server, base, c, connections, seconds) {
     errors: w.errorCount,
     non2xx: w.errors?.status ?? w.errorCount,
     meanBatch: w.meanBatch,
+    // Per batch, not per request: shows batches that alternate in size,
+    // which the per-request mean hides (a batch of 63 counts 63 times there).
+    rowsPerBatch: batchesRun > 0 ? (batches1.sum - batches0.sum) / batchesRun : null,
     peakRssMiB: peakRssMiB(server.pid),
     cpuSecPer1k: w.requests > 0 ? ((cpu1 - cpu0) / w.requests) * 1000 : null,
     wrkCpuPct: w.wrkCpuPct,

@@ -29,7 +29,7 @@ function table(head, rows) {
 }
 
 export function loadTable(scenario) {
-  const head = ['Contender', 'Conn.', 'req/s', 'vs ref.', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Errors', 'Mean batch', 'Peak RSS MiB', 'CPU s / 1k req'];
+  const head = ['Contender', 'Conn.', 'req/s', 'vs ref.', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Errors', 'Mean batch', 'Rows / batch', 'Peak RSS MiB', 'CPU s / 1k req'];
   const rows = [];
   const reported = new Set();
   for (const row of scenario.rows) {
@@ -37,7 +37,7 @@ export function loadTable(scenario) {
       // One line for a contender that could not run at all.
       if (reported.has(row.contender)) continue;
       reported.add(row.contender);
-      rows.push([row.name, 'all', `**${row.status}**: ${row.note}`, '', '', '', '', '', '', '', '']);
+      rows.push([row.name, 'all', `**${row.status}**: ${row.note}`, '', '', '', '', '', '', '', '', '']);
       continue;
     }
     const m = row.median;
@@ -53,6 +53,7 @@ export function loadTable(scenario) {
       ms(m.p999Ms),
       String(m.errors),
       m.meanBatch == null ? '–' : num(m.meanBatch, 1),
+      m.rowsPerBatch == null ? '–' : num(m.rowsPerBatch, 1),
       num(m.peakRssMiB, 0),
       num(m.cpuSecPer1k, 3),
     ]);

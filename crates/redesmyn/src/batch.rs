@@ -266,7 +266,7 @@ impl Queues {
                         queued_jobs: Arc::default(),
                         full: Arc::default(),
                         permits,
-                        refill: Arc::default(),
+                        refill: Arc::new(Refill::new(self.config.max_delay.is_zero())),
                     };
                     let batcher = Batcher {
                         runner: self.runner(),
@@ -456,7 +456,7 @@ impl Batcher {
             };
             // Eager, right after a batch of several requests ended: wait
             // (briefly) for that many requests to come back.
-            let refill = self.config.max_delay.is_zero().then(|| self.refill.pending()).flatten();
+            let refill = self.refill.pending();
             // Spreading: this batch takes its share of the queue (or of the
             // requests the refill waits for), the free slots the rest.
             let max_size = match self.config.spread {

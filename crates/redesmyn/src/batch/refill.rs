@@ -14,7 +14,9 @@
 //! eighth of the answered batch's time, and at most [`MAX_HOLD`]. A lone
 //! client (batches of one request) never waits; a key idle for longer than
 //! the hold never waits either. A failed batch arms nothing: its clients may
-//! retry, and batching the retries together would repeat the failure.
+//! retry, and batching the retries together would repeat the failure. A
+//! key with a batching window (`max_delay` > 0) has no refill: its batches
+//! already wait for the window.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ const HOLD_SHARE: u32 = 8;
 /// One key's refill state, shared by its batcher, its submitters and the
 /// tasks running its batches.
 pub struct Refill {
+    enabled: bool,
     epoch: Instant,
     /// Requests to wait for; 0 when disarmed.
     requests: AtomicUsize,
@@ -34,16 +37,15 @@ pub struct Refill {
     until: AtomicU64,
 }
 
-impl Default for Refill {
-    fn default() -> Self {
-        Refill { epoch: Instant::now(), requests: AtomicUsize::new(0), until: AtomicU64::new(0) }
-    }
-}
-
 impl Refill {
-    /// A batch of `requests` requests ended after running for `took`.
+    /// A key's refill; one that is not `enabled` never arms.
+    pub fn new(enabled: bool) -> Refill {
+        Refill { enabled, epoch: Instant::now(), requests: AtomicUsize::new(0), until: AtomicU64::new(0) }
+    }
+
+    /// A batch of `requests` requests succeeded after running for `took`.
     pub fn arm(&self, requests: usize, took: Duration) {
-        if requests < 2 {
+        if !self.enabled || requests < 2 {
             return;
         }
         let hold = (took / HOLD_SHARE).min(MAX_HOLD);
@@ -80,7 +82,7 @@ mod tests {
 
     #[test]
     fn a_batch_of_one_request_arms_nothing() {
-        let refill = Refill::default();
+        let refill = Refill::new(true);
         refill.arm(1, Duration::from_millis(10));
         assert_eq!(refill.pending(), None);
         assert_eq!(refill.wake_at(), usize::MAX);
@@ -88,7 +90,7 @@ mod tests {
 
     #[test]
     fn a_batch_of_several_holds_an_eighth_of_its_time_at_most_two_ms() {
-        let refill = Refill::default();
+        let refill = Refill::new(true);
         let before = Instant::now();
         refill.arm(64, Duration::from_millis(8));
         let (requests, until) = refill.pending().expect("armed");
@@ -103,8 +105,15 @@ mod tests {
     }
 
     #[test]
+    fn a_disabled_refill_never_arms() {
+        let refill = Refill::new(false);
+        refill.arm(64, Duration::from_millis(8));
+        assert_eq!(refill.pending(), None);
+    }
+
+    #[test]
     fn an_expired_refill_is_not_pending() {
-        let refill = Refill::default();
+        let refill = Refill::new(true);
         refill.arm(8, Duration::from_micros(80));
         std::thread::sleep(Duration::from_millis(1));
         assert_eq!(refill.pending(), None);

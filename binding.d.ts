@@ -9,43 +9,52 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-export declare class NativeScoreRun {
-  /** The latest progress snapshot. */
-  progress(): ScoreProgressObject
-  /** Runs the scoring to its end (once). */
-  run(): Promise<ScoreSummaryObject>
+export declare class NativeCaches {
+  /** The path parameters of the models the endpoint at `path` holds in memory. */
+  keys(path: string): Promise<Array<Record<string, string>>>
+  /** Counters of the endpoint's model cache. */
+  stats(path: string): Promise<CacheStatsReport>
+  /** Checks every cached model's artifact now and reloads what changed (all with `force`). */
+  refresh(path: string, force?: boolean | undefined | null): Promise<void>
+  /** Counters of the endpoint's prediction cache (needs a serving server). */
+  predictionStats(path: string): PredictionCacheStatsReport
+  /** Forgets every answer the endpoint's prediction cache holds. */
+  predictionClear(path: string): void
 }
 
-export declare class NativeServer {
-  constructor(options: ServerOptions)
+export declare class NativeClient {
+  /** Predicts through the endpoint at `path`; `records` is JSON text. */
+  predict(path: string, params: Record<string, string>, records: string): Promise<PredictionReport>
   /**
-   * Adds an endpoint: its spec, and the runtime that predicts for it.
-   * A Python runtime starts the interpreter and imports its functions
-   * now, so a wrong reference fails here rather than at the first request;
-   * an ONNX runtime loads its model now and checks the schema fits it.
+   * Opens a stream from the streaming endpoint at `path`; an error
+   * before the first chunk is the stream's first and only event.
    */
-  register(spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime | OnnxRuntime): void
+  openStream(path: string, params: Record<string, string>, records: string): NativeStream
+  /** Prepares a run that scores a file through the endpoint at `path`. */
+  scoreRun(path: string, spec: ScoreSpec): NativeScoreRun
+}
+
+export declare class NativeJobs {
+  /** Schedules a job on the endpoint at `path`, as `POST <path>/jobs` would. */
+  schedule(path: string, params: Record<string, string>, records: string, requestId?: string | undefined | null): Promise<JobReport>
+  /** A job's state, result and telemetry, as `GET /jobs/{id}` answers. */
+  get(id: string): Promise<JobReport>
+  /** Cancels a queued job, as `DELETE /jobs/{id}`. */
+  cancel(id: string): Promise<JobReport>
+}
+
+export declare class NativeModels {
   /**
    * Builds a model to add while serving (the management API's deployer
    * calls this, then [`Self::add_prepared`]): its runtime starts now, as
-   * in `register`. Returns a ticket for `add_prepared`.
+   * at registration. Returns a ticket for `addPrepared`.
    */
-  prepareModel(spec: EndpointSpec, runtime: JsRuntime | JsStreamRuntime | PythonRuntime | OnnxRuntime): number
+  prepare(spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec): number
   /**
    * Adds a prepared model to the running server; resolves once it serves
    * (its artifact loaded), or rejects with the load error.
    */
   addPrepared(ticket: number): Promise<void>
-  /**
-   * The management API's deployer: `deploy(specJson)` builds and adds a
-   * model, `changed(changeJson)` persists a change. Before `serve()`.
-   */
-  setDeployer(deploy: (spec: string) => Promise<DeployOutput>, changed: (change: string) => Promise<DeployOutput>): void
-  /**
-   * The folder management calls may name files in, unless the options set
-   * one (the repository being served). Before `serve()`.
-   */
-  setManagementRoot(root: string): void
   /**
    * The version unversioned requests for model `name` reach when no
    * traffic weights are set (`null`: the highest). Checked at `serve()`
@@ -56,59 +65,66 @@ export declare class NativeServer {
    * Removes a model's version (every version with `null`) while serving:
    * out of lookup at once, unloaded once its requests are answered.
    */
-  removeModel(name: string, version?: string | undefined | null): Promise<void>
+  remove(name: string, version?: string | undefined | null): Promise<void>
   /**
    * Traffic weights between the versions of model `name` (an empty map
    * clears them): checked at `serve()` when set before, at once after.
    */
   setTraffic(name: string, weights: Record<string, number>): void
-  /** The path parameters of the models the endpoint at `path` holds in memory. */
-  cacheKeys(path: string): Promise<Array<Record<string, string>>>
-  /** Counters of the endpoint's model cache. */
-  cacheStats(path: string): Promise<CacheStatsObject>
-  /** Checks every cached model's artifact now and reloads what changed (all with `force`). */
-  cacheRefresh(path: string, force?: boolean | undefined | null): Promise<void>
-  /** Counters of the endpoint's prediction cache (needs a serving server). */
-  predictionCacheStats(path: string): PredictionCacheStatsObject
-  /** Forgets every answer the endpoint's prediction cache holds. */
-  predictionCacheClear(path: string): void
+}
+
+export declare class NativeScoreRun {
+  /** The latest progress snapshot. */
+  progress(): ScoreProgressReport
+  /** Runs the scoring to its end (once). */
+  run(): Promise<ScoreSummaryReport>
+}
+
+export declare class NativeServer {
+  constructor(spec: ServerSpec)
+  /**
+   * Adds an endpoint: its spec, and the runtime that predicts for it.
+   * A Python runtime starts the interpreter and imports its functions
+   * now, so a wrong reference fails here rather than at the first request;
+   * an ONNX runtime loads its model now and checks the schema fits it.
+   */
+  register(spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec): void
+  /**
+   * The management API's deployer: `deploy(specJson)` builds and adds a
+   * model, `changed(changeJson)` persists a change. Before `serve()`.
+   */
+  setDeployer(deploy: (spec: string) => Promise<DeployOutput>, changed: (change: string) => Promise<DeployOutput>): void
+  /**
+   * The folder management calls may name files in, unless the options set
+   * one (the repository being served). Before `serve()`.
+   */
+  setManagementRoot(root: string): void
   /** Starts listening; resolves with the bound port. */
   serve(): Promise<number>
-  /** Graceful stop: every accepted request is answered first. */
+  /**
+   * Graceful stop: every accepted request is answered first, then the
+   * runtimes' worker pools stop.
+   */
   stop(): Promise<void>
-  /**
-   * Predicts in-process through the endpoint at `path`: the same parsing,
-   * queue, batching and handler as HTTP. `records` is JSON text.
-   */
-  predict(path: string, params: Record<string, string>, records: string): Promise<PredictOutput>
-  /** Schedules a job on the endpoint at `path`, as `POST <path>/jobs` would. */
-  scheduleJob(path: string, params: Record<string, string>, records: string, requestId?: string | undefined | null): Promise<JobReply>
-  /** A job's state, result and telemetry, as `GET /jobs/{id}` answers. */
-  job(id: string): Promise<JobReply>
-  /** Cancels a queued job, as `DELETE /jobs/{id}`. */
-  cancelJob(id: string): Promise<JobReply>
-  /**
-   * Prepares a run that scores a file through the endpoint at `path`
-   * (same checks, queue, batching and handler as HTTP).
-   */
-  scoreRun(path: string, spec: ScoreSpec): NativeScoreRun
-  /**
-   * Opens an in-process stream from the streaming endpoint at `path`
-   * (same parsing, queue, batching and handler as HTTP). Errors before
-   * the first chunk reject with the HTTP status in the message's JSON.
-   */
-  openStream(path: string, params: Record<string, string>, records: string): NativeStream
   /** The bound port once serving. */
   get port(): number | null
   /** The bound management port once serving, when the management API has its own. */
   get managementPort(): number | null
   /** The bound gRPC port once serving, when gRPC is on. */
   get grpcPort(): number | null
+  /** The models while serving: added, removed, default versions, traffic. */
+  models(): NativeModels
+  /** The endpoints' artifact and prediction caches. */
+  caches(): NativeCaches
+  /** The asynchronous jobs (with the `jobs` option). */
+  jobs(): NativeJobs
+  /** In-process predictions, streams and file scoring. */
+  client(): NativeClient
 }
 
 export declare class NativeStream {
   /** The next event, or null once the stream ended. */
-  next(): Promise<StreamEventOutput | null>
+  next(): Promise<StreamEventReport | null>
   /** Ends the stream: the rows are given up, as when a client leaves. */
   close(): void
 }
@@ -119,9 +135,9 @@ export declare class NativeStream {
  * answers the ticket with why; a second answer, or one for a request that
  * went away, is dropped.
  */
-export declare function answer(ticket: number, value: HandlerOutput | StreamOpened | StepOutput[]): void
+export declare function answer(ticket: number, value: HandlerOutput | StreamOpenedOutput | StepOutput[]): void
 
-export interface BatchOptions {
+export interface BatchSpec {
   maxSize?: number
   maxDelayMs?: number
   maxConcurrent?: number
@@ -129,6 +145,22 @@ export interface BatchOptions {
   timeoutMs?: number
   /** Split the queue evenly over free batch slots (default: on with Python workers). */
   spread?: boolean
+}
+
+/**
+ * The shape of the batch object `batch_to_js` builds, declared so that
+ * binding.d.ts names it (`BatchView`) for the TypeScript layer; the object
+ * itself is built by hand, zero-copy, below.
+ */
+export interface BatchView {
+  length: number
+  /** Column name → typed array, array of strings, or array of typed arrays. */
+  columns: Record<string, unknown>
+  /** Column name → Uint8Array (1 = null), for columns with nulls in this batch. */
+  nulls: Record<string, Uint8Array>
+  params: Record<string, string>
+  /** The batch's model in the TypeScript model map, with a model cache. */
+  modelId?: number
 }
 
 export interface CacheSpec {
@@ -143,7 +175,7 @@ export interface CacheSpec {
   retryBackoffMs?: number
 }
 
-export interface CacheStatsObject {
+export interface CacheStatsReport {
   hits: number
   misses: number
   loads: number
@@ -187,12 +219,23 @@ export declare const enum ColumnKind {
   List = 'list',
 }
 
+/** One output column. */
+export interface ColumnOutput {
+  /** The output's name (empty for a single unnamed output). */
+  name: string
+  kind: ColumnKind
+  data?: Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array | BigInt64Array | BigUint64Array
+  offsets?: Uint32Array
+  /** 1 where the value is null. */
+  nulls?: Uint8Array
+}
+
 /** What the TypeScript side answers: nothing, or why it failed. */
 export interface DeployOutput {
   error?: string
 }
 
-export interface EmfOptions {
+export interface EmfSpec {
   namespace: string
   dimensions?: Record<string, string>
   /** `stdout` (default) or a file path to append to. */
@@ -206,14 +249,27 @@ export interface EndpointSpec {
   name?: string
   /** The V2 model version. */
   version?: string
-  outputs?: Array<OutputSpec>
+  outputs?: Array<TensorSpec>
   /** Declared input tensors for V2 metadata (default: the fields). */
-  inputs?: Array<OutputSpec>
+  inputs?: Array<TensorSpec>
   fields: Array<FieldSpec>
-  batch?: BatchOptions
+  batch?: BatchSpec
   cache?: CacheSpec
   /** Answers remembered per row (off when absent). */
   predictionCache?: PredictionCacheSpec
+}
+
+export interface ErrorReport {
+  /**
+   * `malformed`, `invalid_argument`, `not_found`, `unsupported`,
+   * `too_large`, `unsupported_format`, `resource_exhausted`,
+   * `unavailable`, `deadline_exceeded`, `cancelled`, `internal`, and for
+   * jobs `conflict` (a job that can no longer be cancelled).
+   */
+  kind: string
+  message: string
+  details: Array<RecordErrorReport>
+  retryAfterMs?: number
 }
 
 export interface FieldSpec {
@@ -233,17 +289,20 @@ export interface HandlerOutput {
   stack?: string
   /** One unnamed output (the first column) rather than named outputs. */
   single?: boolean
-  columns?: Array<OutputColumn>
+  columns?: Array<ColumnOutput>
 }
 
-export interface JobReply {
-  /** The HTTP status the same job request would have had (202, 200, 4xx, 503). */
-  status: number
-  /** The HTTP answer's JSON text. */
-  body: string
+/**
+ * A job request's answer: the job's JSON (`{id, state}` when scheduled,
+ * its whole view when read), or why it failed.
+ */
+export interface JobReport {
+  /** JSON text, when the call succeeded. */
+  body?: string
+  error?: ErrorReport
 }
 
-export interface JobsOptions {
+export interface JobsSpec {
   /** The data directory holding the SQLite file; created when missing. */
   dir: string
   /** How long a finished job and its result are kept (default 86400). */
@@ -262,13 +321,13 @@ export interface JobsOptions {
 }
 
 /** A TypeScript handler, and with a model cache its loader and release hook. */
-export interface JsRuntime {
+export interface JsRuntimeSpec {
   kind: 'js'
   /**
    * Called with each batch and its ticket; answers the ticket with
    * `answerBatch(ticket, output)` (errors as `{ error }`), never throws.
    */
-  handler: (batch: object, ticket: number) => void
+  handler: (batch: BatchView, ticket: number) => void
   /** Makes a model from an artifact's local path and the parameters. */
   load?: (path: string, params: Record<string, string>) => Promise<LoadOutput>
   /** Drops the model of an id the core no longer holds. */
@@ -279,13 +338,13 @@ export interface JsRuntime {
  * A TypeScript streaming handler: `open` starts a generator for a batch,
  * `pull` takes its next step (or, with `close`, ends it early).
  */
-export interface JsStreamRuntime {
+export interface JsStreamRuntimeSpec {
   kind: 'js-stream'
   /**
    * Called with each batch and a ticket; answers the ticket with a
-   * `StreamOpened` (errors as `{ error }`), never throws.
+   * `StreamOpenedOutput` (errors as `{ error }`), never throws.
    */
-  open: (batch: object, ticket: number) => void
+  open: (batch: BatchView, ticket: number) => void
   /**
    * Answers the ticket with up to `max` steps (at least one; the last may
    * be the end or an error), never throws. With `close`, ends the generator.
@@ -301,14 +360,14 @@ export interface LoadOutput {
   error?: string
 }
 
-export interface LogOptions {
+export interface LogSpec {
   /** A level (`error` … `trace`) or a filter such as `warn,redesmyn::request=info`. */
   level?: string
   /** `json` (default) or `text`. */
   format?: string
 }
 
-export interface ManagementOptions {
+export interface ManagementSpec {
   /** Every management call needs `Authorization: Bearer <token>`. */
   token: string
   host?: string
@@ -319,7 +378,7 @@ export interface ManagementOptions {
 }
 
 /** An ONNX model run by onnxruntime (crates/redesmyn-onnx), off Node's thread. */
-export interface OnnxRuntime {
+export interface OnnxRuntimeSpec {
   kind: 'onnx'
   /** The `.onnx` file; omitted with a model cache, whose artifacts are the models. */
   path?: string
@@ -327,26 +386,6 @@ export interface OnnxRuntime {
   dylib?: string
   /** Threads onnxruntime may use inside one run (its default: one per core). */
   intraThreads?: number
-}
-
-/** One output column. */
-export interface OutputColumn {
-  /** The output's name (empty for a single unnamed output). */
-  name: string
-  kind: ColumnKind
-  data?: Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array | BigInt64Array | BigUint64Array
-  offsets?: Uint32Array
-  /** 1 where the value is null. */
-  nulls?: Uint8Array
-}
-
-/** An output tensor the model declares (V2 metadata and output names). */
-export interface OutputSpec {
-  name: string
-  /** A V2 datatype: `FP32`, `INT64`, `BYTES`, `BOOL`, … */
-  datatype: string
-  /** `-1` for a variable dimension, e.g. `[-1]`. */
-  shape: Array<number>
 }
 
 export interface PredictionCacheSpec {
@@ -358,7 +397,7 @@ export interface PredictionCacheSpec {
   ttlMs?: number
 }
 
-export interface PredictionCacheStatsObject {
+export interface PredictionCacheStatsReport {
   /** Rows answered from the cache. */
   hits: number
   /** Rows that went to the handler. */
@@ -369,21 +408,30 @@ export interface PredictionCacheStatsObject {
   bytes: number
 }
 
-export interface PredictOutput {
-  /** The HTTP status the same request would have had. */
-  status: number
+/** An in-process prediction, or why it failed. */
+export interface PredictionReport {
   id: string
-  /** The predictions as JSON text. */
+  /** The predictions as JSON text, when it succeeded. */
   predictions?: string
-  /** `{"error": ..., "details": [...]}` as JSON text, when status is not 200. */
-  error?: string
+  error?: ErrorReport
   queueMs: number
   handlerMs: number
   totalMs: number
   batchSize: number
 }
 
-export interface PythonOptions {
+/** A Python handler `'module:function'`, and with a model cache its loader. */
+export interface PythonRuntimeSpec {
+  kind: 'python'
+  handler: string
+  loader?: string
+  /** The handler is a generator (or async generator) function. */
+  stream?: boolean
+  /** Run the handler in a pool of worker processes instead of in-process. */
+  workers?: PythonWorkersSpec
+}
+
+export interface PythonSpec {
   /** A Python executable whose installation or venv to use. */
   executable?: string
   /** A virtual environment directory. */
@@ -392,19 +440,8 @@ export interface PythonOptions {
   path?: Array<string>
 }
 
-/** A Python handler `'module:function'`, and with a model cache its loader. */
-export interface PythonRuntime {
-  kind: 'python'
-  handler: string
-  loader?: string
-  /** The handler is a generator (or async generator) function. */
-  stream?: boolean
-  /** Run the handler in a pool of worker processes instead of in-process. */
-  workers?: PythonWorkers
-}
-
 /** A pool of Python worker processes (crates/redesmyn-python/src/workers). */
-export interface PythonWorkers {
+export interface PythonWorkersSpec {
   /** Worker processes. */
   count: number
   /** Replace a worker whose resident memory exceeds this after a batch. */
@@ -413,8 +450,16 @@ export interface PythonWorkers {
   timeoutMs?: number
 }
 
+/** Where a body stopped matching the schema. */
+export interface RecordErrorReport {
+  /** The record's index in the body. */
+  record?: number
+  field?: string
+  message: string
+}
+
 /** Where a run stands. */
-export interface ScoreProgressObject {
+export interface ScoreProgressReport {
   /** Rows dealt with so far (scored or rejected). */
   rows: number
   scored: number
@@ -439,14 +484,14 @@ export interface ScoreSpec {
   params?: Record<string, string>
 }
 
-export interface ScoreSummaryObject {
-  progress: ScoreProgressObject
+export interface ScoreSummaryReport {
+  progress: ScoreProgressReport
   output: string
   /** The rejects file, when one was written. */
   rejects?: string
 }
 
-export interface ServerOptions {
+export interface ServerSpec {
   host?: string
   port?: number
   /** The gRPC (Open Inference Protocol) port; off unless set, 0 = ephemeral. */
@@ -455,15 +500,15 @@ export interface ServerOptions {
   /** Largest request body in bytes. */
   bodyLimit?: number
   shutdownTimeoutMs?: number
-  python?: PythonOptions
+  python?: PythonSpec
   /** Serve Prometheus metrics at /metrics (default true). */
   metrics?: boolean
-  emf?: EmfOptions
-  log?: LogOptions
+  emf?: EmfSpec
+  log?: LogSpec
   /** Asynchronous jobs (`POST <path>/jobs`, `GET /jobs/{id}`); off unless set. */
-  jobs?: JobsOptions
+  jobs?: JobsSpec
   /** The management API; off unless set. */
-  management?: ManagementOptions
+  management?: ManagementSpec
   /** The header that keeps a client on one version under traffic weights (default `x-routing-key`). */
   routingHeader?: string
 }
@@ -479,24 +524,31 @@ export interface StepOutput {
   /** The generator is done: every row still open ends. */
   finished?: boolean
   single?: boolean
-  columns?: Array<OutputColumn>
+  columns?: Array<ColumnOutput>
   /** Batch rows that end after this step. */
   ended?: Array<number>
 }
 
 /** One event of an in-process stream. */
-export interface StreamEventOutput {
+export interface StreamEventReport {
   /** `[{"row": i, "prediction": ...} | {"row": i, "done": true}, ...]` as JSON text. */
   events?: string
-  /** `{"error": ...}` as JSON text when the stream failed; nothing follows. */
-  error?: string
-  /** The HTTP status the failure stands for. */
-  status?: number
+  /** Why the stream failed (before or after its first chunk); nothing follows. */
+  error?: ErrorReport
 }
 
 /** What opening a TypeScript stream resolves with: the iterator's id, or why it failed. */
-export interface StreamOpened {
+export interface StreamOpenedOutput {
   id?: number
   error?: string
   stack?: string
+}
+
+/** An output tensor the model declares (V2 metadata and output names). */
+export interface TensorSpec {
+  name: string
+  /** A V2 datatype: `FP32`, `INT64`, `BYTES`, `BOOL`, … */
+  datatype: string
+  /** `-1` for a variable dimension, e.g. `[-1]`. */
+  shape: Array<number>
 }

@@ -5,20 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheConfig, Endpoint, ObjectStoreClient, Schema, Server, py } from '../src';
-import { post } from './helpers';
+import { post, until } from './helpers';
 import { createBucket, putObject, startS3, type S3 } from './support/s3';
 
 const root = join(__dirname, '..');
 const A = new Schema({ a: Schema.f64() });
 
-const until = async (check: () => Promise<boolean>, timeoutMs = 10_000) => {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('condition not reached in time');
-};
 
 describe('model cache on S3-compatible object storage', () => {
   let s3: S3;

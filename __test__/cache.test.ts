@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheConfig, Endpoint, FsClient, Schema, Server, py } from '../src';
-import { post } from './helpers';
+import { post, until } from './helpers';
 
 const root = join(__dirname, '..');
 const A = new Schema({ a: Schema.f64() });
@@ -20,15 +20,6 @@ function modelDir() {
   return { dir, write, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-// Generous: Python loads on a loaded two-core CI machine take seconds.
-const until = async (check: () => Promise<boolean>, timeoutMs = 20_000) => {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('condition not reached in time');
-};
 
 describe('model cache with a TypeScript loader and FsClient', () => {
   const models = modelDir();

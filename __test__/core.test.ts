@@ -97,7 +97,8 @@ describe('dtypes round trip through a TypeScript handler', () => {
     // Values without a column type travel as JSON texts.
     expect(p0.obj).toEqual({ i: 0, text: 'héllo ✓ 日本 🚀' });
     expect(p1.obj).toBeNull();
-    expect(text).toBeDefined();
+    // Unicode travels unescaped and whole inside the answer's JSON.
+    expect(text).toContain('"s":"héllo ✓ 日本 🚀"');
     // 64-bit integers keep every digit (they are BigInt64Array columns).
     const raw = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     const rawText = await raw.text();

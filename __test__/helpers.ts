@@ -32,3 +32,17 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   }
   return { status: res.status, headers: res.headers, body: parsed };
 }
+
+/**
+ * Waits until `check` resolves true, asking every `everyMs`; throws after
+ * `timeoutMs` (generous by default: Python loads on a loaded two-core CI
+ * machine take seconds).
+ */
+export async function until(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, everyMs = 25): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`condition not reached in ${timeoutMs} ms`);
+}

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRuntimesVenv } from '../scripts/runtimes-venv.mjs';
 import { ensureClients } from '../scripts/v2-clients.mjs';
 import { onnxruntimeLibrary } from '../bench/setup.mjs';
-import { post } from './helpers';
+import { post, until } from './helpers';
 
 const run = promisify(execFile);
 const root = join(__dirname, '..');
@@ -230,16 +230,14 @@ describe('redesmyn serve --watch: hot reload of a new version', () => {
       }
     });
     const current = async () => (await post(`${s.http}/predictions/hot`, records([expected.rows[0]]))).body.predictions[0];
-    const until = async (what: () => Promise<boolean>) => {
-      for (let i = 0; i < 300 && !(await what()); i++) await new Promise((r) => setTimeout(r, 100));
-    };
+    const reached = (what: () => Promise<boolean>) => until(what, 30_000, 100);
     try {
       expect(await current()).toBe(1);
       // Version 2: its file is not a model. Dropped in whole (renamed into place).
       mkdirSync(join(hot, 'staging-2'));
       writeFileSync(join(hot, 'staging-2', 'model.joblib'), 'not a joblib file');
       renameSync(join(hot, 'staging-2'), join(hot, 'hot', '2'));
-      await until(async () => s.log().includes('new version failed'));
+      await reached(async () => s.log().includes('new version failed'));
       const failed = JSON.parse(s.log().split('\n').find((l) => l.includes('new version failed')) ?? '{}');
       expect(failed).toMatchObject({ model: 'hot', version: '2', serving: '1', reason: expect.stringMatching(/load failed/) });
       expect(await current()).toBe(1);
@@ -247,12 +245,12 @@ describe('redesmyn serve --watch: hot reload of a new version', () => {
       mkdirSync(join(hot, 'staging-3'));
       cpSync(join(dir, 'iris-pinned', '2', 'model.joblib'), join(hot, 'staging-3', 'model.joblib'));
       renameSync(join(hot, 'staging-3'), join(hot, 'hot', '3'));
-      await until(async () => (await current()) === 2);
+      await reached(async () => (await current()) === 2);
       expect(await current()).toBe(2);
       expect(s.log()).toMatch(/"message":"default version moved","model":"hot","from":"1","version":"3"/);
       // The new version has its own routes now; the policy (latest 1) unloads the old one.
       expect((await post(`${s.http}/predictions/hot/versions/3`, records([expected.rows[0]]))).body.predictions).toEqual([2]);
-      await until(async () => s.log().includes('"message":"version removed","model":"hot","version":"1"'));
+      await reached(async () => s.log().includes('"message":"version removed","model":"hot","version":"1"'));
       expect((await post(`${s.http}/predictions/hot/versions/1`, records([expected.rows[0]]))).status).toBe(404);
       await new Promise((r) => setTimeout(r, 300));
     } finally {

@@ -151,4 +151,4 @@ export class CacheConfig<M = unknown> {
 }
 
 /** What `endpoint.cache.stats()` reports (declared by the binding). */
-export type { CacheStatsObject as CacheStats } from '../binding';
+export type { CacheStatsReport as CacheStats } from '../binding';

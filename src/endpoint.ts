@@ -3,9 +3,9 @@
  * handler that turns a batch into predictions.
  */
 import type { ColumnsOf, Fields, RecordOf, Schema } from './schema';
-import { answer as answerTicket, type NativeServer } from '../binding';
-import { toNative, toNativeError, toNativeStep, type HandlerOutput, type NativeOutput, type StreamStep } from './output';
-import type { ScoreSpec, StepOutput } from '../binding';
+import type { JobReport, NativeCaches, NativeClient, NativeJobs, ScoreSpec } from '../binding';
+import { PredictionError } from './errors';
+import type { HandlerOutput, StreamStep } from './output';
 import { runScore, type ScoreOptions, type ScoreSummary } from './score';
 import { PythonHandler } from './python';
 import { OnnxHandler } from './onnx';
@@ -188,33 +188,14 @@ export interface Prediction<T = unknown> {
 /** One event of `endpoint.predictStream()`: a chunk for a row, or the end of a row. */
 export type StreamEvent<T = unknown> = { row: number; prediction: T } | { row: number; done: true };
 
-/** An in-process prediction that failed, with the HTTP status an HTTP request would have had. */
-export class PredictionError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly details: unknown[] = [],
-  ) {
-    super(message);
-    this.name = 'PredictionError';
-  }
-}
+export { PredictionError } from './errors';
 
-/** @internal How a server answers for a registered endpoint: the native server's own methods. */
-export type EndpointBinding = Pick<
-  NativeServer,
-  | 'cacheKeys'
-  | 'cacheStats'
-  | 'cacheRefresh'
-  | 'predictionCacheStats'
-  | 'predictionCacheClear'
-  | 'predict'
-  | 'openStream'
-  | 'scheduleJob'
-  | 'job'
-  | 'cancelJob'
-  | 'scoreRun'
->;
+/** @internal How a server answers for a registered endpoint: the native server's handles. */
+export interface EndpointBinding {
+  caches: NativeCaches;
+  jobs: NativeJobs;
+  client: NativeClient;
+}
 
 /** A job's state: `queued` → `running` → `succeeded` | `failed`, or `queued` → `cancelled`. */
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -240,15 +221,6 @@ export interface JobStatus<T = unknown> {
     request_id: string;
     params: Record<string, string>;
   };
-}
-
-/** The batch object as the native core hands it over (built in crates/redesmyn-node/src/to_js.rs). */
-export interface NativeBatch {
-  length: number;
-  columns: Record<string, unknown>;
-  nulls: Record<string, Uint8Array>;
-  params: Record<string, string>;
-  modelId?: number;
 }
 
 export class Endpoint<F extends Fields = Fields, P extends string = string, M = undefined> {
@@ -307,9 +279,9 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
       return binding;
     };
     return {
-      keys: () => registered().cacheKeys(path),
-      stats: () => registered().cacheStats(path),
-      refresh: (force) => registered().cacheRefresh(path, force),
+      keys: () => registered().caches.keys(path),
+      stats: () => registered().caches.stats(path),
+      refresh: (force) => registered().caches.refresh(path, force),
     };
   }
 
@@ -323,8 +295,8 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
       return binding;
     };
     return {
-      stats: () => registered().predictionCacheStats(path),
-      clear: () => registered().predictionCacheClear(path),
+      stats: () => registered().caches.predictionStats(path),
+      clear: () => registered().caches.predictionClear(path),
     };
   }
 
@@ -345,11 +317,8 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   ): Promise<Prediction<T>> {
     const binding = this.#binding;
     if (!binding) throw new Error(`endpoint '${this.path}' is not registered with a serving server`);
-    const out = await binding.predict(this.path, (options.params ?? {}) as Record<string, string>, JSON.stringify(records));
-    if (out.status !== 200) {
-      const body = out.error ? (JSON.parse(out.error) as { error: string; details: unknown[] }) : { error: 'prediction failed', details: [] };
-      throw new PredictionError(out.status, body.error, body.details);
-    }
+    const out = await binding.client.predict(this.path, (options.params ?? {}) as Record<string, string>, JSON.stringify(records));
+    if (out.error) throw PredictionError.of(out.error);
     return {
       predictions: JSON.parse(out.predictions ?? '[]') as T[],
       id: out.id,
@@ -370,7 +339,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     records: RecordOf<F> | readonly RecordOf<F>[],
     options: { params?: PathParams<P>; requestId?: string } = {},
   ): Promise<string> {
-    const out = await this.#bound().scheduleJob(
+    const out = await this.#bound().jobs.schedule(
       this.path,
       (options.params ?? {}) as Record<string, string>,
       JSON.stringify(records),
@@ -381,7 +350,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
 
   /** A job's state, result (once done) and telemetry. */
   async poll<T = unknown>(jobId: string): Promise<JobStatus<T>> {
-    return jobAnswer(await this.#bound().job(jobId)) as JobStatus<T>;
+    return jobAnswer(await this.#bound().jobs.get(jobId)) as JobStatus<T>;
   }
 
   /**
@@ -401,7 +370,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
 
   /** Cancels a job that has not started; rejects with status 409 once it has. */
   async cancel(jobId: string): Promise<void> {
-    jobAnswer(await this.#bound().cancelJob(jobId));
+    jobAnswer(await this.#bound().jobs.cancel(jobId));
   }
 
   #bound(): EndpointBinding {
@@ -430,7 +399,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     if (options.inputFormat !== undefined) spec.inputFormat = options.inputFormat;
     if (options.outputFormat !== undefined) spec.outputFormat = options.outputFormat;
     if (options.params !== undefined) spec.params = options.params as Record<string, string>;
-    return runScore(binding.scoreRun(this.path, spec), options);
+    return runScore(binding.client.scoreRun(this.path, spec), options);
   }
 
   /**
@@ -448,201 +417,22 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   ): AsyncGenerator<StreamEvent<T>, void, undefined> {
     const binding = this.#binding;
     if (!binding) throw new Error(`endpoint '${this.path}' is not registered with a serving server`);
-    let stream;
-    try {
-      stream = binding.openStream(this.path, (options.params ?? {}) as Record<string, string>, JSON.stringify(records));
-    } catch (error) {
-      const text = error instanceof Error ? error.message : String(error);
-      const match = /^(\d{3}) (\{.*\})$/s.exec(text);
-      if (!match) throw error;
-      const body = JSON.parse(match[2]) as { error: string; details?: unknown[] };
-      throw new PredictionError(Number(match[1]), body.error, body.details);
-    }
+    const stream = binding.client.openStream(this.path, (options.params ?? {}) as Record<string, string>, JSON.stringify(records));
     try {
       for (;;) {
         const event = await stream.next();
         if (event === null || event === undefined) return;
-        if (event.error !== undefined && event.error !== null) {
-          const body = JSON.parse(event.error) as { error: string; details?: unknown[] };
-          throw new PredictionError(event.status ?? 500, body.error, body.details);
-        }
+        if (event.error) throw PredictionError.of(event.error);
         for (const e of JSON.parse(event.events ?? '[]') as StreamEvent<T>[]) yield e;
       }
     } finally {
       stream.close();
     }
   }
-
-  /**
-   * @internal The functions the native core calls for a streaming handler:
-   * `open` starts a generator for a batch and keeps it by id, `pull` takes
-   * its next step or, with `close`, ends it (running its `finally`). Neither rejects.
-   */
-  nativeStream(models: ReadonlyMap<number, unknown>): {
-    open: (batch: object, ticket: number) => void;
-    pull: (id: number, close: boolean, ticket: number, max: number) => void;
-  } {
-    const handler = this.handler;
-    if (handler instanceof PythonHandler || handler instanceof OnnxHandler) {
-      throw new TypeError('a Python or ONNX handler has no JavaScript function');
-    }
-    type Next = IteratorResult<StreamStep> | { thrown: unknown };
-    interface Open {
-      iterator: AsyncIterator<StreamStep> | Iterator<StreamStep>;
-      rows: number;
-      /** A step asked for by an earlier pull that was not ready in time. */
-      pending?: Promise<Next>;
-    }
-    const open = new Map<number, Open>();
-    let nextId = 1;
-    const NOT_READY = Symbol('not ready');
-    const next = (entry: Open): Promise<Next> =>
-      Promise.resolve()
-        .then(() => entry.iterator.next())
-        .then(
-          (result) => result,
-          (thrown: unknown) => ({ thrown }),
-        );
-    /**
-     * The steps the generator has ready: waits for the first, then takes
-     * those it yields before this turn of the event loop ends (no I/O or
-     * timer in between), up to `max`. The last may be the end or an error.
-     */
-    const steps = async (id: number, entry: Open, max: number): Promise<StepOutput[]> => {
-      const out: StepOutput[] = [];
-      const turnEnds = new Promise<typeof NOT_READY>((resolve) => setImmediate(resolve, NOT_READY));
-      let step: Promise<Next> = entry.pending ?? next(entry);
-      entry.pending = undefined;
-      for (let first = true; ; first = false) {
-        const result = first ? await step : await Promise.race([step, turnEnds]);
-        if (result === NOT_READY) {
-          entry.pending = step;
-          break;
-        }
-        if ('thrown' in result) {
-          open.delete(id);
-          out.push(toNativeError(result.thrown));
-          break;
-        }
-        if (result.done) {
-          open.delete(id);
-          out.push({ finished: true });
-          break;
-        }
-        try {
-          out.push(toNativeStep(result.value, entry.rows));
-        } catch (error) {
-          open.delete(id);
-          out.push(toNativeError(error));
-          break;
-        }
-        if (out.length >= max) break;
-        step = next(entry);
-      }
-      return out;
-    };
-    return {
-      open: (nativeBatch, ticket) => {
-        const native = nativeBatch as NativeBatch;
-        try {
-          const batch = { length: native.length, columns: native.columns, nulls: native.nulls } as unknown as Batch<F>;
-          const model = (native.modelId === undefined ? undefined : models.get(native.modelId)) as M;
-          const context = { params: native.params as PathParams<P>, model };
-          const steps = (handler as StreamHandler<F, PathParams<P>, M>)(batch, context) as
-            | AsyncIterable<StreamStep>
-            | Iterable<StreamStep>;
-          const iterator =
-            steps && typeof (steps as AsyncIterable<StreamStep>)[Symbol.asyncIterator] === 'function'
-              ? (steps as AsyncIterable<StreamStep>)[Symbol.asyncIterator]()
-              : steps && typeof (steps as Iterable<StreamStep>)[Symbol.iterator] === 'function'
-                ? (steps as Iterable<StreamStep>)[Symbol.iterator]()
-                : undefined;
-          if (!iterator) {
-            answerTicket(ticket, { error: 'a streaming handler must return an async iterable (use an async function*)' });
-            return;
-          }
-          const id = nextId++;
-          open.set(id, { iterator, rows: native.length });
-          answerTicket(ticket, { id });
-        } catch (error) {
-          answerTicket(ticket, toNativeError(error));
-        }
-      },
-      pull: (id, close, ticket, max) => {
-        const entry = open.get(id);
-        if (!entry) {
-          answerTicket(ticket, [{ finished: true }]);
-          return;
-        }
-        if (close) {
-          open.delete(id);
-          // A step still running finishes first; then its cleanup runs. A failing cleanup is dropped: the rows are gone anyway.
-          void Promise.resolve(entry.pending)
-            .then(() => entry.iterator.return?.())
-            .then(
-              () => answerTicket(ticket, [{ finished: true }]),
-              () => answerTicket(ticket, [{ finished: true }]),
-            );
-          return;
-        }
-        steps(id, entry, Math.max(1, max)).then(
-          (out) => answerTicket(ticket, out),
-          (error: unknown) => answerTicket(ticket, [toNativeError(error)]),
-        );
-      },
-    };
-  }
-
-  nativeHandler(models: ReadonlyMap<number, unknown>): (batch: object, ticket: number) => void {
-    const handler = this.handler as Handler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
-    if (handler instanceof PythonHandler || handler instanceof OnnxHandler) {
-      throw new TypeError('a Python or ONNX handler has no JavaScript function');
-    }
-    // The core hands each batch over with a ticket and waits for
-    // `answer(ticket, ...)`; a handler that returns synchronously is
-    // answered in the same call, with no promise made. Never throws.
-    const answer = (ticket: number, output: HandlerOutput): void => {
-      let native: NativeOutput;
-      try {
-        native = toNative(output);
-      } catch (error) {
-        native = toNativeError(error);
-      }
-      answerTicket(ticket, native);
-    };
-    const fail = (ticket: number, error: unknown): void => answerTicket(ticket, toNativeError(error));
-    return (nativeBatch, ticket) => {
-      let output: HandlerOutput | PromiseLike<HandlerOutput>;
-      try {
-        const native = nativeBatch as NativeBatch;
-        const batch = { length: native.length, columns: native.columns, nulls: native.nulls } as unknown as Batch<F>;
-        const model = (native.modelId === undefined ? undefined : models.get(native.modelId)) as M;
-        const context = { params: native.params as PathParams<P>, model };
-        output = handler(batch, context);
-      } catch (error) {
-        fail(ticket, error);
-        return;
-      }
-      if (isPromiseLike(output)) {
-        output.then(
-          (value) => answer(ticket, value),
-          (error: unknown) => fail(ticket, error),
-        );
-      } else {
-        answer(ticket, output);
-      }
-    };
-  }
-
 }
 
-function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
-
-/** The body of a job reply, or its error as a {@link PredictionError}. */
-function jobAnswer(out: { status: number; body: string }): unknown {
-  const body = JSON.parse(out.body) as { error?: string; details?: unknown[] };
-  if (out.status >= 400) throw new PredictionError(out.status, body.error ?? 'job request failed', body.details ?? []);
-  return body;
+/** The body of a job report, or its error as a {@link PredictionError}. */
+function jobAnswer(out: JobReport): unknown {
+  if (out.error) throw PredictionError.of(out.error);
+  return JSON.parse(out.body ?? 'null') as unknown;
 }

@@ -11,6 +11,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
+import type { OnnxRuntimeSpec } from '../binding';
+import type { RuntimeContext } from './runtimes';
 
 /** How to run an ONNX model. */
 export interface OnnxOptions {
@@ -30,6 +32,18 @@ export class OnnxHandler {
     if (path !== undefined && (typeof path !== 'string' || path.length === 0)) {
       throw new TypeError('onnx.handler takes the path of a .onnx file');
     }
+  }
+
+  /** @internal The native runtime (see src/runtimes): its loader must be an {@link OnnxLoader}. */
+  nativeRuntime(context: RuntimeContext): OnnxRuntimeSpec {
+    const { loader } = context;
+    if (loader !== undefined && !(loader instanceof OnnxLoader)) {
+      throw new TypeError(`endpoint '${context.path}': an ONNX handler's cache needs onnx.loader()`);
+    }
+    if (loader === undefined && this.path === undefined) {
+      throw new TypeError(`endpoint '${context.path}': onnx.handler() needs a .onnx file (or a cache with onnx.loader())`);
+    }
+    return onnxRuntime(this, loader, loader !== undefined);
   }
 }
 
@@ -67,8 +81,8 @@ export function resolveOnnxRuntime(): string | undefined {
   return undefined;
 }
 
-/** @internal The native runtime spec of an ONNX handler. */
-export function onnxRuntime(handler: OnnxHandler, loader: OnnxLoader | undefined, cached: boolean) {
+/** The native runtime spec of an ONNX handler. */
+function onnxRuntime(handler: OnnxHandler, loader: OnnxLoader | undefined, cached: boolean): OnnxRuntimeSpec {
   const options = { ...handler.options, ...loader?.options };
   const dylib =
     options.dylib !== undefined

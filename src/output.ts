@@ -7,7 +7,7 @@
 import {
   ColumnKind,
   type HandlerOutput as NativeOutput,
-  type OutputColumn as NativeColumn,
+  type ColumnOutput as NativeColumn,
   type StepOutput,
 } from '../binding';
 

@@ -1,3 +1,6 @@
+import type { PythonRuntimeSpec } from '../binding';
+import type { RuntimeContext } from './runtimes';
+
 /**
  * Python: handlers (and, with a model cache, loaders) named as
  * `'module:function'`, run by the embedded interpreter, or with `workers`
@@ -49,6 +52,24 @@ export class PythonHandler {
       throw new TypeError(`'${target}' is not a Python reference of the form 'module:function'`);
     }
     workersOf(options.workers);
+  }
+
+  /** @internal The native runtime (see src/runtimes): its loader must be a {@link PythonLoader}. */
+  nativeRuntime(context: RuntimeContext): PythonRuntimeSpec {
+    const { loader } = context;
+    if (loader !== undefined && !(loader instanceof PythonLoader)) {
+      throw new TypeError(`endpoint '${context.path}': a Python handler needs a Python loader (py.loader)`);
+    }
+    const workers = workersOf(
+      (this.options.workers ?? (context.stream ? undefined : context.pythonWorkers)) as number | PythonWorkers | undefined,
+    );
+    return {
+      kind: 'python',
+      handler: this.target,
+      loader: loader?.target,
+      stream: context.stream,
+      workers: workers && { count: workers.count, maxRssMib: workers.maxRssMiB, timeoutMs: workers.timeoutMs },
+    };
   }
 }
 

@@ -4,7 +4,7 @@
  * queue, batching, handler and model cache as requests; predictions are
  * written as they come back (crates/redesmyn/src/score does the work).
  */
-import type { NativeScoreRun, ScoreProgressObject } from '../binding';
+import type { NativeScoreRun, ScoreProgressReport } from '../binding';
 
 /** A file format by name; by default the file's extension decides. */
 export type ScoreFormat = 'csv' | 'parquet' | 'ndjson' | 'arrow';
@@ -53,7 +53,7 @@ export interface ScoreSummary extends ScoreProgress {
   rejects?: string;
 }
 
-function progressOf(p: ScoreProgressObject): ScoreProgress {
+function progressOf(p: ScoreProgressReport): ScoreProgress {
   const out: ScoreProgress = {
     rows: p.rows,
     scored: p.scored,

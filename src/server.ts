@@ -1,9 +1,9 @@
 /** The server: endpoints in, HTTP out. */
 import { resolve } from 'node:path';
-import { NativeServer, type LoadOutput } from '../binding';
+import { NativeServer, type EndpointSpec, type LoadOutput } from '../binding';
 import type { Endpoint } from './endpoint';
-import { PythonHandler, PythonLoader, pythonExecutable, RUNTIMES_PATH, workersOf, type PythonOptions } from './python';
-import { OnnxHandler, OnnxLoader, onnxRuntime } from './onnx';
+import { pythonExecutable, RUNTIMES_PATH, type PythonOptions } from './python';
+import { nativeRuntime, type NativeRuntime } from './runtimes';
 import { registerRepository, type RepositoryModel } from './repository';
 import { RepositoryWatcher, type WatchOptions } from './repository/watch';
 import { deploy as deployModel, persist, type Change, type DeploySpec } from './repository/manage';
@@ -167,10 +167,10 @@ export class Server {
     return {
       add: async (endpoint: Endpoint<Fields, string, unknown>) => {
         const ticket = this.#prepare(endpoint);
-        await this.#native.addPrepared(ticket);
+        await this.#native.models().addPrepared(ticket);
       },
       setTraffic: (name: string, weights: Record<string, number>) => this.setTraffic(name, weights),
-      setDefault: (name: string, version: string) => this.#native.setDefault(name, version),
+      setDefault: (name: string, version: string) => this.#native.models().setDefault(name, version),
       pythonExecutable: () => pythonExecutable(this.#python),
     };
   }
@@ -183,14 +183,14 @@ export class Server {
    * them. Before `serve()` they are checked at start; after, at once.
    */
   setTraffic(name: string, weights: Record<string, number>): this {
-    this.#native.setTraffic(name, weights);
+    this.#native.models().setTraffic(name, weights);
     return this;
   }
 
   /** Adds an endpoint. Call before `serve()`. */
   register<F extends Fields, P extends string, M>(endpoint: Endpoint<F, P, M>): this {
     this.#convert((spec, runtime) => this.#native.register(spec, runtime), endpoint);
-    endpoint.bind(this.#native);
+    endpoint.bind({ caches: this.#native.caches(), jobs: this.#native.jobs(), client: this.#native.client() });
     this.#endpoints.push(endpoint as unknown as Endpoint<Fields, string, unknown>);
     return this;
   }
@@ -199,15 +199,15 @@ export class Server {
   #prepare<F extends Fields, P extends string, M>(endpoint: Endpoint<F, P, M>): number {
     let ticket = 0;
     this.#convert((spec, runtime) => {
-      ticket = this.#native.prepareModel(spec, runtime);
+      ticket = this.#native.models().prepare(spec, runtime);
     }, endpoint);
     return ticket;
   }
 
   /** Converts an endpoint to the binding's spec and runtime and hands them to `to`. */
-  #convert<F extends Fields, P extends string, M>(to: (spec: Parameters<NativeServer['register']>[0], runtime: Parameters<NativeServer['register']>[1]) => void, endpoint: Endpoint<F, P, M>): void {
+  #convert<F extends Fields, P extends string, M>(to: (spec: EndpointSpec, runtime: NativeRuntime) => void, endpoint: Endpoint<F, P, M>): void {
     const cache = endpoint.cacheConfig;
-    const spec = {
+    const spec: EndpointSpec = {
       path: endpoint.path,
       name: endpoint.name,
       version: endpoint.version,
@@ -218,51 +218,15 @@ export class Server {
       cache: cache?.toSpec(),
       predictionCache: endpoint.predictionCacheConfig,
     };
-    const loader = cache?.options.loadModel;
-    if (endpoint.handler instanceof OnnxHandler) {
-      if (loader !== undefined && !(loader instanceof OnnxLoader)) {
-        throw new TypeError(`endpoint '${endpoint.path}': an ONNX handler's cache needs onnx.loader()`);
-      }
-      if (cache === undefined && endpoint.handler.path === undefined) {
-        throw new TypeError(`endpoint '${endpoint.path}': onnx.handler() needs a .onnx file (or a cache with onnx.loader())`);
-      }
-      to(spec, onnxRuntime(endpoint.handler, loader, cache !== undefined));
-    } else if (endpoint.handler instanceof PythonHandler) {
-      if (loader !== undefined && !(loader instanceof PythonLoader)) {
-        throw new TypeError(`endpoint '${endpoint.path}': a Python handler needs a Python loader (py.loader)`);
-      }
-      const own = endpoint.handler.options.workers;
-      const workers = workersOf(own ?? (endpoint.stream ? undefined : this.#python.workers));
-      to(spec, {
-        kind: 'python',
-        handler: endpoint.handler.target,
-        loader: loader?.target,
-        stream: endpoint.stream,
-        workers: workers && { count: workers.count, maxRssMib: workers.maxRssMiB, timeoutMs: workers.timeoutMs },
-      });
-    } else if (endpoint.stream) {
-      if (loader instanceof PythonLoader || loader instanceof OnnxLoader) {
-        throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
-      }
-      const { open, pull } = endpoint.nativeStream(this.#models);
-      to(
-        spec,
-        loader
-          ? { kind: 'js-stream', open, pull, load: this.#nativeLoader(loader), release: (id: number) => void this.#models.delete(id) }
-          : { kind: 'js-stream', open, pull },
-      );
-    } else {
-      if (loader instanceof PythonLoader || loader instanceof OnnxLoader) {
-        throw new TypeError(`endpoint '${endpoint.path}': a TypeScript handler needs a TypeScript loadModel function`);
-      }
-      const handler = endpoint.nativeHandler(this.#models);
-      to(
-        spec,
-        loader
-          ? { kind: 'js', handler, load: this.#nativeLoader(loader), release: (id: number) => void this.#models.delete(id) }
-          : { kind: 'js', handler },
-      );
-    }
+    const runtime = nativeRuntime(endpoint.handler, {
+      path: endpoint.path,
+      stream: endpoint.stream,
+      loader: cache?.options.loadModel,
+      pythonWorkers: this.#python.workers,
+      models: this.#models,
+      nativeLoader: (load) => this.#nativeLoader(load as ModelLoader<unknown>),
+    });
+    to(spec, runtime);
   }
 
   /**
@@ -288,7 +252,7 @@ export class Server {
       dir,
       { models: options.models },
     );
-    for (const [name, version] of defaults) this.#native.setDefault(name, version);
+    for (const [name, version] of defaults) this.#native.models().setDefault(name, version);
     for (const [name, weights] of traffic) this.setTraffic(name, weights);
     if (this.#repository === undefined) {
       this.#repository = resolve(dir);
@@ -297,7 +261,7 @@ export class Server {
     if (options.watch) {
       const host = {
         ...this.#manageHost(),
-        remove: (name: string, version: string) => this.#native.removeModel(name, version),
+        remove: (name: string, version: string) => this.#native.models().remove(name, version),
       };
       const watcher = new RepositoryWatcher(followed, index, host, options.watch === true ? {} : options.watch);
       this.#watchers.push(watcher);

@@ -88,7 +88,7 @@ pub fn fail(number: u64, error: Error) {
 /// stream's opening or its steps. Never throws: a value that cannot be read
 /// answers the ticket with why; a second answer, or one for a request that
 /// went away, is dropped.
-#[napi(ts_args_type = "ticket: number, value: HandlerOutput | StreamOpened | StepOutput[]")]
+#[napi(ts_args_type = "ticket: number, value: HandlerOutput | StreamOpenedOutput | StepOutput[]")]
 pub fn answer(env: Env, ticket: f64, value: Unknown<'_>) {
     let reader = waiting().remove(&(ticket as u64));
     if let Some(reader) = reader {

@@ -28,13 +28,13 @@ pub const READ_AHEAD: u32 = 16;
 
 /// What opening a TypeScript stream resolves with: the iterator's id, or why it failed.
 #[napi_derive::napi(object)]
-pub struct StreamOpened {
+pub struct StreamOpenedOutput {
     pub id: Option<f64>,
     pub error: Option<String>,
     pub stack: Option<String>,
 }
 
-/// `(batch, ticket) => void`, answered with a [`StreamOpened`].
+/// `(batch, ticket) => void`, answered with a [`StreamOpenedOutput`].
 pub type OpenArgs = FnArgs<(RawValue, f64)>;
 /// `(id, close, ticket, max) => void`, answered with up to `max` steps.
 pub type PullArgs = FnArgs<(f64, bool, f64, u32)>;
@@ -102,7 +102,7 @@ impl StreamHandler for JsStreamHandler {
             let model_id = JsModel::id_of(batch.loaded.as_ref())?;
             let loaded = batch.loaded;
             let js = JsBatch { frame: batch.frame, params: batch.params, model_id };
-            let opened: StreamOpened =
+            let opened: StreamOpenedOutput =
                 js_reply::call(&open, js).await.context(open_name).map_err(|e| HandlerError::new(e.to_string()))?;
             match (opened.id, opened.error) {
                 (_, Some(error)) => {

@@ -1,17 +1,23 @@
 //! napi-rs binding of redesmyn: converts between JavaScript and the core's
 //! types and forwards. Behaviour lives in the `redesmyn` crate.
 
+mod caches;
+mod client;
 mod error;
+mod failure;
+mod jobs;
 mod js_callback;
 mod js_deployer;
 mod js_handler;
 mod js_loader;
 mod js_reply;
 mod js_stream;
+mod models;
 mod options;
 mod output;
 mod score_run;
 mod server;
+mod shared;
 mod stream_handle;
 mod to_js;
 

@@ -31,7 +31,7 @@ pub enum ColumnKind {
 
 /// One output column.
 #[napi(object, object_to_js = false)]
-pub struct OutputColumn<'a> {
+pub struct ColumnOutput<'a> {
     /// The output's name (empty for a single unnamed output).
     pub name: String,
     pub kind: ColumnKind,
@@ -53,7 +53,7 @@ pub struct HandlerOutput<'a> {
     pub stack: Option<String>,
     /// One unnamed output (the first column) rather than named outputs.
     pub single: Option<bool>,
-    pub columns: Option<Vec<OutputColumn<'a>>>,
+    pub columns: Option<Vec<ColumnOutput<'a>>>,
 }
 
 /// What one pull of a TypeScript streaming handler resolves with: an
@@ -66,7 +66,7 @@ pub struct StepOutput<'a> {
     /// The generator is done: every row still open ends.
     pub finished: Option<bool>,
     pub single: Option<bool>,
-    pub columns: Option<Vec<OutputColumn<'a>>>,
+    pub columns: Option<Vec<ColumnOutput<'a>>>,
     /// Batch rows that end after this step.
     pub ended: Option<Vec<u32>>,
 }
@@ -141,7 +141,7 @@ fn bad(message: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, message.into())
 }
 
-fn column(column: &OutputColumn<'_>) -> Result<Series> {
+fn column(column: &ColumnOutput<'_>) -> Result<Series> {
     let name: PlSmallStr = column.name.as_str().into();
     let validity = column.nulls.as_ref().map(|mask| Bitmap::from_iter(mask.arraybuffer.iter().map(|&null| null == 0)));
     let series = match column.kind {
@@ -178,7 +178,7 @@ fn column(column: &OutputColumn<'_>) -> Result<Series> {
 }
 
 /// The texts of a `Str` or `Json` column: its UTF-8 `data` cut at `offsets`.
-fn texts<'c>(column: &'c OutputColumn<'_>) -> Result<Vec<&'c str>> {
+fn texts<'c>(column: &'c ColumnOutput<'_>) -> Result<Vec<&'c str>> {
     let data = column.data.as_ref().ok_or_else(|| bad("text column without data"))?;
     let offsets = column.offsets.as_ref().ok_or_else(|| bad("text column without offsets"))?;
     let text = std::str::from_utf8(&data.arraybuffer).map_err(|e| bad(format!("text column is not UTF-8: {e}")))?;

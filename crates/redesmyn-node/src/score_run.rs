@@ -29,7 +29,7 @@ pub struct ScoreSpec {
 /// Where a run stands.
 #[napi(object)]
 #[derive(Clone, Default)]
-pub struct ScoreProgressObject {
+pub struct ScoreProgressReport {
     /// Rows dealt with so far (scored or rejected).
     pub rows: f64,
     pub scored: f64,
@@ -43,16 +43,16 @@ pub struct ScoreProgressObject {
 }
 
 #[napi(object)]
-pub struct ScoreSummaryObject {
-    pub progress: ScoreProgressObject,
+pub struct ScoreSummaryReport {
+    pub progress: ScoreProgressReport,
     pub output: String,
     /// The rejects file, when one was written.
     pub rejects: Option<String>,
 }
 
-impl From<&Progress> for ScoreProgressObject {
+impl From<&Progress> for ScoreProgressReport {
     fn from(p: &Progress) -> Self {
-        ScoreProgressObject {
+        ScoreProgressReport {
             rows: p.rows as f64,
             scored: p.scored as f64,
             rejected: p.rejected as f64,
@@ -64,10 +64,10 @@ impl From<&Progress> for ScoreProgressObject {
     }
 }
 
-impl From<Summary> for ScoreSummaryObject {
+impl From<Summary> for ScoreSummaryReport {
     fn from(s: Summary) -> Self {
-        ScoreSummaryObject {
-            progress: ScoreProgressObject::from(&s.progress),
+        ScoreSummaryReport {
+            progress: ScoreProgressReport::from(&s.progress),
             output: s.output.display().to_string(),
             rejects: s.rejects.map(|p| p.display().to_string()),
         }
@@ -95,7 +95,7 @@ pub struct NativeScoreRun {
     running: Arc<RunningServer>,
     path: String,
     options: Mutex<Option<ScoreOptions>>,
-    progress: Arc<Mutex<ScoreProgressObject>>,
+    progress: Arc<Mutex<ScoreProgressReport>>,
 }
 
 impl NativeScoreRun {
@@ -104,7 +104,7 @@ impl NativeScoreRun {
             running,
             path,
             options: Mutex::new(Some(spec.into())),
-            progress: Arc::new(Mutex::new(ScoreProgressObject::default())),
+            progress: Arc::new(Mutex::new(ScoreProgressReport::default())),
         }
     }
 }
@@ -113,20 +113,20 @@ impl NativeScoreRun {
 impl NativeScoreRun {
     /// The latest progress snapshot.
     #[napi]
-    pub fn progress(&self) -> ScoreProgressObject {
+    pub fn progress(&self) -> ScoreProgressReport {
         self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Runs the scoring to its end (once).
     #[napi]
-    pub async fn run(&self) -> napi::Result<ScoreSummaryObject> {
+    pub async fn run(&self) -> napi::Result<ScoreSummaryReport> {
         let options = self.options.lock().unwrap_or_else(|p| p.into_inner()).take();
         let options = options.ok_or_else(|| BindingError::failed("this scoring run has already run"))?;
         let snapshot = Arc::clone(&self.progress);
         let summary = self
             .running
             .score(&self.path, options, move |p| {
-                *snapshot.lock().unwrap_or_else(|e| e.into_inner()) = ScoreProgressObject::from(p);
+                *snapshot.lock().unwrap_or_else(|e| e.into_inner()) = ScoreProgressReport::from(p);
             })
             .await
             .map_err(|e| BindingError::failed(e.to_string()))?;

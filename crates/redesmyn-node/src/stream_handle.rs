@@ -7,26 +7,37 @@ use napi_derive::napi;
 use redesmyn::{ChunkStream, Event};
 use tokio::sync::{Mutex, Notify};
 
+use crate::failure::ErrorReport;
+
 /// One event of an in-process stream.
 #[napi(object)]
-pub struct StreamEventOutput {
+pub struct StreamEventReport {
     /// `[{"row": i, "prediction": ...} | {"row": i, "done": true}, ...]` as JSON text.
     pub events: Option<String>,
-    /// `{"error": ...}` as JSON text when the stream failed; nothing follows.
-    pub error: Option<String>,
-    /// The HTTP status the failure stands for.
-    pub status: Option<u32>,
+    /// Why the stream failed (before or after its first chunk); nothing follows.
+    pub error: Option<ErrorReport>,
 }
 
 #[napi]
 pub struct NativeStream {
     inner: Arc<Mutex<Option<ChunkStream>>>,
+    /// A stream that failed to open: its one event.
+    failed: std::sync::Mutex<Option<ErrorReport>>,
     closed: Arc<Notify>,
 }
 
 impl NativeStream {
     pub fn new(stream: Option<ChunkStream>) -> Self {
-        NativeStream { inner: Arc::new(Mutex::new(stream)), closed: Arc::new(Notify::new()) }
+        NativeStream {
+            inner: Arc::new(Mutex::new(stream)),
+            failed: Default::default(),
+            closed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A stream that could not open: `error` is its only event.
+    pub fn failed(error: ErrorReport) -> Self {
+        NativeStream { failed: std::sync::Mutex::new(Some(error)), ..NativeStream::new(None) }
     }
 }
 
@@ -34,7 +45,10 @@ impl NativeStream {
 impl NativeStream {
     /// The next event, or null once the stream ended.
     #[napi]
-    pub async fn next(&self) -> Option<StreamEventOutput> {
+    pub async fn next(&self) -> Option<StreamEventReport> {
+        if let Some(error) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Some(StreamEventReport { events: None, error: Some(error) });
+        }
         let mut guard = self.inner.lock().await;
         let stream = guard.as_mut()?;
         let event = tokio::select! {
@@ -48,16 +62,11 @@ impl NativeStream {
             }
             Some(Event::Failed(e)) => {
                 *guard = None;
-                Some(StreamEventOutput {
-                    events: None,
-                    error: Some(String::from_utf8_lossy(&redesmyn::http::error::json_body(&e)).into_owned()),
-                    status: Some(u32::from(redesmyn::http::error::status_of_kind(e.kind()).as_u16())),
-                })
+                Some(StreamEventReport { events: None, error: Some((&e).into()) })
             }
-            Some(event) => Some(StreamEventOutput {
+            Some(event) => Some(StreamEventReport {
                 events: Some(String::from_utf8_lossy(&redesmyn::codec::events::array(&event)).into_owned()),
                 error: None,
-                status: None,
             }),
         }
     }

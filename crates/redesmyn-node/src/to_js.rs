@@ -18,6 +18,24 @@ use polars::prelude::*;
 use polars_arrow::array::Array as _;
 use redesmyn::Params;
 
+/// The shape of the batch object `batch_to_js` builds, declared so that
+/// binding.d.ts names it (`BatchView`) for the TypeScript layer; the object
+/// itself is built by hand, zero-copy, below.
+#[napi_derive::napi(object, object_from_js = false, object_to_js = false)]
+#[expect(dead_code, reason = "declares a type for binding.d.ts; the object is built by hand")]
+pub struct BatchView {
+    pub length: u32,
+    /// Column name → typed array, array of strings, or array of typed arrays.
+    #[napi(ts_type = "Record<string, unknown>")]
+    pub columns: (),
+    /// Column name → Uint8Array (1 = null), for columns with nulls in this batch.
+    #[napi(ts_type = "Record<string, Uint8Array>")]
+    pub nulls: (),
+    pub params: std::collections::HashMap<String, String>,
+    /// The batch's model in the TypeScript model map, with a model cache.
+    pub model_id: Option<f64>,
+}
+
 pub struct JsBatch {
     pub frame: DataFrame,
     pub params: std::sync::Arc<Params>,

@@ -8,8 +8,10 @@ pub mod error;
 pub mod handler;
 pub mod library;
 pub mod model;
+pub mod runtime;
 pub mod tensor;
 
 pub use error::OnnxError;
 pub use handler::{metadata, OnnxHandler, OnnxLoader};
 pub use model::{OnnxModel, OnnxOptions, TensorInfo};
+pub use runtime::OnnxRuntime;

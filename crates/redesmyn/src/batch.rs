@@ -31,9 +31,11 @@ use tokio::task::JoinHandle;
 
 use crate::cache::ModelCache;
 use crate::error::RequestError;
-use crate::handler::{Batch, Handler, Params, Predictions, Runtime};
+use crate::handler::{Batch, Handler, Params, Runtime};
 use crate::metrics::EndpointMetrics;
-use crate::stream::{self, ChunkStream, Event, STREAM_BUFFER};
+use crate::pending::{prepare, Job, Responder};
+pub use crate::pending::{Answer, Liveness, Reply};
+use crate::stream::{self, ChunkStream, STREAM_BUFFER};
 use refill::Refill;
 
 /// How requests are grouped into batches.
@@ -72,69 +74,6 @@ impl Default for BatchConfig {
 /// A batcher with nothing to do for this long ends, and is started again by
 /// the next request of its key.
 const IDLE_EXIT: Duration = Duration::from_secs(60);
-
-/// A request's answer, with where its time went.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub predictions: Predictions,
-    pub batch_rows: usize,
-    pub queued: Duration,
-    pub handled: Duration,
-    /// Rows answered from the prediction cache (see [`crate::prediction_cache`]).
-    pub cached_rows: usize,
-}
-
-pub type Reply = Result<Answer, RequestError>;
-
-/// Tells whether a request's client has gone away (closed its connection)
-/// while the request waited, so its rows need not be computed.
-pub trait Liveness: Send + Sync {
-    fn gone(&self) -> bool;
-}
-
-/// Where a request's answer goes: one reply, or a stream of events.
-pub enum Responder {
-    Once(oneshot::Sender<Reply>),
-    Stream(mpsc::Sender<Event>),
-}
-
-impl Responder {
-    /// The client stopped waiting (dropped its receiver).
-    fn is_closed(&self) -> bool {
-        match self {
-            Responder::Once(reply) => reply.is_closed(),
-            Responder::Stream(sender) => sender.is_closed(),
-        }
-    }
-
-    /// Answers with an error. A stream's channel is empty before its batch
-    /// runs, so the event always fits.
-    pub(crate) fn fail(self, error: RequestError) {
-        match self {
-            Responder::Once(reply) => {
-                let _ = reply.send(Err(error));
-            }
-            Responder::Stream(sender) => {
-                let _ = sender.try_send(Event::Failed(error));
-            }
-        }
-    }
-}
-
-/// A parsed request waiting for its batch.
-pub struct Job {
-    pub frame: DataFrame,
-    pub enqueued: Instant,
-    pub deadline: Option<Instant>,
-    pub reply: Responder,
-    pub client: Option<Arc<dyn Liveness>>,
-}
-
-impl Job {
-    pub(crate) fn rows(&self) -> usize {
-        self.frame.height()
-    }
-}
 
 /// The queues of one endpoint, one per key, created on first use.
 pub struct Queues {
@@ -527,63 +466,6 @@ impl Batcher {
     }
 }
 
-/// The requests of a batch still worth running, with their model and
-/// concatenated rows; every other request is answered here.
-pub(crate) async fn prepare(
-    cache: Option<&ModelCache>,
-    params: &Params,
-    jobs: Vec<Job>,
-) -> Option<(Vec<Job>, Option<crate::cache::LoadedModel>, DataFrame)> {
-    let started = Instant::now();
-    // Requests whose client went away or whose deadline passed never reach the handler.
-    let jobs: Vec<Job> = jobs
-        .into_iter()
-        .filter_map(|job| {
-            if job.reply.is_closed() {
-                return None;
-            }
-            if job.client.as_ref().is_some_and(|c| c.gone()) {
-                job.reply.fail(RequestError::ClientGone);
-                return None;
-            }
-            if let Some(deadline) = job.deadline {
-                if deadline <= started {
-                    let waited = deadline.saturating_duration_since(job.enqueued);
-                    job.reply.fail(RequestError::DeadlineExceeded(waited));
-                    return None;
-                }
-            }
-            Some(job)
-        })
-        .collect();
-    if jobs.is_empty() {
-        return None;
-    }
-    let model = match cache {
-        Some(cache) => match cache.get(params).await {
-            Ok(model) => Some(model),
-            Err(e) => {
-                let error = RequestError::from(e);
-                for job in jobs {
-                    job.reply.fail(error.clone());
-                }
-                return None;
-            }
-        },
-        None => None,
-    };
-    match concat(&jobs) {
-        Ok(frame) => Some((jobs, model, frame)),
-        Err(e) => {
-            let message = format!("could not assemble the batch: {e}");
-            for job in jobs {
-                job.reply.fail(RequestError::Handler(message.clone()));
-            }
-            None
-        }
-    }
-}
-
 /// Runs one batch and answers every request in it, whatever happens.
 /// Whether the handler answered it.
 async fn run_batch(
@@ -654,22 +536,6 @@ async fn run_batch(
         }
     }
     answered
-}
-
-/// One contiguous frame of all the jobs' rows (a single chunk per column, so
-/// handlers can view it as flat buffers).
-fn concat(jobs: &[Job]) -> PolarsResult<DataFrame> {
-    if let [only] = jobs {
-        let mut frame = only.frame.clone();
-        frame.rechunk_mut();
-        return Ok(frame);
-    }
-    let mut frame = jobs[0].frame.clone();
-    for job in &jobs[1..] {
-        frame.vstack_mut(&job.frame)?;
-    }
-    frame.rechunk_mut();
-    Ok(frame)
 }
 
 mod refill;

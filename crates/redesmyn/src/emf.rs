@@ -94,7 +94,7 @@ impl EmfEndpoint {
     }
 
     pub fn answered(&self, outcome: Outcome, elapsed: Duration) {
-        let status = crate::http::error::status_of(outcome).as_u16();
+        let status = outcome.status_label();
         self.with(|w, r| {
             w.requests += 1;
             match status {

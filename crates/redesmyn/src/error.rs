@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use crate::cache::CacheError;
-use crate::codec::records::{DecodeError, RecordError};
+use std::fmt;
 
 /// What went wrong, in terms any protocol can express. Each variant notes
 /// the HTTP status and gRPC code it stands for.
@@ -81,8 +80,12 @@ pub enum RequestError {
     NotStreaming(String),
     /// A V2 (Open Inference Protocol) request or answer that is not a valid
     /// tensor set: the message names the input or output at fault.
-    #[error("{0}")]
-    Tensor(crate::v2::V2Error),
+    #[error("{message}")]
+    Tensor {
+        message: String,
+        /// The client's tensors are at fault (else the model's answer is).
+        client: bool,
+    },
 }
 
 impl RequestError {
@@ -100,8 +103,8 @@ impl RequestError {
             RequestError::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
             RequestError::ClientGone => ErrorKind::Cancelled,
             RequestError::Handler(_) => ErrorKind::Internal,
-            RequestError::Tensor(e) if e.is_client_error() => ErrorKind::InvalidArgument,
-            RequestError::Tensor(_) => ErrorKind::Internal,
+            RequestError::Tensor { client: true, .. } => ErrorKind::InvalidArgument,
+            RequestError::Tensor { client: false, .. } => ErrorKind::Internal,
         }
     }
 
@@ -136,6 +139,29 @@ impl Outcome {
     pub fn from_error(error: &RequestError) -> Self {
         Outcome::Failed(error.kind())
     }
+
+    /// The `status` label that metrics record for a request, whatever its
+    /// door: the HTTP status its kind stands for (see [`ErrorKind`]), so
+    /// dashboards keep one set of values across REST, gRPC, jobs and
+    /// in-process calls. `http::error` checks that it agrees with the HTTP
+    /// door's own map.
+    pub fn status_label(self) -> u16 {
+        match self {
+            Outcome::Ok => 200,
+            Outcome::Failed(kind) => match kind {
+                ErrorKind::Malformed => 400,
+                ErrorKind::InvalidArgument => 422,
+                ErrorKind::NotFound => 404,
+                ErrorKind::Unsupported => 405,
+                ErrorKind::TooLarge => 413,
+                ErrorKind::UnsupportedFormat => 415,
+                ErrorKind::ResourceExhausted | ErrorKind::Unavailable => 503,
+                ErrorKind::DeadlineExceeded => 504,
+                ErrorKind::Cancelled => 499,
+                ErrorKind::Internal => 500,
+            },
+        }
+    }
 }
 
 impl<T> From<&Result<T, RequestError>> for Outcome {
@@ -147,29 +173,43 @@ impl<T> From<&Result<T, RequestError>> for Outcome {
     }
 }
 
-impl From<CacheError> for RequestError {
-    fn from(e: CacheError) -> Self {
-        match e {
-            CacheError::InvalidParam(p) => RequestError::InvalidParam(p.to_string()),
-            e @ CacheError::NotFound { .. } => RequestError::ModelNotFound(e.to_string()),
-            ref e2 @ CacheError::Unavailable { retry_after, .. } => {
-                RequestError::ModelUnavailable { message: e2.to_string(), retry_after }
-            }
-        }
-    }
-}
-
-impl From<crate::v2::V2Error> for RequestError {
-    fn from(e: crate::v2::V2Error) -> Self {
-        RequestError::Tensor(e)
-    }
-}
-
 impl From<DecodeError> for RequestError {
     fn from(e: DecodeError) -> Self {
         match e {
             DecodeError::Malformed(m) => RequestError::MalformedJson(m),
             DecodeError::Invalid(r) => RequestError::InvalidRecord(r),
+        }
+    }
+}
+
+/// Why a body could not be decoded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON at all (400).
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// Valid JSON that does not match the schema (422).
+    #[error("{0}")]
+    Invalid(RecordError),
+}
+
+/// Where a body stopped matching the schema.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecordError {
+    /// Index of the record in the body (0 for a single-record body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.record, &self.field) {
+            (Some(r), Some(field)) => write!(f, "record {r}, field '{field}': {}", self.message),
+            (Some(r), None) => write!(f, "record {r}: {}", self.message),
+            _ => f.write_str(&self.message),
         }
     }
 }

@@ -5,29 +5,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::Stream;
 use polars::prelude::*;
 
-/// Path parameter values of a request, in the order the path declares them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Params(Vec<(String, String)>);
+use crate::cache::LoadedModel;
 
-impl Params {
-    pub fn new(pairs: Vec<(String, String)>) -> Self {
-        Params(pairs)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+pub use crate::params::Params;
 
 /// What a handler is called with: the concatenated rows of every request in
 /// the batch, the parameters they share, and the loaded artifact those
@@ -35,7 +19,7 @@ impl Params {
 pub struct Batch {
     pub frame: DataFrame,
     pub params: Arc<Params>,
-    pub loaded: Option<crate::cache::LoadedModel>,
+    pub loaded: Option<LoadedModel>,
 }
 
 /// One prediction per input row: either a single column (each prediction a
@@ -102,11 +86,11 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// What predicts for a model: a handler that answers each batch once, or a
-/// streaming handler that yields steps (see [`crate::stream`]).
+/// streaming handler that yields steps (see [`StreamHandler`]).
 #[derive(Clone)]
 pub enum Runtime {
     Unary(Arc<dyn Handler>),
-    Stream(Arc<dyn crate::stream::StreamHandler>),
+    Stream(Arc<dyn StreamHandler>),
 }
 
 impl Runtime {
@@ -121,8 +105,8 @@ impl From<Arc<dyn Handler>> for Runtime {
     }
 }
 
-impl From<Arc<dyn crate::stream::StreamHandler>> for Runtime {
-    fn from(handler: Arc<dyn crate::stream::StreamHandler>) -> Self {
+impl From<Arc<dyn StreamHandler>> for Runtime {
+    fn from(handler: Arc<dyn StreamHandler>) -> Self {
         Runtime::Stream(handler)
     }
 }
@@ -134,6 +118,48 @@ where
     Fut: std::future::Future<Output = Result<Predictions, HandlerError>> + Send + 'static,
 {
     fn call(&self, batch: Batch) -> BoxFuture<'static, Result<Predictions, HandlerError>> {
+        Box::pin(self(batch))
+    }
+}
+
+/// One step of a streaming handler.
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    /// One value per batch row, null where a row has nothing this step;
+    /// `None` when no row has a chunk.
+    pub chunks: Option<Predictions>,
+    /// Batch rows that end after this step's chunks.
+    pub ended: Vec<usize>,
+}
+
+impl Step {
+    pub fn chunks(chunks: Predictions) -> Self {
+        Step { chunks: Some(chunks), ended: Vec::new() }
+    }
+
+    /// Ends `rows` (batch row indices) after this step.
+    pub fn ending(mut self, rows: impl IntoIterator<Item = usize>) -> Self {
+        self.ended.extend(rows);
+        self
+    }
+}
+
+/// The steps of one batch. Dropping it before its end cancels the handler.
+pub type Steps = BoxStream<'static, Result<Step, HandlerError>>;
+
+/// Runs a batch as a stream of steps. Like [`Handler`], it must not
+/// block the calling task; the stream is polled from the batch's task.
+pub trait StreamHandler: Send + Sync + 'static {
+    fn open(&self, batch: Batch) -> Steps;
+}
+
+/// Any `Fn(Batch) -> Stream` is a streaming handler (tests, Rust users).
+impl<F, S> StreamHandler for F
+where
+    F: Fn(Batch) -> S + Send + Sync + 'static,
+    S: Stream<Item = Result<Step, HandlerError>> + Send + 'static,
+{
+    fn open(&self, batch: Batch) -> Steps {
         Box::pin(self(batch))
     }
 }

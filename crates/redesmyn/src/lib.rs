@@ -23,6 +23,8 @@ pub mod logging;
 pub mod management;
 pub mod metrics;
 pub mod model;
+pub mod params;
+pub mod pending;
 pub mod prediction_cache;
 pub mod schema;
 pub mod score;
@@ -30,6 +32,8 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod stream;
+#[cfg(test)]
+mod testing;
 pub mod v2;
 
 pub use batch::BatchConfig;

@@ -21,7 +21,6 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::cache::ModelCache;
 use crate::emf::{Emf, EmfEndpoint};
 use crate::error::Outcome;
-use crate::prediction_cache::PredictionCacheMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabel {
@@ -359,7 +358,7 @@ impl EndpointMetrics {
                 self.ok.inc();
             }
             Outcome::Failed(_) => {
-                let status = crate::http::error::status_of(outcome).as_u16();
+                let status = outcome.status_label();
                 self.requests.get_or_create(&StatusLabels { endpoint: self.endpoint.clone(), status }).inc();
             }
         }
@@ -495,6 +494,20 @@ impl Collector for PoolCollector {
         }
         Ok(())
     }
+}
+
+/// The cache's counters: Prometheus handles, which are plain atomics, so the
+/// same values serve `/metrics` and the prediction cache's `stats`.
+#[derive(Clone, Default)]
+pub struct PredictionCacheMetrics {
+    /// Rows answered from the cache.
+    pub hits: Counter,
+    /// Rows that went to the handler.
+    pub misses: Counter,
+    /// Rows remembered.
+    pub entries: Gauge,
+    /// Bytes remembered (approximate: keys, values and a fixed overhead per entry).
+    pub bytes: Gauge,
 }
 
 #[cfg(test)]

@@ -25,12 +25,11 @@ use std::time::Duration;
 
 use moka::notification::RemovalCause;
 use polars::prelude::*;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 
-use crate::batch::Answer;
 use crate::error::RequestError;
 use crate::handler::{Params, Predictions};
+pub use crate::metrics::PredictionCacheMetrics;
+use crate::pending::Answer;
 
 /// How big a model's prediction cache may grow and how long answers live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,20 +51,6 @@ impl Default for PredictionCacheConfig {
     fn default() -> Self {
         PredictionCacheConfig { max_entries: 10_000, max_bytes: Self::DEFAULT_MAX_BYTES, ttl: None }
     }
-}
-
-/// The cache's counters: Prometheus handles, which are plain atomics, so the
-/// same values serve `/metrics` and [`PredictionCache::stats`].
-#[derive(Clone, Default)]
-pub struct PredictionCacheMetrics {
-    /// Rows answered from the cache.
-    pub hits: Counter,
-    /// Rows that went to the handler.
-    pub misses: Counter,
-    /// Rows remembered.
-    pub entries: Gauge,
-    /// Bytes remembered (approximate: keys, values and a fixed overhead per entry).
-    pub bytes: Gauge,
 }
 
 /// A snapshot of the counters.

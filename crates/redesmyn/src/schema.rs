@@ -183,6 +183,15 @@ impl Schema {
     }
 }
 
+/// A declared input or output tensor of a model (what V2 metadata lists);
+/// `-1` marks a variable dimension.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TensorMetadata {
+    pub name: String,
+    pub datatype: String,
+    pub shape: Vec<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

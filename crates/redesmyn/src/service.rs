@@ -23,10 +23,13 @@ use crate::metrics::{EndpointMetrics, Metrics, Protocol};
 use crate::model::{Model, ModelKey, ModelRegistry};
 use crate::prediction_cache::PredictionCache;
 use crate::schema::Schema;
+use crate::schema::TensorMetadata;
 use crate::stream::ChunkStream;
-use crate::v2::wire::TensorMetadata;
 
+mod call;
 mod changes;
+
+pub use call::{Call, StreamCall, Target};
 
 use changes::Index;
 pub use changes::{ChangeError, ModelGroup};
@@ -119,6 +122,11 @@ impl InferenceService {
             .and_then(|models| models.iter().find(|m| m.key.version.as_deref() == version))
             .map(Arc::clone)
             .ok_or_else(|| RequestError::ModelNotFound(format!("no model named '{name}'")))
+    }
+
+    /// The model `target` names; see [`Self::route`].
+    pub fn route_target(&self, target: Target<'_>) -> Result<Resolved, RequestError> {
+        self.route(target.name, target.version, target.routing_key)
     }
 
     /// The model V2 clients address as `name` and, optionally, `version`;
@@ -301,29 +309,6 @@ impl ServedModel {
         }
     }
 
-    /// Counts a request in flight until the returned guard is dropped;
-    /// [`Tracked::finish`] records how it ended.
-    pub fn track(&self, arrived: Instant) -> Tracked<'_> {
-        self.track_via(arrived, Protocol::Native)
-    }
-
-    /// Like [`Self::track`], for a request that came in through `protocol`.
-    pub fn track_via(&self, arrived: Instant, protocol: Protocol) -> Tracked<'_> {
-        if let Some(m) = &self.metrics {
-            m.in_flight.inc();
-        }
-        Tracked { metrics: self.metrics.as_ref(), arrived, protocol }
-    }
-
-    /// Like [`Self::track_via`] for a stream, whose record lives as long
-    /// as the stream does (past the handler call of its front door).
-    pub fn track_stream(&self, arrived: Instant, protocol: Protocol) -> StreamTracked {
-        if let Some(m) = &self.metrics {
-            m.in_flight.inc();
-        }
-        StreamTracked { metrics: self.metrics.clone(), arrived, protocol }
-    }
-
     /// Checks the parameters, decodes the payload with `decode`, queues it
     /// and waits for its answer within the model's deadline. `None` for a
     /// payload with no rows: nothing to predict.
@@ -358,15 +343,18 @@ impl ServedModel {
     /// The in-process client: every parameter must be given, `body` is
     /// records JSON as in an HTTP request, and the request counts in the
     /// model's metrics like one.
-    pub async fn predict_records(&self, params: &Params, body: &[u8]) -> Result<Prediction, RequestError> {
-        let arrived = Instant::now();
+    pub async fn predict_records(self: &Arc<Self>, params: &Params, body: &[u8]) -> Result<Prediction, RequestError> {
         let params = self.require_params(params)?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let tracked = self.track(arrived);
-        let request = InferenceRequest { params, arrived, client: None };
+        let call = Call::on(Arc::clone(self), Protocol::Native, uuid::Uuid::new_v4().to_string()).at("predict()");
+        let request = InferenceRequest { params, arrived: call.arrived(), client: None };
         let result = self.predict(request, |schema| decode_request(schema, body)).await;
-        tracked.finish(Outcome::from(&result));
-        Ok(Prediction { id, answer: result?, total: arrived.elapsed() })
+        let (id, total) = (call.id().to_string(), call.arrived().elapsed());
+        call.finish(
+            Outcome::from(&result),
+            Outcome::from(&result).status_label(),
+            result.as_ref().ok().and_then(Option::as_ref),
+        );
+        Ok(Prediction { id, answer: result?, total })
     }
 
     /// Whether the model's handler streams: its requests go through
@@ -470,55 +458,6 @@ impl ServedModel {
     }
 }
 
-/// A streaming request in flight; as [`Tracked`], but owning its handles.
-pub struct StreamTracked {
-    metrics: Option<EndpointMetrics>,
-    arrived: Instant,
-    protocol: Protocol,
-}
-
-impl StreamTracked {
-    pub fn finish(&self, outcome: Outcome) {
-        if let Some(m) = &self.metrics {
-            m.answered(outcome, self.arrived.elapsed());
-            m.answered_via(self.protocol);
-        }
-    }
-}
-
-impl Drop for StreamTracked {
-    fn drop(&mut self) {
-        if let Some(m) = &self.metrics {
-            m.in_flight.dec();
-        }
-    }
-}
-
-/// A request in flight; dropping it without [`Tracked::finish`] (a client
-/// that left) still takes it out of the in-flight gauge.
-pub struct Tracked<'a> {
-    metrics: Option<&'a EndpointMetrics>,
-    arrived: Instant,
-    protocol: Protocol,
-}
-
-impl Tracked<'_> {
-    pub fn finish(&self, outcome: Outcome) {
-        if let Some(m) = self.metrics {
-            m.answered(outcome, self.arrived.elapsed());
-            m.answered_via(self.protocol);
-        }
-    }
-}
-
-impl Drop for Tracked<'_> {
-    fn drop(&mut self) {
-        if let Some(m) = self.metrics {
-            m.in_flight.dec();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,7 +465,6 @@ mod tests {
     use crate::codec::records::decode_request as decode;
     use crate::handler::{Batch, Handler, HandlerError, Predictions};
     use crate::model::Endpoint;
-    use crate::schema::{Field, FieldType, Numeric};
 
     fn service(timeout: Option<Duration>, delay: Duration) -> InferenceService {
         let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| async move {
@@ -535,9 +473,8 @@ mod tests {
                 batch.frame.column("x").unwrap().as_materialized_series().clone(),
             ))
         });
-        let schema = Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap();
         let batch = BatchConfig { timeout, ..Default::default() };
-        let endpoint = Endpoint::new("/scores/{run}", schema, batch, handler).unwrap();
+        let endpoint = Endpoint::new("/scores/{run}", crate::testing::f64_schema(&["x"]), batch, handler).unwrap();
         let mut registry = ModelRegistry::new();
         registry.insert(endpoint.model).unwrap();
         InferenceService::start(registry, |k| k.name.clone(), None, &Handle::current())

@@ -27,7 +27,6 @@
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use polars::prelude::*;
 use tokio::sync::{mpsc, watch};
@@ -35,66 +34,15 @@ use tokio::sync::{mpsc, watch};
 use crate::error::RequestError;
 use std::sync::Arc;
 
-use crate::batch::{prepare, Job, Responder};
 use crate::cache::ModelCache;
 use crate::handler::{Batch, HandlerError, Params, Predictions};
+pub use crate::handler::{Step, Steps, StreamHandler};
 use crate::metrics::EndpointMetrics;
+pub use crate::pending::Event;
+use crate::pending::{prepare, Job, Responder};
 
 /// Events a streaming request may have waiting for its client.
 pub const STREAM_BUFFER: usize = 16;
-
-/// One step of a streaming handler.
-#[derive(Debug, Clone, Default)]
-pub struct Step {
-    /// One value per batch row, null where a row has nothing this step;
-    /// `None` when no row has a chunk.
-    pub chunks: Option<Predictions>,
-    /// Batch rows that end after this step's chunks.
-    pub ended: Vec<usize>,
-}
-
-impl Step {
-    pub fn chunks(chunks: Predictions) -> Self {
-        Step { chunks: Some(chunks), ended: Vec::new() }
-    }
-
-    /// Ends `rows` (batch row indices) after this step.
-    pub fn ending(mut self, rows: impl IntoIterator<Item = usize>) -> Self {
-        self.ended.extend(rows);
-        self
-    }
-}
-
-/// The steps of one batch. Dropping it before its end cancels the handler.
-pub type Steps = BoxStream<'static, Result<Step, HandlerError>>;
-
-/// Runs a batch as a stream of steps. Like [`crate::Handler`], it must not
-/// block the calling task; the stream is polled from the batch's task.
-pub trait StreamHandler: Send + Sync + 'static {
-    fn open(&self, batch: Batch) -> Steps;
-}
-
-/// Any `Fn(Batch) -> Stream` is a streaming handler (tests, Rust users).
-impl<F, S> StreamHandler for F
-where
-    F: Fn(Batch) -> S + Send + Sync + 'static,
-    S: Stream<Item = Result<Step, HandlerError>> + Send + 'static,
-{
-    fn open(&self, batch: Batch) -> Steps {
-        Box::pin(self(batch))
-    }
-}
-
-/// What a streaming request's client receives, in order.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// One step's output for this request: chunks of some of its rows (row
-    /// index within the request, one-row predictions), then the rows that
-    /// ended with this step.
-    Step { chunks: Vec<(usize, Predictions)>, ended: Vec<usize> },
-    /// The request failed; nothing follows. Chunks sent before it stand.
-    Failed(RequestError),
-}
 
 /// The client's side of a streaming request: its events, ending after the
 /// last row's end or a failure. Dropping it tells the batch the client left.

@@ -1,14 +1,12 @@
 //! A model cache as TypeScript describes it: artifact client, size,
-//! refresh, prefetch, parameter patterns; built into the core's `ModelCache`.
+//! refresh, prefetch, parameter patterns; converted to the core's `CacheSpec`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use napi_derive::napi;
-use redesmyn::cache::{
-    ArtifactStore, CacheConfig, FsStore, Loader, ModelCache, ObjectStoreStore, PathTemplate, Refresh,
-};
+use redesmyn::cache::{ArtifactStore, CacheConfig, FsStore, ObjectStoreStore, Refresh};
 
 use crate::error::{BindingError, Result};
 
@@ -46,11 +44,10 @@ pub struct CacheSpec {
 }
 
 impl CacheSpec {
-    /// The endpoint's model cache, with `loader` making its models.
-    pub fn build(&self, endpoint_path: &str, loader: Arc<dyn Loader>) -> Result<ModelCache> {
+    /// The core's cache spec: the store the client names, the template and
+    /// the cache's settings (the core's model builder makes the cache).
+    pub fn to_spec(&self, endpoint_path: &str) -> Result<redesmyn::model::CacheSpec> {
         let fail = |e: String| invalid(format!("endpoint '{endpoint_path}': {e}"));
-        let param_order = redesmyn::model::parse_path(endpoint_path).map_err(|e| fail(e.to_string()))?;
-        let template = PathTemplate::parse(&self.client.path_template).map_err(|e| fail(e.to_string()))?;
         let store: Arc<dyn ArtifactStore> = match self.client.kind.as_str() {
             "fs" => {
                 let base = self.client.base_path.as_deref().ok_or_else(|| fail("FsClient needs a basePath".into()))?;
@@ -86,6 +83,6 @@ impl CacheSpec {
                 .retry_backoff_ms
                 .map_or(defaults.retry_backoff, |ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)),
         };
-        ModelCache::new(template, &param_order, store, loader, config).map_err(|e| fail(e.to_string()))
+        Ok(redesmyn::model::CacheSpec { path_template: self.client.path_template.clone(), store, config })
     }
 }

@@ -1,11 +1,11 @@
 //! An endpoint as TypeScript describes it: path, record fields, batching
-//! and cache; converted to the core's schema and batch settings.
+//! and cache; converted to the core's model spec.
 
 use std::time::Duration;
 
 use napi_derive::napi;
-use redesmyn::schema::{Field, FieldType, Numeric, Schema};
-use redesmyn::BatchConfig;
+use redesmyn::model::{BatchSettings, ModelSpec};
+use redesmyn::schema::{Field, FieldType, Numeric, Schema, TensorMetadata};
 
 use super::cache::CacheSpec;
 use super::prediction_cache::PredictionCacheSpec;
@@ -14,9 +14,6 @@ use crate::error::{BindingError, Result};
 fn invalid(message: String) -> BindingError {
     BindingError::Invalid(message)
 }
-
-/// Batches of one streaming model that may run at once by default.
-pub const STREAM_CONCURRENCY: usize = 64;
 
 #[napi(object)]
 pub struct FieldSpec {
@@ -32,7 +29,7 @@ pub struct FieldSpec {
 }
 
 #[napi(object)]
-pub struct BatchOptions {
+pub struct BatchSpec {
     pub max_size: Option<u32>,
     pub max_delay_ms: Option<f64>,
     pub max_concurrent: Option<u32>,
@@ -44,7 +41,7 @@ pub struct BatchOptions {
 
 /// An output tensor the model declares (V2 metadata and output names).
 #[napi(object)]
-pub struct OutputSpec {
+pub struct TensorSpec {
     pub name: String,
     /// A V2 datatype: `FP32`, `INT64`, `BYTES`, `BOOL`, …
     pub datatype: String,
@@ -59,11 +56,11 @@ pub struct EndpointSpec {
     pub name: Option<String>,
     /// The V2 model version.
     pub version: Option<String>,
-    pub outputs: Option<Vec<OutputSpec>>,
+    pub outputs: Option<Vec<TensorSpec>>,
     /// Declared input tensors for V2 metadata (default: the fields).
-    pub inputs: Option<Vec<OutputSpec>>,
+    pub inputs: Option<Vec<TensorSpec>>,
     pub fields: Vec<FieldSpec>,
-    pub batch: Option<BatchOptions>,
+    pub batch: Option<BatchSpec>,
     pub cache: Option<CacheSpec>,
     /// Answers remembered per row (off when absent).
     pub prediction_cache: Option<PredictionCacheSpec>,
@@ -105,17 +102,17 @@ impl EndpointSpec {
 
 impl EndpointSpec {
     /// The declared outputs, checked: known datatypes, unique names.
-    pub fn outputs(&self) -> Result<Vec<redesmyn::v2::wire::TensorMetadata>> {
+    pub fn outputs(&self) -> Result<Vec<TensorMetadata>> {
         self.tensors(self.outputs.as_deref(), "output")
     }
 
     /// The declared inputs, checked as the outputs are.
-    pub fn inputs(&self) -> Result<Vec<redesmyn::v2::wire::TensorMetadata>> {
+    pub fn inputs(&self) -> Result<Vec<TensorMetadata>> {
         self.tensors(self.inputs.as_deref(), "input")
     }
 
-    fn tensors(&self, declared: Option<&[OutputSpec]>, what: &str) -> Result<Vec<redesmyn::v2::wire::TensorMetadata>> {
-        let mut outputs: Vec<redesmyn::v2::wire::TensorMetadata> = Vec::new();
+    fn tensors(&self, declared: Option<&[TensorSpec]>, what: &str) -> Result<Vec<TensorMetadata>> {
+        let mut outputs: Vec<TensorMetadata> = Vec::new();
         for o in declared.into_iter().flatten() {
             if redesmyn::v2::Datatype::parse(&o.datatype).is_none() {
                 return Err(invalid(format!(
@@ -126,32 +123,37 @@ impl EndpointSpec {
             if outputs.iter().any(|d| d.name == o.name) {
                 return Err(invalid(format!("endpoint '{}': {what} '{}' is declared twice", self.path, o.name)));
             }
-            outputs.push(redesmyn::v2::wire::TensorMetadata {
-                name: o.name.clone(),
-                datatype: o.datatype.clone(),
-                shape: o.shape.clone(),
-            });
+            outputs.push(TensorMetadata { name: o.name.clone(), datatype: o.datatype.clone(), shape: o.shape.clone() });
         }
         Ok(outputs)
     }
 
-    /// The batch settings; a streaming model's batches may run
-    /// [`STREAM_CONCURRENCY`] at once unless told otherwise, since each
-    /// lasts as long as its streams.
-    pub fn batch_config(&self, stream: bool) -> BatchConfig {
-        let mut d = BatchConfig::default();
-        if stream {
-            d.max_concurrent = STREAM_CONCURRENCY;
-        }
-        let Some(b) = &self.batch else { return d };
+    /// The core's model spec (the runtime comes from a factory).
+    pub fn to_model_spec(&self) -> Result<ModelSpec> {
+        Ok(ModelSpec {
+            path: self.path.clone(),
+            name: self.name.clone(),
+            version: self.version.clone(),
+            schema: self.schema()?,
+            batch: self.batch.as_ref().map(BatchSpec::settings).unwrap_or_default(),
+            outputs: self.outputs()?,
+            inputs: self.inputs()?,
+            cache: self.cache.as_ref().map(|c| c.to_spec(&self.path)).transpose()?,
+            prediction_cache: self.prediction_cache.as_ref().map(|p| p.config(&self.path)).transpose()?,
+        })
+    }
+}
+
+impl BatchSpec {
+    fn settings(&self) -> BatchSettings {
         let ms = |v: f64| Duration::from_secs_f64(v.max(0.0) / 1e3);
-        BatchConfig {
-            max_size: b.max_size.map_or(d.max_size, |v| v.max(1) as usize),
-            max_delay: b.max_delay_ms.map_or(d.max_delay, ms),
-            max_concurrent: b.max_concurrent.map_or(d.max_concurrent, |v| v.max(1) as usize),
-            max_queue: b.max_queue.map_or(d.max_queue, |v| v.max(1) as usize),
-            timeout: b.timeout_ms.map(ms).or(d.timeout),
-            spread: b.spread.unwrap_or(d.spread),
+        BatchSettings {
+            max_size: self.max_size.map(|v| v as usize),
+            max_delay: self.max_delay_ms.map(ms),
+            max_concurrent: self.max_concurrent.map(|v| v as usize),
+            max_queue: self.max_queue.map(|v| v as usize),
+            timeout: self.timeout_ms.map(ms),
+            spread: self.spread,
         }
     }
 }

@@ -9,4 +9,4 @@ mod server;
 
 pub use endpoint::EndpointSpec;
 pub use runtime::RuntimeSpec;
-pub use server::ServerOptions;
+pub use server::ServerSpec;

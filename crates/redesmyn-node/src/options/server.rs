@@ -12,7 +12,7 @@ use redesmyn::{JobsConfig, ServerConfig};
 use crate::error::{BindingError, Result};
 
 #[napi(object)]
-pub struct PythonOptions {
+pub struct PythonSpec {
     /// A Python executable whose installation or venv to use.
     pub executable: Option<String>,
     /// A virtual environment directory.
@@ -22,7 +22,7 @@ pub struct PythonOptions {
 }
 
 #[napi(object)]
-pub struct ServerOptions {
+pub struct ServerSpec {
     pub host: Option<String>,
     pub port: Option<u32>,
     /// The gRPC (Open Inference Protocol) port; off unless set, 0 = ephemeral.
@@ -31,21 +31,21 @@ pub struct ServerOptions {
     /// Largest request body in bytes.
     pub body_limit: Option<f64>,
     pub shutdown_timeout_ms: Option<f64>,
-    pub python: Option<PythonOptions>,
+    pub python: Option<PythonSpec>,
     /// Serve Prometheus metrics at /metrics (default true).
     pub metrics: Option<bool>,
-    pub emf: Option<EmfOptions>,
-    pub log: Option<LogOptions>,
+    pub emf: Option<EmfSpec>,
+    pub log: Option<LogSpec>,
     /// Asynchronous jobs (`POST <path>/jobs`, `GET /jobs/{id}`); off unless set.
-    pub jobs: Option<JobsOptions>,
+    pub jobs: Option<JobsSpec>,
     /// The management API; off unless set.
-    pub management: Option<ManagementOptions>,
+    pub management: Option<ManagementSpec>,
     /// The header that keeps a client on one version under traffic weights (default `x-routing-key`).
     pub routing_header: Option<String>,
 }
 
 #[napi(object)]
-pub struct ManagementOptions {
+pub struct ManagementSpec {
     /// Every management call needs `Authorization: Bearer <token>`.
     pub token: String,
     pub host: Option<String>,
@@ -56,7 +56,7 @@ pub struct ManagementOptions {
 }
 
 #[napi(object)]
-pub struct JobsOptions {
+pub struct JobsSpec {
     /// The data directory holding the SQLite file; created when missing.
     pub dir: String,
     /// How long a finished job and its result are kept (default 86400).
@@ -72,7 +72,7 @@ pub struct JobsOptions {
     pub token: Option<String>,
 }
 
-impl JobsOptions {
+impl JobsSpec {
     fn to_config(&self) -> JobsConfig {
         let defaults = JobsConfig::new(&self.dir);
         JobsConfig {
@@ -87,7 +87,7 @@ impl JobsOptions {
 }
 
 #[napi(object)]
-pub struct EmfOptions {
+pub struct EmfSpec {
     pub namespace: String,
     pub dimensions: Option<HashMap<String, String>>,
     /// `stdout` (default) or a file path to append to.
@@ -96,14 +96,14 @@ pub struct EmfOptions {
 }
 
 #[napi(object)]
-pub struct LogOptions {
+pub struct LogSpec {
     /// A level (`error` … `trace`) or a filter such as `warn,redesmyn::request=info`.
     pub level: Option<String>,
     /// `json` (default) or `text`.
     pub format: Option<String>,
 }
 
-impl ServerOptions {
+impl ServerSpec {
     pub fn to_config(&self) -> Result<ServerConfig> {
         let defaults = ServerConfig::default();
         let port = match self.port {
@@ -136,7 +136,7 @@ impl ServerOptions {
                 },
                 interval: Duration::from_secs_f64(e.interval_ms.unwrap_or(60_000.0).max(10.0) / 1e3),
             }),
-            jobs: self.jobs.as_ref().map(JobsOptions::to_config),
+            jobs: self.jobs.as_ref().map(JobsSpec::to_config),
             routing_header: match &self.routing_header {
                 Some(h) => redesmyn::http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
                     .map_err(|_| BindingError::invalid(format!("routingHeader '{h}' is not a header name")))?,
@@ -163,7 +163,7 @@ impl ServerOptions {
     }
 }
 
-impl PythonOptions {
+impl PythonSpec {
     pub fn to_config(&self) -> redesmyn_python::PythonConfig {
         redesmyn_python::PythonConfig {
             executable: self.executable.as_ref().map(Into::into),

@@ -1,6 +1,6 @@
 //! Batching: who shares a batch, bounds, failures, deadlines, shutdown.
 use super::*;
-use crate::handler::HandlerError;
+use crate::handler::{HandlerError, Predictions};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn frame(values: &[f64]) -> DataFrame {

@@ -24,7 +24,8 @@ pub use schedule::Refresh;
 pub use store::{ArtifactStore, Fetched, FsStore, ObjectStoreStore, StoreError, StoreOptions, Version};
 pub use template::{check_value, InvalidParam, PathTemplate, TemplateError};
 
-use crate::handler::Params;
+use crate::error::RequestError;
+use crate::params::Params;
 
 /// A loaded artifact: what a loader made of a model variant's file (a
 /// Python object, a JavaScript value's handle, …). Handlers downcast it.
@@ -443,6 +444,18 @@ pub fn describe(params: &Params) -> String {
         "this endpoint".into()
     } else {
         parts.join(", ")
+    }
+}
+
+impl From<CacheError> for RequestError {
+    fn from(e: CacheError) -> Self {
+        match e {
+            CacheError::InvalidParam(p) => RequestError::InvalidParam(p.to_string()),
+            e @ CacheError::NotFound { .. } => RequestError::ModelNotFound(e.to_string()),
+            ref e2 @ CacheError::Unavailable { retry_after, .. } => {
+                RequestError::ModelUnavailable { message: e2.to_string(), retry_after }
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use regex::Regex;
 
-use crate::handler::Params;
+use crate::params::Params;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {

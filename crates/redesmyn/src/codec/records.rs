@@ -15,39 +15,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::columns::{self, ColumnBuilder, ItemSink, Number};
 use crate::error::RequestError;
+pub use crate::error::{DecodeError, RecordError};
 use crate::schema::{Field, Schema};
-
-/// Why a body could not be decoded.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum DecodeError {
-    /// Not JSON at all (400).
-    #[error("malformed JSON: {0}")]
-    Malformed(String),
-    /// Valid JSON that does not match the schema (422).
-    #[error("{0}")]
-    Invalid(RecordError),
-}
-
-/// Where a body stopped matching the schema.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RecordError {
-    /// Index of the record in the body (0 for a single-record body).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for RecordError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.record, &self.field) {
-            (Some(r), Some(field)) => write!(f, "record {r}, field '{field}': {}", self.message),
-            (Some(r), None) => write!(f, "record {r}: {}", self.message),
-            _ => f.write_str(&self.message),
-        }
-    }
-}
 
 /// A request body as the service decodes it: an empty (or all-whitespace)
 /// body is refused before parsing, with its own message.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -13,7 +13,7 @@ use super::server::{Backend, Chunks, Inferred};
 use crate::batch::Liveness;
 use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
-use crate::service::{InferenceRequest, InferenceService};
+use crate::service::{InferenceRequest, InferenceService, Target};
 use crate::stream::Event;
 use crate::v2::infer;
 use crate::v2::output::{outputs_from_predictions, select_outputs};
@@ -70,12 +70,12 @@ impl Backend for ServiceBackend {
     }
 
     fn model_ready(&self, name: &str, version: &str) -> Result<bool, RequestError> {
-        self.service.resolve_v2(name, Some(version))?;
+        self.service.route_target(Target::named(name).version(Some(version)))?;
         Ok(self.ready())
     }
 
     fn model_metadata(&self, name: &str, version: &str) -> Result<ModelMetadata, RequestError> {
-        let (model, _) = self.service.resolve_v2(name, Some(version))?;
+        let (model, _) = self.service.route_target(Target::named(name).version(Some(version)))?;
         Ok(infer::model_metadata(&model))
     }
 
@@ -86,10 +86,11 @@ impl Backend for ServiceBackend {
     ) -> BoxFuture<'static, Result<Inferred, RequestError>> {
         let service = Arc::clone(&self.service);
         Box::pin(async move {
-            let arrived = Instant::now();
             let InferRequest { model_name, model_version, id, parameters, inputs, outputs, routing_key } = request;
-            let (model, from_version) = service.route(&model_name, Some(&model_version), routing_key.as_deref())?;
-            let tracked = model.track_via(arrived, Protocol::V2Grpc);
+            let target = Target::named(&model_name).version(Some(&model_version)).routing_key(routing_key.as_deref());
+            let mut call = service.open(Protocol::V2Grpc, id.unwrap_or_default(), target)?;
+            let from_version = call.take_version_param();
+            let model = Arc::clone(call.model());
             let cancelled = Arc::new(Cancelled(AtomicBool::new(false)));
             let _guard = CancelOnDrop(Arc::clone(&cancelled));
             let result = async {
@@ -100,27 +101,19 @@ impl Backend for ServiceBackend {
                     inputs,
                     outputs,
                     binary_output: false,
-                    arrived,
+                    arrived: call.arrived(),
                     client: Some(client),
                     deadline,
                 };
                 infer::infer(&model, params, request).await
             }
             .await;
-            tracked.finish(Outcome::from(&result));
             let code = match &result {
                 Ok(_) => tonic::Code::Ok,
                 Err(e) => super::status::code_of_kind(e.kind()),
             };
-            tracing::info!(
-                target: "redesmyn::request",
-                id = %id.as_deref().unwrap_or(""),
-                endpoint = %model.label(),
-                protocol = "v2-grpc",
-                code = ?code,
-                total_ms = arrived.elapsed().as_secs_f64() * 1e3,
-                "request"
-            );
+            let answer = result.as_ref().ok().and_then(|i| i.answer.as_ref());
+            call.finish(Outcome::from(&result), code.description(), answer);
             let inferred = result?;
             Ok(Inferred {
                 model_name: model.key().name.clone(),
@@ -134,9 +127,11 @@ impl Backend for ServiceBackend {
         let service = Arc::clone(&self.service);
         let unary = self.infer(request.clone(), None);
         Box::pin(async move {
-            let arrived = Instant::now();
-            let InferRequest { model_name, model_version, parameters, inputs, outputs, .. } = request;
-            let (model, from_version) = service.resolve_v2(&model_name, Some(&model_version))?;
+            let InferRequest { model_name, model_version, id, parameters, inputs, outputs, routing_key } = request;
+            let target = Target::named(&model_name).version(Some(&model_version)).routing_key(routing_key.as_deref());
+            let mut call = service.open(Protocol::V2Grpc, id.unwrap_or_default(), target)?;
+            let from_version = call.take_version_param();
+            let model = Arc::clone(call.model());
             let name = model.key().name.clone();
             let version = model.key().version.clone().unwrap_or_default();
             if !model.streams() {
@@ -144,7 +139,8 @@ impl Backend for ServiceBackend {
                 let one = futures::stream::once(async move { unary.await.map(|inferred| inferred.outputs) });
                 return Ok((name, version, Box::pin(one) as Chunks));
             }
-            let tracked = model.track_stream(arrived, Protocol::V2Grpc);
+            let arrived = call.arrived();
+            let mut tracked = call.into_stream();
             let params = infer::params(&model, &parameters, from_version)?;
             let request = InferenceRequest { params, arrived, client: None };
             let events =
@@ -162,7 +158,7 @@ impl Backend for ServiceBackend {
             };
             let declared: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
             let state = (events, tracked, Vec::new(), false);
-            let chunks = futures::stream::unfold(state, move |(mut events, tracked, mut pending, done)| {
+            let chunks = futures::stream::unfold(state, move |(mut events, mut tracked, mut pending, done)| {
                 let declared = declared.clone();
                 let outputs = outputs.clone();
                 async move {

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod convert;
+pub mod door;
 pub mod proto;
 pub mod server;
 pub mod status;

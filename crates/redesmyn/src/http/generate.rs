@@ -30,6 +30,7 @@ use crate::error::{Outcome, RequestError};
 use crate::handler::Predictions;
 use crate::metrics::Protocol;
 use crate::schema::FieldType;
+use crate::service::Target;
 use crate::service::{InferenceRequest, ServedModel};
 use crate::stream::{ChunkStream, Event};
 use crate::v2::binary::parse_rest;
@@ -78,37 +79,40 @@ async fn generate(req: HttpRequest, payload: web::Payload, state: web::Data<ByNa
 }
 
 async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>, streaming: bool) -> HttpResponse {
-    let arrived = Instant::now();
     let id = request_id::of(&req);
     let name = req.match_info().get("model").unwrap_or_default();
-    let (model, from_version) = match state.service.resolve_v2(name, req.match_info().get("version")) {
-        Ok(found) => found,
+    let target = Target::named(name).version(req.match_info().get("version"));
+    let mut call = match state.service.open(Protocol::V2Rest, id.as_str(), target) {
+        Ok(call) => call,
         Err(e) => return v2_error_response(&e, Some(&id)),
     };
-    let tracked = model.track_stream(arrived, Protocol::V2Rest);
+    let from_version = call.take_version_param();
+    let model = Arc::clone(call.model());
     let key = model.key();
     let names = Names { model: key.name.clone(), version: key.version.clone() };
     let declared: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
-    let mut response = match open(&req, payload, &state, &model, from_version, arrived).await {
+    let opened = open(&req, payload, &state, &model, from_version, call.arrived()).await;
+    let mut call = call.into_stream();
+    let mut response = match opened {
         Err(e) => {
-            tracked.finish(Outcome::from_error(&e));
+            call.finish(Outcome::from_error(&e));
             v2_error_response(&e, Some(&id))
         }
         Ok((events, shape)) if streaming => {
             let Some(events) = events else {
-                tracked.finish(Outcome::Ok);
+                call.finish(Outcome::Ok);
                 return sse::respond_empty();
             };
             let encoder = move |event: &Event, out: &mut Vec<u8>| encode_event(event, &shape, &names, &declared, out);
             let error_id = id.clone();
-            sse::respond(events, encoder, tracked, move |e| v2_error_response(e, Some(&error_id))).await
+            sse::respond(events, encoder, call, move |e| v2_error_response(e, Some(&error_id))).await
         }
         Ok((events, shape)) => {
             let gathered = match events {
                 Some(events) => gather(events).await,
                 None => Ok(Vec::new()),
             };
-            tracked.finish(Outcome::from(&gathered));
+            call.finish(Outcome::from(&gathered));
             match gathered.and_then(|chunks| answer_once(&chunks, &shape, &names, &declared)) {
                 Ok(body) => json_response(StatusCode::OK, body),
                 Err(e) => v2_error_response(&e, Some(&id)),
@@ -116,15 +120,6 @@ async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
         }
     };
     request_id::tag(&mut response, &id);
-    tracing::info!(
-        target: "redesmyn::request",
-        id = %id,
-        endpoint = %model.label(),
-        protocol = "v2-rest",
-        status = response.status().as_u16(),
-        stream = streaming,
-        "request"
-    );
     response
 }
 

@@ -21,7 +21,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderName};
 use actix_web::http::StatusCode;
@@ -34,12 +33,31 @@ use crate::codec::predictions::write_predictions;
 use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
 use crate::management::{check_token, Access, DeployRequest, Management, ManagementError};
-use crate::service::InferenceRequest;
+use crate::metrics::Protocol;
+use crate::service::{InferenceRequest, Target};
 
 struct Data {
     management: Arc<Management>,
     body_limit: usize,
     routing_header: HeaderName,
+}
+
+/// Serves the management API alone on `addr` (its own port), on one worker.
+pub fn serve_own_port(
+    management: &Arc<Management>,
+    addr: String,
+    body_limit: usize,
+    routing_header: &HeaderName,
+    shutdown_timeout: u64,
+) -> Result<super::Listening, super::ServeError> {
+    let (m, header) = (Arc::clone(management), routing_header.clone());
+    let configure = move |cfg: &mut web::ServiceConfig| {
+        self::configure(cfg, &m, body_limit, &header);
+        cfg.default_service(web::to(super::not_found));
+    };
+    let listening = super::serve_app(addr, 1, shutdown_timeout, "redesmyn-management", configure)?;
+    tracing::info!(port = listening.port, "management API listening");
+    Ok(listening)
 }
 
 pub fn configure(
@@ -249,7 +267,6 @@ async fn predict(req: HttpRequest, payload: web::Payload, data: web::Data<Data>)
     if let Some(denied) = denied(&req, &data) {
         return denied;
     }
-    let arrived = Instant::now();
     let id = request_id::of(&req);
     let body: PredictBody = match read_json(&req, payload, &data).await {
         Ok(b) => b,
@@ -261,23 +278,24 @@ async fn predict(req: HttpRequest, payload: web::Payload, data: web::Data<Data>)
     let name = name_of(&req);
     let routing_key = req.headers().get(&data.routing_header).and_then(|v| v.to_str().ok());
     let service = data.management.service();
-    let model = match service.route(&name, body.version.as_deref(), routing_key) {
-        Ok((model, _)) => model,
+    let target = Target::named(&name).version(body.version.as_deref()).routing_key(routing_key);
+    let call = match service.open(Protocol::Native, id.as_str(), target) {
+        Ok(call) => call.at(format!("/predict/{name}")),
         Err(e) => return error_response(&e, Some(&id)),
     };
-    let tracked = model.track(arrived);
+    let model = Arc::clone(call.model());
     let result = async {
         if !model.param_names().is_empty() {
             return Err(RequestError::InvalidParam(format!(
                 "model '{name}' takes path parameters; call its own path instead"
             )));
         }
-        let request = InferenceRequest { params: Default::default(), arrived, client: None };
+        let request = InferenceRequest { params: Default::default(), arrived: call.arrived(), client: None };
         model.predict(request, |schema| decode_request(schema, inputs.get().as_bytes())).await
     }
     .await;
-    tracked.finish(Outcome::from(&result));
-    let mut response = match result {
+    let outcome = Outcome::from(&result);
+    let (mut response, answer) = match result {
         Ok(answer) => {
             let mut out = Vec::new();
             match &answer {
@@ -291,10 +309,11 @@ async fn predict(req: HttpRequest, payload: web::Payload, data: web::Data<Data>)
             let tail = serde_json::to_vec(&tail).unwrap_or_default();
             body.push(b',');
             body.extend_from_slice(&tail[1..]);
-            json_response(StatusCode::OK, body)
+            (json_response(StatusCode::OK, body), answer)
         }
-        Err(e) => error_response(&e, Some(&id)),
+        Err(e) => (error_response(&e, Some(&id)), None),
     };
+    call.finish(outcome, response.status().as_u16(), answer.as_ref());
     request_id::tag(&mut response, &id);
     if let Some(version) = model.key().version.as_deref().and_then(|v| header::HeaderValue::from_str(v).ok()) {
         response.headers_mut().insert(MODEL_VERSION, version);

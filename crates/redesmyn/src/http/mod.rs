@@ -47,6 +47,8 @@ macro_rules! call {
 }
 
 #[cfg(test)]
+mod doors_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod v1_tests;
@@ -62,7 +64,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 pub use liveness::remember_socket;
 pub use predict::{Route, MODEL_VERSION};
-pub use serve::{serve, serve_app, Started};
+pub use serve::{serve, serve_app, Listening, ServeError};
 
 use crate::error::RequestError;
 use crate::metrics::Metrics;

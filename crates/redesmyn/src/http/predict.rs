@@ -34,7 +34,7 @@ use crate::error::{Outcome, RequestError};
 use crate::handler::Predictions;
 use crate::metrics::Protocol;
 use crate::model::ModelKey;
-use crate::service::{InferenceRequest, InferenceService, ServedModel};
+use crate::service::{Call, InferenceRequest, InferenceService, ServedModel, Target};
 use crate::stream::Event;
 
 /// The header naming the version that answered.
@@ -55,12 +55,6 @@ struct RouteData {
     service: Arc<InferenceService>,
     body_limit: usize,
     routing_header: HeaderName,
-}
-
-/// A request's model and how logs name where it came in.
-struct Found {
-    model: Arc<ServedModel>,
-    path: String,
 }
 
 pub fn configure(
@@ -112,15 +106,16 @@ pub fn configure_by_name(
     }
 }
 
-/// The model this request reaches: the route's (traffic applies to an
-/// unversioned name), or the one its path names.
-fn find(req: &HttpRequest, route: &RouteData) -> Result<Found, RequestError> {
+/// Opens the request's scope on the model it reaches: the route's
+/// (traffic applies to an unversioned name), or the one its path names.
+fn open(req: &HttpRequest, route: &RouteData) -> Result<Call, RequestError> {
     let routing_key = req.headers().get(&route.routing_header).and_then(|v| v.to_str().ok());
     let (name, version) = match &route.key {
         Some(key) => (key.name.as_str(), key.version.as_deref()),
         None => (req.match_info().get("model").unwrap_or_default(), req.match_info().get("version")),
     };
-    let (model, _) = route.service.route(name, version, routing_key).map_err(|e| {
+    let target = Target::named(name).version(version).routing_key(routing_key);
+    let call = route.service.open(Protocol::Native, request_id::of(req), target).map_err(|e| {
         // A by-name path naming no model is an unknown path, as before models could come later.
         if route.key.is_none() && route.service.group(name).is_none() {
             RequestError::NotFound { method: req.method().to_string(), path: req.path().to_string() }
@@ -128,8 +123,7 @@ fn find(req: &HttpRequest, route: &RouteData) -> Result<Found, RequestError> {
             e
         }
     })?;
-    let path = route.path.clone().unwrap_or_else(|| req.path().to_string());
-    Ok(Found { model, path })
+    Ok(call.at(route.path.clone().unwrap_or_else(|| req.path().to_string())))
 }
 
 /// Names the version that answered.
@@ -140,46 +134,36 @@ fn tag_version(response: &mut HttpResponse, model: &ServedModel) {
 }
 
 async fn predict(req: HttpRequest, payload: web::Payload, route: web::Data<RouteData>) -> HttpResponse {
-    let found = match find(&req, &route) {
-        Ok(found) => found,
+    let call = match open(&req, &route) {
+        Ok(call) => call,
         Err(e) => return error_response(&e, Some(&request_id::of(&req))),
     };
-    let mut response = if found.model.streams() {
-        stream(req, payload, &route, &found).await
+    let model = Arc::clone(call.model());
+    let mut response = if model.streams() {
+        stream(req, payload, &route, call).await
     } else {
-        unary(req, payload, &route, &found).await
+        unary(req, payload, &route, call).await
     };
-    tag_version(&mut response, &found.model);
+    tag_version(&mut response, &model);
     response
 }
 
-async fn unary(req: HttpRequest, payload: web::Payload, route: &RouteData, found: &Found) -> HttpResponse {
-    let arrived = Instant::now();
-    let tracked = found.model.track(arrived);
-    let id = request_id::of(&req);
-    let result = answer(&req, payload, route, &found.model, arrived).await;
-    tracked.finish(Outcome::from(&result));
-    let response = match result {
+async fn unary(req: HttpRequest, payload: web::Payload, route: &RouteData, call: Call) -> HttpResponse {
+    let result = answer(&req, payload, route, call.model(), call.arrived()).await;
+    let response = match &result {
         Ok(answer) => {
             let predictions = answer.as_ref().map_or(&*EMPTY, |a| &a.predictions);
-            let mut response = json_response(StatusCode::OK, response_body(&id, predictions));
-            request_id::tag(&mut response, &id);
-            if let Some(answer) = &answer {
-                timing::tag(&mut response, answer, arrived.elapsed());
+            let mut response = json_response(StatusCode::OK, response_body(call.id(), predictions));
+            request_id::tag(&mut response, call.id());
+            if let Some(answer) = answer {
+                timing::tag(&mut response, answer, call.arrived().elapsed());
             }
             response
         }
-        Err(err) => error_response(&err, Some(&id)),
+        Err(err) => error_response(err, Some(call.id())),
     };
-    tracing::info!(
-        target: "redesmyn::request",
-        id = %id,
-        endpoint = %found.path,
-        status = response.status().as_u16(),
-        total_ms = arrived.elapsed().as_secs_f64() * 1e3,
-        timing = timing::of(&response),
-        "request"
-    );
+    let answer = result.as_ref().ok().and_then(Option::as_ref);
+    call.finish(Outcome::from(&result), response.status().as_u16(), answer);
     response
 }
 
@@ -202,41 +186,33 @@ async fn answer(
 
 /// A streaming model's answer: its events as SSE, or a JSON error before
 /// the first of them.
-async fn stream(req: HttpRequest, payload: web::Payload, route: &RouteData, found: &Found) -> HttpResponse {
-    let arrived = Instant::now();
-    let model = &found.model;
-    let tracked = model.track_stream(arrived, Protocol::Native);
-    let id = request_id::of(&req);
+async fn stream(req: HttpRequest, payload: web::Payload, route: &RouteData, call: Call) -> HttpResponse {
+    let id = call.id().to_string();
     let opened = async {
         body::check_content_type(&req)?;
+        let model = call.model();
         let params = model.params_from(|name| req.match_info().get(name));
         let body = body::read(&req, payload, route.body_limit).await?;
-        let request = InferenceRequest { params, arrived, client: liveness::of(&req) };
+        let request = InferenceRequest { params, arrived: call.arrived(), client: liveness::of(&req) };
         model.stream(request, |schema| decode_request(schema, &body))
     };
-    let mut response = match opened.await {
+    let opened = opened.await;
+    let mut call = call.into_stream();
+    let mut response = match opened {
         Ok(Some(events)) => {
             let error_id = id.clone();
-            sse::respond(events, encode_native, tracked, move |e| error_response(e, Some(&error_id))).await
+            sse::respond(events, encode_native, call, move |e| error_response(e, Some(&error_id))).await
         }
         Ok(None) => {
-            tracked.finish(Outcome::Ok);
+            call.finish(Outcome::Ok);
             sse::respond_empty()
         }
         Err(err) => {
-            tracked.finish(Outcome::from_error(&err));
+            call.finish(Outcome::from_error(&err));
             error_response(&err, Some(&id))
         }
     };
     request_id::tag(&mut response, &id);
-    tracing::info!(
-        target: "redesmyn::request",
-        id = %id,
-        endpoint = %found.path,
-        status = response.status().as_u16(),
-        stream = true,
-        "request"
-    );
     response
 }
 

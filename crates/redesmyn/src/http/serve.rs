@@ -1,5 +1,6 @@
 //! Serving the app: actix-web on its own thread and system, signal handling
-//! left to the host; returns once the socket is bound.
+//! left to the host; returns once the socket is bound, with a [`Listening`]
+//! handle that stops it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,13 +11,54 @@ use actix_web::{App, HttpServer};
 
 use super::HttpState;
 use crate::config::ServerConfig;
-use crate::server::ServerError;
 
-/// Where the front door listens, its handle, and its thread.
-pub type Started = (Vec<SocketAddr>, ServerHandle, JoinHandle<()>);
+/// Why an HTTP door could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("could not listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("the HTTP server thread failed to start: {0}")]
+    Start(String),
+}
+
+/// An HTTP door that listens: its port, and what stops it.
+pub struct Listening {
+    pub port: u16,
+    handle: ServerHandle,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Listening {
+    /// No new connections; every accepted request answered (within the
+    /// shutdown timeout); then the door's thread is joined.
+    pub async fn stop(&self) {
+        self.stop_accepting().await;
+        self.join().await;
+    }
+
+    /// No new connections; resolves once every accepted request is answered.
+    pub async fn stop_accepting(&self) {
+        self.handle.stop(true).await;
+    }
+
+    /// Stops at once, without waiting (a start that failed later on).
+    pub fn abort(&self) {
+        drop(self.handle.stop(false));
+    }
+
+    /// Waits for the door's thread to end.
+    pub async fn join(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+type Started = (Vec<SocketAddr>, ServerHandle, JoinHandle<()>);
 
 /// Runs the HTTP front door on its own thread and actix system; returns once listening.
-pub fn serve(config: &ServerConfig, workers: usize, state: Arc<HttpState>) -> Result<Started, ServerError> {
+pub fn serve(config: &ServerConfig, workers: usize, state: Arc<HttpState>) -> Result<Listening, ServeError> {
     let addr = format!("{}:{}", config.host, config.port);
     serve_app(addr, workers, config.shutdown_timeout.as_secs(), "redesmyn-http", move |cfg| {
         super::configure(cfg, &state)
@@ -31,7 +73,19 @@ pub fn serve_app(
     shutdown: u64,
     thread_name: &str,
     configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
-) -> Result<Started, ServerError> {
+) -> Result<Listening, ServeError> {
+    let (addrs, handle, thread) = start(addr, workers, shutdown, thread_name, configure)?;
+    let port = addrs.first().map_or(0, SocketAddr::port);
+    Ok(Listening { port, handle, thread: std::sync::Mutex::new(Some(thread)) })
+}
+
+fn start(
+    addr: String,
+    workers: usize,
+    shutdown: u64,
+    thread_name: &str,
+    configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+) -> Result<Started, ServeError> {
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(thread_name.into())
@@ -49,7 +103,7 @@ pub fn serve_app(
                     .bind(&addr);
                 let server = match bound {
                     Ok(server) => server,
-                    Err(source) => return drop(started_tx.send(Err(ServerError::Bind { addr, source }))),
+                    Err(source) => return drop(started_tx.send(Err(ServeError::Bind { addr, source }))),
                 };
                 let addrs = server.addrs();
                 let server = server.run();
@@ -59,13 +113,13 @@ pub fn serve_app(
                 }
             })
         })
-        .map_err(|e| ServerError::Start(e.to_string()))?;
+        .map_err(|e| ServeError::Start(e.to_string()))?;
     match started_rx.recv() {
         Ok(Ok((addrs, handle))) => Ok((addrs, handle, thread)),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
         }
-        Err(_) => Err(ServerError::Start("the server thread ended before listening".into())),
+        Err(_) => Err(ServeError::Start("the server thread ended before listening".into())),
     }
 }

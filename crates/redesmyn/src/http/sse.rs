@@ -13,7 +13,7 @@ use actix_web::web::Bytes;
 use actix_web::HttpResponse;
 
 use crate::error::{Outcome, RequestError};
-use crate::service::StreamTracked;
+use crate::service::StreamCall;
 use crate::stream::{ChunkStream, Event};
 
 pub const CONTENT_TYPE: &str = "text/event-stream; charset=utf-8";
@@ -48,33 +48,33 @@ impl<F: FnMut(&Event, &mut Vec<u8>) + Send + 'static> Encoder for F {
 pub async fn respond(
     mut stream: ChunkStream,
     mut encoder: impl Encoder,
-    tracked: StreamTracked,
+    mut call: StreamCall,
     error: impl FnOnce(&RequestError) -> HttpResponse,
 ) -> HttpResponse {
     let first = stream.next().await;
     if let Some(Event::Failed(e)) = &first {
-        tracked.finish(Outcome::from_error(e));
+        call.finish(Outcome::from_error(e));
         return error(e);
     }
     let mut head = Vec::new();
     if let Some(event) = &first {
         encoder.encode(event, &mut head);
     }
-    let state = Body { stream, encoder, tracked: Some(tracked), head: Some(head) };
+    let state = Body { stream, encoder, call: Some(call), head: Some(head) };
     let body = futures::stream::unfold(state, |mut s| async move {
         if let Some(head) = s.head.take() {
             return Some((Ok::<_, actix_web::Error>(Bytes::from(head)), s));
         }
         let event = s.stream.next().await;
         let Some(event) = event else {
-            if let Some(tracked) = s.tracked.take() {
-                tracked.finish(Outcome::Ok);
+            if let Some(mut call) = s.call.take() {
+                call.finish(Outcome::Ok);
             }
             return None;
         };
         if let Event::Failed(e) = &event {
-            if let Some(tracked) = s.tracked.take() {
-                tracked.finish(Outcome::from_error(e));
+            if let Some(mut call) = s.call.take() {
+                call.finish(Outcome::from_error(e));
             }
         }
         let mut out = Vec::new();
@@ -97,12 +97,12 @@ pub fn respond_empty() -> HttpResponse {
         .body(Bytes::new())
 }
 
-/// The body's state: events still to come, and the request's record.
+/// The body's state: events still to come, and the request's scope.
 struct Body<E> {
     stream: ChunkStream,
     encoder: E,
     /// Taken when the stream ends; dropped unfinished when the client left.
-    tracked: Option<StreamTracked>,
+    call: Option<StreamCall>,
     /// The frames of the first event, written before anything else.
     head: Option<Vec<u8>>,
 }

@@ -9,34 +9,14 @@ use actix_web::{test, App};
 use serde_json::Value;
 
 use super::{configure, HttpState, Route};
-use crate::batch::BatchConfig;
-use crate::handler::{Batch, Handler, HandlerError, Predictions};
 use crate::metrics::Metrics;
-use crate::model::{Endpoint, ModelRegistry};
-use crate::schema::{Field, FieldType, Numeric, Schema};
 use crate::service::InferenceService;
+use crate::testing;
 
 /// One endpoint `/double/{factor}` over a service, as `Server::start` wires it.
 fn state(body_limit: usize) -> (Arc<HttpState>, Arc<InferenceService>) {
-    let handler: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
-        let factor: f64 = batch.params.get("factor").and_then(|f| f.parse().ok()).unwrap_or(1.0);
-        let x = batch.frame.column("x").map_err(|e| HandlerError::new(e.to_string()))?;
-        let x = x.f64().map_err(|e| HandlerError::new(e.to_string()))?.clone();
-        Ok::<_, HandlerError>(Predictions::Column((x * factor).into_series()))
-    });
-    let schema = Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap();
-    let endpoint = Endpoint::new("/double/{factor}", schema, BatchConfig::default(), handler).unwrap();
-    let path = endpoint.path.clone();
-    let mut registry = ModelRegistry::new();
-    registry.insert(endpoint.model).unwrap();
     let metrics = Arc::new(Metrics::new(Vec::new(), None));
-    let label = move |_: &crate::model::ModelKey| path.clone();
-    let service = Arc::new(InferenceService::start(
-        registry,
-        label,
-        Some(Arc::clone(&metrics)),
-        &tokio::runtime::Handle::current(),
-    ));
+    let (service, _) = testing::service(vec![testing::endpoint("/double/{factor}")], Some(Arc::clone(&metrics)));
     let key = service.resolve("double", None).unwrap().key().clone();
     let routes = vec![Route { path: "/double/{factor}".into(), key }];
     let ready = Arc::new(AtomicBool::new(false));
@@ -54,7 +34,6 @@ fn state(body_limit: usize) -> (Arc<HttpState>, Arc<InferenceService>) {
     (Arc::new(state), service)
 }
 
-use polars::prelude::IntoSeries;
 
 macro_rules! app {
     ($state:expr) => {{

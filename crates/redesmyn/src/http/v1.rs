@@ -26,7 +26,7 @@ use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
 use crate::schema::Schema;
-use crate::service::{InferenceRequest, ServedModel};
+use crate::service::{InferenceRequest, ServedModel, Target};
 use crate::v2::infer;
 use crate::v2::wire::Parameters;
 
@@ -66,15 +66,13 @@ async fn status(req: HttpRequest, state: web::Data<ByName>) -> HttpResponse {
 }
 
 async fn predict(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>) -> HttpResponse {
-    let arrived = Instant::now();
     let id = request_id::of(&req);
-    let model = match model_of(&req, &state) {
-        Ok(model) => model,
+    let name = req.match_info().get("model").unwrap_or_default();
+    let call = match state.service.open(Protocol::V1, id.as_str(), Target::named(name)) {
+        Ok(call) => call,
         Err(e) => return v2_error_response(&e, Some(&id)),
     };
-    let tracked = model.track_via(arrived, Protocol::V1);
-    let result = answer(&req, payload, &state, &model, arrived).await;
-    tracked.finish(Outcome::from(&result));
+    let result = answer(&req, payload, &state, call.model(), call.arrived()).await;
     let mut response = match &result {
         Ok(answer) => {
             let mut body = br#"{"predictions":"#.to_vec();
@@ -85,22 +83,14 @@ async fn predict(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
             body.push(b'}');
             let mut response = json_response(StatusCode::OK, body);
             if let Some(answer) = answer {
-                timing::tag(&mut response, answer, arrived.elapsed());
+                timing::tag(&mut response, answer, call.arrived().elapsed());
             }
             response
         }
         Err(err) => v2_error_response(err, None),
     };
     request_id::tag(&mut response, &id);
-    tracing::info!(
-        target: "redesmyn::request",
-        id = %id,
-        endpoint = %model.label(),
-        protocol = "v1",
-        status = response.status().as_u16(),
-        total_ms = arrived.elapsed().as_secs_f64() * 1e3,
-        "request"
-    );
+    call.finish(Outcome::from(&result), response.status().as_u16(), result.as_ref().ok().and_then(Option::as_ref));
     response
 }
 

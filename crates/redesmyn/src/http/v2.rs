@@ -23,6 +23,7 @@ use super::error::{json_response, v2_error_response};
 use super::{body, liveness, method_not_allowed, request_id, timing, ByName};
 use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
+use crate::service::{Call, Target};
 use crate::v2::binary::{parse_rest, HEADER_LENGTH};
 use crate::v2::infer;
 use crate::v2::output::{encode_rest, ResponseMeta};
@@ -62,9 +63,19 @@ fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
 
 /// The model a path names, and a parameter value its version stands for.
 fn model_of(req: &HttpRequest, state: &ByName) -> Result<crate::service::Resolved, RequestError> {
+    state.service.route_target(target(req, state))
+}
+
+/// The model a path names, with the routing key its client sent.
+fn target<'a>(req: &'a HttpRequest, state: &ByName) -> Target<'a> {
     let name = req.match_info().get("model").unwrap_or_default();
     let routing_key = req.headers().get(&state.routing_header).and_then(|v| v.to_str().ok());
-    state.service.route(name, req.match_info().get("version"), routing_key)
+    Target::named(name).version(req.match_info().get("version")).routing_key(routing_key)
+}
+
+/// Opens the scope of an inference request.
+fn open(req: &HttpRequest, state: &ByName, id: &str) -> Result<Call, RequestError> {
+    state.service.open(Protocol::V2Rest, id, target(req, state))
 }
 
 async fn server_metadata(state: web::Data<ByName>) -> HttpResponse {
@@ -111,16 +122,15 @@ async fn model_ready(req: HttpRequest, state: web::Data<ByName>) -> HttpResponse
 }
 
 async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>) -> HttpResponse {
-    let arrived = Instant::now();
     let id = request_id::of(&req);
-    let (model, from_version) = match model_of(&req, &state) {
-        Ok(found) => found,
+    let mut call = match open(&req, &state, &id) {
+        Ok(call) => call,
         Err(e) => return v2_error_response(&e, Some(&id)),
     };
-    let tracked = model.track_via(arrived, Protocol::V2Rest);
-    let result = answer(&req, payload, &state, &model, from_version, arrived).await;
-    tracked.finish(Outcome::from(&result));
-    let response = match result {
+    let from_version = call.take_version_param();
+    let result = answer(&req, payload, &state, call.model(), from_version, call.arrived()).await;
+    let outcome = Outcome::from(&result);
+    let (response, answer) = match result {
         Ok((rest_body, answer)) => {
             let mut response = HttpResponse::Ok();
             match rest_body.header_length {
@@ -132,28 +142,19 @@ async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>
                     response.insert_header((header::CONTENT_TYPE, "application/json"));
                 }
             }
-            if let Some(version) = model.key().version.as_deref() {
+            if let Some(version) = call.model().key().version.as_deref() {
                 response.insert_header((super::MODEL_VERSION, version));
             }
             let mut response = response.body(rest_body.body);
             request_id::tag(&mut response, &id);
             if let Some(answer) = &answer {
-                timing::tag(&mut response, answer, arrived.elapsed());
+                timing::tag(&mut response, answer, call.arrived().elapsed());
             }
-            response
+            (response, answer)
         }
-        Err(err) => v2_error_response(&err, Some(&id)),
+        Err(err) => (v2_error_response(&err, Some(&id)), None),
     };
-    tracing::info!(
-        target: "redesmyn::request",
-        id = %id,
-        endpoint = %model.label(),
-        protocol = "v2-rest",
-        status = response.status().as_u16(),
-        total_ms = arrived.elapsed().as_secs_f64() * 1e3,
-        timing = timing::of(&response),
-        "request"
-    );
+    call.finish(outcome, response.status().as_u16(), answer.as_ref());
     response
 }
 

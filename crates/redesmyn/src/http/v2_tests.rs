@@ -14,9 +14,8 @@ use super::{configure, HttpState, Route};
 use crate::batch::BatchConfig;
 use crate::handler::{Batch, Handler, HandlerError, Predictions};
 use crate::metrics::Metrics;
-use crate::model::{Endpoint, ModelRegistry};
-use crate::schema::{Field, FieldType, Numeric, Schema};
-use crate::service::InferenceService;
+use crate::model::Endpoint;
+use crate::testing;
 use crate::v2::wire::TensorMetadata;
 
 fn err(e: impl ToString) -> HandlerError {
@@ -26,24 +25,19 @@ fn err(e: impl ToString) -> HandlerError {
 /// `/double/{factor}` (model `double`) and `/iris` (model `iris`, version
 /// `1`, output `predict`: 1 when petal_length > 2.5).
 pub(super) fn state() -> Arc<HttpState> {
-    let double: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
-        let factor: f64 = batch.params.get("factor").and_then(|f| f.parse().ok()).unwrap_or(1.0);
-        let x = batch.frame.column("x").map_err(err)?.f64().map_err(err)?.clone();
-        Ok::<_, HandlerError>(Predictions::Column((x * factor).into_series()))
-    });
     let iris: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
         let petal = batch.frame.column("petal_length").map_err(err)?.f64().map_err(err)?.clone();
         let petal: Vec<Option<f64>> = petal.iter().collect();
         let classes: Vec<i64> = petal.into_iter().map(|v| i64::from(v.unwrap_or(0.0) > 2.5)).collect();
         Ok::<_, HandlerError>(Predictions::Column(Series::new("class".into(), classes)))
     });
-    let f64s = |names: &[&str]| {
-        Schema::new(names.iter().map(|n| Field::new(*n, FieldType::Number(Numeric::F64))).collect()).unwrap()
-    };
+    let f64s = testing::f64_schema;
     let endpoints = vec![
-        Endpoint::new("/double/{factor}", f64s(&["x"]), BatchConfig::default(), double)
-            .unwrap()
-            .with_inputs(vec![TensorMetadata { name: "x".into(), datatype: "FP64".into(), shape: vec![-1, 1] }]),
+        testing::endpoint("/double/{factor}").with_inputs(vec![TensorMetadata {
+            name: "x".into(),
+            datatype: "FP64".into(),
+            shape: vec![-1, 1],
+        }]),
         Endpoint::new(
             "/iris",
             f64s(&["sepal_length", "sepal_width", "petal_length", "petal_width"]),
@@ -59,21 +53,8 @@ pub(super) fn state() -> Arc<HttpState> {
             shape: vec![-1],
         }]),
     ];
-    let paths: Vec<(String, crate::model::ModelKey)> =
-        endpoints.iter().map(|e| (e.path.clone(), e.model.key())).collect();
-    let mut registry = ModelRegistry::new();
-    for e in endpoints {
-        registry.insert(e.model).unwrap();
-    }
     let metrics = Arc::new(Metrics::new(Vec::new(), None));
-    let labels = paths.clone();
-    let label = move |k: &crate::model::ModelKey| labels.iter().find(|(_, key)| key == k).unwrap().0.clone();
-    let service = Arc::new(InferenceService::start(
-        registry,
-        label,
-        Some(Arc::clone(&metrics)),
-        &tokio::runtime::Handle::current(),
-    ));
+    let (service, paths) = testing::service(endpoints, Some(Arc::clone(&metrics)));
     let routes = paths.into_iter().map(|(path, key)| Route { path, key }).collect();
     let ready = Arc::new(AtomicBool::new(true));
     Arc::new(HttpState {

@@ -28,9 +28,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use crate::batch::Answer;
 use crate::codec::predictions::response_body;
 use crate::codec::records::decode_request;
-use crate::error::RequestError;
+use crate::error::{Outcome, RequestError};
 use crate::handler::{Params, Predictions};
-use crate::service::{InferenceRequest, InferenceService, ServedModel};
+use crate::metrics::Protocol;
+use crate::service::{Call, InferenceRequest, InferenceService, ServedModel, Target};
 use crate::v2::binary::parse_rest;
 use crate::v2::infer;
 use crate::v2::output::{encode_rest, ResponseMeta};
@@ -319,11 +320,13 @@ impl Jobs {
 
     /// The job's answer in its online response's shape.
     async fn execute(&self, job: &NewJob) -> Result<(Vec<u8>, Option<Answer>), RequestError> {
-        let arrived = Instant::now();
         let given: HashMap<String, String> = serde_json::from_str(&job.params).unwrap_or_default();
         match job.format.as_str() {
             "v2" => {
-                let (model, from_version) = self.service.resolve_v2(&job.model, job.version.as_deref())?;
+                let target = Target::named(&job.model).version(job.version.as_deref());
+                let mut call = self.service.open(Protocol::Native, job.request_id.as_str(), target)?.at("job");
+                let from_version = call.take_version_param();
+                let model = Arc::clone(call.model());
                 let parsed = parse_rest(&job.body, None, model.schema())?;
                 let params = infer::params(&model, &parsed.parameters, from_version)?;
                 let request = infer::Request {
@@ -331,13 +334,13 @@ impl Jobs {
                     inputs: parsed.inputs,
                     outputs: parsed.outputs,
                     binary_output: false,
-                    arrived,
+                    arrived: call.arrived(),
                     client: None,
                     deadline: None,
                 };
-                let tracked = model.track(arrived);
                 let inferred = infer::infer(&model, params, request).await;
-                tracked.finish(crate::error::Outcome::from(&inferred));
+                let outcome = Outcome::from(&inferred);
+                call.finish(outcome, outcome.status_label(), inferred.as_ref().ok().and_then(|i| i.answer.as_ref()));
                 let inferred = inferred?;
                 let key = model.key();
                 let meta = ResponseMeta {
@@ -352,11 +355,12 @@ impl Jobs {
             }
             _ => {
                 let model = self.service.resolve(&job.model, job.version.as_deref())?;
+                let call = Call::on(Arc::clone(&model), Protocol::Native, job.request_id.as_str()).at("job");
                 let params: Params = model.params_from(|n| given.get(n).map(String::as_str));
-                let tracked = model.track(arrived);
-                let request = InferenceRequest { params, arrived, client: None };
+                let request = InferenceRequest { params, arrived: call.arrived(), client: None };
                 let answer = model.predict(request, |schema| decode_request(schema, &job.body)).await;
-                tracked.finish(crate::error::Outcome::from(&answer));
+                let outcome = Outcome::from(&answer);
+                call.finish(outcome, outcome.status_label(), answer.as_ref().ok().and_then(Option::as_ref));
                 let answer = answer?;
                 let empty = Predictions::Column(Default::default());
                 let predictions = answer.as_ref().map_or(&empty, |a| &a.predictions);

@@ -1,19 +1,7 @@
 use super::*;
-use crate::batch::BatchConfig;
-use crate::handler::{Batch, Handler, HandlerError};
-use crate::model::{Endpoint, ModelRegistry};
-use crate::schema::{Field, FieldType, Numeric, Schema};
 
 fn service() -> Arc<InferenceService> {
-    let handler: Arc<dyn Handler> = Arc::new(|batch: Batch| async move {
-        let x = batch.frame.column("x").unwrap().as_materialized_series().clone();
-        Ok::<_, HandlerError>(Predictions::Column(&x * 2))
-    });
-    let schema = Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap();
-    let endpoint = Endpoint::new("/double", schema, BatchConfig::default(), handler).unwrap();
-    let mut registry = ModelRegistry::new();
-    registry.insert(endpoint.model).unwrap();
-    Arc::new(InferenceService::start(registry, |k| k.name.clone(), None, &Handle::current()))
+    crate::testing::service(vec![crate::testing::endpoint("/double")], None).0
 }
 
 async fn finished(jobs: &Jobs, id: &str) -> JobRow {

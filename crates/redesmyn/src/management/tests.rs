@@ -12,33 +12,14 @@ use serde_json::json;
 use tokio::runtime::Handle;
 
 use super::*;
-use crate::batch::BatchConfig;
 use crate::codec::records::decode_request;
-use crate::handler::{Batch, Handler, HandlerError, Params, Predictions};
+use crate::handler::{Params, Predictions};
 use crate::model::{Model, ModelRegistry};
-use crate::schema::{Field, FieldType, Numeric, Schema};
 use crate::service::{InferenceRequest, InferenceService};
 
 /// A model answering `x * factor` after `delay`.
 fn model(name: &str, version: Option<&str>, factor: f64, delay: Duration) -> Model {
-    let handler: Arc<dyn Handler> = Arc::new(move |batch: Batch| async move {
-        tokio::time::sleep(delay).await;
-        let x = batch.frame.column("x").map_err(|e| HandlerError::new(e.to_string()))?;
-        let x = x.as_materialized_series().f64().map_err(|e| HandlerError::new(e.to_string()))?.clone();
-        Ok::<_, HandlerError>(Predictions::Column(polars::prelude::IntoSeries::into_series(x * factor)))
-    });
-    Model {
-        name: name.into(),
-        version: version.map(Into::into),
-        schema: Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap(),
-        batch: BatchConfig::default(),
-        runtime: handler.into(),
-        cache: None,
-        prediction_cache: None,
-        params: Vec::new(),
-        outputs: Vec::new(),
-        inputs: Vec::new(),
-    }
+    crate::testing::model(name, version, crate::testing::scaling(Some(factor), delay))
 }
 
 fn empty_service() -> Arc<InferenceService> {

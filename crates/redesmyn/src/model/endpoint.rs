@@ -9,7 +9,7 @@ use crate::cache::ModelCache;
 use crate::handler::Runtime;
 use crate::prediction_cache::PredictionCacheConfig;
 use crate::schema::Schema;
-use crate::v2::wire::TensorMetadata;
+use crate::schema::TensorMetadata;
 
 /// Paths the server answers itself.
 pub const RESERVED_PATHS: &[&str] = &["/health/live", "/health/ready", "/metrics", "/v2"];

@@ -10,11 +10,16 @@
 //! set of served models is the service's (`service.rs`), which models join
 //! and leave while serving.
 
+mod builder;
 mod endpoint;
 mod traffic;
 
 use std::sync::Arc;
 
+pub use builder::{
+    build, build_with, BatchSettings, BuildError, Built, CacheSpec, ModelSpec, RuntimeFactory, RuntimeParts,
+    RuntimeResources, STREAM_CONCURRENCY,
+};
 pub use endpoint::{model_name_for, parse_path, Endpoint, PathError, RESERVED_PATHS};
 pub use traffic::{key_point, Traffic, TrafficError};
 
@@ -23,7 +28,7 @@ use crate::cache::ModelCache;
 use crate::handler::Runtime;
 use crate::prediction_cache::PredictionCacheConfig;
 use crate::schema::Schema;
-use crate::v2::wire::TensorMetadata;
+use crate::schema::TensorMetadata;
 
 /// One model: what it accepts, how its requests are batched, what predicts.
 pub struct Model {

@@ -9,8 +9,8 @@ use super::*;
 use crate::batch::BatchConfig;
 use crate::handler::{Batch, Handler, HandlerError};
 use crate::model::{Endpoint, ModelRegistry};
-use crate::schema::{Field, FieldType, Numeric, Schema};
 use crate::service::InferenceService;
+use crate::testing::f64_schema;
 
 /// `x * 2`, failing every call whose first `x` is 666 (and, once, 777).
 fn service() -> InferenceService {
@@ -27,8 +27,7 @@ fn service() -> InferenceService {
             Ok::<_, HandlerError>(Predictions::Column((x * 2.0).into_series()))
         }
     });
-    let schema = Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap();
-    let endpoint = Endpoint::new("/double", schema, BatchConfig::default(), handler).unwrap();
+    let endpoint = Endpoint::new("/double", f64_schema(&["x"]), BatchConfig::default(), handler).unwrap();
     let mut registry = ModelRegistry::new();
     registry.insert(endpoint.model).unwrap();
     InferenceService::start(registry, |k| k.name.clone(), None, &Handle::current())

@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 
 use super::*;
 use crate::batch::{BatchConfig, Queues};
-use crate::handler::{Batch, Params, Predictions};
+use crate::handler::{Batch, HandlerError, Params, Predictions};
 
 fn words(prompts: &[&str]) -> DataFrame {
     DataFrame::new(prompts.len(), vec![Column::new("prompt".into(), prompts)]).unwrap()

@@ -4,6 +4,7 @@
 //! 500 / INTERNAL.
 
 use super::datatype::NAMES;
+use crate::error::RequestError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum V2Error {
@@ -76,5 +77,11 @@ pub(crate) fn names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
         0 => "nothing".into(),
         1 => quoted[0].clone(),
         n => format!("{} and {}", quoted[..n - 1].join(", "), quoted[n - 1]),
+    }
+}
+
+impl From<V2Error> for RequestError {
+    fn from(e: V2Error) -> Self {
+        RequestError::Tensor { client: e.is_client_error(), message: e.to_string() }
     }
 }

@@ -74,13 +74,7 @@ pub struct ServerMetadata {
     pub extensions: Vec<String>,
 }
 
-/// An input or output of a model; `-1` marks a variable dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TensorMetadata {
-    pub name: String,
-    pub datatype: String,
-    pub shape: Vec<i64>,
-}
+pub use crate::schema::TensorMetadata;
 
 /// `GET /v2/models/{m}[/versions/{v}]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

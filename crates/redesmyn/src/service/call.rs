@@ -1,0 +1,186 @@
+//! One request's scope, whatever door it came through.
+//!
+//! A door (native REST and its SSE, V1, V2 REST and generate, gRPC unary
+//! and streaming, jobs, management's predict, the in-process client) opens
+//! a [`Call`] with its protocol, the request id and the model it names. The
+//! call resolves the model (traffic weights by routing key; a version that
+//! selects a cached variant), counts the request in flight, and, once the
+//! door has its answer, records the outcome in the model's metrics and
+//! writes the one request log line. The door itself only decodes and
+//! encodes. Whatever must see every request (traces, payload logs, load on
+//! demand) hooks in here, never into a door.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{InferenceService, ServedModel};
+use crate::error::{Outcome, RequestError};
+use crate::metrics::{EndpointMetrics, Protocol};
+use crate::pending::Answer;
+
+/// The model a request names: its name, optionally a version, and the
+/// routing key that keeps a client on one version under traffic weights.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Target<'a> {
+    pub name: &'a str,
+    pub version: Option<&'a str>,
+    pub routing_key: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    pub fn named(name: &'a str) -> Self {
+        Target { name, version: None, routing_key: None }
+    }
+
+    pub fn version(mut self, version: Option<&'a str>) -> Self {
+        self.version = version;
+        self
+    }
+
+    pub fn routing_key(mut self, routing_key: Option<&'a str>) -> Self {
+        self.routing_key = routing_key;
+        self
+    }
+}
+
+/// A request in flight, from the moment its model is known until its
+/// answer is recorded. Dropping it unfinished (a client that left) still
+/// takes it out of the in-flight count.
+pub struct Call {
+    model: Arc<ServedModel>,
+    from_version: Option<(String, String)>,
+    protocol: Protocol,
+    id: String,
+    arrived: Instant,
+    /// How the log names where the request came in (the model's label by default).
+    endpoint: Option<String>,
+    metrics: Option<EndpointMetrics>,
+}
+
+impl InferenceService {
+    /// Opens the scope of a request for `target` that came in through
+    /// `protocol` (see [`InferenceService::route`] for how it resolves).
+    pub fn open(&self, protocol: Protocol, id: impl Into<String>, target: Target<'_>) -> Result<Call, RequestError> {
+        let arrived = Instant::now();
+        let (model, from_version) = self.route(target.name, target.version, target.routing_key)?;
+        Ok(Call::on(model, protocol, id).with_version_param(from_version).arrived_at(arrived))
+    }
+}
+
+impl Call {
+    /// The scope of a request for a model the door already holds.
+    pub fn on(model: Arc<ServedModel>, protocol: Protocol, id: impl Into<String>) -> Self {
+        let metrics = model.metrics.clone();
+        if let Some(m) = &metrics {
+            m.in_flight.inc();
+        }
+        Call { model, from_version: None, protocol, id: id.into(), arrived: Instant::now(), endpoint: None, metrics }
+    }
+
+    fn with_version_param(mut self, from_version: Option<(String, String)>) -> Self {
+        self.from_version = from_version;
+        self
+    }
+
+    /// Counts the request's time from `arrived` (when the door took it).
+    pub fn arrived_at(mut self, arrived: Instant) -> Self {
+        self.arrived = arrived;
+        self
+    }
+
+    /// Names where the request came in, in the log (an endpoint's path).
+    pub fn at(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    pub fn model(&self) -> &Arc<ServedModel> {
+        &self.model
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn arrived(&self) -> Instant {
+        self.arrived
+    }
+
+    /// The parameter value the requested version stood for, when the
+    /// version selects a cached variant (taken once).
+    pub fn take_version_param(&mut self) -> Option<(String, String)> {
+        self.from_version.take()
+    }
+
+    /// Records how the request ended and writes its log line; `status` is
+    /// the door's own answer (an HTTP status, a gRPC code's name).
+    pub fn finish(self, outcome: Outcome, status: impl tracing::Value, answer: Option<&Answer>) {
+        let total = self.arrived.elapsed();
+        if let Some(m) = &self.metrics {
+            m.answered(outcome, total);
+            m.answered_via(self.protocol);
+        }
+        let timing = answer.map(|a| a.timing(total));
+        tracing::info!(
+            target: "redesmyn::request",
+            id = %self.id,
+            endpoint = %self.endpoint.as_deref().unwrap_or(self.model.label()),
+            protocol = self.protocol.as_str(),
+            status = status,
+            total_ms = total.as_secs_f64() * 1e3,
+            timing = timing.as_deref().unwrap_or(""),
+            "request"
+        );
+    }
+
+    /// The scope of a streaming request, which lives as long as its
+    /// stream does (past the door's handler), owned by the stream.
+    pub fn into_stream(self) -> StreamCall {
+        StreamCall { call: Some(self) }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.in_flight.dec();
+        }
+    }
+}
+
+/// A streaming request's scope: finished when its stream ends or fails.
+/// Dropped unfinished (the client left), it is logged as cancelled and
+/// leaves the metrics' outcomes alone, as a unary request whose client left.
+pub struct StreamCall {
+    call: Option<Call>,
+}
+
+impl StreamCall {
+    pub fn model(&self) -> Option<&Arc<ServedModel>> {
+        self.call.as_ref().map(|c| &c.model)
+    }
+
+    /// Records how the stream ended (the log line's status is the
+    /// outcome's label).
+    pub fn finish(&mut self, outcome: Outcome) {
+        if let Some(call) = self.call.take() {
+            call.finish(outcome, outcome.status_label(), None);
+        }
+    }
+}
+
+impl Drop for StreamCall {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            tracing::info!(
+                target: "redesmyn::request",
+                id = %call.id,
+                endpoint = %call.endpoint.as_deref().unwrap_or(call.model.label()),
+                protocol = call.protocol.as_str(),
+                status = Outcome::Failed(crate::error::ErrorKind::Cancelled).status_label(),
+                total_ms = call.arrived.elapsed().as_secs_f64() * 1e3,
+                "stream left by its client"
+            );
+        }
+    }
+}

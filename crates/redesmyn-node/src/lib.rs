@@ -1,6 +1,7 @@
 //! napi-rs binding of redesmyn: converts between JavaScript and the core's
 //! types and forwards. Behaviour lives in the `redesmyn` crate.
 
+mod build;
 mod caches;
 mod client;
 mod error;

@@ -35,7 +35,7 @@ impl NativeModels {
         if spec.version.is_none() && spec.name.is_none() {
             return Err(BindingError::invalid("a model added while serving needs a name").into());
         }
-        let built = crate::server::build(&spec, runtime)?;
+        let built = crate::build::build(&spec, runtime)?;
         let ticket = self.shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         lock(&self.shared.prepared).insert(ticket, built);
         Ok(ticket)

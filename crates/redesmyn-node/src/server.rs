@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use napi_derive::napi;
-use redesmyn::model::{self, Built};
 use redesmyn::Server;
 
+use crate::build::build;
 use crate::caches::NativeCaches;
 use crate::client::NativeClient;
 use crate::error::{BindingError, Result};
@@ -21,19 +21,6 @@ use crate::shared::{lock, Shared, State};
 #[napi]
 pub struct NativeServer {
     shared: Arc<Shared>,
-}
-
-/// Builds an endpoint's model: the spec converted, the runtime made by its
-/// factory, assembled by the core's model builder (which holds the rules).
-pub(crate) fn build(spec: &EndpointSpec, runtime: RuntimeSpec<'_>) -> Result<Built> {
-    let model = spec.to_model_spec()?;
-    let built = match runtime {
-        RuntimeSpec::Js(js) => model::build_with(model, js.into_parts(&spec.path)?),
-        RuntimeSpec::JsStream(js) => model::build_with(model, js.into_parts(&spec.path)?),
-        RuntimeSpec::Python(py) => model::build(model, &py.factory()),
-        RuntimeSpec::Onnx(onnx) => model::build(model, &onnx.factory()),
-    };
-    built.map_err(|e| BindingError::invalid(e.to_string()))
 }
 
 #[napi]
@@ -63,7 +50,9 @@ impl NativeServer {
     pub fn register(&self, spec: EndpointSpec, runtime: RuntimeSpec<'_>) -> napi::Result<()> {
         let built = build(&spec, runtime)?;
         let cache = built.cache.clone();
-        self.shared.configure("endpoints must be registered", |server| server.register_built(built))?.map_err(BindingError::from)?;
+        self.shared
+            .configure("endpoints must be registered", |server| server.register_built(built))?
+            .map_err(BindingError::from)?;
         if let Some(cache) = cache {
             lock(&self.shared.caches).insert(spec.path.clone(), cache);
         }

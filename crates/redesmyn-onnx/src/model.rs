@@ -14,18 +14,8 @@ use redesmyn::{HandlerError, Predictions, Schema};
 use tokio::sync::oneshot;
 
 use crate::error::OnnxError;
+pub use crate::tensor::TensorInfo;
 use crate::tensor::{self, Binding};
-
-/// An input or output of the model, named as in the graph, with its V2
-/// datatype (`FP32`, `INT64`, `BYTES`, ...) and shape (`-1` for a dynamic
-/// dimension, the batch dimension first).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorInfo {
-    pub name: String,
-    pub datatype: String,
-    pub shape: Vec<i64>,
-    pub(crate) ty: TensorElementType,
-}
 
 /// How to open a model.
 #[derive(Debug, Clone, Default)]

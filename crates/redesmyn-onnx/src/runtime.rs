@@ -21,16 +21,17 @@ pub struct OnnxRuntime {
 
 impl RuntimeFactory for OnnxRuntime {
     fn make(&self, spec: &ModelSpec) -> Result<RuntimeParts, String> {
+        let endpoint = |e: &dyn std::fmt::Display| format!("endpoint '{}': {e}", spec.path);
         if spec.cache.is_some() {
             let handler: Arc<dyn Handler> = Arc::new(OnnxHandler::cached(&spec.schema));
             let loader: Arc<dyn Loader> = Arc::new(OnnxLoader::new(self.options.clone()));
             return Ok(RuntimeParts::runtime(handler).with_loader(Some(loader)));
         }
         let Some(path) = &self.path else {
-            return Err("an ONNX runtime needs the model's path".into());
+            return Err(endpoint(&"an ONNX runtime needs the model's path"));
         };
-        let model = Arc::new(OnnxModel::load(path, &self.options).map_err(|e| e.to_string())?);
-        let handler = OnnxHandler::new(model, &spec.schema).map_err(|e| e.to_string())?;
+        let model = Arc::new(OnnxModel::load(path, &self.options).map_err(|e| endpoint(&e))?);
+        let handler = OnnxHandler::new(model, &spec.schema).map_err(|e| endpoint(&e))?;
         let outputs = handler.outputs();
         let handler: Arc<dyn Handler> = Arc::new(handler);
         Ok(RuntimeParts { outputs, ..RuntimeParts::runtime(handler) })

@@ -22,7 +22,17 @@ use polars_arrow::array::{Array, FixedSizeListArray, PrimitiveArray};
 use redesmyn::{FieldType, Predictions, Schema};
 
 use crate::error::OnnxError;
-use crate::model::TensorInfo;
+
+/// An input or output of the model, named as in the graph, with its V2
+/// datatype (`FP32`, `INT64`, `BYTES`, ...) and shape (`-1` for a dynamic
+/// dimension, the batch dimension first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub datatype: String,
+    pub shape: Vec<i64>,
+    pub(crate) ty: TensorElementType,
+}
 
 /// The element types inputs are built in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

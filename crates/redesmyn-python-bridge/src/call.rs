@@ -5,7 +5,7 @@ use pyo3::types::PyDict;
 use redesmyn_python_abi::{prediction_kind, status, ArrowArrayStream, Object};
 
 use crate::arrow::{capsule_stream, ArrowBatch};
-use crate::interpreter::{attach, polars};
+use crate::interpreter::{attach, describe, polars};
 use crate::sink::Reporter;
 
 /// An imported function or a loader's model, as the host holds it.
@@ -52,15 +52,6 @@ pub unsafe fn release(object: *mut Object) {
         }
         drop(handle)
     });
-}
-
-/// `"ValueError: message"`, as Python prints an exception's last line.
-pub fn describe(py: Python<'_>, err: &PyErr) -> String {
-    let name = err.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
-    match err.value(py).str() {
-        Ok(text) if !text.to_string_lossy().is_empty() => format!("{name}: {}", text.to_string_lossy()),
-        _ => name,
-    }
 }
 
 /// Reports the exception's message, and its traceback for the log.

@@ -13,7 +13,6 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use redesmyn_python_abi::status;
 
-use crate::call::describe;
 use crate::sink::Reporter;
 
 /// `polars.DataFrame` and `polars.Series`, looked up once.
@@ -193,4 +192,13 @@ pub fn add_paths(paths: &[String], reporter: &Reporter) -> i32 {
             }
         }
     })
+}
+
+/// `"ValueError: message"`, as Python prints an exception's last line.
+pub fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let name = err.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
+    match err.value(py).str() {
+        Ok(text) if !text.to_string_lossy().is_empty() => format!("{name}: {}", text.to_string_lossy()),
+        _ => name,
+    }
 }

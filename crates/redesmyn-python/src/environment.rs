@@ -11,7 +11,17 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::interpreter::PythonConfig;
+/// Which Python environment handlers run in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PythonConfig {
+    /// A Python executable whose installation (or virtual environment) to use.
+    pub executable: Option<PathBuf>,
+    /// A virtual environment directory (its `bin/python` is the executable).
+    /// Wins over `executable`.
+    pub venv: Option<PathBuf>,
+    /// Extra import paths, searched before site-packages.
+    pub path: Vec<PathBuf>,
+}
 
 /// The oldest CPython the bridge's stable ABI (abi3-py310) runs on.
 pub const MIN_MINOR: u32 = 10;

@@ -7,19 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use crate::bridge::{self, Bridge};
-use crate::environment;
-
-/// Which Python environment handlers run in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PythonConfig {
-    /// A Python executable whose installation (or virtual environment) to use.
-    pub executable: Option<PathBuf>,
-    /// A virtual environment directory (its `bin/python` is the executable).
-    /// Wins over `executable`.
-    pub venv: Option<PathBuf>,
-    /// Extra import paths, searched before site-packages.
-    pub path: Vec<PathBuf>,
-}
+use crate::environment::{self, PythonConfig};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PythonError {

@@ -22,8 +22,9 @@ mod target;
 pub mod workers;
 
 pub use bridge::{BRIDGE_ENV, BRIDGE_FILE};
+pub use environment::PythonConfig;
 pub use handler::PyHandler;
-pub use interpreter::{configure, ensure_started, PythonConfig, PythonError};
+pub use interpreter::{configure, ensure_started, PythonError};
 pub use loader::{PyLoader, PyModel};
 pub use runtime::PythonRuntime;
 pub use stream::PyStreamHandler;

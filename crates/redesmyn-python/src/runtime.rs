@@ -36,13 +36,14 @@ impl RuntimeFactory for PythonRuntime {
         let loader = self.loader.as_deref().map(Target::parse).transpose().map_err(|e| e.to_string())?;
         match &self.workers {
             Some(workers) if workers.count > 0 => {
+                let endpoint = |e: &dyn std::fmt::Display| format!("endpoint '{}': {e}", spec.path);
                 if self.stream {
-                    return Err("a streaming Python handler runs in-process only (no workers)".into());
+                    return Err(endpoint(&"a streaming Python handler runs in-process only (no workers)"));
                 }
                 // Each worker keeps as many models as the endpoint's cache.
                 let models = spec.cache.as_ref().map_or(1, |c| c.config.max_size as usize);
                 let options = WorkerOptions { models: models.max(1), ..workers.clone() };
-                let pool = WorkerPool::start(&handler, loader.as_ref(), &options).map_err(|e| e.to_string())?;
+                let pool = WorkerPool::start(&handler, loader.as_ref(), &options).map_err(|e| endpoint(&e))?;
                 let runtime: Arc<dyn Handler> = Arc::new(pool.handler());
                 let loader = loader.map(|_| Arc::new(WorkerLoader) as Arc<dyn Loader>);
                 Ok(RuntimeParts {

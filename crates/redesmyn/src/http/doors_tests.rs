@@ -121,10 +121,7 @@ async fn state_lists_models_and_counts_requests_in_triton_shape() {
     let (s, _, b) = call!(app, test::TestRequest::get().uri("/models"));
     assert_eq!(s, StatusCode::OK);
     let models = json_of(&b)["models"].as_array().unwrap().clone();
-    assert_eq!(
-        models[0],
-        json!({"name": "double", "version": null, "endpoint": "/double/{factor}", "state": "idle"})
-    );
+    assert_eq!(models[0], json!({"name": "double", "version": null, "endpoint": "/double/{factor}", "state": "idle"}));
     assert_eq!(models.len(), 2);
     assert_eq!(call!(app, post("/double/3", r#"[{"x":1},{"x":2}]"#)).0, StatusCode::OK);
     assert_eq!(call!(app, post("/double/3", r#"[{"x":"no"}]"#)).0, StatusCode::UNPROCESSABLE_ENTITY);

@@ -34,7 +34,6 @@ fn state(body_limit: usize) -> (Arc<HttpState>, Arc<InferenceService>) {
     (Arc::new(state), service)
 }
 
-
 macro_rules! app {
     ($state:expr) => {{
         let state = Arc::clone(&$state);

@@ -99,16 +99,21 @@ pub trait RuntimeResources: Send + Sync + 'static {
 
 /// Makes a model's runtime: loads its model, starts its workers. Runs at
 /// registration, so a wrong reference fails then rather than at the first
-/// request.
+/// request. An error is reported as written: name the endpoint
+/// (`spec.path`) where the message would not say which it is.
 pub trait RuntimeFactory {
     fn make(&self, spec: &ModelSpec) -> Result<RuntimeParts, String>;
 }
 
-/// A model that could not be built; the message names the endpoint.
+/// A model that could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BuildError {
+    /// Options that do not combine; the message names the endpoint.
     #[error("endpoint '{path}': {message}")]
     Invalid { path: String, message: String },
+    /// The runtime could not be made: its factory's message, as it wrote it.
+    #[error("{0}")]
+    Runtime(String),
     #[error(transparent)]
     Path(#[from] PathError),
 }
@@ -131,7 +136,7 @@ impl std::fmt::Debug for Built {
 /// cache.
 pub fn build(spec: ModelSpec, factory: &dyn RuntimeFactory) -> Result<Built, BuildError> {
     parse_path(&spec.path)?;
-    let parts = factory.make(&spec).map_err(|message| BuildError::Invalid { path: spec.path.clone(), message })?;
+    let parts = factory.make(&spec).map_err(BuildError::Runtime)?;
     build_with(spec, parts)
 }
 
@@ -258,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn factory_errors_and_bad_paths_name_the_endpoint() {
+    fn factory_errors_stand_as_written_and_bad_paths_are_refused() {
         assert_eq!(
             error(build(spec("/f"), &Factory(|| Err("no such module".into())))),
             "endpoint '/f': no such module"

@@ -264,10 +264,7 @@ mod tests {
 
     #[test]
     fn factory_errors_stand_as_written_and_bad_paths_are_refused() {
-        assert_eq!(
-            error(build(spec("/f"), &Factory(|| Err("no such module".into())))),
-            "endpoint '/f': no such module"
-        );
+        assert_eq!(error(build(spec("/f"), &Factory(|| Err("no such module".into())))), "no such module");
         assert!(matches!(build(spec("no-slash"), &Factory(unary)), Err(BuildError::Path(PathError::NotAbsolute(_)))));
     }
 

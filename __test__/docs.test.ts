@@ -96,6 +96,8 @@ describe('ts blocks', () => {
       writeFileSync(file, b.code);
       files.set(resolve(file), b);
     }
+    // tsc --strict --noEmit; unused names are allowed (an example may declare
+    // a type or import a class only to show it).
     const options: ts.CompilerOptions = {
       strict: true,
       noEmit: true,

@@ -178,6 +178,9 @@ export interface Checked {
   features?: number | null;
   feature_names?: string[];
   output?: { datatype: string; width: number | null };
+  /** The V2 inputs and outputs a runtime reports after load (an mlserver.MLModel's, an MLflow signature's). */
+  inputs?: TensorSettings[];
+  outputs?: TensorSettings[];
 }
 
 /** Loads one planned model in a child Python (what it takes and answers); undefined for non-Python runtimes. */
@@ -358,7 +361,9 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
  * and answers), needed when the settings declare no inputs.
  */
 export function endpointFactory(p: Planned, result?: Checked): (path: string, version?: string) => Endpoint<Fields, string, unknown> {
-  const { model, settings, file, runtime, artifact } = p;
+  const { model, file, runtime, artifact } = p;
+  // A runtime that reports its tensors after load (mlserver.MLModel, MLflow's signature) is taken at its word, as MLServer takes it.
+  const settings: ModelSettings = result?.inputs?.length ? { ...p.settings, inputs: result.inputs, outputs: result.outputs ?? p.settings.outputs } : p.settings;
   const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
   const schema = schemaOf(settings, file, features);
   let outputs: OutputTensor[] | undefined = settings.outputs;

@@ -7,6 +7,7 @@ differential test), <dir>/bad (models that must fail alone, at load or at
 predict) and <dir>/expected.json (what the libraries themselves answer).
 """
 import json
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -38,7 +39,8 @@ def folder(repo, name, settings, files=None):
 
 for repo in ("same", "bad"):
     (root / repo).mkdir(parents=True, exist_ok=True)
-    (root / repo / "settings.json").write_text(json.dumps({"debug": False, "metrics_endpoint": None}))
+    # In-process models on both servers (MLServer's parallel_workers: 0; redesmyn reads the same key).
+    (root / repo / "settings.json").write_text(json.dumps({"debug": False, "metrics_endpoint": None, "parallel_workers": 0}))
 
 # MLServer's built-in scikit-learn runtime, no declared inputs (the usual folder).
 d = folder("same", "iris-sklearn", {"name": "iris-sklearn", "implementation": "mlserver_sklearn.SKLearnModel",
@@ -52,6 +54,7 @@ folder("same", "numpy-model", {
     "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1, 4]}],
 }, {"weights.json": json.dumps({"w": [0.5, -1.0, 2.0, 0.25], "bias": 1.5}), "models.py": '''
     import json
+import shutil
 
     import numpy as np
     from mlserver import MLModel
@@ -102,9 +105,10 @@ folder("same", "pandas-model", {
             return PandasCodec.encode_response(self.name, out, self.version)
 '''})
 
-# StringCodec with decode_args: text in, text out.
+# StringCodec with decode_args: text in, text out. (No max_batch_size: MLServer 1.7's adaptive
+# batching rejects a decode_args predict, "method is not bound"; redesmyn batches it.)
 folder("same", "string-model", {
-    "name": "string-model", "implementation": "models.Shout", "max_batch_size": 8, "max_batch_time": 0.005,
+    "name": "string-model", "implementation": "models.Shout",
     "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1], "parameters": {"content_type": "str"}}],
 }, {"models.py": '''
     from typing import List
@@ -123,6 +127,29 @@ folder("same", "string-model", {
             return [t.upper() + self.suffix for t in text]
 '''})
 
+# A streaming runtime: predict_stream yields one InferenceResponse per word (MLServer's text-streaming example).
+folder("same", "stream-model", {
+    "name": "stream-model", "implementation": "models.Words",
+    "inputs": [{"name": "prompt", "datatype": "BYTES", "shape": [-1], "parameters": {"content_type": "str"}}],
+}, {"models.py": '''
+    from typing import AsyncIterator
+
+    from mlserver import MLModel
+    from mlserver.codecs import StringCodec
+    from mlserver.types import InferenceRequest, InferenceResponse
+
+
+    class Words(MLModel):
+        async def predict_stream(self, payloads: AsyncIterator[InferenceRequest]) -> AsyncIterator[InferenceResponse]:
+            async for payload in payloads:
+                text = StringCodec.decode_input(payload.inputs[0])[0]
+                for i, word in enumerate(text.split(" ")):
+                    yield InferenceResponse(
+                        model_name=self.name,
+                        outputs=[StringCodec.encode_output("output", [word if i == 0 else " " + word])],
+                    )
+'''})
+
 # MLflow: a scikit-learn model saved with its signature (column names), served through pyfunc.
 frame = pd.DataFrame(X, columns=COLUMNS)
 d = root / "same" / "mlflow-sklearn"
@@ -130,7 +157,7 @@ mlflow.sklearn.save_model(clf, d / "model", signature=infer_signature(frame, clf
 (d / "model-settings.json").write_text(json.dumps({"name": "mlflow-sklearn", "implementation": "mlserver_mlflow.MLflowRuntime",
                                                    "parameters": {"uri": "./model", "version": "1"}}, indent=2))
 
-# MLflow pyfunc: a python_model class (from code in the folder), runtime name "mlflow".
+# MLflow pyfunc: a python_model class (its code saved with the model).
 d = root / "same" / "mlflow-pyfunc"
 d.mkdir(parents=True)
 (d / "affine.py").write_text(textwrap.dedent('''
@@ -148,7 +175,7 @@ from affine import Affine  # noqa: E402
 sample = pd.DataFrame({"a": [1.0, 2.0], "b": [0.5, -1.0]})
 mlflow.pyfunc.save_model(d / "model", python_model=Affine(), code_paths=[str(d / "affine.py")],
                          signature=infer_signature(sample, Affine().predict(None, sample)))
-(d / "model-settings.json").write_text(json.dumps({"name": "mlflow-pyfunc", "runtime": "mlflow", "parameters": {"uri": "./model"}}, indent=2))
+(d / "model-settings.json").write_text(json.dumps({"name": "mlflow-pyfunc", "implementation": "mlserver_mlflow.MLflowRuntime", "parameters": {"uri": "./model"}}, indent=2))
 (d / "affine.py").unlink()  # the model carries its own copy (code_paths)
 
 # Models that must fail alone.
@@ -194,6 +221,21 @@ X1 = [{"name": "x", "datatype": "FP64", "shape": [-1]}]
 for name, cls in [("not-ready", "NotReady"), ("load-raises", "Raises"), ("predict-raises", "PredictRaises"),
                   ("wrong-rows", "WrongRows"), ("not-a-response", "NotAResponse"), ("fine", "Fine")]:
     folder("bad", name, {"name": name, "implementation": f"bad_models.{cls}", "inputs": X1}, {"bad_models.py": BAD})
+# The same MLflow model by redesmyn's runtime name (MLServer knows only the class), beside the failing ones.
+d = folder("bad", "mlflow-by-name", {"name": "mlflow-by-name", "runtime": "mlflow", "parameters": {"uri": "./model"}})
+shutil.copytree(root / "same" / "mlflow-pyfunc" / "model", d / "model")
+# An MLServer-shaped class that does not import mlserver: predict(df) gets the polars batch.
+folder("bad", "duck", {"name": "duck", "implementation": "duck.Tenfold", "inputs": X1}, {"duck.py": '''
+    class Tenfold:
+        def __init__(self, settings):
+            self.settings = settings
+
+        def load(self):
+            return True
+
+        def predict(self, df):
+            return df["x"] * 10
+'''})
 d = folder("bad", "mlflow-malformed", {"name": "mlflow-malformed", "runtime": "mlflow", "parameters": {"uri": "./model"}})
 (d / "model").mkdir()
 (d / "model" / "MLmodel").write_text("flavors: [python_function\n  loader_module: :\n")

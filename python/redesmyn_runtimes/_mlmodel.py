@@ -110,6 +110,13 @@ class MLModelRuntime:
         atexit.register(self.unload)
 
     @property
+    def streams(self) -> bool:
+        """Whether the class has its own ``predict_stream`` (MLModel's raises NotImplementedError)."""
+        import mlserver
+
+        return type(self.model).predict_stream is not mlserver.MLModel.predict_stream
+
+    @property
     def inputs(self):
         """The model's input metadata after load (a runtime may set it, as MLflow's does from the signature)."""
         return [_tensor(t) for t in (self.model.inputs or [])]
@@ -142,7 +149,7 @@ class MLModelRuntime:
                 inputs.append(RequestInput(name=column.name, datatype=datatype, shape=shape, data=_flat(values, datatype)))
         return InferenceRequest(inputs=inputs)
 
-    def frame(self, response, rows: int):
+    def frame(self, response, rows: int, step: bool = False):
         """The response's outputs as one column each, checked to hold one entry per row."""
         import polars as pl
         from mlserver.types import InferenceResponse
@@ -152,6 +159,9 @@ class MLModelRuntime:
         columns = []
         for output in response.outputs:
             shape = list(output.shape)
+            if step and rows == 1 and (not shape or shape[0] != 1):
+                # A streamed chunk of a one-row request: the whole output is that row's chunk.
+                shape = [1, *shape]
             if not shape or shape[0] != rows:
                 raise ValueError(
                     f"model '{self.name}': output '{output.name}' has shape {shape} for a batch of {rows} rows; "
@@ -160,7 +170,7 @@ class MLModelRuntime:
             data = getattr(output.data, "root", output.data)
             if output.datatype == "BYTES":
                 values = [_text(v) for v in np.asarray(data, dtype=object).reshape(-1)]
-                if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1 and len(values) == rows):
+                if len(shape) == 1:
                     columns.append(pl.Series(output.name, values, dtype=pl.String))
                     continue
                 width = int(np.prod(shape[1:]))
@@ -185,6 +195,34 @@ class MLModelRuntime:
         except Exception as e:
             raise RuntimeError(f"model '{self.name}': predict() raised {type(e).__name__}: {e}") from e
         return self.frame(response, df.height)
+
+    def stream(self, df):
+        """``predict_stream`` over the batch's request: one step (a value per row) per InferenceResponse it yields."""
+        request = self.request(df)
+
+        async def requests():
+            yield request
+
+        try:
+            responses = self.model.predict_stream(requests())
+        except Exception as e:
+            raise RuntimeError(f"model '{self.name}': predict_stream() raised {type(e).__name__}: {e}") from e
+        if not hasattr(responses, "__anext__"):
+            raise TypeError(f"model '{self.name}': predict_stream() returned a {type(responses).__name__}; expected an async generator of InferenceResponse")
+        try:
+            while True:
+                try:
+                    response = run(responses.__anext__())
+                except StopAsyncIteration:
+                    return
+                except Exception as e:
+                    raise RuntimeError(f"model '{self.name}': predict_stream() raised {type(e).__name__}: {e}") from e
+                yield self.frame(response, df.height, step=True)
+        finally:
+            try:
+                run(responses.aclose(), timeout=30)
+            except Exception:
+                pass
 
     def unload(self):
         if self._unloaded:

@@ -109,8 +109,14 @@ def predict(model, df):
     return _run(model.predict(df))
 
 
+def predict_stream(model, df):
+    """A streaming ``mlserver.MLModel``: its ``predict_stream``, one step per InferenceResponse."""
+    return model.stream(df)
+
+
 def describe(model) -> dict:
-    """What an ``mlserver.MLModel`` says it takes and answers after load (its settings' inputs and outputs, or what load set)."""
+    """What an ``mlserver.MLModel`` says it takes and answers after load (its settings' inputs and outputs, or
+    what load set), and whether it streams."""
     if isinstance(model, _mlmodel.MLModelRuntime):
-        return {"inputs": model.inputs, "outputs": model.outputs}
+        return {"inputs": model.inputs, "outputs": model.outputs, "stream": model.streams}
     return {}

@@ -54,7 +54,6 @@ folder("same", "numpy-model", {
     "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1, 4]}],
 }, {"weights.json": json.dumps({"w": [0.5, -1.0, 2.0, 0.25], "bias": 1.5}), "models.py": '''
     import json
-import shutil
 
     import numpy as np
     from mlserver import MLModel

@@ -27,6 +27,7 @@ import atexit
 import json
 import os
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -45,17 +46,18 @@ _NUMPY = {
     "FP64": np.float64,
 }
 
-# Keys of redesmyn's own in a model-settings.json: MLServer's ModelSettings ignores unknown keys anyway.
 _LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_THREAD: threading.Thread | None = None
 _LOOP_LOCK = threading.Lock()
 
 
 def _loop() -> asyncio.AbstractEventLoop:
-    global _LOOP
+    global _LOOP, _LOOP_THREAD
     with _LOOP_LOCK:
         if _LOOP is None:
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="redesmyn-mlserver-loop", daemon=True).start()
+            _LOOP_THREAD = threading.Thread(target=loop.run_forever, name="redesmyn-mlserver-loop", daemon=True)
+            _LOOP_THREAD.start()
             _LOOP = loop
         return _LOOP
 
@@ -107,7 +109,9 @@ class MLModelRuntime:
         self.model.ready = ready
         if not ready:
             raise RuntimeError(f"model '{self.name}': load() returned {ready!r}, so the model is not ready (MLServer would not serve it either)")
-        atexit.register(self.unload)
+        # At exit, if the model is still served then; a model dropped before (a removed version) unloads when collected.
+        this = weakref.ref(self)
+        atexit.register(lambda: (model := this()) is not None and model.unload())
 
     @property
     def streams(self) -> bool:
@@ -229,6 +233,10 @@ class MLModelRuntime:
             return
         self._unloaded = True
         try:
+            if threading.current_thread() is _LOOP_THREAD:
+                # Collected on the loop's own thread: it cannot wait for itself.
+                _LOOP.create_task(self.model.unload())
+                return
             self.model.ready = not run(self.model.unload(), timeout=30)
         except Exception:  # unloading at exit must not fail the exit
             pass

@@ -186,6 +186,20 @@ describe('the same folders, the same V2 requests: redesmyn answers what MLServer
     await same('numpy-model', { inputs: x(rows), parameters: { threshold: 3, tag: 'a' } });
   });
 
+  it('binary tensors (MLServer 1.7 has no binary extension): the same answer as the JSON request MLServer answers', async () => {
+    const rows = [1, 2, 3, 4, 0.5, -1, 2, 8];
+    const json = await post(`${theirs!.url}/v2/models/numpy-model/infer`, { inputs: [{ name: 'x', datatype: 'FP64', shape: [2, 4], data: rows }] });
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP64', shape: [2, 4], parameters: { binary_data_size: rows.length * 8 } }] }));
+    const res = await fetch(`${ours!.url}/v2/models/numpy-model/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+      body: Buffer.concat([header, Buffer.from(new Float64Array(rows).buffer)]),
+    });
+    expect(res.status).toBe(200);
+    const request = {};
+    expect(normalise((await res.json()) as Body, request)).toEqual(normalise(json.body as Body, request));
+  });
+
   it('a custom runtime with PandasCodec (content types from the settings) and BYTES in and out', async () => {
     const request = {
       inputs: [column('a', 'FP64', [1.5, 2, -1]), column('n', 'INT64', [2, 3, 4]), column('city', 'BYTES', ['oslo', 'rome', 'lima'])],

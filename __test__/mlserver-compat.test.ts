@@ -224,11 +224,11 @@ describe('the same folders, the same V2 requests: redesmyn answers what MLServer
     expect(body.outputs[0].data).toEqual(expected.classes);
     expect(body.model_version).toBe('1');
     await same('mlflow-sklearn', request(expected.rows.slice(2, 3)));
-    // The native records endpoint takes the signature's columns by name.
+    // The native records endpoint takes the signature's columns by name (and answers each row's outputs by name).
     const records = expected.rows.map((r) => Object.fromEntries(columns.map((c, i) => [c, r[i]])));
     const native = await post(`${ours!.url}/predictions/mlflow-sklearn`, records);
     expect(native.status).toBe(200);
-    expect((native.body as Body).predictions.flat(2)).toEqual(expected.classes);
+    expect((native.body as Body).predictions).toEqual(expected.classes.map((c) => ({ 'output-1': [c] })));
   });
 
   it('an MLflow pyfunc model (a python_model class) answering two columns', async () => {
@@ -255,7 +255,7 @@ describe('the same folders, the same V2 requests: redesmyn answers what MLServer
 
   it('a burst of concurrent requests of 1 to 3 rows: each gets its own rows back, merged into shared batches', async () => {
     const n = 120;
-    const requests = Array.from({ length: n }, (_, i) => Array.from({ length: 1 + (i % 3) }, (_, j) => [i, j, i * 0.5, -j]));
+    const requests = Array.from({ length: n }, (_, i) => Array.from({ length: 1 + (i % 3) }, (_, j) => [i, j, i * 0.5, 1 - j]));
     let batched = 0;
     const answers = await Promise.all(
       requests.map(async (rows, i) => {

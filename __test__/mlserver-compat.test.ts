@@ -6,7 +6,7 @@
 // bodies compared after removing the fields docs/mlserver.md lists. Models
 // that fail (at load or at predict) fail alone, with the reason.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,6 +274,24 @@ describe('the same folders, the same V2 requests: redesmyn answers what MLServer
     });
     // The merging was exercised: some requests shared a batch with others.
     expect(batched).toBeGreaterThan(0);
+  });
+});
+
+describe("MLServer's parallel_workers", () => {
+  it('a custom runtime in worker processes answers what it answers in-process', async () => {
+    const workers = join(dir, 'workers');
+    mkdirSync(workers);
+    cpSync(join(dir, 'same', 'numpy-model'), join(workers, 'numpy-model'), { recursive: true });
+    writeFileSync(join(workers, 'settings.json'), JSON.stringify({ parallel_workers: 2 }));
+    const served = await redesmyn(workers, venv);
+    try {
+      const request = { id: 'w', inputs: [{ name: 'x', datatype: 'FP64', shape: [2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8] }] };
+      const [inProcess, pooled] = await Promise.all([post(`${ours!.url}/v2/models/numpy-model/infer`, request), post(`${served.url}/v2/models/numpy-model/infer`, request)]);
+      expect(pooled.status).toBe(200);
+      expect(pooled.body).toEqual(inProcess.body);
+    } finally {
+      await stop(served);
+    }
   });
 });
 

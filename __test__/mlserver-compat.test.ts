@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMlserverVenv } from '../scripts/mlserver-venv.mjs';
 import { ensureRuntimesVenv } from '../scripts/runtimes-venv.mjs';
+import { persist } from '../src/repository/manage';
 import { post } from './helpers';
 
 const run = promisify(execFile);
@@ -350,6 +351,23 @@ describe('models that fail, fail alone', () => {
       expect((duck.body as Body).predictions).toEqual([20, 50]);
     } finally {
       await stop(plain);
+    }
+  });
+});
+
+describe("parameters.version (MLServer's) and the management API's persistence", () => {
+  it('a folder served under its settings version is persisted as the unversioned folder it is: its file is left as written', () => {
+    const root = mkdtempSync(join(tmpdir(), 'redesmyn-persist-'));
+    try {
+      const file = join(root, 'mnist', 'model-settings.json');
+      mkdirSync(join(root, 'mnist'));
+      const text = JSON.stringify({ implementation: 'mlserver_sklearn.SKLearnModel', parameters: { uri: './m.joblib', version: 'v0.1.0' } });
+      writeFileSync(file, text);
+      const change = { kind: 'deployed' as const, name: 'mnist', version: 'v0.1.0', spec: null, versions: ['v0.1.0'], traffic: null };
+      expect(() => persist(root, change)).not.toThrow();
+      expect(readFileSync(file, 'utf8')).toBe(text);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -312,11 +312,12 @@ describe('models that fail, fail alone', () => {
   }, 180_000);
   afterAll(() => stop(bad));
 
-  it('load() returning False or raising, a malformed MLmodel, a flavour whose library is missing: failed with the reason', async () => {
+  it('load() returning False or raising, no declared inputs, a malformed MLmodel, a flavour whose library is missing: failed with the reason', async () => {
     expect(failed(bad, 'not-ready')).toMatch(/load failed: RuntimeError: model 'not-ready': load\(\) returned False, so the model is not ready/);
     expect(failed(bad, 'load-raises')).toMatch(/load failed: RuntimeError: weights are corrupt/);
     expect(failed(bad, 'mlflow-malformed')).toMatch(/mlflow-malformed\/model\/MLmodel is malformed YAML/);
     expect(failed(bad, 'mlflow-missing-flavour')).toMatch(/flavour 'mlflow.catboost' needs the Python package 'catboost'.*install it with: pip install catboost/);
+    expect(failed(bad, 'no-inputs')).toMatch(/no-inputs\/model-settings.json: 'inputs': missing; expected a list of V2 tensors/);
     expect((await post(`${bad.url}/v2/models/not-ready/infer`, x([1]))).status).toBe(404);
   });
 

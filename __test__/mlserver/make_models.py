@@ -235,6 +235,8 @@ folder("bad", "duck", {"name": "duck", "implementation": "duck.Tenfold", "inputs
         def predict(self, df):
             return df["x"] * 10
 '''})
+# MLServer lets a custom runtime omit its inputs; redesmyn needs them for its schema.
+folder("bad", "no-inputs", {"name": "no-inputs", "implementation": "bad_models.Fine"}, {"bad_models.py": BAD})
 d = folder("bad", "mlflow-malformed", {"name": "mlflow-malformed", "runtime": "mlflow", "parameters": {"uri": "./model"}})
 (d / "model").mkdir()
 (d / "model" / "MLmodel").write_text("flavors: [python_function\n  loader_module: :\n")

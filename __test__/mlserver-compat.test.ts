@@ -317,6 +317,7 @@ describe('models that fail, fail alone', () => {
     expect(failed(bad, 'load-raises')).toMatch(/load failed: RuntimeError: weights are corrupt/);
     expect(failed(bad, 'mlflow-malformed')).toMatch(/mlflow-malformed\/model\/MLmodel is malformed YAML/);
     expect(failed(bad, 'mlflow-missing-flavour')).toMatch(/flavour 'mlflow.catboost' needs the Python package 'catboost'.*install it with: pip install catboost/);
+    expect(failed(bad, 'catboost')).toMatch(/'mlserver_catboost.CatboostModel' needs the Python package 'mlserver_catboost', which is not installed in .*; install it with: pip install mlserver-catboost/);
     expect(failed(bad, 'no-inputs')).toMatch(/no-inputs\/model-settings.json: 'inputs': missing; expected a list of V2 tensors/);
     expect((await post(`${bad.url}/v2/models/not-ready/infer`, x([1]))).status).toBe(404);
   });

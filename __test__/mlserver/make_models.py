@@ -235,6 +235,8 @@ folder("bad", "duck", {"name": "duck", "implementation": "duck.Tenfold", "inputs
         def predict(self, df):
             return df["x"] * 10
 '''})
+# One of MLServer's own runtimes whose package is not installed.
+folder("bad", "catboost", {"name": "catboost", "implementation": "mlserver_catboost.CatboostModel", "inputs": X1})
 # MLServer lets a custom runtime omit its inputs; redesmyn needs them for its schema.
 folder("bad", "no-inputs", {"name": "no-inputs", "implementation": "bad_models.Fine"}, {"bad_models.py": BAD})
 d = folder("bad", "mlflow-malformed", {"name": "mlflow-malformed", "runtime": "mlflow", "parameters": {"uri": "./model"}})

@@ -46,12 +46,14 @@ export function resolveRuntime(settings: ModelSettings): Runtime | { error: stri
   if (settings.implementation !== undefined) {
     name = MLSERVER_RUNTIMES[settings.implementation];
     if (name === undefined) {
-      if (settings.implementation.startsWith('mlserver_') || !/^[\w.]+[.:]\w+$/.test(settings.implementation)) {
+      if (!/^[\w.]+[.:]\w+$/.test(settings.implementation)) {
         return {
           key: 'implementation',
           error: `unknown runtime ${JSON.stringify(settings.implementation)}; expected one of ${Object.keys(MLSERVER_RUNTIMES).join(', ')} or a custom Python class 'module.Class'`,
         };
       }
+      // Any other class, MLServer's own runtimes included (mlserver_huggingface, …): an mlserver.MLModel served
+      // through the adapter (python/redesmyn_runtimes/_mlmodel.py) when its package is installed.
       name = 'python';
     }
   }

@@ -16,7 +16,7 @@ const env = cargoEnv();
 // again and reports the failure itself.
 const prefetchLog = join(root, '.cache', 'prefetch.log');
 mkdirSync(join(root, '.cache'), { recursive: true });
-const prefetches = ['scripts/pythons.mjs', 'scripts/v2-clients.mjs', 'scripts/go-tools.mjs', 'scripts/runtimes-venv.mjs']
+const prefetches = ['scripts/pythons.mjs', 'scripts/v2-clients.mjs', 'scripts/go-tools.mjs', 'scripts/runtimes-venv.mjs', 'scripts/mlserver-venv.mjs']
   .filter((script) => existsSync(join(root, script)))
   .map((script) => {
     const child = spawn('node', [script], { cwd: root, env, stdio: ['ignore', openSync(prefetchLog, 'a'), openSync(prefetchLog, 'a')] });

@@ -2,9 +2,10 @@
 loader in a child process of the serving environment's Python.
 
 stdin: a JSON list of {"id", "module", "artifact", "requires": [{"import", "pip"}]}.
-stdout: a JSON list of {"id", "error"} or {"id", "features", "feature_names", "output"}:
-the number of features the model takes (when it says), and the datatype and
-width of its output on one row of zeros. A failing model never stops the others.
+stdout: a JSON list of {"id", "error"} or {"id", "features", "feature_names", "output",
+"inputs", "outputs"}: the number of features the model takes (when it says), the
+datatype and width of its output on one row of zeros, and the V2 tensors a
+runtime with a ``describe(model)`` reports after load. A failing model never stops the others.
 """
 import importlib
 import importlib.util
@@ -35,6 +36,10 @@ def check(spec):
     except Exception as e:  # the model's own failure, reported as its state
         return {"error": f"load failed: {type(e).__name__}: {e}", "trace": traceback.format_exc()}
     out = {"features": features(model)}
+    describe = getattr(module, "describe", None)
+    if describe is not None:
+        # Runtimes that know their tensors after load (mlserver.MLModel, MLflow signatures).
+        out.update({k: v for k, v in describe(model).items() if v})
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         out["feature_names"] = [str(n) for n in names]

@@ -178,6 +178,11 @@ export interface Checked {
   features?: number | null;
   feature_names?: string[];
   output?: { datatype: string; width: number | null };
+  /** The V2 inputs and outputs a runtime reports after load (an mlserver.MLModel's, an MLflow signature's). */
+  inputs?: TensorSettings[];
+  outputs?: TensorSettings[];
+  /** An mlserver.MLModel with its own predict_stream: served as a streaming model. */
+  stream?: boolean;
 }
 
 /** Loads one planned model in a child Python (what it takes and answers); undefined for non-Python runtimes. */
@@ -340,7 +345,9 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
         }
       } else {
         const path = `/predictions/${model.name}`;
-        await host.register(make(path));
+        // MLServer's `parameters.version` is the model's version: V2 answers carry it as `model_version`
+        // and `/v2/models/<name>/versions/<v>` reaches it; the unversioned routes reach it too (its name's only model).
+        await host.register(make(path, model.version));
         model.path = path;
       }
       model.state = 'ready';
@@ -358,7 +365,9 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
  * and answers), needed when the settings declare no inputs.
  */
 export function endpointFactory(p: Planned, result?: Checked): (path: string, version?: string) => Endpoint<Fields, string, unknown> {
-  const { model, settings, file, runtime, artifact } = p;
+  const { model, file, runtime, artifact } = p;
+  // A runtime that reports its tensors after load (mlserver.MLModel, MLflow's signature) is taken at its word, as MLServer takes it.
+  const settings: ModelSettings = result?.inputs?.length ? { ...p.settings, inputs: result.inputs, outputs: result.outputs ?? p.settings.outputs } : p.settings;
   const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
   const schema = schemaOf(settings, file, features);
   let outputs: OutputTensor[] | undefined = settings.outputs;
@@ -381,6 +390,13 @@ export function endpointFactory(p: Planned, result?: Checked): (path: string, ve
     },
     predictionCache: settings.cache,
   };
+  // MLServer's predict_stream: SSE, V2 generate_stream and gRPC streaming; one request per call, as MLServer
+  // (its adaptive batching does not batch streams), so a batch holds one row.
+  const streams = runtime.kind === 'python' && result?.stream === true;
+  if (streams) {
+    base.batch.maxSize = 1;
+    base.predictionCache = undefined;
+  }
   const client = new FsClient({ basePath: dirname(artifact), pathTemplate: basename(artifact) });
   return (path: string, version?: string): Endpoint<Fields, string, unknown> => {
     if (runtime.kind === 'python') {
@@ -388,8 +404,9 @@ export function endpointFactory(p: Planned, result?: Checked): (path: string, ve
         ...base,
         path,
         version,
+        stream: streams,
         cache: new CacheConfig({ client, loadModel: py.loader(`${runtime.module}:load`), maxSize: 1, prefetch: true }),
-        handler: py.handler(`${runtime.module}:${runtime.handler}`, settings.workers === undefined ? {} : { workers: settings.workers }),
+        handler: py.handler(`${runtime.module}:${streams ? 'predict_stream' : runtime.handler}`, settings.workers === undefined ? {} : { workers: settings.workers }),
       }) as unknown as Endpoint<Fields, string, unknown>;
     }
     if (runtime.kind === 'onnx') {

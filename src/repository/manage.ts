@@ -96,9 +96,12 @@ function readJson(file: string): Record<string, unknown> | undefined {
 export function persist(root: string, change: Change): void {
   const folder = join(root, change.name);
   const parentFile = join(folder, 'model-settings.json');
-  const numbered = change.versions.filter((v): v is string => v !== null);
+  // An unversioned folder served under its settings' `parameters.version` (MLServer's) has no version folder: it is persisted as unversioned.
+  const own = (readJson(parentFile)?.parameters as { version?: unknown } | undefined)?.version;
+  const versions = change.versions.map((v) => (v !== null && v === own && !existsSync(join(folder, v)) ? null : v));
+  const numbered = versions.filter((v): v is string => v !== null);
   if (numbered.some((v) => !/^\d+$/.test(v))) throw new Error(`model '${change.name}': versions ${numbered.join(', ')} are not all numbers, so they cannot be version folders; not persisted`);
-  if (change.versions.length === 0) {
+  if (versions.length === 0) {
     if (existsSync(parentFile)) renameSync(parentFile, `${parentFile}.removed`);
     return;
   }

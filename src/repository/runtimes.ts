@@ -35,9 +35,10 @@ export const MLSERVER_RUNTIMES: Record<string, string> = {
   'mlserver_sklearn.SKLearnModel': 'sklearn',
   'mlserver_xgboost.XGBoostModel': 'xgboost',
   'mlserver_lightgbm.LightGBMModel': 'lightgbm',
+  'mlserver_mlflow.MLflowRuntime': 'mlflow',
 };
 
-export const RUNTIMES = ['sklearn', 'xgboost', 'lightgbm', 'tensorflow', 'python', 'typescript', 'onnx'] as const;
+export const RUNTIMES = ['sklearn', 'xgboost', 'lightgbm', 'tensorflow', 'mlflow', 'python', 'typescript', 'onnx'] as const;
 
 /** The runtime of a model's settings, or an error message saying what was expected. */
 export function resolveRuntime(settings: ModelSettings): Runtime | { error: string; key: string } {
@@ -45,12 +46,14 @@ export function resolveRuntime(settings: ModelSettings): Runtime | { error: stri
   if (settings.implementation !== undefined) {
     name = MLSERVER_RUNTIMES[settings.implementation];
     if (name === undefined) {
-      if (settings.implementation.startsWith('mlserver_') || !/^[\w.]+[.:]\w+$/.test(settings.implementation)) {
+      if (!/^[\w.]+[.:]\w+$/.test(settings.implementation)) {
         return {
           key: 'implementation',
           error: `unknown runtime ${JSON.stringify(settings.implementation)}; expected one of ${Object.keys(MLSERVER_RUNTIMES).join(', ')} or a custom Python class 'module.Class'`,
         };
       }
+      // Any other class, MLServer's own runtimes included (mlserver_huggingface, …): an mlserver.MLModel served
+      // through the adapter (python/redesmyn_runtimes/_mlmodel.py) when its package is installed.
       name = 'python';
     }
   }
@@ -71,6 +74,10 @@ export function resolveRuntime(settings: ModelSettings): Runtime | { error: stri
     case 'tensorflow':
       // A Keras file or a SavedModel (its folder is the uri: the artifact is its saved_model.pb).
       return { kind: 'python', name, module: 'redesmyn_runtimes.tensorflow', handler: 'predict', artifact: 'uri', requires: [...BASE, { import: 'tensorflow', pip: 'tensorflow-cpu' }] };
+    case 'mlflow':
+      // An MLflow model folder (parameters.uri, default the model's folder) served by MLServer's
+      // MLflowRuntime through the mlserver.MLModel adapter; the schema comes from its signature.
+      return { kind: 'python', name, module: 'redesmyn_runtimes.mlflow', handler: 'predict', artifact: 'settings', requires: [...BASE, { import: 'mlflow', pip: 'mlflow' }] };
     case 'python':
       if (settings.implementation === undefined) return { key: 'implementation', error: "the python runtime needs 'implementation': 'module.Class'" };
       return { kind: 'python', name, module: 'redesmyn_runtimes.custom', handler: 'predict', artifact: 'settings', requires: BASE };

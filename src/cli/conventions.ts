@@ -185,8 +185,8 @@ export function servePlan(args: ServeArgs, env: NodeJS.ProcessEnv, settings: { m
   if (modelName !== undefined && !/^[A-Za-z0-9][\w.-]*$/.test(modelName)) {
     throw new ConventionError(`${args.modelName !== undefined ? '--model_name' : 'MLSERVER_MODEL_NAME'} expects a model name (letters, digits, '.', '_', '-'), got '${modelName}'`);
   }
-  const formatFrom = args.modelFormat !== undefined ? '--model_format' : 'MLSERVER_MODEL_IMPLEMENTATION';
-  const format = args.modelFormat ?? (env.MLSERVER_MODEL_IMPLEMENTATION || undefined);
+  const formatFrom = args.modelFormat ? '--model_format' : 'MLSERVER_MODEL_IMPLEMENTATION';
+  const format = args.modelFormat || env.MLSERVER_MODEL_IMPLEMENTATION || undefined;
   const base: Omit<ServePlan, 'repository' | 'layout'> = {
     source,
     host: args.host ?? (env.MLSERVER_HOST || undefined),

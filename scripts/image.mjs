@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `node scripts/image.mjs [slim|python ...] [--json FILE]`: builds the OCI
+// images (`--base`: only steps 1-2, what waits on the network)
 // images `redesmyn:slim` and `redesmyn:python` (deploy/image/) from what
 // `npm run build` already made, never compiling inside the image:
 //
@@ -167,6 +168,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const json = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
   const flavours = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--json');
   try {
+    if (args.includes('--base')) {
+      // Only what waits on the network (Debian's packages, debootstrap): run in the background while Rust builds.
+      ensureHostTools();
+      console.log(JSON.stringify({ base: ensureBase() }));
+      process.exit(0);
+    }
     const results = buildImages(flavours.length ? flavours : undefined);
     if (json) writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
     console.log(JSON.stringify(results));

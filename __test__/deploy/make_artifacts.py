@@ -23,6 +23,8 @@ d.mkdir(parents=True, exist_ok=True)
 clf = LogisticRegression(max_iter=1000).fit(X, y)
 joblib.dump(clf, d / "model.joblib")
 expected["sklearn"] = clf.predict(rows).tolist()
+# The rows __test__/v2-clients/kserve_client.py sends.
+expected["sklearn_kserve_client"] = clf.predict([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]).tolist()
 
 d = root / "xgboost"
 d.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,16 @@
 #!/usr/bin/env node
-// `node scripts/image.mjs [slim|python ...] [--json FILE]`: builds the OCI
-// images (`--base`: only steps 1-2, what waits on the network)
-// images `redesmyn:slim` and `redesmyn:python` (deploy/image/) from what
-// `npm run build` already made, never compiling inside the image:
+// `node scripts/image.mjs [slim|python ...] [--json FILE] [--base]`: builds
+// the OCI images `redesmyn:slim` and `redesmyn:python` (deploy/image/) from
+// what `npm run build` already made, never compiling inside the image
+// (`--base`: only steps 1-2, what waits on the network):
 //
-// 1. podman, runc, debootstrap and tini from Debian's packages, when missing
-//    (apt-get; root).
-// 2. The base: `FROM debian:bookworm-slim` on a normal machine. With
-//    REDESMYN_IMAGE_BASE=debootstrap (the default when no registry answers,
-//    as here) the same Debian is made offline: `debootstrap --variant=minbase
-//    bookworm`, tarred once into $REDESMYN_IMAGE_CACHE (default
-//    $HOME/.cache/redesmyn-tools/image) and `podman import`ed as
+// 1. podman, runc, debootstrap, tini (and haproxy, for the rollout suite)
+//    from Debian's packages, when missing (apt-get; root).
+// 2. The base. REDESMYN_IMAGE_BASE=<image> (e.g. debian:bookworm-slim on a
+//    machine that reaches a registry) is used as it is. By default the same
+//    Debian is made offline, as no registry answers here: `debootstrap
+//    --variant=minbase bookworm`, tarred once into $REDESMYN_IMAGE_CACHE
+//    (default $HOME/.cache/redesmyn-tools/image) and `podman import`ed as
 //    localhost/redesmyn-base:bookworm.
 // 3. The packed npm packages (the root package and this platform's, with the
 //    built addon and Python bridge, as scripts/pack-install.mjs packs them),
@@ -52,7 +52,7 @@ function has(cmd) {
 
 /** podman, runc, debootstrap and tini from Debian's packages. */
 export function ensureHostTools() {
-  const wanted = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', 'tini-static': 'tini' };
+  const wanted = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', 'tini-static': 'tini', haproxy: 'haproxy' };
   const missing = Object.entries(wanted).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
   if (missing.length === 0) return;
   log(`apt-get install ${missing.join(' ')}`);
@@ -67,6 +67,7 @@ function imageExists(name) {
 
 /** The Debian bookworm base image, made offline with debootstrap and cached outside the clone. */
 export function ensureBase() {
+  if (process.env.REDESMYN_IMAGE_BASE) return process.env.REDESMYN_IMAGE_BASE;
   if (imageExists(BASE_IMAGE)) return BASE_IMAGE;
   mkdirSync(cache, { recursive: true });
   const tarball = join(cache, 'bookworm-minbase.tar');

@@ -92,7 +92,7 @@ describe('sharded scoring', () => {
     const runs = await Promise.all([0, 1, 2, 3].map((k) => score(args(k))));
     expect(runs.map((r) => r.code)).toEqual([0, 0, 1, 0]);
     expect(runs[2].stderr).toContain('part-02.csv');
-    expect(runs[2].stderr).toMatch(/1 of 1 files failed; run the same command again/);
+    expect(runs[2].stderr).toMatch(/shard 2\/4: 1 of 2 files failed; run the same command again/);
     expect(Object.keys(parts(join(dir, 'rerun')))).not.toContain('part-02.csv');
     // The data is fixed; only shard 2 runs again.
     writeFileSync(join(broken, 'part-02.csv'), readFileSync(join(input, 'part-02.csv')));

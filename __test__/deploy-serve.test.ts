@@ -236,7 +236,11 @@ describe('SIGTERM with a drain delay', () => {
     s.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 200));
     const during: number[] = [];
-    while (Date.now() - t0 < 1200) during.push(await post());
+    try {
+      while (Date.now() - t0 < 1200) during.push(await post());
+    } catch (error) {
+      throw new Error(`${String(error)} after ${Date.now() - t0} ms:\n${s.log()}`);
+    }
     expect(during.length).toBeGreaterThan(5);
     expect(new Set(during)).toEqual(new Set([200]));
     expect(await s.exit).toBe(0);

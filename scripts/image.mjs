@@ -150,9 +150,12 @@ export function buildImages(flavours = ['slim', 'python']) {
     for (const flavour of flavours) {
       const started = Date.now();
       log(`podman build ${IMAGES[flavour]}`);
+      // A CA bundle the host trusts (a TLS-re-signing proxy's) is mounted for pip during the build, never copied in.
+      const ca = process.env.PIP_CERT ?? process.env.SSL_CERT_FILE;
+      const caArgs = ca && existsSync(ca) ? ['--volume', `${ca}:/run/build-ca.crt:ro`, '--build-arg', 'PIP_CERT=/run/build-ca.crt'] : [];
       run(
         'nice',
-        ['-n', '10', 'podman', 'build', ...PODMAN_RUN, ...PODMAN_LIMITS, '--network', 'host', '--format', 'docker', '--build-arg', `BASE=${base}`, '-f', join(ctx, `Containerfile.${flavour}`), '-t', IMAGES[flavour], ctx],
+        ['-n', '10', 'podman', 'build', ...PODMAN_RUN, ...PODMAN_LIMITS, '--network', 'host', '--format', 'docker', ...caArgs, '--build-arg', `BASE=${base}`, '-f', join(ctx, `Containerfile.${flavour}`), '-t', IMAGES[flavour], ctx],
         { stdio: ['ignore', 2, 2] },
       );
       results.images[flavour] = { name: IMAGES[flavour], buildMs: Date.now() - started, ...imageSize(IMAGES[flavour]) };

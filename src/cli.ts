@@ -169,6 +169,37 @@ async function main(): Promise<void> {
     python: { venv: values.venv, workers: settings.pythonWorkers },
     management,
   });
+  // Handlers first: a signal that came before them would end the process by its default action, with no drain.
+  let serving = false;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      // A second signal during the drain: stop now (what was accepted is still answered).
+      process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: `${signal}: stopping now` })}\n`);
+      drained?.();
+      return;
+    }
+    stopping = true;
+    if (!serving) {
+      // Stopped while loading: nothing was accepted yet.
+      process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: `${signal} before serving: exiting` })}\n`);
+      process.exit(0);
+    }
+    if (plan.drainMs > 0) {
+      process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: `${signal}: draining`, drainMs: plan.drainMs })}\n`);
+      // Requests keep being answered while the load balancer takes this replica out.
+      await new Promise<void>((done) => {
+        drained = done;
+        setTimeout(done, plan.drainMs);
+      });
+    }
+    process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: `${signal}: stopping` })}\n`);
+    await server.stop();
+    process.exit(0);
+  };
+  let drained: (() => void) | undefined;
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
   let index;
   try {
     const intervalMs = integer(values['watch-interval'], 'watch-interval');
@@ -199,34 +230,11 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`could not start: ${(error as Error).message}`, 1);
   }
+  serving = true;
   const ready = index.filter((m) => m.state === 'ready').length;
   process.stderr.write(
     `${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: 'serving', models: ready, failed: failed.length, layout: plan.layout, port: server.port, grpcPort: server.grpcPort })}\n`,
   );
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) {
-      // A second signal during the drain: stop now (what was accepted is still answered).
-      process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: `${signal}: stopping now` })}\n`);
-      drained?.();
-      return;
-    }
-    stopping = true;
-    if (plan.drainMs > 0) {
-      process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: `${signal}: draining`, drainMs: plan.drainMs })}\n`);
-      // Requests keep being answered while the load balancer takes this replica out.
-      await new Promise<void>((done) => {
-        drained = done;
-        setTimeout(done, plan.drainMs);
-      });
-    }
-    process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: `${signal}: stopping` })}\n`);
-    await server.stop();
-    process.exit(0);
-  };
-  let drained: (() => void) | undefined;
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
 main().catch((error: unknown) => fail(error instanceof Error ? (error.stack ?? error.message) : String(error), 1));

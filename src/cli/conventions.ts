@@ -222,7 +222,12 @@ export function servePlan(args: ServeArgs, env: NodeJS.ProcessEnv, settings: { m
     const name = modelName ?? (typeof settings.name === 'string' ? settings.name : basename(resolve(source)));
     const { root, folder } = repositoryOf(name);
     // The name KServe routes by wins: then a folder whose entries link to the original, with only the settings' name changed.
-    if (typeof settings.name === 'string' && settings.name !== name) return servedCopy(base, root, name, source, { ...settings, name });
+    if (typeof settings.name === 'string' && settings.name !== name) {
+      // The artifact by its own path: a file reached through a link would lie outside the generated folder.
+      const parameters = (typeof settings.parameters === 'object' && settings.parameters !== null ? settings.parameters : {}) as Record<string, unknown>;
+      const uri = typeof parameters.uri === 'string' ? resolve(source, parameters.uri) : undefined;
+      return servedCopy(base, root, name, source, { ...settings, name, parameters: uri === undefined ? parameters : { ...parameters, uri } });
+    }
     symlinkSync(resolve(source), folder);
     return { ...base, repository: root, layout: 'model-folder', modelName: name };
   }

@@ -15,7 +15,7 @@
  * `settings.json`, then the defaults. A bad value is a {@link ConventionError}
  * naming the option or variable; the CLI prints it and exits 2.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 
@@ -181,6 +181,12 @@ export function servePlan(args: ServeArgs, env: NodeJS.ProcessEnv, settings: { m
   const from = args.dir !== undefined ? 'model folder' : (fromEnv ?? 'model folder');
   if (!existsSync(source)) throw new ConventionError(`${from} '${source}' does not exist`);
   if (!statSync(source).isDirectory()) throw new ConventionError(`${from} '${source}' is not a folder`);
+  try {
+    accessSync(source, constants.R_OK | constants.X_OK);
+  } catch {
+    const uid = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
+    throw new ConventionError(`${from} '${source}' cannot be read by this process${uid}: give it read access (a volume's fsGroup, or chmod o+rx)`);
+  }
   const modelName = args.modelName ?? (env.MLSERVER_MODEL_NAME || undefined);
   if (modelName !== undefined && !/^[A-Za-z0-9][\w.-]*$/.test(modelName)) {
     throw new ConventionError(`${args.modelName !== undefined ? '--model_name' : 'MLSERVER_MODEL_NAME'} expects a model name (letters, digits, '.', '_', '-'), got '${modelName}'`);

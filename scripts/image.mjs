@@ -2,7 +2,8 @@
 // `node scripts/image.mjs [slim|python ...] [--json FILE] [--base]`: builds
 // the OCI images `redesmyn:slim` and `redesmyn:python` (deploy/image/) from
 // what `npm run build` already made, never compiling inside the image
-// (`--base`: only steps 1-2, what waits on the network):
+// (`--base`: only steps 1-2 and the python image's pip layers, what waits
+// on the network):
 //
 // 1. podman, runc, debootstrap, tini (and haproxy, for the rollout suite)
 //    from Debian's packages, when missing (apt-get; root).
@@ -139,6 +140,35 @@ export function imageSize(name) {
   return { uncompressed, compressed };
 }
 
+/** `podman build` as the images are built (the same arguments keep the layer cache shared). */
+function podmanBuild(base, containerfile, tag, ctx) {
+  // A CA bundle the host trusts (a TLS-re-signing proxy's) is mounted for pip during the build, never copied in.
+  const ca = process.env.PIP_CERT ?? process.env.SSL_CERT_FILE;
+  const caArgs = ca && existsSync(ca) ? ['--volume', `${ca}:/run/build-ca.crt:ro`, '--build-arg', 'PIP_CERT=/run/build-ca.crt'] : [];
+  run(
+    'nice',
+    ['-n', '10', 'podman', 'build', ...PODMAN_RUN, ...PODMAN_LIMITS, '--network', 'host', '--format', 'docker', ...caArgs, '--build-arg', `BASE=${base}`, '-f', containerfile, '-t', tag, ctx],
+    { stdio: ['ignore', 2, 2] },
+  );
+}
+
+/**
+ * The python image's layers that need no build output (Debian's Python,
+ * the pip install): built ahead, they wait only on the network, and the
+ * image's own build then finds them in podman's layer cache.
+ */
+export function prebuildPythonLayers(base) {
+  const ctx = mkdtempSync(join(tmpdir(), 'redesmyn-image-deps-'));
+  try {
+    const full = readFileSync(join(root, 'deploy', 'image', 'Containerfile.python'), 'utf8');
+    writeFileSync(join(ctx, 'Containerfile'), full.slice(0, full.indexOf('\nCOPY tini')) + '\n');
+    copyFileSync(join(root, 'requirements.txt'), join(ctx, 'requirements.txt'));
+    podmanBuild(base, join(ctx, 'Containerfile'), 'localhost/redesmyn-python-layers:cache', ctx);
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
+
 /** Builds the flavours asked for; returns their sizes and build times. */
 export function buildImages(flavours = ['slim', 'python']) {
   ensureHostTools();
@@ -150,19 +180,14 @@ export function buildImages(flavours = ['slim', 'python']) {
     for (const flavour of flavours) {
       const started = Date.now();
       log(`podman build ${IMAGES[flavour]}`);
-      // A CA bundle the host trusts (a TLS-re-signing proxy's) is mounted for pip during the build, never copied in.
-      const ca = process.env.PIP_CERT ?? process.env.SSL_CERT_FILE;
-      const caArgs = ca && existsSync(ca) ? ['--volume', `${ca}:/run/build-ca.crt:ro`, '--build-arg', 'PIP_CERT=/run/build-ca.crt'] : [];
-      run(
-        'nice',
-        ['-n', '10', 'podman', 'build', ...PODMAN_RUN, ...PODMAN_LIMITS, '--network', 'host', '--format', 'docker', ...caArgs, '--build-arg', `BASE=${base}`, '-f', join(ctx, `Containerfile.${flavour}`), '-t', IMAGES[flavour], ctx],
-        { stdio: ['ignore', 2, 2] },
-      );
+      podmanBuild(base, join(ctx, `Containerfile.${flavour}`), IMAGES[flavour], ctx);
       results.images[flavour] = { name: IMAGES[flavour], buildMs: Date.now() - started, ...imageSize(IMAGES[flavour]) };
       log(`${IMAGES[flavour]}: ${mb(results.images[flavour].uncompressed)} uncompressed, ${mb(results.images[flavour].compressed)} compressed`);
     }
   } finally {
     rmSync(ctx, { recursive: true, force: true });
+    // Earlier builds of these images, now untagged, are dropped (only this project's, by their label).
+    spawnSync('podman', ['image', 'prune', '-f', '--filter', 'label=org.opencontainers.image.title=redesmyn'], { stdio: 'ignore' });
   }
   return results;
 }
@@ -175,7 +200,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     if (args.includes('--base')) {
       // Only what waits on the network (Debian's packages, debootstrap): run in the background while Rust builds.
       ensureHostTools();
-      console.log(JSON.stringify({ base: ensureBase() }));
+      const base = ensureBase();
+      prebuildPythonLayers(base);
+      console.log(JSON.stringify({ base }));
       process.exit(0);
     }
     const results = buildImages(flavours.length ? flavours : undefined);

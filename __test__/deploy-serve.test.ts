@@ -173,7 +173,7 @@ describe('models that come by API', () => {
 
 describe('bad values stop it with a message naming them', () => {
   const cases: [string, string[], Record<string, string>, RegExp][] = [
-    ['a port that is no number', ['serve', '.'], { MLSERVER_HTTP_PORT: 'eighty' }, /MLSERVER_HTTP_PORT expects a port number \(0-65535\), got 'eighty'/],
+    ['a port that is no number', ['serve', '.'], { MLSERVER_HTTP_PORT: 'eighty' }, /MLSERVER_HTTP_PORT expects a non-negative integer, got 'eighty'/],
     ['a gRPC port out of range', ['serve', '.'], { MLSERVER_GRPC_PORT: '70000' }, /MLSERVER_GRPC_PORT expects a port number \(0-65535\), got '70000'/],
     ['a boolean that is none', ['serve', '.'], { MLSERVER_LOAD_MODELS_AT_STARTUP: 'maybe' }, /MLSERVER_LOAD_MODELS_AT_STARTUP expects true or false, got 'maybe'/],
     ['lazy loading without the API that loads', ['serve', '.'], { MLSERVER_LOAD_MODELS_AT_STARTUP: 'false' }, /needs|management API/],
@@ -197,9 +197,9 @@ describe('bad values stop it with a message naming them', () => {
   });
 
   it('an artifact whose format nothing names', async () => {
-    const r = await runCli(['serve', join(dir, 'artifacts', 'xgboost')]);
+    const r = await runCli(['serve', `--model_dir=${join(dir, 'artifacts', 'xgboost')}`]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/its files \(model.json\) do not say which format they are: give --model_format/);
+    expect(r.stderr).toMatch(/no model-settings.json, and its files \(model.json\) do not say which format they are: give --model_format/);
   });
 
   it('a format whose artifact is not there', async () => {
@@ -210,16 +210,22 @@ describe('bad values stop it with a message naming them', () => {
 
   it('an empty folder with no way to load models later', async () => {
     const empty = mkdtempSync(join(dir, 'nothing-'));
-    const r = await runCli(['serve', empty]);
+    const r = await runCli(['serve', '--model_dir', empty]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/is empty: nothing to serve/);
+  });
+
+  it('`serve DIR` of a model folder is no repository: it says how to serve the folder as one model', async () => {
+    const r = await runCli(['serve', join(dir, 'artifacts', 'sklearn')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/model repository '.*sklearn' has no model folders .* give it as --model_dir/);
   });
 
   it('an artifact that fails to load exits 2 with the reason, not a crash loop without one', async () => {
     const broken = join(dir, 'broken');
     mkdirSync(broken);
     writeFileSync(join(broken, 'model.joblib'), 'not a pickle');
-    const r = await runCli(['serve', broken, '--venv', venv, '--port', '0']);
+    const r = await runCli(['serve', '--model_dir', broken, '--venv', venv, '--port', '0']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no model of '.*broken' could be served \(broken: /);
   }, 60_000);

@@ -21,10 +21,12 @@ const USAGE = `Usage: redesmyn serve [DIR] [options]
 Serves DIR (default: $MLSERVER_MODEL_URI, else $MLSERVER_MODELS_DIR, else .):
   - a repository: every subfolder holding a model-settings.json (MLServer's
     layout) is a model;
-  - one model folder: a model-settings.json in DIR itself (KServe's
-    /mnt/models), served under --model_name when given;
-  - one artifact (model.joblib, model.json, model.txt, model.keras, a
-    SavedModel, an MLflow MLmodel folder) whose format --model_format names;
+  - with --model_dir (or $MLSERVER_MODEL_URI, or --model_name or
+    --model_format given), also one model folder: a model-settings.json in
+    the folder itself (KServe's /mnt/models), served under --model_name
+    when given; or one artifact (model.joblib, model.json, model.txt,
+    model.keras, a SavedModel, an MLflow MLmodel folder) whose format
+    --model_format names;
   - an empty folder, when the management API is on (models come by API).
 DIR/settings.json may set host, port, grpcPort, workers, parallel_workers
 (Python worker processes per Python model), metrics, logLevel and management
@@ -139,6 +141,7 @@ async function main(): Promise<void> {
     plan = servePlan(
       {
         dir: folder,
+        repositoryOnly: positionalDir !== undefined,
         modelName: values.model_name ?? values['model-name'],
         modelFormat: values.model_format ?? values['model-format'],
         port: values.port ?? values.http_port,

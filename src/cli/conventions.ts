@@ -61,6 +61,8 @@ const UNAMBIGUOUS: Record<string, string> = {
 /** The values `redesmyn serve` read from its command line that the conventions complete. */
 export interface ServeArgs {
   dir?: string;
+  /** The folder came as `redesmyn serve DIR`: a repository, unless a model name or format says one model. */
+  repositoryOnly?: boolean;
   modelName?: string;
   modelFormat?: string;
   port?: string;
@@ -91,7 +93,8 @@ export interface ServePlan {
 function port(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new ConventionError(`${name} expects a port number (0-65535), got '${value}'`);
+  if (!/^\d+$/.test(value)) throw new ConventionError(`${name} expects a non-negative integer, got '${value}'`);
+  if (n > 65535) throw new ConventionError(`${name} expects a port number (0-65535), got '${value}'`);
   return n;
 }
 
@@ -178,7 +181,7 @@ export function servePlan(args: ServeArgs, env: NodeJS.ProcessEnv, settings: { m
   // The folder: the command line, else KServe's single model, else MLServer's models folder.
   const fromEnv = env.MLSERVER_MODEL_URI ? 'MLSERVER_MODEL_URI' : env.MLSERVER_MODELS_DIR ? 'MLSERVER_MODELS_DIR' : undefined;
   const source = args.dir ?? (fromEnv ? (env[fromEnv] as string) : '.');
-  const from = args.dir !== undefined ? 'model folder' : (fromEnv ?? 'model folder');
+  const from = args.repositoryOnly ? 'model repository' : args.dir !== undefined ? 'model folder' : (fromEnv ?? 'model folder');
   if (!existsSync(source)) throw new ConventionError(`${from} '${source}' does not exist`);
   if (!statSync(source).isDirectory()) throw new ConventionError(`${from} '${source}' is not a folder`);
   try {
@@ -209,11 +212,23 @@ export function servePlan(args: ServeArgs, env: NodeJS.ProcessEnv, settings: { m
         'which is part of the management API: set REDESMYN_MANAGEMENT_TOKEN (16 characters at least) or management in settings.json',
     );
   }
-  const isModelFolder = existsSync(join(source, 'model-settings.json'));
+  // `redesmyn serve DIR` alone serves a repository, as it always has; a
+  // folder that KServe or MLServer names (or a model name or format given)
+  // may also be one model folder or one artifact.
+  const single = !args.repositoryOnly || modelName !== undefined || format !== undefined;
+  const isModelFolder = single && existsSync(join(source, 'model-settings.json'));
   const folders = isModelFolder ? [] : modelFolderNames(source);
   if (folders.length > 0) {
     if (format !== undefined) runtimeOfFormat(format, formatFrom);
     return { ...base, repository: source, layout: 'repository' };
+  }
+  if (!single) {
+    if (managed) return { ...base, repository: source, layout: 'empty' };
+    throw new ConventionError(
+      `model repository '${source}' has no model folders (subfolders with a model-settings.json); ` +
+        'to serve the folder itself as one model (a model-settings.json or one artifact), give it as --model_dir (or give --model_name / --model_format), ' +
+        'or turn the management API on (REDESMYN_MANAGEMENT_TOKEN) to load models by API',
+    );
   }
   const files = readdirSync(source).filter((e) => !e.startsWith('.') && e !== 'settings.json');
   if (isModelFolder) {
@@ -255,7 +270,7 @@ export function servePlan(args: ServeArgs, env: NodeJS.ProcessEnv, settings: { m
     if (files.includes('saved_model.pb')) guessed.add('tensorflow');
     if (guessed.size !== 1) {
       throw new ConventionError(
-        `model folder '${source}' has no model-settings.json and its files (${files.join(', ')}) do not say which format they are: ` +
+        `model folder '${source}' has no model folders (subfolders with a model-settings.json), no model-settings.json, and its files (${files.join(', ')}) do not say which format they are: ` +
           'give --model_format (KServe: the InferenceService\'s modelFormat) or add a model-settings.json',
       );
     }

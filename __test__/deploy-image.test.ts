@@ -136,7 +136,12 @@ print(json.dumps({"ready": c.is_model_ready("adder"), "out": r.as_numpy(r.get_re
 
 describe('redesmyn:python', () => {
   it('serves a bare scikit-learn artifact with KServe arguments; kserve (REST, gRPC) and tritonclient get the library\'s answers', async () => {
-    const c = await runAsKServe(IMAGES.python, join(dir, 'artifacts', 'sklearn'), ['--model_name=iris', '--model_format=sklearn']);
+    // The arguments are the ClusterServingRuntime's own, as KServe renders them for an InferenceService named iris (ports apart: the host's network is shared here).
+    const runtime = readFileSync(join(root, 'deploy', 'kserve', 'cluster-serving-runtime.yaml'), 'utf8');
+    const args = [...runtime.slice(runtime.indexOf('      args:\n')).split('\n').slice(1).join('\n').matchAll(/^ {8}- (.+)$/gm)].map((m) => m[1]);
+    const rendered = args.slice(0, args.indexOf('--grpc_port=8081') + 1).map((a) => a.replace('{{.Name}}', 'iris'));
+    expect(rendered).toEqual(['serve', '--model_name=iris', '--model_dir=/mnt/models', '--http_port=8080', '--grpc_port=8081']);
+    const c = await runAsKServe(IMAGES.python, join(dir, 'artifacts', 'sklearn'), [...rendered.filter((a) => !/^(serve|--model_dir=|--http_port=|--grpc_port=)/.test(a)), '--model_format=sklearn']);
     console.log(`python cold start to ready: ${c.readyMs} ms; sizes ${JSON.stringify(built.images)}`);
     const { kserve, triton } = ensureClients();
     const k = spawnSync(kserve, [join(__dirname, 'v2-clients', 'kserve_client.py'), c.url, c.grpc, 'iris'], { encoding: 'utf8', timeout: 60_000 });

@@ -81,11 +81,12 @@ afterAll(() => {
 });
 
 describe('redesmyn:slim', () => {
-  it('holds node and the addon and under 8 MB besides, runs as uid 1000 with a HEALTHCHECK on /v2/health/ready, and has no Python and no shell', () => {
+  it('holds node, the addon and onnxruntime and under 8 MB besides, runs as uid 1000 with a HEALTHCHECK on /v2/health/ready, and has no Python and no shell', () => {
     const slim = built.images.slim;
     // Everything but node and redesmyn's native files: glibc, libstdc++, tini, redesmyn's JavaScript.
-    const rest = slim.uncompressed - built.parts.node - built.parts.addon - built.parts.bridge;
-    console.log(`slim: ${(slim.uncompressed / 1e6).toFixed(1)} MB = node ${(built.parts.node / 1e6).toFixed(1)} + addon ${(built.parts.addon / 1e6).toFixed(1)} + bridge ${(built.parts.bridge / 1e6).toFixed(1)} + ${(rest / 1e6).toFixed(1)} MB`);
+    const rest = slim.uncompressed - built.parts.node - built.parts.addon - built.parts.bridge - built.parts.onnxruntime;
+    const mb = (n: number) => (n / 1e6).toFixed(1);
+    console.log(`slim: ${mb(slim.uncompressed)} MB = node ${mb(built.parts.node)} + addon ${mb(built.parts.addon)} + onnxruntime ${mb(built.parts.onnxruntime)} + bridge ${mb(built.parts.bridge)} + ${mb(rest)} MB`);
     expect(rest).toBeGreaterThan(0);
     expect(rest).toBeLessThanOrEqual(8e6);
     const config = JSON.parse(podman(['image', 'inspect', IMAGES.slim, '--format', '{{json .Config}}']).stdout);
@@ -132,6 +133,26 @@ print(json.dumps({"ready": c.is_model_ready("adder"), "out": r.as_numpy(r.get_re
     // tini forwarded SIGTERM: the server stopped itself, long before podman's 20 s SIGKILL.
     expect(Date.now() - t0).toBeLessThan(15_000);
   }, 180_000);
+
+  it('serves an ONNX model (a scikit-learn model exported by skl2onnx) with no Python inside, as the model\'s own labels', async () => {
+    const models = join(dir, 'onnx-export');
+    await run(ensureClients().onnx, [join(root, 'bench/peers/train_iris.py'), models], { cwd: root, timeout: 300_000 });
+    const onnxExpected = JSON.parse(readFileSync(join(models, 'iris-expected.json'), 'utf8')) as { rows: number[][]; labels: number[] };
+    const folder = join(dir, 'iris-onnx');
+    mkdirSync(folder);
+    cpSync(join(models, 'iris.onnx'), join(folder, 'iris.onnx'));
+    writeFileSync(join(folder, 'model-settings.json'), JSON.stringify({ runtime: 'onnx', parameters: { uri: './iris.onnx' }, inputs: [{ name: 'input', datatype: 'FP64', shape: [-1, 4] }] }));
+    const c = await runAsKServe(IMAGES.slim, folder, ['--model_name=iris-onnx']);
+    const rows = onnxExpected.rows.slice(0, 6);
+    const res = await fetch(`${c.url}/v2/models/iris-onnx/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP64', shape: [rows.length, 4], data: rows.flat() }] }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { outputs: { name: string; data: number[] }[] };
+    expect(body.outputs.find((o) => o.name === 'label')?.data).toEqual(onnxExpected.labels.slice(0, 6));
+    podman(['stop', '-t', '20', c.name]);
+  }, 360_000);
 });
 
 describe('redesmyn:python', () => {

@@ -17,7 +17,9 @@
 //    built addon and Python bridge, as scripts/pack-install.mjs packs them),
 //    installed with npm into a staging folder that the Containerfiles copy:
 //    no compiler, no registry and no npm inside the image.
-// 4. `podman build --format docker` (HEALTHCHECK kept) of each flavour.
+// 4. onnxruntime's shared library (from the onnxruntime-node package, as the
+//    ONNX suites get it) for the slim image's ONNX runtime.
+// 5. `podman build --format docker` (HEALTHCHECK kept) of each flavour.
 //
 // Prints (and with --json writes) each image's size uncompressed (podman's
 // own figure) and compressed (`podman save` piped through gzip), and what
@@ -27,6 +29,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { platformPackages, readRoot, root } from './npm-dirs.mjs';
+import { onnxruntimeLibrary } from '../bench/setup.mjs';
 
 export const BASE_IMAGE = 'localhost/redesmyn-base:bookworm';
 export const IMAGES = { slim: 'localhost/redesmyn:slim', python: 'localhost/redesmyn:python' };
@@ -128,9 +131,12 @@ export function stageContext() {
   for (const f of [platform.binary, platform.bridge]) run('strip', ['--strip-unneeded', join(app, 'node_modules', platform.manifest.name, f)]);
   run('strip', ['-o', join(ctx, 'node'), process.execPath]);
   copyFileSync('/usr/bin/tini-static', join(ctx, 'tini'));
+  // onnxruntime's library for the ONNX runtime, from the onnxruntime-node package (what the ONNX suites use).
+  const ort = onnxruntimeLibrary();
+  copyFileSync(ort, join(ctx, 'libonnxruntime.so.1'));
   for (const f of ['Containerfile.slim', 'Containerfile.python', 'healthcheck.js']) copyFileSync(join(root, 'deploy', 'image', f), join(ctx, f));
   copyFileSync(join(root, 'requirements.txt'), join(ctx, 'requirements.txt'));
-  return { ctx, addon: join(app, 'node_modules', platform.manifest.name, platform.binary), bridge: join(app, 'node_modules', platform.manifest.name, platform.bridge) };
+  return { ctx, addon: join(app, 'node_modules', platform.manifest.name, platform.binary), bridge: join(app, 'node_modules', platform.manifest.name, platform.bridge), ort: join(ctx, 'libonnxruntime.so.1') };
 }
 
 /** Bytes of an image: podman's figure, and `podman save | gzip -c | wc -c`. */
@@ -173,10 +179,10 @@ export function prebuildPythonLayers(base) {
 export function buildImages(flavours = ['slim', 'python']) {
   ensureHostTools();
   const base = ensureBase();
-  const { ctx, addon, bridge } = stageContext();
+  const { ctx, addon, bridge, ort } = stageContext();
   const results = { base, images: {} };
   try {
-    results.parts = { node: statSync(join(ctx, 'node')).size, addon: statSync(addon).size, bridge: statSync(bridge).size };
+    results.parts = { node: statSync(join(ctx, 'node')).size, addon: statSync(addon).size, bridge: statSync(bridge).size, onnxruntime: statSync(ort).size };
     for (const flavour of flavours) {
       const started = Date.now();
       log(`podman build ${IMAGES[flavour]}`);

@@ -7,7 +7,7 @@
 // naming what is wrong. Ends with SIGTERM and a drain delay: requests sent
 // while draining are answered, then the process exits 0.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -93,13 +93,18 @@ afterAll(async () => {
 
 describe('KServe single-model conventions', () => {
   it('serves a bare scikit-learn artifact at MLSERVER_MODEL_URI under MLSERVER_MODEL_NAME, on MLSERVER_HTTP_PORT', async () => {
+    const generated = join(dir, 'generated');
+    mkdirSync(generated);
     const s = await serve(['serve', '--venv', venv], {
       MLSERVER_MODEL_URI: join(dir, 'artifacts', 'sklearn'),
       MLSERVER_MODEL_NAME: 'iris',
       MLSERVER_MODEL_IMPLEMENTATION: 'mlserver_sklearn.SKLearnModel',
       MLSERVER_HTTP_PORT: '0',
+      REDESMYN_TMPDIR: generated,
     });
     started.push(s);
+    // The single model is served from a small generated folder, which lives as long as the server.
+    expect(readdirSync(generated)).toHaveLength(1);
     expect((await fetch(`${s.url}/v2/health/ready`)).status).toBe(200);
     expect((await fetch(`${s.url}/v2/models/iris/ready`)).status).toBe(200);
     const r = await infer(s.url, 'iris', expected.rows);
@@ -108,6 +113,7 @@ describe('KServe single-model conventions', () => {
     expect(r.body.outputs[0].data).toEqual(expected.sklearn);
     expect(s.log()).toContain('"layout":"artifact"');
     expect(await stop(s)).toBe(0);
+    expect(readdirSync(generated)).toEqual([]);
   }, 120_000);
 
   it("serves a bare XGBoost model.json with KServe's arguments (--model_name, --model_dir, --http_port, --model_format)", async () => {

@@ -9,7 +9,7 @@
  * or environment variable, a missing, empty or invalid folder, or an
  * invalid root settings.json.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -156,6 +156,9 @@ async function main(): Promise<void> {
     if (error instanceof ConventionError) fail(error.message);
     throw error;
   }
+  const generated = plan.generated;
+  // Links and a settings file of our own: removed however the process ends (the model's files are only linked).
+  if (generated !== undefined) process.on('exit', () => rmSync(generated, { recursive: true, force: true }));
   const logLevel = values['log-level'] ?? settings.logLevel;
   if (logLevel !== undefined && !/^(error|warn|info|debug|trace)$/.test(logLevel)) fail(`--log-level expects error, warn, info, debug or trace, got '${logLevel}'`);
 

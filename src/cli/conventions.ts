@@ -80,6 +80,8 @@ export interface ServePlan {
   layout: 'repository' | 'model-folder' | 'artifact' | 'empty';
   /** The single model's name, when one. */
   modelName?: string;
+  /** The generated folder to remove at exit (a single model's), when one. */
+  generated?: string;
   host?: string;
   port?: number;
   grpcPort?: number;
@@ -250,7 +252,7 @@ export function servePlan(args: ServeArgs, env: NodeJS.ProcessEnv, settings: { m
       return servedCopy(base, root, name, source, { ...settings, name, parameters: uri === undefined ? parameters : { ...parameters, uri } });
     }
     symlinkSync(resolve(source), folder);
-    return { ...base, repository: root, layout: 'model-folder', modelName: name };
+    return { ...base, repository: root, layout: 'model-folder', modelName: name, generated: root };
   }
   if (files.length === 0) {
     if (!managed) {
@@ -300,5 +302,5 @@ function servedCopy(base: Omit<ServePlan, 'repository' | 'layout'>, root: string
     symlinkSync(resolve(source, entry), join(folder, entry));
   }
   writeFileSync(join(folder, 'model-settings.json'), JSON.stringify(settings, null, 2));
-  return { ...base, repository: root, layout: 'model-folder', modelName: name };
+  return { ...base, repository: root, layout: 'model-folder', modelName: name, generated: root };
 }

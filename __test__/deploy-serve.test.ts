@@ -129,6 +129,16 @@ describe('KServe single-model conventions', () => {
     expect(await stop(s)).toBe(0);
   }, 120_000);
 
+  it('serves an MLflow model folder (MLmodel with a sklearn flavour) under modelFormat mlflow', async () => {
+    const mlflow = join(dir, 'artifacts', 'mlflow');
+    const s = await serve(['serve', '--model_dir', mlflow, '--model_name', 'wine', '--model_format', 'mlflow', '--port', '0', '--venv', venv]);
+    started.push(s);
+    const r = await infer(s.url, 'wine', expected.rows);
+    expect(r.status).toBe(200);
+    expect(r.body.outputs[0].data).toEqual(expected.sklearn);
+    expect(await stop(s)).toBe(0);
+  }, 120_000);
+
   it('serves one model folder (a model-settings.json at the root) under the name KServe gives', async () => {
     const model = join(dir, 'sum-ts');
     cpSync(join(root, 'examples', 'repository', 'sum-ts'), model, { recursive: true });

@@ -248,6 +248,23 @@ describe('bad values stop it with a message naming them', () => {
 });
 
 describe('SIGTERM with a drain delay', () => {
+  it('answers requests still running when the drain ends (a 1.2 s model, a 0.3 s drain), then exits 0', async () => {
+    const repo = join(dir, 'slow-repo');
+    mkdirSync(join(repo, 'slow'), { recursive: true });
+    writeFileSync(join(repo, 'slow', 'model-settings.json'), JSON.stringify({ runtime: 'typescript', parameters: { uri: 'model.mjs' }, inputs: [{ name: 'x', datatype: 'FP64', shape: [-1] }], max_batch_size: 1 }));
+    writeFileSync(join(repo, 'slow', 'model.mjs'), 'export async function predict(batch) { await new Promise((r) => setTimeout(r, 1200)); return Float64Array.from(batch.columns.x, (v) => v + 1); }\n');
+    const s = await serve(['serve', repo, '--port', '0', '--drain-seconds', '0.3']);
+    const t0 = Date.now();
+    const answers = [1, 2, 3].map((x) =>
+      fetch(`${s.url}/predictions/slow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ x }]) }).then(async (r) => [r.status, ((await r.json()) as { predictions: number[] }).predictions[0]]),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    s.child.kill('SIGTERM');
+    expect(await Promise.all(answers)).toEqual([[200, 2], [200, 3], [200, 4]]);
+    expect(await s.exit).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1200);
+  }, 30_000);
+
   it('keeps answering for the delay, then exits 0', async () => {
     const model = join(dir, 'drain', 'sum-ts');
     cpSync(join(root, 'examples', 'repository', 'sum-ts'), model, { recursive: true });

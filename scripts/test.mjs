@@ -16,10 +16,22 @@ const env = cargoEnv();
 // again and reports the failure itself.
 const prefetchLog = join(root, '.cache', 'prefetch.log');
 mkdirSync(join(root, '.cache'), { recursive: true });
-const prefetches = ['scripts/pythons.mjs', 'scripts/v2-clients.mjs', 'scripts/go-tools.mjs', 'scripts/runtimes-venv.mjs', 'scripts/mlserver-venv.mjs']
-  .filter((script) => existsSync(join(root, script)))
+// mlserver-venv makes MLServer's own environment for the compatibility
+// suite; deploy-tools builds helm and the manifest checker from the Go
+// module proxy; `image.mjs --base` installs podman and makes the
+// debootstrap base image (all cached outside the clone).
+const prefetches = [
+  'scripts/pythons.mjs',
+  'scripts/v2-clients.mjs',
+  'scripts/go-tools.mjs',
+  'scripts/runtimes-venv.mjs',
+  'scripts/mlserver-venv.mjs',
+  'scripts/deploy-tools.mjs',
+  'scripts/image.mjs --base',
+]
+  .filter((script) => existsSync(join(root, script.split(' ')[0])))
   .map((script) => {
-    const child = spawn('node', [script], { cwd: root, env, stdio: ['ignore', openSync(prefetchLog, 'a'), openSync(prefetchLog, 'a')] });
+    const child = spawn('node', script.split(' '), { cwd: root, env, stdio: ['ignore', openSync(prefetchLog, 'a'), openSync(prefetchLog, 'a')] });
     return new Promise((done) => child.on('close', (code) => done({ script, code })));
   });
 

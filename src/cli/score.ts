@@ -18,11 +18,19 @@
  * them (a Python endpoint names its `python` environment there). The
  * server listens on an ephemeral loopback port for the run's length.
  *
+ * Several `--input`s, or a folder, score into the folder `--output`, one
+ * part per input file (same name, own rejects file). `--shard K/N` (or
+ * `--shards N` with K from `JOB_COMPLETION_INDEX`, as a Kubernetes Indexed
+ * Job sets it) scores only the files whose position in that sorted list is
+ * K modulo N, so N processes share a data set with no coordinator, and the
+ * parts of all shards are those of one unsharded run. Each part is written
+ * under a temporary name and renamed, so a failed shard is rerun alone.
+ *
  * Exit codes: 0 the run completed (rejected rows, if any, are in the rejects
- * file and counted in the summary); 1 the run failed and wrote no output;
- * 2 the command line or the endpoint module is wrong.
+ * file and counted in the summary); 1 the run (or a part of it) failed and
+ * wrote no output for it; 2 the command line or the endpoint module is wrong.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,7 +43,67 @@ import { Server, type ServerOptions } from '../server';
 
 export const SCORE_USAGE = `usage: redesmyn score --endpoint <module>#<export> --input FILE --output FILE
                       [--batch-size N] [--columns a,b] [--rejects FILE] [--param name=value ...]
-       redesmyn score --repository DIR --model NAME [--version V] [--venv DIR] --input FILE --output FILE [...]`;
+       redesmyn score --repository DIR --model NAME [--version V] [--venv DIR] --input FILE --output FILE [...]
+       redesmyn score ... --input DIR|FILE [--input FILE ...] --output DIR [--shard K/N | --shards N]
+
+Several inputs (or a folder of .csv, .parquet, .ndjson/.jsonl, .arrow/.ipc/.feather
+files) score into the folder --output, one part per input file under its own
+name, with its own rejects file. --shard K/N scores every N-th of those files
+from the K-th (0 <= K < N): N processes score one data set with no coordinator.
+--shards N takes K from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).`;
+
+/** Input formats by extension, for the files of an input folder. */
+const SCORED_EXTENSIONS = ['.csv', '.parquet', '.ndjson', '.jsonl', '.arrow', '.ipc', '.feather'];
+
+/** This process's share of the inputs: files `i` with `i % count === index`. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/**
+ * `--shard K/N`, or `--shards N` with K from `JOB_COMPLETION_INDEX`; undefined
+ * without either. A bad value is a UsageError naming the option or variable.
+ */
+export function shardOf(shard: string | undefined, shards: string | undefined, env: NodeJS.ProcessEnv): Shard | undefined {
+  if (shard !== undefined && shards !== undefined) throw new UsageError('give --shard K/N or --shards N, not both');
+  let index: number;
+  let count: number;
+  if (shard !== undefined) {
+    const m = /^(\d+)\/(\d+)$/.exec(shard);
+    if (!m) throw new UsageError(`--shard expects K/N (shard K of N, counting from 0), got '${shard}'`);
+    [index, count] = [Number(m[1]), Number(m[2])];
+    if (count < 1 || index >= count) throw new UsageError(`--shard ${shard}: K must be at least 0 and below N = ${count} (shards 0/${count} to ${Math.max(count - 1, 0)}/${count})`);
+    return { index, count };
+  }
+  if (shards === undefined) return undefined;
+  if (!/^\d+$/.test(shards) || Number(shards) < 1) throw new UsageError(`--shards expects a number of shards >= 1, got '${shards}'`);
+  count = Number(shards);
+  const k = env.JOB_COMPLETION_INDEX;
+  if (k === undefined || k === '') throw new UsageError('--shards N takes this shard\'s number from JOB_COMPLETION_INDEX, which is not set (give --shard K/N instead)');
+  if (!/^\d+$/.test(k)) throw new UsageError(`JOB_COMPLETION_INDEX expects a shard number >= 0, got '${k}'`);
+  index = Number(k);
+  if (index >= count) throw new UsageError(`JOB_COMPLETION_INDEX ${index} is not below --shards ${count} (the Job's completions must equal --shards)`);
+  return { index, count };
+}
+
+/** The input files, in a fixed order every shard computes alike; whether they score into a folder. */
+function inputFiles(inputs: string[]): { files: string[]; folder: boolean } {
+  const files: string[] = [];
+  let folder = inputs.length > 1;
+  for (const input of inputs) {
+    if (!existsSync(input)) throw new UsageError(`--input '${input}' does not exist`);
+    if (statSync(input).isDirectory()) {
+      folder = true;
+      const found = readdirSync(input)
+        .filter((f) => !f.startsWith('.') && SCORED_EXTENSIONS.includes(path.extname(f).toLowerCase()) && statSync(path.join(input, f)).isFile())
+        .sort();
+      if (found.length === 0) throw new UsageError(`--input '${input}' holds no file to score (${SCORED_EXTENSIONS.join(', ')})`);
+      files.push(...found.map((f) => path.join(input, f)));
+    } else files.push(input);
+  }
+  return { files, folder };
+}
 
 /** Where the command writes: replaceable in tests. */
 export interface ScoreIo {
@@ -88,7 +156,9 @@ function parse(argv: string[]) {
         model: { type: 'string' },
         version: { type: 'string' },
         venv: { type: 'string' },
-        input: { type: 'string' },
+        input: { type: 'string', multiple: true },
+        shard: { type: 'string' },
+        shards: { type: 'string' },
         output: { type: 'string' },
         'batch-size': { type: 'string' },
         columns: { type: 'string' },
@@ -107,9 +177,9 @@ function parse(argv: string[]) {
   for (const only of ['model', 'version', 'venv'] as const) {
     if (values[only] !== undefined && values.repository === undefined) throw new UsageError(`--${only} goes with --repository`);
   }
-  for (const required of ['input', 'output'] as const) {
-    if (!values[required]) throw new UsageError(`--${required} is required`);
-  }
+  if (!values.input || values.input.length === 0) throw new UsageError('--input is required');
+  if (!values.output) throw new UsageError('--output is required');
+  const shard = shardOf(values.shard, values.shards, process.env);
   const batchSize = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
   if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) {
     throw new UsageError(`--batch-size must be a positive integer, got '${values['batch-size']}'`);
@@ -126,8 +196,9 @@ function parse(argv: string[]) {
       : { endpoint: values.endpoint as string };
   return {
     source,
-    input: values.input as string,
-    output: values.output as string,
+    inputs: values.input,
+    output: values.output,
+    shard,
     batchSize,
     columns: values.columns
       ?.split(',')
@@ -233,37 +304,82 @@ export async function scoreCommand(
     }
     ({ server, endpoint } = found);
   }
+  let plan: { input: string; output: string }[];
+  try {
+    const { files, folder } = inputFiles(args.inputs);
+    const parts = folder || args.shard !== undefined;
+    if (parts && args.rejects !== undefined) throw new UsageError('--rejects names one file; with several inputs each part has its own (<part>.rejects.csv)');
+    if (parts && existsSync(args.output) && !statSync(args.output).isDirectory()) throw new UsageError(`--output '${args.output}' must be a folder when scoring several files or a shard`);
+    const names = new Map<string, string>();
+    for (const f of files) {
+      const name = path.basename(f);
+      if (parts && names.has(name)) throw new UsageError(`two inputs are named '${name}' (${names.get(name)} and ${f}); their parts would share one output`);
+      names.set(name, f);
+    }
+    const mine = args.shard === undefined ? files : files.filter((_, i) => i % (args.shard as Shard).count === (args.shard as Shard).index);
+    plan = parts ? mine.map((f) => ({ input: f, output: path.join(args.output, path.basename(f)) })) : [{ input: files[0], output: args.output }];
+  } catch (error) {
+    await server.stop();
+    if (!(error instanceof UsageError)) throw error;
+    io.err.write(`redesmyn score: ${error.message}\n${SCORE_USAGE}\n`);
+    return 2;
+  }
+  const label = args.shard === undefined ? '' : `shard ${args.shard.index}/${args.shard.count}: `;
+  if (plan.length === 0) {
+    await server.stop();
+    io.out(`${label}no input file falls to this shard (${args.inputs.join(', ')}); nothing to score`);
+    return 0;
+  }
+  if (plan.length > 1 || args.shard !== undefined) mkdirSync(args.output, { recursive: true });
   const tty = io.err.isTTY === true;
-  const bar = tty ? terminalProgress(io.err as NodeJS.WriteStream) : undefined;
-  let lastLine = 0;
-  const options: ScoreOptions = {
-    input: args.input,
-    output: args.output,
-    params: args.params,
-    progressIntervalMs: tty ? 200 : 1000,
-    onProgress: (p) => {
-      if (bar) return bar.update(p);
-      if (p.elapsedMs - lastLine < 5000) return;
-      lastLine = p.elapsedMs;
-      const of = p.totalRows === undefined ? '' : ` of ${p.totalRows}`;
-      io.err.write(`scoring: ${p.rows}${of} rows, ${p.rejected} rejected, ${Math.round(p.rowsPerSecond)} rows/s\n`);
-    },
-  };
-  if (args.batchSize !== undefined) options.batchSize = args.batchSize;
-  if (args.columns !== undefined) options.columns = args.columns;
-  if (args.rejects !== undefined) options.rejects = args.rejects;
+  const failures: string[] = [];
+  let totals = { rows: 0, scored: 0, rejected: 0, elapsedMs: 0 };
   try {
     await server.serve();
-    const s = await endpoint.score(options);
-    bar?.stop();
-    const rejects = s.rejected > 0 && s.rejects ? ` (${s.rejected} rejected, see ${s.rejects})` : ', 0 rejected';
-    io.out(
-      `scored ${s.scored} of ${s.rows} rows${rejects} in ${seconds(s.elapsedMs)}, ` +
-        `${Math.round(s.rowsPerSecond)} rows/s -> ${s.output}`,
-    );
+    for (const part of plan) {
+      const bar = tty ? terminalProgress(io.err as NodeJS.WriteStream) : undefined;
+      let lastLine = 0;
+      const options: ScoreOptions = {
+        input: part.input,
+        output: part.output,
+        params: args.params,
+        progressIntervalMs: tty ? 200 : 1000,
+        onProgress: (p) => {
+          if (bar) return bar.update(p);
+          if (p.elapsedMs - lastLine < 5000) return;
+          lastLine = p.elapsedMs;
+          const of = p.totalRows === undefined ? '' : ` of ${p.totalRows}`;
+          io.err.write(`scoring ${part.input}: ${p.rows}${of} rows, ${p.rejected} rejected, ${Math.round(p.rowsPerSecond)} rows/s\n`);
+        },
+      };
+      if (args.batchSize !== undefined) options.batchSize = args.batchSize;
+      if (args.columns !== undefined) options.columns = args.columns;
+      if (args.rejects !== undefined) options.rejects = args.rejects;
+      try {
+        const s = await endpoint.score(options);
+        bar?.stop();
+        const rejects = s.rejected > 0 && s.rejects ? ` (${s.rejected} rejected, see ${s.rejects})` : ', 0 rejected';
+        io.out(`${label}scored ${s.scored} of ${s.rows} rows${rejects} in ${seconds(s.elapsedMs)}, ${Math.round(s.rowsPerSecond)} rows/s -> ${s.output}`);
+        totals = { rows: totals.rows + s.rows, scored: totals.scored + s.scored, rejected: totals.rejected + s.rejected, elapsedMs: totals.elapsedMs + s.elapsedMs };
+      } catch (error) {
+        bar?.stop();
+        // One part failing leaves no output under its name; the others go on, and the exit code says a rerun is needed.
+        const message = `${part.input}: ${error instanceof Error ? error.message : String(error)}`;
+        failures.push(message);
+        io.err.write(`redesmyn score: ${message}\n`);
+      }
+    }
+    if (plan.length > 1) {
+      io.out(
+        `${label}${plan.length - failures.length} of ${plan.length} files scored: ${totals.scored} of ${totals.rows} rows, ${totals.rejected} rejected, in ${seconds(totals.elapsedMs)} -> ${args.output}`,
+      );
+    }
+    if (failures.length > 0) {
+      io.err.write(`redesmyn score: ${label}${failures.length} of ${plan.length} files failed; run the same command again to score them (finished parts are rewritten alike)\n`);
+      return 1;
+    }
     return 0;
   } catch (error) {
-    bar?.stop();
     io.err.write(`redesmyn score: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   } finally {

@@ -102,6 +102,11 @@ export declare class NativeServer {
   /** Starts listening; resolves with the bound port. */
   serve(): Promise<number>
   /**
+   * Reports not ready at once while answering every request, the start
+   * of a drain before `stop()` (a no-op when not serving).
+   */
+  drain(): void
+  /**
    * Graceful stop: every accepted request is answered first, then the
    * runtimes' worker pools stop.
    */

@@ -282,6 +282,10 @@ describe('SIGTERM with a drain delay', () => {
     }
     expect(during.length).toBeGreaterThan(5);
     expect(new Set(during)).toEqual(new Set([200]));
+    // Not ready from the start of the drain, so load balancers take the replica out.
+    const ready = await fetch(`${s.url}/v2/health/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ ready: false });
     expect(await s.exit).toBe(0);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
     expect(s.log()).toContain('SIGTERM: draining');

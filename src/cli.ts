@@ -192,6 +192,8 @@ async function main(): Promise<void> {
       process.exit(0);
     }
     if (plan.drainMs > 0) {
+      // Not ready at once: load balancers and Kubernetes endpoints stop sending new requests.
+      server.drain();
       process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: `${signal}: draining`, drainMs: plan.drainMs })}\n`);
       // Requests keep being answered while the load balancer takes this replica out.
       await new Promise<void>((done) => {

@@ -291,6 +291,16 @@ export class Server {
     this.#keepAlive = setInterval(() => {}, 1 << 30);
   }
 
+  /**
+   * Reports not ready at once (`/health/ready`, `/v2/health/ready`, the
+   * models' V2 readiness, gRPC `ServerReady`) while still answering every
+   * request: call it when a rollout's drain begins, so load balancers take
+   * this replica out before {@link Server.stop}.
+   */
+  drain(): void {
+    this.#native.drain();
+  }
+
   /** Stops gracefully: every accepted request is answered, then Node may exit. */
   async stop(): Promise<void> {
     for (const watcher of this.#watchers) watcher.stop();

@@ -105,6 +105,15 @@ impl NativeServer {
         }
     }
 
+    /// Reports not ready at once while answering every request, the start
+    /// of a drain before `stop()` (a no-op when not serving).
+    #[napi]
+    pub fn drain(&self) {
+        if let Ok(running) = self.shared.running() {
+            running.drain();
+        }
+    }
+
     /// Graceful stop: every accepted request is answered first, then the
     /// runtimes' worker pools stop.
     #[napi]

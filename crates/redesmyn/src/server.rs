@@ -142,6 +142,14 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// Reports not ready at once (`/health/ready`, the V2 readiness routes,
+    /// gRPC `ServerReady`) while every request is still answered: the start
+    /// of a rollout's drain, so load balancers stop sending new requests
+    /// before [`Self::stop`].
+    pub fn drain(&self) {
+        self.ready.store(false, Ordering::Release);
+    }
+
     /// Graceful stop, in order: not ready; open streams end with an error
     /// event; background tasks end; no new connections and every accepted
     /// request answered (HTTP, gRPC and management together); jobs stop;

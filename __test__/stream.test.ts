@@ -269,8 +269,9 @@ describe('V2 generate', () => {
     const missing = await fetch(`${url}/v2/models/nope/generate_stream`, { method: 'POST', body: '{"text_input": "x"}' });
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: string }).error).toMatch(/nope/);
+    // The generate specification's code for input that does not validate.
     const bad = await fetch(`${url}/v2/models/words/generate_stream`, { method: 'POST', body: '{"prompt": "x"}' });
-    expect(bad.status).toBe(400);
+    expect(bad.status).toBe(422);
     const failed = await sseClient('/v2/models/failing/generate_stream', { text_input: 'x' });
     expect(failed.events.map((e) => e.data)).toEqual([
       { model_name: 'failing', model_version: '', text_output: 'one' },

@@ -11,7 +11,7 @@ use redesmyn::Server;
 use crate::build::build;
 use crate::caches::NativeCaches;
 use crate::client::NativeClient;
-use crate::error::{BindingError, Result};
+use crate::error::BindingError;
 use crate::jobs::NativeJobs;
 use crate::js_deployer::{DeployFn, JsDeployer};
 use crate::models::NativeModels;

@@ -63,6 +63,9 @@ pub struct ServedModel {
     schema: Schema,
     params: Vec<String>,
     outputs: Vec<TensorMetadata>,
+    /// The outputs of a model that declares none, learned from its first
+    /// answer, so V2 metadata lists them from then on.
+    learned: std::sync::OnceLock<Vec<TensorMetadata>>,
     inputs: Vec<TensorMetadata>,
     queues: Queues,
     cache: Option<Arc<ModelCache>>,
@@ -228,6 +231,7 @@ impl ServedModel {
             schema: model.schema,
             params: model.params,
             outputs: model.outputs,
+            learned: std::sync::OnceLock::new(),
             inputs: model.inputs,
             cache: model.cache,
             predictions,
@@ -267,8 +271,18 @@ impl ServedModel {
         &self.inputs
     }
 
-    /// Declared output tensors; empty when undeclared.
+    /// Declared output tensors; when undeclared, those the model's first
+    /// answer formed (empty until it has answered).
     pub fn outputs(&self) -> &[TensorMetadata] {
+        if self.outputs.is_empty() {
+            return self.learned.get().map_or(&[], Vec::as_slice);
+        }
+        &self.outputs
+    }
+
+    /// Names the declared outputs, for naming the tensors of an answer
+    /// (learned ones are not declared: their names are what answers form).
+    pub fn declared_outputs(&self) -> &[TensorMetadata] {
         &self.outputs
     }
 
@@ -452,7 +466,13 @@ impl ServedModel {
             None => reply.await,
         };
         match reply {
-            Ok(result) => result.map(Some),
+            Ok(Ok(answer)) => {
+                if self.outputs.is_empty() && self.learned.get().is_none() {
+                    let _ = self.learned.set(crate::v2::output::describe(&answer.predictions));
+                }
+                Ok(Some(answer))
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(RequestError::Handler("the batch ended without an answer".into())),
         }
     }

@@ -156,7 +156,7 @@ impl Backend for ServiceBackend {
                 tracked.finish(Outcome::Ok);
                 return Ok((name, version, Box::pin(futures::stream::empty()) as Chunks));
             };
-            let declared: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
+            let declared: Vec<String> = model.declared_outputs().iter().map(|o| o.name.clone()).collect();
             let state = (events, tracked, Vec::new(), false);
             let chunks = futures::stream::unfold(state, move |(mut events, mut tracked, mut pending, done)| {
                 let declared = declared.clone();

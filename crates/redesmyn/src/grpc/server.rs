@@ -420,29 +420,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_routing_key_in_the_metadata_keeps_a_call_on_one_version() {
-        use crate::batch::BatchConfig;
         use crate::handler::{Batch, Handler, HandlerError, Predictions};
-        use crate::model::{Model, ModelRegistry};
-        use crate::schema::{Field, FieldType, Numeric, Schema};
+        use crate::model::ModelRegistry;
         use crate::service::InferenceService;
         let mut registry = ModelRegistry::new();
         for version in ["1", "2"] {
             let handler: Arc<dyn Handler> =
                 Arc::new(|b: Batch| async move { Ok::<_, HandlerError>(Predictions::Columns(b.frame)) });
-            registry
-                .insert(Model {
-                    name: "m".into(),
-                    version: Some(version.into()),
-                    schema: Schema::new(vec![Field::new("x", FieldType::Number(Numeric::F64))]).unwrap(),
-                    batch: BatchConfig::default(),
-                    runtime: handler.into(),
-                    cache: None,
-                    prediction_cache: None,
-                    params: Vec::new(),
-                    outputs: Vec::new(),
-                    inputs: Vec::new(),
-                })
-                .unwrap();
+            registry.insert(crate::testing::model("m", Some(version), handler)).unwrap();
         }
         let models =
             Arc::new(InferenceService::start(registry, |k| k.name.clone(), None, &tokio::runtime::Handle::current()));

@@ -182,9 +182,12 @@ async fn generate_streams_text_output_and_generate_joins_it() {
     assert_eq!(s, StatusCode::OK);
     // `generate` joins the row's string chunks as they came.
     assert_eq!(json_of(&b)["text_output"], "hellobigworld");
+    // The generate specification's codes: 422 for input that does not validate.
     let (s, _, b) = call!(app, post("/v2/models/words/generate", r#"{"parameters":{}}"#));
-    assert!(s.is_client_error(), "{s}");
-    assert!(json_of(&b)["error"].is_string());
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(json_of(&b)["error"], "malformed JSON: a generate body needs \"text_input\" or \"inputs\"");
+    let (s, _, _) = call!(app, post("/v2/models/words/generate", "not json"));
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let (s, _, _) = call!(app, post("/v2/models/nope/generate", r#"{"text_input":"x"}"#));
     assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -41,6 +41,21 @@ pub fn v2_status_of_kind(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// The HTTP status of an error kind on the V2 generate extension's routes,
+/// as its specification (`generate_rest.yaml`) documents them: 422 for
+/// input that does not validate, 424 when generation fails, 429 when the
+/// model is overloaded; the other kinds as everywhere else.
+pub fn generate_status_of_kind(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Malformed | ErrorKind::InvalidArgument | ErrorKind::UnsupportedFormat => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ErrorKind::Internal => StatusCode::FAILED_DEPENDENCY,
+        ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        other => status_of_kind(other),
+    }
+}
+
 /// The HTTP status of an outcome. Metrics label requests with it whatever
 /// their front door, so dashboards keep the values they had.
 pub fn status_of(outcome: Outcome) -> StatusCode {
@@ -71,6 +86,14 @@ pub fn v2_error_response(err: &RequestError, id: Option<&str>) -> HttpResponse {
     let body = serde_json::to_vec(&serde_json::json!({ "error": err.to_string() }))
         .unwrap_or_else(|_| br#"{"error":"internal error"}"#.to_vec());
     answer_error(err, id, v2_status_of_kind(err.kind()), body)
+}
+
+/// A generate route's error: `{"error": "..."}` with the status
+/// [`generate_status_of_kind`] gives.
+pub fn generate_error_response(err: &RequestError, id: Option<&str>) -> HttpResponse {
+    let body = serde_json::to_vec(&serde_json::json!({ "error": err.to_string() }))
+        .unwrap_or_else(|_| br#"{"error":"internal error"}"#.to_vec());
+    answer_error(err, id, generate_status_of_kind(err.kind()), body)
 }
 
 /// `body` with `status` and the headers every error carries: Retry-After,
@@ -108,5 +131,38 @@ mod tests {
         assert_eq!(status(RequestError::DeadlineExceeded(std::time::Duration::from_secs(1))), 504);
         assert_eq!(status(RequestError::ClientGone), 499);
         assert_eq!(status_of(Outcome::Ok).as_u16(), 200);
+    }
+
+    const KINDS: [ErrorKind; 11] = [
+        ErrorKind::Malformed,
+        ErrorKind::InvalidArgument,
+        ErrorKind::NotFound,
+        ErrorKind::Unsupported,
+        ErrorKind::TooLarge,
+        ErrorKind::UnsupportedFormat,
+        ErrorKind::ResourceExhausted,
+        ErrorKind::Unavailable,
+        ErrorKind::DeadlineExceeded,
+        ErrorKind::Cancelled,
+        ErrorKind::Internal,
+    ];
+
+    #[test]
+    fn the_metrics_status_label_is_the_http_status_of_each_outcome() {
+        assert_eq!(Outcome::Ok.status_label(), status_of(Outcome::Ok).as_u16());
+        for kind in KINDS {
+            assert_eq!(Outcome::Failed(kind).status_label(), status_of_kind(kind).as_u16(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn generate_routes_answer_the_codes_their_specification_documents() {
+        let status = |kind| generate_status_of_kind(kind).as_u16();
+        assert_eq!(status(ErrorKind::Malformed), 422);
+        assert_eq!(status(ErrorKind::InvalidArgument), 422);
+        assert_eq!(status(ErrorKind::Internal), 424);
+        assert_eq!(status(ErrorKind::ResourceExhausted), 429);
+        assert_eq!(status(ErrorKind::NotFound), 404);
+        assert_eq!(status(ErrorKind::Unavailable), 503);
     }
 }

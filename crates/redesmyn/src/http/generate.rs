@@ -13,7 +13,9 @@
 //!   `generate` answers the row's string chunks joined.
 //!
 //! The requests ride the model's queues and batches like any other. Errors
-//! before the first chunk are `{"error": "..."}` with the V2 status; after
+//! before the first chunk are `{"error": "..."}` with the status the
+//! generate specification gives (422 input that does not validate, 424 a
+//! failed generation, 429 an overloaded model, 404 an unknown model); after
 //! it, a final `data: {"error": "..."}` event.
 
 use std::time::Instant;
@@ -22,7 +24,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use polars::prelude::*;
 
-use super::error::{json_response, v2_error_response};
+use super::error::{generate_error_response, json_response};
 use super::{body, liveness, method_not_allowed, request_id, sse, ByName};
 use crate::codec::predictions::write_row;
 use crate::codec::records::decode_request;
@@ -84,19 +86,19 @@ async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
     let target = Target::named(name).version(req.match_info().get("version"));
     let mut call = match state.service.open(Protocol::V2Rest, id.as_str(), target) {
         Ok(call) => call,
-        Err(e) => return v2_error_response(&e, Some(&id)),
+        Err(e) => return generate_error_response(&e, Some(&id)),
     };
     let from_version = call.take_version_param();
     let model = Arc::clone(call.model());
     let key = model.key();
     let names = Names { model: key.name.clone(), version: key.version.clone() };
-    let declared: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
+    let declared: Vec<String> = model.declared_outputs().iter().map(|o| o.name.clone()).collect();
     let opened = open(&req, payload, &state, &model, from_version, call.arrived()).await;
     let mut call = call.into_stream();
     let mut response = match opened {
         Err(e) => {
             call.finish(Outcome::from_error(&e));
-            v2_error_response(&e, Some(&id))
+            generate_error_response(&e, Some(&id))
         }
         Ok((events, shape)) if streaming => {
             let Some(events) = events else {
@@ -105,7 +107,7 @@ async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
             };
             let encoder = move |event: &Event, out: &mut Vec<u8>| encode_event(event, &shape, &names, &declared, out);
             let error_id = id.clone();
-            sse::respond(events, encoder, call, move |e| v2_error_response(e, Some(&error_id))).await
+            sse::respond(events, encoder, call, move |e| generate_error_response(e, Some(&error_id))).await
         }
         Ok((events, shape)) => {
             let gathered = match events {
@@ -115,7 +117,7 @@ async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
             call.finish(Outcome::from(&gathered));
             match gathered.and_then(|chunks| answer_once(&chunks, &shape, &names, &declared)) {
                 Ok(body) => json_response(StatusCode::OK, body),
-                Err(e) => v2_error_response(&e, Some(&id)),
+                Err(e) => generate_error_response(&e, Some(&id)),
             }
         }
     };

@@ -324,3 +324,16 @@ async fn every_bad_body_is_a_400_naming_the_fault_and_the_server_keeps_serving()
 fn routing() -> actix_web::http::header::HeaderName {
     actix_web::http::header::HeaderName::from_static(crate::http::ROUTING_HEADER)
 }
+
+#[actix_web::test]
+async fn metadata_lists_a_handler_models_outputs_once_it_has_answered() {
+    let state = state();
+    let app = app!(state);
+    // `double` declares no outputs: none are known before its first answer.
+    let (_, _, b) = call!(app, get("/v2/models/double"));
+    assert_eq!(json_of(&b)["outputs"], json!([]));
+    let (s, _, _) = call!(app, post("/double/2", r#"[{"x":1},{"x":2}]"#));
+    assert_eq!(s, StatusCode::OK);
+    let (_, _, b) = call!(app, get("/v2/models/double"));
+    assert_eq!(json_of(&b)["outputs"], json!([{"name": "output-0", "datatype": "FP64", "shape": [-1]}]));
+}

@@ -102,7 +102,7 @@ pub async fn infer(model: &ServedModel, params: Params, request: Request) -> Res
     let answer = model
         .predict_within(inference, deadline, |schema| frame::to_frame(schema, inputs).map_err(RequestError::from))
         .await?;
-    let declared: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
+    let declared: Vec<String> = model.declared_outputs().iter().map(|o| o.name.clone()).collect();
     let tensors = match &answer {
         Some(answer) => outputs_from_predictions(&answer.predictions, &declared)?,
         None => Vec::new(),

@@ -44,6 +44,27 @@ pub fn outputs_from_predictions(predictions: &Predictions, declared: &[String]) 
     }
 }
 
+/// The output tensors a model's predictions form, as V2 metadata lists
+/// them (the row dimension variable: `-1`); learned from a first answer
+/// when the model declares none. Empty when the predictions form no tensor.
+pub fn describe(predictions: &Predictions) -> Vec<crate::schema::TensorMetadata> {
+    let first = predictions.slice(0, 1.min(predictions.len()));
+    outputs_from_predictions(&first, &[])
+        .map(|outputs| {
+            outputs
+                .into_iter()
+                .map(|o| {
+                    let mut shape = o.shape;
+                    if let Some(rows) = shape.first_mut() {
+                        *rows = -1;
+                    }
+                    crate::schema::TensorMetadata { name: o.name, datatype: o.values.datatype().as_str().into(), shape }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn bad(output: &str, reason: impl Into<String>) -> V2Error {
     V2Error::BadOutput { output: output.into(), reason: reason.into() }
 }

@@ -422,7 +422,8 @@ describe('stop()', () => {
         }
       },
     });
-    const own = await serve([slow]);
+    // Open streams get half the stop timeout to finish before they are ended.
+    const own = await serve([slow], { shutdownTimeoutMs: 600 });
     const reading = readEvents('/slow', { prompt: 'x' }, { base: own.url });
     await sleep(300);
     await own.server.stop();
@@ -430,5 +431,31 @@ describe('stop()', () => {
     expect(events.length).toBeGreaterThan(1);
     expect(events[events.length - 1].data).toEqual({ error: 'the server is shutting down' });
     await expect.poll(() => closed, { timeout: 5_000 }).toBe(1);
+  });
+
+  it('lets a stream that is open when it is called finish, within half the stop timeout', async () => {
+    const short = new Endpoint({
+      path: '/short',
+      schema: Prompt,
+      stream: true,
+      async *handler() {
+        for (let i = 0; i < 8; i++) {
+          await sleep(100);
+          yield [`t${i}`];
+        }
+      },
+    });
+    const own = await serve([short], { shutdownTimeoutMs: 10_000 });
+    const reading = readEvents('/short', { prompt: 'x' }, { base: own.url });
+    await sleep(250);
+    const t0 = Date.now();
+    await own.server.stop();
+    const { events } = await reading;
+    expect(events.map((e) => e.data)).toEqual([
+      ...Array.from({ length: 8 }, (_, i) => ({ row: 0, prediction: `t${i}` })),
+      { row: 0, done: true },
+    ]);
+    // It waited for the stream (about 0.55 s more), not for the whole 5 s.
+    expect(Date.now() - t0).toBeLessThan(4_000);
   });
 });

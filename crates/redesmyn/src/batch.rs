@@ -35,7 +35,7 @@ use crate::handler::{Batch, Handler, Params, Runtime};
 use crate::metrics::EndpointMetrics;
 use crate::pending::{prepare, Job, Responder};
 pub use crate::pending::{Answer, Liveness, Reply};
-use crate::stream::{self, ChunkStream, STREAM_BUFFER};
+use crate::stream::{self, ChunkStream, OpenStreams, STREAM_BUFFER};
 use refill::Refill;
 
 /// How requests are grouped into batches.
@@ -84,6 +84,8 @@ pub struct Queues {
     tasks: Handle,
     /// Turned on by [`Queues::shutdown`]: running streams end.
     stopping: watch::Sender<bool>,
+    /// The streams of this model that are open.
+    open_streams: Arc<OpenStreams>,
     state: Mutex<QueuesState>,
 }
 
@@ -128,6 +130,7 @@ impl Queues {
             config,
             tasks,
             stopping: watch::channel(false).0,
+            open_streams: Arc::default(),
             state: Mutex::new(QueuesState { open: true, lanes: HashMap::new(), tasks: Vec::new() }),
         }
     }
@@ -163,7 +166,7 @@ impl Queues {
         let rows = frame.height();
         let (sender, events) = mpsc::channel(STREAM_BUFFER);
         self.enqueue(params, frame, Responder::Stream(sender), client, arrived)?;
-        Ok(ChunkStream::new(events, rows, arrived, self.metrics.clone()))
+        Ok(ChunkStream::new(events, rows, arrived, self.open_streams.open(), self.metrics.clone()))
     }
 
     /// Whether this model's handler streams.
@@ -282,6 +285,11 @@ impl Queues {
             timeout: self.config.timeout,
             stopping: self.stopping.subscribe(),
         }
+    }
+
+    /// Resolves once every open stream of this model has ended.
+    pub async fn streams_closed(&self) {
+        self.open_streams.closed().await;
     }
 
     /// Ends every running stream with [`RequestError::ShuttingDown`]; streams

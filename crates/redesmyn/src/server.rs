@@ -150,12 +150,15 @@ impl RunningServer {
         self.ready.store(false, Ordering::Release);
     }
 
-    /// Graceful stop, in order: not ready; open streams end with an error
-    /// event; background tasks end; no new connections and every accepted
-    /// request answered (HTTP, gRPC and management together); jobs stop;
-    /// batchers drain; the HTTP thread is joined; EMF flushed.
+    /// Graceful stop, in order: not ready; open streams get half the stop
+    /// timeout to finish, then what is left ends with an error event (the
+    /// other half lets those events reach their clients); background tasks
+    /// end; no new connections and every accepted request answered (HTTP,
+    /// gRPC and management together); jobs stop; batchers drain; the HTTP
+    /// thread is joined; EMF flushed.
     pub async fn stop(&self) {
         self.ready.store(false, Ordering::Release);
+        let _ = tokio::time::timeout(self.shutdown_timeout / 2, self.service.streams_closed()).await;
         self.service.end_streams();
         for task in &self.background {
             task.abort();

@@ -189,8 +189,16 @@ impl InferenceService {
         self.models().filter_map(|m| m.cache.clone())
     }
 
-    /// Ends every open stream with an error (the first step of a stop, so
-    /// streaming connections close rather than hold the stop up).
+    /// Resolves once no model has an open stream.
+    pub async fn streams_closed(&self) {
+        for model in self.models() {
+            model.queues.streams_closed().await;
+        }
+    }
+
+    /// Ends every open stream with an error (a stop's step once open
+    /// streams had their time to finish, so streaming connections close
+    /// rather than hold the stop up).
     pub fn end_streams(&self) {
         for model in self.models() {
             model.queues.end_streams();

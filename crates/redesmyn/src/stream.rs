@@ -44,6 +44,49 @@ use crate::pending::{prepare, Job, Responder};
 /// Events a streaming request may have waiting for its client.
 pub const STREAM_BUFFER: usize = 16;
 
+/// Counts a model's open streams, so that a stop can let them finish.
+#[derive(Debug, Default)]
+pub struct OpenStreams {
+    count: std::sync::atomic::AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+impl OpenStreams {
+    /// One more open stream, until the returned guard is dropped.
+    pub fn open(self: &Arc<Self>) -> OpenStream {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        OpenStream(Arc::clone(self))
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Resolves once no stream is open.
+    pub async fn closed(&self) {
+        loop {
+            // Registered before the check, so a close in between still wakes it.
+            let closed = self.closed.notified();
+            if self.count() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+/// An open stream, counted until dropped.
+#[derive(Debug)]
+pub struct OpenStream(Arc<OpenStreams>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            self.0.closed.notify_waiters();
+        }
+    }
+}
+
 /// The client's side of a streaming request: its events, ending after the
 /// last row's end or a failure. Dropping it tells the batch the client left.
 pub struct ChunkStream {
@@ -54,6 +97,8 @@ pub struct ChunkStream {
     arrived: Instant,
     chunks: u64,
     metrics: Option<EndpointMetrics>,
+    /// Counted among the model's open streams while it lives.
+    _open: OpenStream,
 }
 
 impl ChunkStream {
@@ -61,12 +106,22 @@ impl ChunkStream {
         rx: mpsc::Receiver<Event>,
         rows: usize,
         arrived: Instant,
+        open: OpenStream,
         metrics: Option<EndpointMetrics>,
     ) -> Self {
         if let Some(m) = &metrics {
             m.streams_open.inc();
         }
-        ChunkStream { rx, open_rows: vec![true; rows], left: rows, finished: rows == 0, arrived, chunks: 0, metrics }
+        ChunkStream {
+            rx,
+            open_rows: vec![true; rows],
+            left: rows,
+            finished: rows == 0,
+            arrived,
+            chunks: 0,
+            metrics,
+            _open: open,
+        }
     }
 
     /// Rows of the request.

@@ -150,6 +150,11 @@ export interface BatchSpec {
   timeoutMs?: number
   /** Split the queue evenly over free batch slots (default: on with Python workers). */
   spread?: boolean
+  /**
+   * When a batch fails, run it again in parts so that only the requests
+   * that cause the failure fail (default on).
+   */
+  isolatePoison?: boolean
 }
 
 /**

@@ -36,6 +36,16 @@ export interface BatchOptions {
    * batches win, which is why it is off by default.
    */
   spread?: boolean;
+  /**
+   * When a batch of several requests fails (the handler throws or raises,
+   * a worker process crashes, the answer has the wrong length), run its
+   * requests again in halves so that only the ones that cause the failure
+   * fail and the others are answered (default true). Costs extra handler
+   * calls only when a batch fails: at most six per doubling of its requests
+   * (enough to find two or three guilty ones), five for a model that fails
+   * whatever it is given.
+   */
+  isolatePoison?: boolean;
   /** Requests that may wait in one queue before new ones get 503 (default 4096). */
   maxQueue?: number;
   /**

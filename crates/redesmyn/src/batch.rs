@@ -18,12 +18,10 @@
 //! instead of a single reply.
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use polars::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -55,6 +53,9 @@ pub struct BatchConfig {
     /// filling one batch first, so that `max_concurrent` handlers that run
     /// in parallel (worker processes) share the load.
     pub spread: bool,
+    /// When a batch of several requests fails, run it again in halves to
+    /// answer the requests that did not cause it (`isolate.rs`).
+    pub isolate: bool,
 }
 
 impl Default for BatchConfig {
@@ -67,6 +68,7 @@ impl Default for BatchConfig {
             max_queue: 4096,
             timeout: None,
             spread: false,
+            isolate: true,
         }
     }
 }
@@ -284,6 +286,7 @@ impl Queues {
             metrics: self.metrics.clone(),
             timeout: self.config.timeout,
             stopping: self.stopping.subscribe(),
+            isolate: self.config.isolate,
         }
     }
 
@@ -322,6 +325,8 @@ struct Runner {
     metrics: Option<EndpointMetrics>,
     timeout: Option<Duration>,
     stopping: watch::Receiver<bool>,
+    /// A failed batch of several requests runs again in parts (`isolate.rs`).
+    isolate: bool,
 }
 
 impl Runner {
@@ -342,11 +347,13 @@ impl Runner {
             Runtime::Unary(handler) => {
                 let handler = Arc::clone(handler);
                 let refill = Arc::clone(refill);
+                let isolating = self.isolate;
                 drop(on.spawn(async move {
                     let (requests, started) = (jobs.len(), Instant::now());
                     // A failed batch's clients may retry: batching them together
                     // again would repeat the failure, so only a success arms it.
-                    if run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs).await {
+                    let ran = run_batch(handler.as_ref(), cache.as_deref(), metrics.as_ref(), params, jobs, isolating);
+                    if ran.await {
                         refill.arm(requests, started.elapsed());
                     }
                     drop(permit);
@@ -474,21 +481,24 @@ impl Batcher {
     }
 }
 
-/// Runs one batch and answers every request in it, whatever happens.
-/// Whether the handler answered it.
+/// Runs one batch and answers every request in it, whatever happens; when
+/// it fails and `isolating`, runs it again in parts so that only the
+/// requests that cause the failure fail (`isolate.rs`). Whether the handler
+/// answered the whole batch.
 async fn run_batch(
     handler: &dyn Handler,
     cache: Option<&ModelCache>,
     metrics: Option<&EndpointMetrics>,
     params: Arc<Params>,
     jobs: Vec<Job>,
+    isolating: bool,
 ) -> bool {
     let Some((jobs, model, frame)) = prepare(cache, &params, jobs).await else {
         return false;
     };
     let total: usize = jobs.iter().map(Job::rows).sum();
     let handler_started = Instant::now();
-    let outcome = AssertUnwindSafe(handler.call(Batch { frame, params, loaded: model })).catch_unwind().await;
+    let result = isolate::call(handler, Batch { frame, params: Arc::clone(&params), loaded: model }, total).await;
     let handled = handler_started.elapsed();
     if let Some(m) = metrics {
         m.batch(total, handled);
@@ -496,56 +506,25 @@ async fn run_batch(
             m.queued(handler_started.saturating_duration_since(job.enqueued));
         }
     }
-    let result = match outcome {
-        Ok(Ok(predictions)) if predictions.len() == total => Ok(predictions),
-        Ok(Ok(predictions)) => {
-            Err(format!("the handler returned {} predictions for a batch of {total} rows", predictions.len()))
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e.message, detail = e.detail.as_deref().unwrap_or(""), "handler failed");
-            Err(e.message)
-        }
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(panic = %what, "handler panicked");
-            Err(format!("the handler panicked: {what}"))
-        }
-    };
-    let answered = result.is_ok();
     match result {
         Ok(predictions) => {
-            let mut offset = 0;
-            for job in jobs {
-                let rows = job.rows();
-                let answer = Answer {
-                    predictions: predictions.slice(offset, rows),
-                    batch_rows: total,
-                    queued: handler_started.saturating_duration_since(job.enqueued),
-                    handled,
-                    cached_rows: 0,
-                };
-                offset += rows;
-                match job.reply {
-                    Responder::Once(reply) => {
-                        let _ = reply.send(Ok(answer));
-                    }
-                    stream => stream.fail(RequestError::Handler("this model does not stream".into())),
-                }
-            }
+            isolate::answer_all(jobs, &predictions, total, handler_started, handled);
+            true
+        }
+        Err(message) if isolating && jobs.len() > 1 => {
+            let left = isolate::budget(jobs.len());
+            let mut retry = isolate::Retry { handler, cache, metrics, params, left, first: message };
+            isolate::isolate(&mut retry, jobs).await;
+            false
         }
         Err(message) => {
-            for job in jobs {
-                job.reply.fail(RequestError::Handler(message.clone()));
-            }
+            isolate::fail_all(jobs, &message);
+            false
         }
     }
-    answered
 }
 
+mod isolate;
 mod refill;
 #[cfg(test)]
 mod tests;

@@ -124,6 +124,8 @@ pub struct Metrics {
     prediction_misses: Family<EndpointLabel, Counter>,
     prediction_entries: Family<EndpointLabel, Gauge>,
     prediction_bytes: Family<EndpointLabel, Gauge>,
+    poison: Family<EndpointLabel, Counter>,
+    isolation_calls: Family<EndpointLabel, Counter>,
     emf: Option<Arc<Emf>>,
 }
 
@@ -208,6 +210,18 @@ impl Metrics {
             Unit::Bytes,
             prediction_bytes.clone(),
         );
+        let poison = Family::<EndpointLabel, Counter>::default();
+        let isolation_calls = Family::<EndpointLabel, Counter>::default();
+        registry.register(
+            "poison_requests",
+            "Requests that failed alone when their batch was run again in parts (the batch's others were answered)",
+            poison.clone(),
+        );
+        registry.register(
+            "isolation_calls",
+            "Extra handler calls made to find the requests that failed a batch",
+            isolation_calls.clone(),
+        );
         for (endpoint, cache) in &caches {
             let histogram = model_load_duration.get_or_create(&EndpointLabel { endpoint: endpoint.clone() }).clone();
             cache.on_load(move |d| histogram.observe(d.as_secs_f64()));
@@ -231,6 +245,8 @@ impl Metrics {
             prediction_misses,
             prediction_entries,
             prediction_bytes,
+            poison,
+            isolation_calls,
             emf,
         }
     }
@@ -284,6 +300,8 @@ impl Metrics {
             streams_open: self.streams_open.get_or_create(&label).clone(),
             first_chunk: self.first_chunk.get_or_create(&label).clone(),
             stream_chunks: self.stream_chunks.get_or_create(&label).clone(),
+            poison: self.poison.get_or_create(&label).clone(),
+            isolation_calls: self.isolation_calls.get_or_create(&label).clone(),
             emf: self.emf.as_ref().map(|e| e.endpoint(endpoint)),
             stats: Arc::default(),
         }
@@ -342,6 +360,8 @@ pub struct EndpointMetrics {
     pub(crate) streams_open: Gauge,
     first_chunk: Histogram,
     stream_chunks: Histogram,
+    pub(crate) poison: Counter,
+    pub(crate) isolation_calls: Counter,
     emf: Option<Arc<EmfEndpoint>>,
     /// The model's Triton-shaped statistics (`GET /v2/models/{m}/stats`).
     pub stats: Arc<crate::stats::ModelStats>,

@@ -37,6 +37,9 @@ pub struct BatchSpec {
     pub timeout_ms: Option<f64>,
     /// Split the queue evenly over free batch slots (default: on with Python workers).
     pub spread: Option<bool>,
+    /// When a batch fails, run it again in parts so that only the requests
+    /// that cause the failure fail (default on).
+    pub isolate_poison: Option<bool>,
 }
 
 /// An output tensor the model declares (V2 metadata and output names).
@@ -154,6 +157,7 @@ impl BatchSpec {
             max_queue: self.max_queue.map(|v| v as usize),
             timeout: self.timeout_ms.map(ms),
             spread: self.spread,
+            isolate: self.isolate_poison,
         }
     }
 }

@@ -334,3 +334,81 @@ async fn full_queue_is_refused_and_shutdown_answers_everything() {
     }
     assert!(matches!(queues.submit_plain(Params::default(), frame(&[1.0])), Err(RequestError::ShuttingDown)));
 }
+
+/// `x * 2`, failing any batch with a 666 in it ("six six six"); counts calls.
+fn poisoned_by_666(calls: Arc<AtomicUsize>) -> Arc<dyn Handler> {
+    Arc::new(move |batch: Batch| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let x = batch.frame.column("x").unwrap().f64().unwrap().clone();
+            if x.iter().any(|v| v == Some(666.0)) {
+                return Err(HandlerError::new("six six six"));
+            }
+            Ok::<_, HandlerError>(Predictions::Column((x * 2.0).into_series()))
+        }
+    })
+}
+
+/// Submits one request per value, together, and awaits every reply.
+async fn together(queues: &Queues, values: &[f64]) -> Vec<Reply> {
+    let receivers: Vec<_> =
+        values.iter().map(|v| queues.submit_plain(Params::default(), frame(&[*v])).unwrap()).collect();
+    let mut replies = Vec::new();
+    for rx in receivers {
+        replies.push(rx.await.unwrap());
+    }
+    replies
+}
+
+#[tokio::test]
+async fn a_poisoned_request_fails_alone_and_the_rest_of_its_batch_is_answered() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let config = BatchConfig { max_delay: Duration::from_millis(30), ..Default::default() };
+    let queues = Queues::new(poisoned_by_666(Arc::clone(&calls)), config, Handle::current());
+    let values = [1.0, 2.0, 3.0, 666.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 666.0, 12.0];
+    let replies = together(&queues, &values).await;
+    for (v, reply) in values.iter().zip(replies) {
+        if *v == 666.0 {
+            assert_eq!(reply.unwrap_err().to_string(), "six six six");
+        } else {
+            assert_eq!(value(reply), vec![2.0 * v], "{v}");
+        }
+    }
+    // One batch, then at most the budget of extra calls for 12 requests.
+    let made = calls.load(Ordering::SeqCst);
+    assert!(made > 1 && made <= 1 + isolate::budget(12), "{made} calls");
+}
+
+#[tokio::test]
+async fn a_model_that_fails_everything_fails_its_batch_after_four_more_calls() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let broken: Arc<dyn Handler> = Arc::new(move |_: Batch| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Err::<Predictions, _>(HandlerError::new("the model is broken")) }
+    });
+    let config = BatchConfig { max_delay: Duration::from_millis(30), ..Default::default() };
+    let queues = Queues::new(broken, config, Handle::current());
+    for reply in together(&queues, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]).await {
+        assert_eq!(reply.unwrap_err().to_string(), "the model is broken");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 5, "the batch, each half, and one request of each half");
+}
+
+#[tokio::test]
+async fn without_isolation_a_failing_batch_fails_every_request() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let config = BatchConfig { max_delay: Duration::from_millis(30), isolate: false, ..Default::default() };
+    let queues = Queues::new(poisoned_by_666(Arc::clone(&calls)), config, Handle::current());
+    for reply in together(&queues, &[1.0, 666.0, 3.0, 4.0]).await {
+        assert_eq!(reply.unwrap_err().to_string(), "six six six");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn the_isolation_budget_grows_with_the_doublings_of_a_batch() {
+    assert_eq!(isolate::budget(2), 12);
+    assert_eq!(isolate::budget(64), 42);
+    assert_eq!(isolate::budget(1000), 60);
+}

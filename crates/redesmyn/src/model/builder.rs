@@ -49,6 +49,8 @@ pub struct BatchSettings {
     pub max_queue: Option<usize>,
     pub timeout: Option<Duration>,
     pub spread: Option<bool>,
+    /// Poison isolation (default on): see [`BatchConfig::isolate`].
+    pub isolate: Option<bool>,
 }
 
 /// Where an artifact cache finds its variants, and how it keeps them.
@@ -191,6 +193,7 @@ fn batch_config(settings: &BatchSettings, stream: bool, parallelism: Option<usiz
         max_queue: settings.max_queue.map_or(d.max_queue, |v| v.max(1)),
         timeout: settings.timeout.or(d.timeout),
         spread: settings.spread.unwrap_or(d.spread),
+        isolate: settings.isolate.unwrap_or(d.isolate),
     }
 }
 

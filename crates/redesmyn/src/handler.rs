@@ -163,3 +163,12 @@ where
         Box::pin(self(batch))
     }
 }
+
+/// What a caught panic says (its `String` or `&str` payload).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}

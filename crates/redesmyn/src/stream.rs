@@ -351,11 +351,7 @@ impl From<std::thread::Result<Option<Result<Step, HandlerError>>>> for Pulled {
                 Pulled::Failed(RequestError::Handler(e.message))
             }
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
+                let what = crate::handler::panic_message(panic.as_ref());
                 tracing::error!(panic = %what, "streaming handler panicked");
                 Pulled::Failed(RequestError::Handler(format!("the handler panicked: {what}")))
             }

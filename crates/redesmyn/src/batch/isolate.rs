@@ -171,11 +171,7 @@ pub(super) async fn call(handler: &dyn Handler, batch: Batch, total: usize) -> R
             Err(e.message)
         }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = crate::handler::panic_message(panic.as_ref());
             tracing::error!(panic = %what, "handler panicked");
             Err(format!("the handler panicked: {what}"))
         }

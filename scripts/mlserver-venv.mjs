@@ -12,9 +12,10 @@
 // Prints {"python": "<venv>/bin/python", "venv": "<venv>"} as JSON on stdout
 // (progress goes to stderr).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { withLock } from './lock.mjs';
 
 const root = join(import.meta.dirname, '..');
 const python = process.env.PYO3_PYTHON ?? '/root/.pyenv/versions/3.11.7/bin/python3.11';
@@ -43,35 +44,12 @@ function run(cmd, args) {
   if (r.status !== 0) throw new Error(`'${cmd} ${args.join(' ')}' failed with status ${r.status}`);
 }
 
-/** Runs `fn` holding `<venv>.lock` (mkdir is atomic); a lock older than 20 minutes is left over from a killed run. */
-function locked(lock, fn) {
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw err;
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
-      } catch {
-        // released meanwhile
-      }
-      Atomics.wait(pause, 0, 0, 500);
-    }
-  }
-  try {
-    return fn();
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
 
 export function ensureMlserverVenv() {
   const venv = process.env.REDESMYN_MLSERVER_VENV ?? join(homedir(), '.cache', 'redesmyn-tools', 'mlserver');
   mkdirSync(dirname(venv), { recursive: true });
   const bin = join(venv, 'bin', 'python');
-  return locked(`${venv}.lock`, () => {
+  return withLock(`${venv}.lock`, () => {
     const stamp = join(venv, '.redesmyn-packages');
     const wanted = packages.join('\n');
     if (!existsSync(bin)) run(python, ['-m', 'venv', venv]);

@@ -14,9 +14,10 @@
 // else ./.cache/v2-clients. Prints {"triton": "<python>", ...} as JSON on stdout
 // (progress goes to stderr), so tests can `JSON.parse` it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { withLock } from './lock.mjs';
 
 const root = join(import.meta.dirname, '..');
 const python = process.env.PYO3_PYTHON ?? '/root/.pyenv/versions/3.11.7/bin/python3.11';
@@ -43,41 +44,12 @@ function run(cmd, args) {
   if (r.status !== 0) throw new Error(`'${cmd} ${args.join(' ')}' failed with status ${r.status}`);
 }
 
-/**
- * Runs `fn` holding `<base>/.lock` (a directory: mkdir is atomic), so callers
- * that start together (`npm test`'s prefetch and the ONNX crate's cargo
- * tests) never pip-install into the same venv at once. A lock older than 20
- * minutes is taken to be left over from a killed run.
- */
-function locked(base, fn) {
-  const lock = join(base, '.lock');
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw err;
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
-      } catch {
-        // released meanwhile
-      }
-      Atomics.wait(pause, 0, 0, 500);
-    }
-  }
-  try {
-    return fn();
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
 
 /** Makes (or reuses) every client venv and returns the python path of each. */
 export function ensureClients() {
   const base = cacheDir();
   mkdirSync(base, { recursive: true });
-  return locked(base, () => ensureAll(base));
+  return withLock(join(base, '.lock'), () => ensureAll(base));
 }
 
 function ensureAll(base) {

@@ -12,10 +12,10 @@
 // Prints {"python": "<venv>/bin/python", "venv": "<venv>"} as JSON on stdout
 // (progress goes to stderr).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { withLock } from './lock.mjs';
+import { ensureVenv, withLock } from './venv.mjs';
 
 const root = join(import.meta.dirname, '..');
 const python = process.env.PYO3_PYTHON ?? '/root/.pyenv/versions/3.11.7/bin/python3.11';
@@ -48,17 +48,7 @@ function run(cmd, args) {
 export function ensureMlserverVenv() {
   const venv = process.env.REDESMYN_MLSERVER_VENV ?? join(homedir(), '.cache', 'redesmyn-tools', 'mlserver');
   mkdirSync(dirname(venv), { recursive: true });
-  const bin = join(venv, 'bin', 'python');
-  return withLock(`${venv}.lock`, () => {
-    const stamp = join(venv, '.redesmyn-packages');
-    const wanted = packages.join('\n');
-    if (!existsSync(bin)) run(python, ['-m', 'venv', venv]);
-    if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== wanted) {
-      run(bin, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...packages]);
-      writeFileSync(stamp, wanted);
-    }
-    return { python: bin, venv };
-  });
+  return withLock(`${venv}.lock`, () => ({ python: ensureVenv(run, python, venv, packages), venv }));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

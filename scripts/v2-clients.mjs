@@ -14,10 +14,10 @@
 // else ./.cache/v2-clients. Prints {"triton": "<python>", ...} as JSON on stdout
 // (progress goes to stderr), so tests can `JSON.parse` it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { withLock } from './lock.mjs';
+import { ensureVenv, withLock } from './venv.mjs';
 
 const root = join(import.meta.dirname, '..');
 const python = process.env.PYO3_PYTHON ?? '/root/.pyenv/versions/3.11.7/bin/python3.11';
@@ -55,16 +55,7 @@ export function ensureClients() {
 function ensureAll(base) {
   const pythons = {};
   for (const [name, packages] of Object.entries(families)) {
-    const venv = join(base, name);
-    const bin = join(venv, 'bin', 'python');
-    const stamp = join(venv, '.redesmyn-packages');
-    const wanted = packages.join('\n');
-    if (!existsSync(bin)) run(python, ['-m', 'venv', venv]);
-    if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== wanted) {
-      run(bin, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...packages]);
-      writeFileSync(stamp, wanted);
-    }
-    pythons[name] = bin;
+    pythons[name] = ensureVenv(run, python, join(base, name), packages);
   }
   return pythons;
 }

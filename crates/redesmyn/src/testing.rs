@@ -74,3 +74,15 @@ pub fn service(
     let label = move |k: &ModelKey| labels.iter().find(|(_, key)| key == k).map_or(k.name.clone(), |(p, _)| p.clone());
     (Arc::new(InferenceService::start(registry, label, metrics, &Handle::current())), paths)
 }
+
+/// The words of each row's `prompt` (the streaming tests' model yields them one per step).
+pub fn prompt_words(frame: &DataFrame) -> Vec<Vec<String>> {
+    frame
+        .column("prompt")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|p| p.unwrap_or("").split_whitespace().map(str::to_string).collect())
+        .collect()
+}

@@ -25,15 +25,7 @@ use crate::testing;
 /// Yields each word of a row's `prompt` as its own step, ending the row after its last.
 fn words() -> Arc<dyn StreamHandler> {
     Arc::new(|batch: Batch| {
-        let rows: Vec<Vec<String>> = batch
-            .frame
-            .column("prompt")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|p| p.unwrap_or("").split_whitespace().map(str::to_string).collect())
-            .collect();
+        let rows = testing::prompt_words(&batch.frame);
         let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
         futures::stream::iter((0..longest).map(move |step| {
             let values: Vec<Option<String>> = rows.iter().map(|r| r.get(step).cloned()).collect();

@@ -23,15 +23,7 @@ fn words(prompts: &[&str]) -> DataFrame {
 fn splitter(sizes: Arc<Mutex<Vec<usize>>>, closed: Arc<AtomicBool>, pulls: Arc<AtomicUsize>) -> Arc<dyn StreamHandler> {
     Arc::new(move |batch: Batch| {
         sizes.lock().unwrap().push(batch.frame.height());
-        let rows: Vec<Vec<String>> = batch
-            .frame
-            .column("prompt")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|p| p.unwrap_or("").split_whitespace().map(str::to_string).collect())
-            .collect();
+        let rows = crate::testing::prompt_words(&batch.frame);
         let guard = Closed(Arc::clone(&closed));
         let pulls = Arc::clone(&pulls);
         futures::stream::unfold((0usize, guard), move |(step, guard)| {

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::{InferenceService, ServedModel};
 use crate::error::{Outcome, RequestError};
-use crate::metrics::{EndpointMetrics, Protocol};
+use crate::metrics::Protocol;
 use crate::pending::Answer;
 
 /// The model a request names: its name, optionally a version, and the
@@ -54,7 +54,6 @@ pub struct Call {
     arrived: Instant,
     /// How the log names where the request came in (the model's label by default).
     endpoint: Option<String>,
-    metrics: Option<EndpointMetrics>,
 }
 
 impl InferenceService {
@@ -70,11 +69,11 @@ impl InferenceService {
 impl Call {
     /// The scope of a request for a model the door already holds.
     pub fn on(model: Arc<ServedModel>, protocol: Protocol, id: impl Into<String>) -> Self {
-        let metrics = model.metrics.clone();
-        if let Some(m) = &metrics {
+        // The model's own handles: no clone of its metrics per request.
+        if let Some(m) = &model.metrics {
             m.in_flight.inc();
         }
-        Call { model, from_version: None, protocol, id: id.into(), arrived: Instant::now(), endpoint: None, metrics }
+        Call { model, from_version: None, protocol, id: id.into(), arrived: Instant::now(), endpoint: None }
     }
 
     fn with_version_param(mut self, from_version: Option<(String, String)>) -> Self {
@@ -116,7 +115,7 @@ impl Call {
     /// the door's own answer (an HTTP status, a gRPC code's name).
     pub fn finish(self, outcome: Outcome, status: impl tracing::Value, answer: Option<&Answer>) {
         let total = self.arrived.elapsed();
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.model.metrics {
             m.answered(outcome, total);
             m.answered_via(self.protocol);
         }
@@ -142,7 +141,7 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.model.metrics {
             m.in_flight.dec();
         }
     }

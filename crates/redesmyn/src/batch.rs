@@ -525,6 +525,8 @@ async fn run_batch(
 }
 
 mod isolate;
+#[cfg(test)]
+mod properties;
 mod refill;
 #[cfg(test)]
 mod tests;

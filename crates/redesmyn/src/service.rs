@@ -257,6 +257,12 @@ impl ServedModel {
         self.queues.shutdown().await;
     }
 
+    /// Whether a failed batch is bisected to fail only its guilty requests
+    /// (and file scoring bisects a failed request's rows the same way).
+    pub fn isolates(&self) -> bool {
+        self.queues.config().isolate
+    }
+
     pub fn key(&self) -> &ModelKey {
         &self.key
     }

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod codec;
 pub mod config;
 pub mod emf;
+pub mod engine;
 pub mod error;
 #[cfg(fuzzing)]
 pub mod fuzzing;

@@ -254,7 +254,7 @@ pl.LazyFrame().select(pl.int_range(0, 3_000_000, dtype=pl.Int64).alias("id")).wi
     expect(back).toEqual([3_000_000, ['id', 'prediction'], 1_499_999.5]);
   });
 
-  it('leaves no file under the final name when killed mid-run', async () => {
+  it('leaves no file under the final name when killed mid-run, and a rerun scores every row', async () => {
     const lines = ['x'];
     for (let i = 0; i < 200_000; i++) lines.push(String(i));
     writeFileSync(join(dir, 'slow.csv'), lines.join('\n') + '\n');
@@ -271,6 +271,13 @@ pl.LazyFrame().select(pl.int_range(0, 3_000_000, dtype=pl.Int64).alias("id")).wi
     });
     expect(r.signal).toBe('SIGKILL');
     expect(existsSync(output)).toBe(false);
+    // Restarted cleanly: the same command, run again, scores every row once.
+    const again = await cli(['--endpoint', `${join(dir, 'fast.ts')}#noop`, '--input', join(dir, 'slow.csv'), '--output', output, '--batch-size', '1000']);
+    expect(again.code).toBe(0);
+    const rows = readFileSync(output, 'utf8').trim().split('\n');
+    expect(rows).toHaveLength(200_001);
+    expect(rows[0]).toBe('x,prediction');
+    expect(rows[200_000]).toBe('199999.0,199999.0');
   });
 
   it('answers bad usage with exit code 2 and a failed run with 1', async () => {

@@ -4,7 +4,6 @@
 //! exported alone comes back through `import_column` the same.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use polars::prelude::*;
 use redesmyn::codec::records::decode;
 use redesmyn_fuzz::{column_stream, read_frame_stream, same, schema_and_rest};
 use redesmyn_python::arrow::{export_frame, import_column};

@@ -170,13 +170,15 @@ pub fn parameters_to_json(parameters: &HashMap<String, InferParameter>) -> Param
         .collect()
 }
 
-/// JSON parameters as protobuf ones; values with no protobuf form (null,
-/// arrays, objects) are sent as their JSON text.
+/// JSON parameters as protobuf ones: null is a parameter with no value
+/// (as an unset one reads); values with no protobuf form (arrays, objects)
+/// are sent as their JSON text.
 pub fn json_to_parameters(parameters: &Parameters) -> HashMap<String, InferParameter> {
     parameters
         .iter()
         .map(|(k, v)| {
             let choice = match v {
+                Value::Null => return (k.clone(), InferParameter { parameter_choice: None }),
                 Value::Bool(b) => ParameterChoice::BoolParam(*b),
                 Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
                     (Some(i), _, _) => ParameterChoice::Int64Param(i),
@@ -358,5 +360,15 @@ mod tests {
         for key in ["b", "i", "u", "d", "s"] {
             assert_eq!(back[key], json[key], "{key}");
         }
+    }
+
+    /// Found by the `grpc_request` fuzz target: a parameter sent with no
+    /// value came back as the string "null".
+    #[test]
+    fn a_parameter_without_a_value_stays_without_one() {
+        let sent = HashMap::from([("k".to_string(), InferParameter { parameter_choice: None })]);
+        let json = parameters_to_json(&sent);
+        assert_eq!(json.get("k"), Some(&Value::Null));
+        assert_eq!(json_to_parameters(&json), sent);
     }
 }

@@ -6,7 +6,14 @@
 use libfuzzer_sys::fuzz_target;
 use redesmyn_fuzz::schema_and_rest;
 
+static UNWIND: std::sync::Once = std::sync::Once::new();
+
 fuzz_target!(|data: &[u8]| {
+    // libFuzzer's hook aborts at any panic, before the readers can turn a
+    // file library's panic into an error. With the default hook back, a
+    // panic the readers contain is no crash, and one they do not still
+    // aborts at the fuzzer's boundary.
+    UNWIND.call_once(|| drop(std::panic::take_hook()));
     let Some((schema, rest)) = schema_and_rest(data) else { return };
     let Some((&format, file)) = rest.split_first() else { return };
     redesmyn::fuzzing::score_file(&schema, format, file);

@@ -34,11 +34,42 @@ pub trait ChunkReader: Send {
 pub fn open(path: &Path, format: Format, schema: &Schema, rows: usize) -> Result<Box<dyn ChunkReader>, ScoreError> {
     let file = File::open(path).map_err(|e| ScoreError::Io(format!("cannot open '{}': {e}", path.display())))?;
     let rows = rows.max(1);
-    Ok(match format {
-        Format::Csv => Box::new(TextReader::new(file, TextKind::Csv, schema, rows)?),
-        Format::NdJson => Box::new(TextReader::new(file, TextKind::NdJson, schema, rows)?),
-        Format::Parquet => Box::new(ParquetChunks::new(file, rows)?),
-        Format::Ipc => Box::new(IpcChunks::new(file)?),
+    let what = format!("'{}' ({format:?})", path.display());
+    let reader: Box<dyn ChunkReader> = contained(&what, || {
+        let reader: Box<dyn ChunkReader> = match format {
+            Format::Csv => Box::new(TextReader::new(file, TextKind::Csv, schema, rows)?),
+            Format::NdJson => Box::new(TextReader::new(file, TextKind::NdJson, schema, rows)?),
+            Format::Parquet => Box::new(ParquetChunks::new(file, rows)?),
+            Format::Ipc => Box::new(IpcChunks::new(file)?),
+        };
+        Ok(reader)
+    })?;
+    Ok(Box::new(Contained { reader, what }))
+}
+
+/// A reader whose panics are errors: the file libraries panic on some
+/// malformed files (polars-parquet on a corrupt footer, found by the
+/// `score_input` fuzz target), which must fail the run, not the process.
+struct Contained {
+    reader: Box<dyn ChunkReader>,
+    what: String,
+}
+
+impl ChunkReader for Contained {
+    fn next_chunk(&mut self) -> Result<Option<DataFrame>, ScoreError> {
+        let reader = &mut self.reader;
+        contained(&self.what, || reader.next_chunk())
+    }
+
+    fn total_rows(&self) -> Option<u64> {
+        self.reader.total_rows()
+    }
+}
+
+fn contained<T>(what: &str, step: impl FnOnce() -> Result<T, ScoreError>) -> Result<T, ScoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
+        let why = crate::handler::panic_message(panic.as_ref());
+        Err(ScoreError::Format(format!("{what} cannot be read; the file is malformed: {why}")))
     })
 }
 

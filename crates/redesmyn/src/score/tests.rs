@@ -121,3 +121,20 @@ async fn a_run_that_fails_leaves_no_file_under_the_final_name() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("in.csv")]);
 }
+
+/// Found by the `score_input` fuzz target: polars-parquet panics on this
+/// corrupt footer. The run fails naming the file; nothing panics out.
+#[tokio::test]
+async fn a_parquet_file_with_a_corrupt_footer_fails_the_run_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("corrupt.parquet");
+    // The fuzz input's first four bytes pick the schema and the format.
+    let seed = include_bytes!("../../fuzz/seeds/score_input/regression-malformed-parquet-footer");
+    std::fs::write(&input, &seed[4..]).unwrap();
+    let service = service();
+    let model = service.resolve("double", None).unwrap();
+    let err = score(&model, ScoreOptions::new(&input, dir.path().join("out.csv")), |_| {}).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("corrupt.parquet") && message.contains("malformed"), "{message}");
+    assert!(!dir.path().join("out.csv").exists());
+}

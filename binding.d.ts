@@ -205,10 +205,12 @@ export interface ClientSpec {
   pathTemplate: string
   /** `fs`: the base directory. */
   basePath?: string
-  /** `object-store`: `s3://bucket/prefix` (or `http(s)://…`). */
+  /** `object-store`: `s3://bucket/prefix`, `gs://…`, `az://…`, `http(s)://…`. */
   url?: string
-  /** `object-store`: `object_store` options (`aws_endpoint`, `aws_region`, …). */
+  /** `object-store`: `object_store` options (`aws_endpoint`, `google_base_url`, `azure_storage_account_key`, …). */
   options?: Record<string, string>
+  /** `object-store`: objects declared larger are refused before downloading. */
+  maxBytes?: number
   /** `object-store`: where downloads land. */
   cacheDir?: string
 }
@@ -492,6 +494,8 @@ export interface ScoreSpec {
   columns?: Array<string>
   rejects?: string
   params?: Record<string, string>
+  /** `object_store` options for inputs and outputs that are store URLs. */
+  storeOptions?: Record<string, string>
 }
 
 export interface ScoreSummaryReport {

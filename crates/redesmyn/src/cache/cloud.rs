@@ -147,7 +147,11 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Remote, StoreError> {
         }
         Scheme::Http => {
             let base = &parsed[..url::Position::BeforePath];
-            let mut b = HttpBuilder::new().with_url(base).with_retry(retry());
+            // A plain http:// URL is what the user asked for.
+            let mut b = HttpBuilder::new()
+                .with_url(base)
+                .with_retry(retry())
+                .with_config(ClientConfigKey::AllowHttp, (parsed.scheme() == "http").to_string());
             for (k, v) in options {
                 b = b.with_config(k.to_ascii_lowercase().parse::<ClientConfigKey>().map_err(|_| unknown(k))?, v);
             }

@@ -43,6 +43,14 @@ export declare class NativeJobs {
   cancel(id: string): Promise<JobReport>
 }
 
+export declare class NativeMirror {
+  constructor(spec: MirrorSpec)
+  /** The local copy. */
+  get dir(): string
+  /** Brings the local copy to the store's state; rejects (moving nothing) when a download fails. */
+  sync(): Promise<MirrorSyncReport>
+}
+
 export declare class NativeModels {
   /**
    * Builds a model to add while serving (the management API's deployer
@@ -387,6 +395,25 @@ export interface ManagementSpec {
   port?: number
   /** The folder `path` may name files in (absolute). */
   root?: string
+}
+
+export interface MirrorSpec {
+  /** `s3://bucket/prefix`, `gs://…`, `az://…`. */
+  url: string
+  /** `object_store` options, on top of the cloud's standard variables. */
+  options?: Record<string, string>
+  /** Where copies are kept (one folder per URL). */
+  cacheDir: string
+  /** Objects declared larger are refused before any download. */
+  maxBytes?: number
+}
+
+export interface MirrorSyncReport {
+  dir: string
+  files: number
+  downloaded: number
+  reused: number
+  removed: number
 }
 
 /** An ONNX model run by onnxruntime (crates/redesmyn-onnx), off Node's thread. */

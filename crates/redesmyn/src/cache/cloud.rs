@@ -165,9 +165,12 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Remote, StoreError> {
 /// A store's refusal or a failure to obtain credentials, told with where
 /// credentials were looked for; `None` for other errors.
 fn credential_error(scheme: Scheme, url: &str, e: &object_store::Error) -> Option<StoreError> {
-    let refused = matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. });
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
+    // Listing errors carry the status in their text only.
+    let refused = matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
+        || lower.contains("403 forbidden")
+        || lower.contains("401 unauthorized");
     let obtaining = lower.contains("credential") || lower.contains("token") || lower.contains("metadata");
     (refused || obtaining).then(|| {
         StoreError::Credentials(format!(

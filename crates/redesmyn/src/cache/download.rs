@@ -49,7 +49,7 @@ pub async fn download(
     remote: &Remote,
     key: &str,
     limits: &Limits,
-    target: impl Fn(&ObjectMeta) -> PathBuf,
+    target: &(dyn Fn(&ObjectMeta) -> PathBuf + Send + Sync),
 ) -> Result<(PathBuf, ObjectMeta), StoreError> {
     let location = remote.location(key);
     for _ in 0..ATTEMPTS {

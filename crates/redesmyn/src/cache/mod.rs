@@ -6,6 +6,7 @@
 
 pub mod cloud;
 mod download;
+mod mirror;
 mod schedule;
 mod store;
 mod template;
@@ -23,6 +24,7 @@ use moka::notification::RemovalCause;
 use regex::Regex;
 
 pub use download::{download, Limits};
+pub use mirror::{Mirror, MirrorReport};
 pub use schedule::Refresh;
 pub use store::{ArtifactStore, Fetched, FsStore, ObjectStoreStore, StoreError, StoreOptions, Version};
 pub use template::{check_value, InvalidParam, PathTemplate, TemplateError};

@@ -192,7 +192,7 @@ impl ArtifactStore for ObjectStoreStore {
                     version.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
                 self.cache_dir.join(format!("{digest:016x}")).join(key)
             };
-            let (path, meta) = download(&self.remote, key, &self.limits, folder).await?;
+            let (path, meta) = download(&self.remote, key, &self.limits, &folder).await?;
             Ok(Fetched { path, version: Self::version_of(&meta) })
         })
     }

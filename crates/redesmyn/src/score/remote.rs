@@ -37,7 +37,7 @@ impl Staging {
     pub async fn download(&self, url: &str, options: &StoreOptions) -> Result<PathBuf, ScoreError> {
         let (remote, name) = open_parent(url, options)?;
         let target = self.dir.join("input").join(&name);
-        let (path, _) = download(&remote, &name, &Limits::default(), |_| target.clone())
+        let (path, _) = download(&remote, &name, &Limits::default(), &|_| target.clone())
             .await
             .map_err(|e| ScoreError::Io(format!("cannot read the input: {e}")))?;
         Ok(path)

@@ -1,0 +1,137 @@
+// `redesmyn serve <store URL>`: a whole model repository in S3, GCS or Azure
+// Blob (real emulators from the project's scripts), copied into a local
+// cache, with credentials from the cloud's standard variables; --watch
+// brings in a new version uploaded while serving, with no failed request;
+// a restart reuses the cached files; a stopped store or a refused key
+// leaves what serves serving.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { post, until } from './helpers';
+import { startStore, type StoreKind, type TestStore } from './support/stores';
+
+const root = join(__dirname, '..');
+const cli = join(root, 'dist', 'cli.js');
+const venv = join(root, '.venv');
+const COLUMNS = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'];
+const ROW = { sepal_length: 6.7, sepal_width: 3.0, petal_length: 5.2, petal_width: 2.3 };
+const SETTINGS = { runtime: 'sklearn', parameters: { uri: 'model.joblib' }, inputs: [{ name: 'input-0', datatype: 'FP64', shape: [-1, 4] }], columns: COLUMNS };
+
+interface Served {
+  child: ChildProcess;
+  http: string;
+  log: () => string;
+  exit: Promise<number | null>;
+}
+
+/** `redesmyn serve URL ...` with `env` added; resolves once it serves, rejects with its output if it exits first. */
+function serve(url: string, extra: string[], env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, [cli, 'serve', url, '--port', '0', '--venv', venv, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  const exit = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  return new Promise((done, fail) => {
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n').find((l) => l.includes('"message":"serving"'));
+      if (line) done({ child, http: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`, log: () => out, exit });
+    };
+    child.stderr.on('data', onData);
+    child.stdout.on('data', onData);
+    void exit.then((code) => fail(Object.assign(new Error(`redesmyn serve exited (${code}) before serving:\n${out}`), { code, out })));
+  });
+}
+
+async function stop(s: Served) {
+  if (s.child.exitCode === null) s.child.kill('SIGTERM');
+  return s.exit;
+}
+
+/** A scikit-learn classifier that answers `k` for every row, as joblib bytes (made in the project's venv). */
+function constantModel(dir: string, k: number): Buffer {
+  const file = join(dir, `constant-${k}.joblib`);
+  if (!existsSync(file)) {
+    execFileSync(join(venv, 'bin', 'python'), ['-c', `
+import joblib, numpy as np
+from sklearn.dummy import DummyClassifier
+joblib.dump(DummyClassifier(strategy="constant", constant=${k}).fit(np.zeros((2, 4)), [${k}, ${k === 0 ? 1 : 0}]), ${JSON.stringify(file)})`]);
+  }
+  return readFileSync(file);
+}
+
+describe.each(['s3', 'gs', 'az'] as StoreKind[])('redesmyn serve %s://bucket/repository', (kind) => {
+  let store: TestStore;
+  let dir: string;
+  let cache: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), `redesmyn-store-repo-${kind}-`));
+    cache = join(dir, 'cache');
+    store = await startStore(kind);
+    await store.put('repo/hot/model-settings.json', JSON.stringify(SETTINGS));
+    await store.put('repo/hot/1/model.joblib', constantModel(dir, 1));
+  }, 10 * 60_000);
+
+  afterAll(async () => {
+    await store?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const current = async (s: Served) => (await post(`${s.http}/predictions/hot`, [ROW])).body.predictions?.[0];
+
+  it('serves the repository, takes a new version uploaded while serving with no failed request, and reuses the copy on restart', async () => {
+    const s = await serve(store.url('repo'), ['--watch', '--watch-interval', '200', '--store-cache', cache], store.env);
+    let running = true;
+    const seen: { status: number; value: unknown }[] = [];
+    try {
+      expect(s.log()).toMatch(/"message":"repository copied".*"downloaded":2,"reused":0/);
+      expect(await current(s)).toBe(1);
+      const clients = [0, 1, 2].map(async () => {
+        while (running) {
+          const r = await post(`${s.http}/predictions/hot`, [ROW]);
+          seen.push({ status: r.status, value: r.body?.predictions?.[0] });
+        }
+      });
+      await store.put('repo/hot/2/model.joblib', constantModel(dir, 2));
+      await until(async () => (await current(s)) === 2, 30_000, 100);
+      expect(s.log()).toMatch(/"message":"repository synced".*"downloaded":1/);
+      expect(s.log()).toMatch(/"message":"default version moved","model":"hot","from":"1","version":"2"/);
+      await new Promise((r) => setTimeout(r, 300));
+      running = false;
+      await Promise.all(clients);
+    } finally {
+      running = false;
+      expect(await stop(s)).toBe(0);
+    }
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.filter((r) => r.status !== 200)).toEqual([]);
+    const first2 = seen.findIndex((r) => r.value === 2);
+    expect(first2).toBeGreaterThan(-1);
+    // No leftovers of a download in the copy.
+    expect(readdirSync(cache, { recursive: true }).map(String).filter((f) => f.includes('.download-') || f.includes('staging'))).toEqual([]);
+
+    // A restart finds every file unchanged in the cache.
+    const again = await serve(store.url('repo'), ['--store-cache', cache], store.env);
+    try {
+      expect(again.log()).toMatch(/"message":"repository copied".*"downloaded":0,"reused":3/);
+      expect(await current(again)).toBe(2);
+    } finally {
+      expect(await stop(again)).toBe(0);
+    }
+  }, 120_000);
+
+  it('fails with the URL when the bucket does not exist', async () => {
+    const url = store.url('repo').replace(`/${store.bucket}`, '/no-such-bucket').replace(`//${store.bucket}`, '//no-such-bucket');
+    const failed = await serve(url, ['--store-cache', cache], store.env).catch((e) => e as { code: number; out: string });
+    expect('code' in failed && failed.code).toBe(1);
+    expect((failed as { out: string }).out).toContain('no-such-bucket');
+  }, 60_000);
+
+  it.runIf(kind !== 'gs')('fails naming the credential problem when the key is wrong', async () => {
+    const wrong = kind === 's3' ? { AWS_SECRET_ACCESS_KEY: 'not-the-secret' } : { AZURE_STORAGE_ACCOUNT_KEY: Buffer.from('not the key').toString('base64') };
+    const failed = await serve(store.url('repo'), ['--store-cache', join(dir, 'other-cache')], { ...store.env, ...wrong }).catch((e) => e as { code: number; out: string });
+    expect((failed as { code: number }).code).toBe(1);
+    expect((failed as { out: string }).out).toMatch(/has no usable credentials [\s\S]*looked for the option/);
+  }, 60_000);
+});

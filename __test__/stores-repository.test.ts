@@ -5,11 +5,12 @@
 // a restart reuses the cached files; a stopped store or a refused key
 // leaves what serves serving.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, until } from './helpers';
+import { createBucket, putObject, startS3 } from './support/s3';
 import { startStore, type StoreKind, type TestStore } from './support/stores';
 
 const root = join(__dirname, '..');
@@ -48,14 +49,23 @@ async function stop(s: Served) {
   return s.exit;
 }
 
-/** A scikit-learn classifier that answers `k` for every row, as joblib bytes (made in the project's venv). */
-function constantModel(dir: string, k: number): Buffer {
-  const file = join(dir, `constant-${k}.joblib`);
+const current = async (s: Served) => (await post(`${s.http}/predictions/hot`, [ROW])).body.predictions?.[0];
+
+const BIG = 192 * 1024 * 1024;
+
+/**
+ * A scikit-learn classifier that answers `k` for every row, as joblib bytes
+ * (made in the project's venv), carrying `padding` random bytes to make it large.
+ */
+function constantModel(dir: string, k: number, padding = 0): Buffer {
+  const file = join(dir, `constant-${k}-${padding}.joblib`);
   if (!existsSync(file)) {
     execFileSync(join(venv, 'bin', 'python'), ['-c', `
-import joblib, numpy as np
+import os, joblib, numpy as np
 from sklearn.dummy import DummyClassifier
-joblib.dump(DummyClassifier(strategy="constant", constant=${k}).fit(np.zeros((2, 4)), [${k}, ${k === 0 ? 1 : 0}]), ${JSON.stringify(file)})`]);
+m = DummyClassifier(strategy="constant", constant=${k}).fit(np.zeros((2, 4)), [${k}, ${k === 0 ? 1 : 0}])
+m.padding_ = np.frombuffer(os.urandom(${padding}), dtype=np.uint8)
+joblib.dump(m, ${JSON.stringify(file)})`]);
   }
   return readFileSync(file);
 }
@@ -78,7 +88,6 @@ describe.each(['s3', 'gs', 'az'] as StoreKind[])('redesmyn serve %s://bucket/rep
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const current = async (s: Served) => (await post(`${s.http}/predictions/hot`, [ROW])).body.predictions?.[0];
 
   it('serves the repository, takes a new version uploaded while serving with no failed request, and reuses the copy on restart', async () => {
     const s = await serve(store.url('repo'), ['--watch', '--watch-interval', '200', '--store-cache', cache], store.env);
@@ -134,4 +143,57 @@ describe.each(['s3', 'gs', 'az'] as StoreKind[])('redesmyn serve %s://bucket/rep
     expect((failed as { code: number }).code).toBe(1);
     expect((failed as { out: string }).out).toMatch(/has no usable credentials [\s\S]*looked for the option/);
   }, 60_000);
+});
+
+describe('redesmyn serve --watch when the store stops in the middle of a download', () => {
+  it('keeps the old version serving, never serves the partial download, and loads the new version at a poll after the store is back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redesmyn-store-stop-'));
+    const dataDir = join(dir, 's3-data');
+    let s3 = await startS3({ dataDir });
+    const port = Number(new URL(s3.endpoint).port);
+    const keys = { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
+    let s: Served | undefined;
+    let running = true;
+    const seen: { status: number; value: unknown }[] = [];
+    try {
+      await createBucket(s3, 'models');
+      await putObject(s3, 'models', 'repo/hot/model-settings.json', JSON.stringify(SETTINGS));
+      await putObject(s3, 'models', 'repo/hot/1/model.joblib', constantModel(dir, 1));
+      const cache = join(dir, 'cache');
+      s = await serve('s3://models/repo', ['--watch', '--watch-interval', '100', '--store-cache', cache], s3.env);
+      const served = s;
+      expect(await current(served)).toBe(1);
+      const clients = [0, 1].map(async () => {
+        while (running) {
+          const r = await post(`${served.http}/predictions/hot`, [ROW]);
+          seen.push({ status: r.status, value: r.body?.predictions?.[0] });
+        }
+      });
+      // Version 2: one large model file (one object, so no poll sees half a version); the store stops while it downloads.
+      const big = constantModel(dir, 2, BIG);
+      await putObject(s3, 'models', 'repo/hot/2/model.joblib', big);
+      const staging = () => readdirSync(cache, { recursive: true }).map(String).filter((f) => f.includes('staging') && f.includes('.download-'));
+      await until(() => staging().some((f) => statSync(join(cache, f)).size > 0), 60_000, 2);
+      await s3.stop();
+      await until(() => served.log().includes('repository sync failed'), 30_000, 50);
+      const tree = readdirSync(cache).find((f) => f.startsWith('repository-')) as string;
+      expect(existsSync(join(cache, tree, 'tree', 'hot', '2'))).toBe(false);
+      expect(await current(served)).toBe(1);
+      // Back on the same port with the same data: the next poll downloads version 2 whole.
+      s3 = await startS3({ dataDir, port, ...keys });
+      await until(async () => (await current(served)) === 2, 60_000, 100);
+      expect(statSync(join(cache, tree, 'tree', 'hot', '2', 'model.joblib')).size).toBe(big.length);
+      running = false;
+      await Promise.all(clients);
+    } finally {
+      running = false;
+      if (s) expect(await stop(s)).toBe(0);
+      await s3.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(seen.filter((r) => r.status !== 200)).toEqual([]);
+    const first2 = seen.findIndex((r) => r.value === 2);
+    expect(first2).toBeGreaterThan(-1);
+    expect(seen.slice(0, first2).every((r) => r.value === 1)).toBe(true);
+  }, 180_000);
 });

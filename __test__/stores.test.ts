@@ -78,6 +78,11 @@ describe.each(['s3', 'gs', 'az', 'http'] as StoreKind[])('object store %s', (kin
         handler: py.handler('test_handlers:predict_species'),
       }),
     );
+    if (kind === 'http') {
+      // Its object is declared at 5 GB (see the test); the limit is 1 GB.
+      const limit = { maxBytes: 1 << 30 };
+      server.register(jsonModel('/huge/{model}', client('huge/{model}/model.json', limit)));
+    }
     if (store.wrongKey) server.register(jsonModel('/wrong/{model}', client('m/{model}/model.json', { options: store.wrongKey })));
     await server.serve();
     url = `http://127.0.0.1:${server.port}`;
@@ -120,6 +125,47 @@ describe.each(['s3', 'gs', 'az', 'http'] as StoreKind[])('object store %s', (kin
     expect(res.status).toBe(503);
     expect(res.body.error).toMatch(/big\/1\/model\.json is \d+ bytes, more than the limit of 1024 bytes; not downloaded/);
     expect(readdirSync(join(dir, 'cache'), { recursive: true }).map(String).some((f) => f.includes('big'))).toBe(false);
+  });
+
+  it.runIf(kind === 'http')('refuses an object declared at 5 GB before asking for its bytes', async () => {
+    const web = store.web!;
+    web.intercept = (req, res) => {
+      if (!req.url?.includes('/huge/1/')) return false;
+      // The headers of a 5 GB object; its bytes are never sent.
+      res.writeHead(200, { 'Content-Length': String(5 * 1024 ** 3), ETag: '"huge"', 'Last-Modified': new Date().toUTCString() });
+      res.end();
+      return true;
+    };
+    try {
+      const res = await post(`${url}/huge/1`, [{ a: 1 }]);
+      expect(res.status).toBe(503);
+      expect(res.body.error).toContain('huge/1/model.json is 5368709120 bytes, more than the limit of 1073741824 bytes; not downloaded');
+      expect(web.requests.filter((r) => r.includes('/huge/1/'))).toEqual([`HEAD /${store.bucket}/models/huge/1/model.json`]);
+    } finally {
+      web.intercept = undefined;
+    }
+  });
+
+  it.runIf(kind === 'http')('downloads again when the object changes between its HEAD and its GET (ETag, If-Match)', async () => {
+    await store.put('models/m/5/model.json', JSON.stringify({ scale: 5 }));
+    const web = store.web!;
+    let swapped = false;
+    web.intercept = (req) => {
+      if (req.method === 'GET' && req.url?.endsWith('/m/5/model.json') && !swapped) {
+        swapped = true;
+        void store.put('models/m/5/model.json', JSON.stringify({ scale: 50 })); // written before the file is read below
+      }
+      return false;
+    };
+    try {
+      const res = await post(`${url}/m/5`, [{ a: 1 }]);
+      expect(res.status).toBe(200);
+      expect(res.body.predictions).toEqual([50]);
+      // HEAD, a GET refused with 412 (If-Match the old ETag), then HEAD and GET of the new content.
+      expect(web.requests.filter((r) => r.endsWith('/m/5/model.json')).map((r) => r.split(' ')[0])).toEqual(['HEAD', 'GET', 'HEAD', 'GET', 'HEAD']);
+    } finally {
+      web.intercept = undefined;
+    }
   });
 
   it.runIf(kind !== 'http')('fails a model whose key the store refuses (or has none), saying where credentials were looked for', async () => {

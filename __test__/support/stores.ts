@@ -36,6 +36,8 @@ export interface TestStore {
   get(key: string): Promise<Buffer>;
   /** Stop the emulator (cutting downloads in flight); idempotent. */
   stop(): Promise<void>;
+  /** The static HTTP server's handle (http only): answer requests yourself, see what was asked. */
+  web?: { intercept?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => boolean; requests: string[] };
 }
 
 const BUCKET = 'models';
@@ -125,6 +127,7 @@ export async function startStore(kind: StoreKind): Promise<TestStore> {
           return Buffer.from(await res.arrayBuffer());
         },
         stop: () => web.stop(),
+        web,
       };
     }
   }

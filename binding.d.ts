@@ -292,6 +292,9 @@ export interface ErrorReport {
   retryAfterMs?: number
 }
 
+/** Downloads one object (unless its current version is cached) and returns the local path. */
+export declare function fetchObject(spec: ObjectFetchSpec): Promise<string>
+
 export interface FieldSpec {
   name: string
   /** `bool`, `str`, a numeric type (`i8` … `f64`), `list` or `array`. */
@@ -414,6 +417,15 @@ export interface MirrorSyncReport {
   downloaded: number
   reused: number
   removed: number
+}
+
+export interface ObjectFetchSpec {
+  /** The object: `gs://bucket/models/iris/model.joblib`, `s3://…`, `az://…`, `https://…`. */
+  url: string
+  options?: Record<string, string>
+  /** Where downloads are kept (one folder per version). */
+  cacheDir: string
+  maxBytes?: number
 }
 
 /** An ONNX model run by onnxruntime (crates/redesmyn-onnx), off Node's thread. */

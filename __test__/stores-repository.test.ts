@@ -5,7 +5,7 @@
 // a restart reuses the cached files; a stopped store or a refused key
 // leaves what serves serving.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,6 +129,23 @@ describe.each(['s3', 'gs', 'az'] as StoreKind[])('redesmyn serve %s://bucket/rep
       expect(await stop(again)).toBe(0);
     }
   }, 120_000);
+
+  it('serves a local repository whose parameters.uri is a URL in the store, and fails a model whose object is missing with its URL', async () => {
+    await store.put('artifacts/iris/model.joblib', constantModel(dir, 3));
+    const local = join(dir, 'local');
+    mkdirSync(join(local, 'by-url'), { recursive: true });
+    writeFileSync(join(local, 'by-url', 'model-settings.json'), JSON.stringify({ ...SETTINGS, parameters: { uri: store.url('artifacts/iris/model.joblib') } }));
+    mkdirSync(join(local, 'missing'), { recursive: true });
+    writeFileSync(join(local, 'missing', 'model-settings.json'), JSON.stringify({ ...SETTINGS, parameters: { uri: store.url('artifacts/nope/model.joblib') } }));
+    const s = await serve(local, [], { ...store.env, REDESMYN_STORE_CACHE: cache });
+    try {
+      expect((await post(`${s.http}/predictions/by-url`, [ROW])).body.predictions).toEqual([3]);
+      const failed = JSON.parse(s.log().split('\n').find((l) => l.includes('"model failed"')) ?? '{}');
+      expect(failed).toMatchObject({ model: 'missing', reason: expect.stringContaining(store.url('artifacts/nope/model.joblib')) });
+    } finally {
+      expect(await stop(s)).toBe(0);
+    }
+  }, 60_000);
 
   it('fails with the URL when the bucket does not exist', async () => {
     const url = store.url('repo').replace(`/${store.bucket}`, '/no-such-bucket').replace(`//${store.bucket}`, '//no-such-bucket');

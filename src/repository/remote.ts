@@ -20,6 +20,11 @@ export interface StoreAccess {
   maxBytes?: number;
 }
 
+/** Where store copies go: `dir`, else `$REDESMYN_STORE_CACHE`, else `<tmpdir>/redesmyn-repositories`. */
+export function storeCacheDir(dir?: string): string {
+  return resolve(dir ?? process.env.REDESMYN_STORE_CACHE ?? join(tmpdir(), 'redesmyn-repositories'));
+}
+
 export class RemoteRepository {
   private constructor(
     readonly url: string,
@@ -29,7 +34,7 @@ export class RemoteRepository {
   /** Opens the store and makes the first copy; throws naming the URL when it cannot. */
   static async open(url: string, access: StoreAccess = {}): Promise<RemoteRepository> {
     const { NativeMirror } = require('../../binding') as typeof import('../../binding');
-    const cacheDir = resolve(access.cacheDir ?? process.env.REDESMYN_STORE_CACHE ?? join(tmpdir(), 'redesmyn-repositories'));
+    const cacheDir = storeCacheDir(access.cacheDir);
     let native: NativeMirrorType;
     try {
       native = new NativeMirror({ url, options: access.options ?? {}, cacheDir, maxBytes: access.maxBytes });

@@ -94,7 +94,7 @@ export class RepositoryWatcher {
     if (f.failed.get(newest) === changed) return;
     const model: RepositoryModel = { name: f.name, folder, state: 'failed', version: String(newest) };
     try {
-      const plan = planVersion(model, f.parentFile, String(newest));
+      const plan = await planVersion(model, f.parentFile, String(newest));
       if (plan.runtime.kind !== f.plan.runtime.kind || (plan.runtime.kind === 'python' && f.plan.runtime.kind === 'python' && plan.runtime.module !== f.plan.runtime.module)) {
         throw new Error(`${plan.file}: version ${newest} changes the runtime (${f.plan.runtime.name} -> ${plan.runtime.name}); restart to serve it`);
       }

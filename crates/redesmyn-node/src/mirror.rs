@@ -1,11 +1,12 @@
-//! A model repository in an object store, copied to a local folder for the
-//! TypeScript repository loader (see `redesmyn::cache::Mirror`).
+//! Object stores for the TypeScript repository loader: a whole repository
+//! copied to a local folder (see `redesmyn::cache::Mirror`), and single
+//! objects a model's settings name by URL.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use napi_derive::napi;
-use redesmyn::cache::{Limits, Mirror, MirrorReport};
+use redesmyn::cache::{ArtifactStore, Limits, Mirror, MirrorReport, ObjectStoreStore};
 
 use crate::error::BindingError;
 
@@ -40,6 +41,27 @@ impl From<MirrorReport> for MirrorSyncReport {
             removed: r.removed as u32,
         }
     }
+}
+
+#[napi(object)]
+pub struct ObjectFetchSpec {
+    /// The object: `gs://bucket/models/iris/model.joblib`, `s3://…`, `az://…`, `https://…`.
+    pub url: String,
+    pub options: Option<HashMap<String, String>>,
+    /// Where downloads are kept (one folder per version).
+    pub cache_dir: String,
+    pub max_bytes: Option<f64>,
+}
+
+/// Downloads one object (unless its current version is cached) and returns the local path.
+#[napi]
+pub async fn fetch_object(spec: ObjectFetchSpec) -> napi::Result<String> {
+    let options = spec.options.unwrap_or_default().into_iter().collect();
+    let (store, key) = ObjectStoreStore::for_object(&spec.url, options, PathBuf::from(spec.cache_dir))
+        .map_err(|e| BindingError::invalid(e.to_string()))?;
+    let store = store.with_max_bytes(spec.max_bytes.map(|n| n.max(0.0) as u64));
+    let fetched = store.fetch(&key).await.map_err(|e| BindingError::failed(e.to_string()))?;
+    Ok(fetched.path.display().to_string())
 }
 
 #[napi]

@@ -95,6 +95,15 @@ fn scheme_of(url: &url::Url) -> Option<Scheme> {
     }
 }
 
+/// An object's URL split into its folder's URL and its name
+/// (`gs://bucket/a/model.joblib` → `gs://bucket/a`, `model.joblib`).
+pub fn split_object_url(url: &str) -> Result<(&str, &str), StoreError> {
+    url.trim_end_matches('/')
+        .rsplit_once('/')
+        .filter(|(dir, name)| !name.is_empty() && !dir.ends_with('/'))
+        .ok_or_else(|| StoreError::Other(format!("'{url}' names no object (expected …/bucket/path/file.ext)")))
+}
+
 /// Requests are retried briefly: a model load or a poll that fails is
 /// tried again by its own schedule, so one call should not hang for minutes.
 fn retry() -> RetryConfig {

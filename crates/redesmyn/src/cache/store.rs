@@ -161,6 +161,12 @@ impl ObjectStoreStore {
         Ok(ObjectStoreStore { remote, cache_dir, limits: Limits::default() })
     }
 
+    /// The store of an object's folder and the object's key in it.
+    pub fn for_object(url: &str, options: StoreOptions, cache_dir: impl Into<PathBuf>) -> Result<(Self, String), StoreError> {
+        let (dir, name) = cloud::split_object_url(url)?;
+        Ok((Self::new(dir, options, cache_dir)?, name.to_string()))
+    }
+
     /// Refuse objects larger than `max_bytes`, before downloading them.
     pub fn with_max_bytes(mut self, max_bytes: Option<u64>) -> Self {
         self.limits.max_bytes = max_bytes;

@@ -12,11 +12,7 @@ use super::ScoreError;
 
 /// A URL split into the store of its folder and the object's name.
 fn open_parent(url: &str, options: &StoreOptions) -> Result<(Remote, String), ScoreError> {
-    let trimmed = url.trim_end_matches('/');
-    let (dir, name) = trimmed
-        .rsplit_once('/')
-        .filter(|(dir, name)| !name.is_empty() && !dir.ends_with('/'))
-        .ok_or_else(|| ScoreError::Io(format!("'{url}' names no object (expected …/bucket/path/file.ext)")))?;
+    let (dir, name) = cloud::split_object_url(url).map_err(|e| ScoreError::Io(e.to_string()))?;
     let remote = cloud::open(dir, options).map_err(|e| ScoreError::Io(e.to_string()))?;
     Ok((remote, name.to_string()))
 }

@@ -4,44 +4,27 @@
 // brings in a new version uploaded while serving, with no failed request;
 // a restart reuses the cached files; a stopped store or a refused key
 // leaves what serves serving.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, until } from './helpers';
+import { serveCli, type ServedCli } from './support/cli';
 import { createBucket, putObject, startS3 } from './support/s3';
 import { startStore, type StoreKind, type TestStore } from './support/stores';
 
 const root = join(__dirname, '..');
-const cli = join(root, 'dist', 'cli.js');
 const venv = join(root, '.venv');
 const COLUMNS = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'];
 const ROW = { sepal_length: 6.7, sepal_width: 3.0, petal_length: 5.2, petal_width: 2.3 };
 const SETTINGS = { runtime: 'sklearn', parameters: { uri: 'model.joblib' }, inputs: [{ name: 'input-0', datatype: 'FP64', shape: [-1, 4] }], columns: COLUMNS };
 
-interface Served {
-  child: ChildProcess;
-  http: string;
-  log: () => string;
-  exit: Promise<number | null>;
-}
+type Served = ServedCli;
 
-/** `redesmyn serve URL ...` with `env` added; resolves once it serves, rejects with its output if it exits first. */
+/** `redesmyn serve URL ...` with `env` added. */
 function serve(url: string, extra: string[], env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [cli, 'serve', url, '--port', '0', '--venv', venv, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  const exit = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  return new Promise((done, fail) => {
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.includes('"message":"serving"'));
-      if (line) done({ child, http: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`, log: () => out, exit });
-    };
-    child.stderr.on('data', onData);
-    child.stdout.on('data', onData);
-    void exit.then((code) => fail(Object.assign(new Error(`redesmyn serve exited (${code}) before serving:\n${out}`), { code, out })));
-  });
+  return serveCli(['serve', url, '--port', '0', '--venv', venv, ...extra], { ...process.env, ...env });
 }
 
 async function stop(s: Served) {
@@ -49,7 +32,7 @@ async function stop(s: Served) {
   return s.exit;
 }
 
-const current = async (s: Served) => (await post(`${s.http}/predictions/hot`, [ROW])).body.predictions?.[0];
+const current = async (s: Served) => (await post(`${s.url}/predictions/hot`, [ROW])).body.predictions?.[0];
 
 const BIG = 192 * 1024 * 1024;
 
@@ -98,7 +81,7 @@ describe.each(['s3', 'gs', 'az'] as StoreKind[])('redesmyn serve %s://bucket/rep
       expect(await current(s)).toBe(1);
       const clients = [0, 1, 2].map(async () => {
         while (running) {
-          const r = await post(`${s.http}/predictions/hot`, [ROW]);
+          const r = await post(`${s.url}/predictions/hot`, [ROW]);
           seen.push({ status: r.status, value: r.body?.predictions?.[0] });
         }
       });
@@ -139,7 +122,7 @@ describe.each(['s3', 'gs', 'az'] as StoreKind[])('redesmyn serve %s://bucket/rep
     writeFileSync(join(local, 'missing', 'model-settings.json'), JSON.stringify({ ...SETTINGS, parameters: { uri: store.url('artifacts/nope/model.joblib') } }));
     const s = await serve(local, [], { ...store.env, REDESMYN_STORE_CACHE: cache });
     try {
-      expect((await post(`${s.http}/predictions/by-url`, [ROW])).body.predictions).toEqual([3]);
+      expect((await post(`${s.url}/predictions/by-url`, [ROW])).body.predictions).toEqual([3]);
       const failed = JSON.parse(s.log().split('\n').find((l) => l.includes('"model failed"')) ?? '{}');
       expect(failed).toMatchObject({ model: 'missing', reason: expect.stringContaining(store.url('artifacts/nope/model.joblib')) });
     } finally {
@@ -155,7 +138,7 @@ describe.each(['s3', 'gs', 'az'] as StoreKind[])('redesmyn serve %s://bucket/rep
   }, 60_000);
 
   it.runIf(kind !== 'gs')('fails naming the credential problem when the key is wrong', async () => {
-    const wrong = kind === 's3' ? { AWS_SECRET_ACCESS_KEY: 'not-the-secret' } : { AZURE_STORAGE_ACCOUNT_KEY: Buffer.from('not the key').toString('base64') };
+    const wrong: Record<string, string> = kind === 's3' ? { AWS_SECRET_ACCESS_KEY: 'not-the-secret' } : { AZURE_STORAGE_ACCOUNT_KEY: Buffer.from('not the key').toString('base64') };
     const failed = await serve(store.url('repo'), ['--store-cache', join(dir, 'other-cache')], { ...store.env, ...wrong }).catch((e) => e as { code: number; out: string });
     expect((failed as { code: number }).code).toBe(1);
     expect((failed as { out: string }).out).toMatch(/has no usable credentials [\s\S]*looked for the option/);
@@ -182,7 +165,7 @@ describe('redesmyn serve --watch when the store stops in the middle of a downloa
       expect(await current(served)).toBe(1);
       const clients = [0, 1].map(async () => {
         while (running) {
-          const r = await post(`${served.http}/predictions/hot`, [ROW]);
+          const r = await post(`${served.url}/predictions/hot`, [ROW]);
           seen.push({ status: r.status, value: r.body?.predictions?.[0] });
         }
       });

@@ -15,10 +15,9 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, installOnce, launch, runWithRetries, serveFromCli, stopper, toolsDir, waitUntilUp } from './emulator.mjs';
+import { installOnce, runWithRetries, serveFromCli, startServer, stopper, toolsDir } from './emulator.mjs';
 
 export const AZURITE_VERSION = '3.37.0';
 export const STORAGE_BLOB_VERSION = '12.34.0';
@@ -61,39 +60,29 @@ export function blobClientModule() {
 export async function startAzureServer(options = {}) {
   const dir = await installAzureServer();
   const main = path.join(dir, 'node_modules', 'azurite', 'dist', 'src', 'blob', 'main.js');
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'redesmyn-azurite-'));
-  const dataDir = options.dataDir ? path.resolve(options.dataDir) : path.join(tmp, 'data');
-  await fsp.mkdir(dataDir, { recursive: true });
-  let last = '';
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    const port = options.port ?? (await freePort());
-    const args = [main, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', dataDir, '--silent', '--skipApiVersionCheck', '--disableTelemetry'];
-    const proc = launch(process.execPath, args, { cwd: tmp });
-    if (await waitUntilUp(proc, port)) {
-      const endpoint = `http://127.0.0.1:${port}/${ACCOUNT}`;
-      return {
-        endpoint,
-        account: ACCOUNT,
-        accountKey: ACCOUNT_KEY,
-        dataDir,
-        pid: proc.child.pid,
-        connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=${endpoint};`,
-        /** object_store's Azure options for this emulator. */
-        options: { azure_storage_account_name: ACCOUNT, azure_storage_account_key: ACCOUNT_KEY, azure_storage_endpoint: endpoint, allow_http: 'true' },
-        /** The same as AZURE_* variables, for a child process. */
-        env: { AZURE_STORAGE_ACCOUNT_NAME: ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY: ACCOUNT_KEY, AZURE_STORAGE_ENDPOINT: endpoint, AZURE_ALLOW_HTTP: 'true' },
-        logs: proc.log,
-        exited: proc.exited,
-        stop: stopper(proc, () => fsp.rm(tmp, { recursive: true, force: true })),
-      };
-    }
-    proc.child.kill('SIGKILL');
-    await proc.exited;
-    last = proc.log();
-    if (!/EADDRINUSE/i.test(last) || options.port !== undefined) break;
-  }
-  await fsp.rm(tmp, { recursive: true, force: true });
-  throw new Error(`azure-server: Azurite did not start:\n${last.slice(-4000)}`);
+  const { proc, port, tmp, dataDir } = await startServer({
+    label: 'azure-server',
+    prefix: 'redesmyn-azurite-',
+    cmd: process.execPath,
+    argsFor: (port, dataDir) => [main, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', dataDir, '--silent', '--skipApiVersionCheck', '--disableTelemetry'],
+    options,
+  });
+  const endpoint = `http://127.0.0.1:${port}/${ACCOUNT}`;
+  return {
+    endpoint,
+    account: ACCOUNT,
+    accountKey: ACCOUNT_KEY,
+    dataDir,
+    pid: proc.child.pid,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=${endpoint};`,
+    /** object_store's Azure options for this emulator. */
+    options: { azure_storage_account_name: ACCOUNT, azure_storage_account_key: ACCOUNT_KEY, azure_storage_endpoint: endpoint, allow_http: 'true' },
+    /** The same as AZURE_* variables, for a child process. */
+    env: { AZURE_STORAGE_ACCOUNT_NAME: ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY: ACCOUNT_KEY, AZURE_STORAGE_ENDPOINT: endpoint, AZURE_ALLOW_HTTP: 'true' },
+    logs: proc.log,
+    exited: proc.exited,
+    stop: stopper(proc, () => fsp.rm(tmp, { recursive: true, force: true })),
+  };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

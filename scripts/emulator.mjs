@@ -372,3 +372,28 @@ export function serveFromCli(label, argv, install, start) {
     process.exit(1);
   });
 }
+
+/**
+ * Start a server with its own temporary folder (`dataDir` inside it, unless
+ * `options.dataDir` names one to keep) on a free loopback port (or
+ * `options.port`), trying other ports when one is taken. `argsFor(port,
+ * dataDir)` is its command line; resolves once `urlPath` answers with
+ * { proc, port, tmp, dataDir }, else throws with the server's output.
+ */
+export async function startServer({ label, prefix, cmd, argsFor, options = {}, urlPath = '/' }) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dataDir = options.dataDir ? path.resolve(options.dataDir) : path.join(tmp, 'data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  let last = '';
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const port = options.port ?? (await freePort());
+    const proc = launch(cmd, argsFor(port, dataDir), { cwd: tmp });
+    if (await waitUntilUp(proc, port, { urlPath })) return { proc, port, tmp, dataDir };
+    signalGroup(proc.child, 'SIGKILL');
+    await proc.exited;
+    last = proc.log();
+    if (!/address already in use|EADDRINUSE/i.test(last) || options.port !== undefined) break;
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  throw new Error(`${label}: the server did not start:\n${last.slice(-4000)}`);
+}

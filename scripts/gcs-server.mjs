@@ -16,10 +16,9 @@
 
 import fsp from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, goInstall, launch, serveFromCli, stopper, toolsDir, waitUntilUp } from './emulator.mjs';
+import { goInstall, serveFromCli, startServer, stopper, toolsDir } from './emulator.mjs';
 
 export const FAKE_GCS_MODULE = 'github.com/fsouza/fake-gcs-server';
 export const FAKE_GCS_VERSION = 'v1.56.1';
@@ -38,43 +37,34 @@ export function installGcsServer({ log } = {}) {
  */
 export async function startGcsServer(options = {}) {
   const bin = await installGcsServer();
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'redesmyn-gcs-'));
-  const dataDir = options.dataDir ? path.resolve(options.dataDir) : path.join(tmp, 'data');
-  await fsp.mkdir(dataDir, { recursive: true });
-  let last = '';
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    const port = options.port ?? (await freePort());
-    const args = ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-public-host', `127.0.0.1:${port}`,
-      '-backend', 'filesystem', '-filesystem-root', dataDir, '-log-level', 'error'];
-    const proc = launch(bin, args, { cwd: tmp });
-    if (await waitUntilUp(proc, port, { urlPath: '/storage/v1/b' })) {
-      const front = await xmlPutProxy(port);
-      const endpoint = front.url;
-      return {
-        endpoint,
-        dataDir,
-        pid: proc.child.pid,
-        // object_store's GCS options: a service account key that points at the
-        // emulator and sends no OAuth token (the emulator takes any).
-        options: {
-          google_service_account_key: JSON.stringify({ private_key: '', private_key_id: '', client_email: '', disable_oauth: true, gcs_base_url: endpoint }),
-          allow_http: 'true',
-        },
-        logs: proc.log,
-        exited: proc.exited,
-        stop: stopper(proc, async () => {
-          await front.close();
-          await fsp.rm(tmp, { recursive: true, force: true });
-        }),
-      };
-    }
-    proc.child.kill('SIGKILL');
-    await proc.exited;
-    last = proc.log();
-    if (!/address already in use/i.test(last) || options.port !== undefined) break;
-  }
-  await fsp.rm(tmp, { recursive: true, force: true });
-  throw new Error(`gcs-server: fake-gcs-server did not start:\n${last.slice(-4000)}`);
+  const { proc, port, tmp, dataDir } = await startServer({
+    label: 'gcs-server',
+    prefix: 'redesmyn-gcs-',
+    cmd: bin,
+    argsFor: (port, dataDir) => ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-public-host', `127.0.0.1:${port}`,
+      '-backend', 'filesystem', '-filesystem-root', dataDir, '-log-level', 'error'],
+    options,
+    urlPath: '/storage/v1/b',
+  });
+  const front = await xmlPutProxy(port);
+  const endpoint = front.url;
+  return {
+    endpoint,
+    dataDir,
+    pid: proc.child.pid,
+    // object_store's GCS options: a service account key that points at the
+    // emulator and sends no OAuth token (the emulator takes any).
+    options: {
+      google_service_account_key: JSON.stringify({ private_key: '', private_key_id: '', client_email: '', disable_oauth: true, gcs_base_url: endpoint }),
+      allow_http: 'true',
+    },
+    logs: proc.log,
+    exited: proc.exited,
+    stop: stopper(proc, async () => {
+      await front.close();
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }),
+  };
 }
 
 /**

@@ -81,7 +81,7 @@ export async function startStore(kind: StoreKind): Promise<TestStore> {
         env: { GOOGLE_SERVICE_ACCOUNT_KEY: gcs.options.google_service_account_key, GOOGLE_ALLOW_HTTP: 'true' },
         wrongKey: { google_base_url: gcs.endpoint, allow_http: 'true' },
         async put(key, body) {
-          const res = await fetch(`${gcs.endpoint}/upload/storage/v1/b/${BUCKET}/o?uploadType=media&name=${encodeURIComponent(key)}`, { method: 'POST', body });
+          const res = await fetch(`${gcs.endpoint}/upload/storage/v1/b/${BUCKET}/o?uploadType=media&name=${encodeURIComponent(key)}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body) });
           if (!res.ok) throw new Error(`fake-gcs-server: upload ${key}: ${res.status} ${await res.text()}`);
         },
         async get(key) {

@@ -132,40 +132,27 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Remote, StoreError> {
     let unknown = |key: &str| {
         StoreError::Other(format!("'{key}' is not an option of {} stores (for '{url}')", scheme.name()))
     };
-    let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match scheme {
-        Scheme::S3 => {
-            let mut b = AmazonS3Builder::from_env().with_url(url).with_retry(retry());
+    // Each option by the key type of its builder; an unknown name is an error.
+    macro_rules! configured {
+        ($builder:expr, $key:ty) => {{
+            let mut b = $builder.with_retry(retry());
             for (k, v) in options {
-                b = b.with_config(k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>().map_err(|_| unknown(k))?, v);
+                b = b.with_config(k.to_ascii_lowercase().parse::<$key>().map_err(|_| unknown(k))?, v);
             }
-            b.build().map(|s| Arc::new(s) as _)
-        }
-        Scheme::Gcs => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url).with_retry(retry());
-            for (k, v) in options {
-                b = b.with_config(k.to_ascii_lowercase().parse::<GoogleConfigKey>().map_err(|_| unknown(k))?, v);
-            }
-            b.build().map(|s| Arc::new(s) as _)
-        }
-        Scheme::Azure => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(url).with_retry(retry());
-            for (k, v) in options {
-                b = b.with_config(k.to_ascii_lowercase().parse::<AzureConfigKey>().map_err(|_| unknown(k))?, v);
-            }
-            b.build().map(|s| Arc::new(s) as _)
-        }
-        Scheme::Http => {
-            let base = &parsed[..url::Position::BeforePath];
-            // A plain http:// URL is what the user asked for.
-            let mut b = HttpBuilder::new()
-                .with_url(base)
-                .with_retry(retry())
-                .with_config(ClientConfigKey::AllowHttp, (parsed.scheme() == "http").to_string());
-            for (k, v) in options {
-                b = b.with_config(k.to_ascii_lowercase().parse::<ClientConfigKey>().map_err(|_| unknown(k))?, v);
-            }
-            b.build().map(|s| Arc::new(s) as _)
-        }
+            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }};
+    }
+    let built = match scheme {
+        Scheme::S3 => configured!(AmazonS3Builder::from_env().with_url(url), AmazonS3ConfigKey),
+        Scheme::Gcs => configured!(GoogleCloudStorageBuilder::from_env().with_url(url), GoogleConfigKey),
+        Scheme::Azure => configured!(MicrosoftAzureBuilder::from_env().with_url(url), AzureConfigKey),
+        // A plain http:// URL is what the user asked for.
+        Scheme::Http => configured!(
+            HttpBuilder::new()
+                .with_url(&parsed[..url::Position::BeforePath])
+                .with_config(ClientConfigKey::AllowHttp, (parsed.scheme() == "http").to_string()),
+            ClientConfigKey
+        ),
     };
     let store = built.map_err(|e| credential_error(scheme, url, &e).unwrap_or_else(|| StoreError::Other(format!("{url}: {e}"))))?;
     Ok(Remote { store, scheme, url: url.trim_end_matches('/').to_string(), prefix })

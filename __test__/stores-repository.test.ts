@@ -130,6 +130,14 @@ describe.each(['s3', 'gs', 'az'] as StoreKind[])('redesmyn serve %s://bucket/rep
     }
   }, 60_000);
 
+  it('refuses an object larger than --store-max-bytes before downloading anything', async () => {
+    const limited = join(dir, 'limited-cache');
+    const failed = await serve(store.url('repo'), ['--store-cache', limited, '--store-max-bytes', '100'], store.env).catch((e) => e as { code: number; out: string });
+    expect((failed as { code: number }).code).toBe(1);
+    expect((failed as { out: string }).out).toMatch(/repo\/hot\/1\/model\.joblib is \d+ bytes, more than the limit of 100 bytes; not downloaded/);
+    expect(readdirSync(limited, { recursive: true }).map(String).filter((f) => f.endsWith('model.joblib') || f.includes('.download-'))).toEqual([]);
+  }, 60_000);
+
   it('fails with the URL when the bucket does not exist', async () => {
     const url = store.url('repo').replace(`/${store.bucket}`, '/no-such-bucket').replace(`//${store.bucket}`, '//no-such-bucket');
     const failed = await serve(url, ['--store-cache', cache], store.env).catch((e) => e as { code: number; out: string });

@@ -51,6 +51,8 @@ Options:
                      cloud's standard variables (docs/stores.md)
   --store-cache DIR  where a store repository is copied (default
                      $REDESMYN_STORE_CACHE, else <tmpdir>/redesmyn-repositories)
+  --store-max-bytes N  refuse (before downloading) an object of the store
+                     repository larger than N bytes
   --strict           exit (code 2) if any model fails to load, instead of
                      serving the others
   --drain-seconds S  on SIGTERM, keep answering S seconds before stopping
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
         'drain-seconds': { type: 'string' },
         'store-option': { type: 'string', multiple: true },
         'store-cache': { type: 'string' },
+        'store-max-bytes': { type: 'string' },
         // KServe's argument names (underscores), and the same with dashes.
         model_name: { type: 'string' },
         'model-name': { type: 'string' },
@@ -146,7 +149,7 @@ async function main(): Promise<void> {
     }
     const { RemoteRepository } = await import('./repository/remote');
     try {
-      remote = await RemoteRepository.open(folder, { options, cacheDir: values['store-cache'] });
+      remote = await RemoteRepository.open(folder, { options, cacheDir: values['store-cache'], maxBytes: integer(values['store-max-bytes'], 'store-max-bytes') });
     } catch (error) {
       fail((error as Error).message, 1);
     }

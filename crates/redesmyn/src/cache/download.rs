@@ -37,8 +37,6 @@ impl Limits {
 enum Attempt {
     /// The object changed (another ETag) between the listing and the end of the download.
     Changed,
-    /// The body ended before the declared size (bytes written).
-    Short(u64),
     Failed(StoreError),
 }
 
@@ -65,7 +63,6 @@ pub async fn download(
                 tracing::info!(url = %remote.url_of(key), "the object changed during its download; downloading again");
             }
             Err(Attempt::Failed(e)) => return Err(e),
-            Err(Attempt::Short(_)) => unreachable!("download_once reports a short body as failed or changed"),
         }
     }
     Err(StoreError::Other(format!("{} changed during each of {ATTEMPTS} downloads", remote.url_of(key))))
@@ -78,27 +75,25 @@ async fn download_once(remote: &Remote, key: &str, meta: &ObjectMeta, target: &P
         .await
         .map_err(|e| failed(StoreError::Other(format!("{}: {e}", dir.display()))))?;
     let temp = dir.join(format!(".download-{}", uuid::Uuid::new_v4().simple()));
-    let written = write_temp(remote, key, meta, &temp).await;
-    let short = match written {
-        Ok(()) => None,
-        Err(Attempt::Short(n)) => Some(n),
+    let written = match write_temp(remote, key, meta, &temp).await {
+        Ok(written) => written,
         Err(e) => {
             let _ = tokio::fs::remove_file(&temp).await;
             return Err(e);
         }
     };
-    // The same version still: otherwise the bytes may mix two versions.
+    // The same version still: otherwise the bytes may mix two versions
+    // (and a short body is a change, not a failure, when the object changed).
     let after = remote.store.head(&remote.location(key)).await.map_err(|e| failed(remote.error(key, e)));
     let unchanged = after.as_ref().is_ok_and(|a| a.e_tag == meta.e_tag && a.size == meta.size);
-    if !unchanged || short.is_some() {
+    if !unchanged || written != meta.size {
         let _ = tokio::fs::remove_file(&temp).await;
-        return match (after, short) {
-            (Err(e), _) => Err(e),
-            (Ok(_), _) if !unchanged => Err(Attempt::Changed),
-            (Ok(_), n) => Err(failed(StoreError::Other(format!(
-                "{}: the download ended after {} of {} bytes",
+        return match after {
+            Err(e) => Err(e),
+            Ok(_) if !unchanged => Err(Attempt::Changed),
+            Ok(_) => Err(failed(StoreError::Other(format!(
+                "{}: the download ended after {written} of {} bytes",
                 remote.url_of(key),
-                n.unwrap_or(0),
                 meta.size
             )))),
         };
@@ -108,7 +103,8 @@ async fn download_once(remote: &Remote, key: &str, meta: &ObjectMeta, target: &P
         .map_err(|e| failed(StoreError::Other(format!("{}: {e}", target.display()))))
 }
 
-async fn write_temp(remote: &Remote, key: &str, meta: &ObjectMeta, temp: &Path) -> Result<(), Attempt> {
+/// The body into `temp`, synced; how many bytes it had.
+async fn write_temp(remote: &Remote, key: &str, meta: &ObjectMeta, temp: &Path) -> Result<u64, Attempt> {
     let io = |e: std::io::Error| Attempt::Failed(StoreError::Other(format!("{}: {e}", temp.display())));
     let options = GetOptions { if_match: meta.e_tag.clone(), ..Default::default() };
     let result = match remote.store.get_opts(&remote.location(key), options).await {
@@ -127,9 +123,7 @@ async fn write_temp(remote: &Remote, key: &str, meta: &ObjectMeta, temp: &Path) 
         written += chunk.len() as u64;
         tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await.map_err(io)?;
     }
-    if written != meta.size {
-        return Err(Attempt::Short(written));
-    }
     tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(io)?;
-    file.sync_all().await.map_err(io)
+    file.sync_all().await.map_err(io)?;
+    Ok(written)
 }

@@ -55,7 +55,11 @@ impl Mirror {
     /// The copy of `url` lives in a folder of `cache_dir` named after the
     /// URL, so a restart finds it again.
     pub fn new(url: &str, options: &StoreOptions, cache_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
-        let remote = cloud::open(url, options)?;
+        Self::of(cloud::open(url, options)?, cache_dir, limits)
+    }
+
+    /// The mirror of an open store.
+    pub fn of(remote: Remote, cache_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         let digest = remote.url.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
         let root = cache_dir.join(format!("repository-{digest:016x}"));
         std::fs::create_dir_all(root.join("tree"))
@@ -208,7 +212,71 @@ fn prune_empty(tree: &Path, key: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStore, ObjectStoreExt};
+
     use super::*;
+    use crate::cache::cloud::Scheme;
+
+    fn memory() -> (Arc<InMemory>, Remote) {
+        let store = Arc::new(InMemory::new());
+        let remote = Remote {
+            store: Arc::clone(&store) as Arc<dyn ObjectStore>,
+            scheme: Scheme::S3,
+            url: "memory://bucket/repo".into(),
+            prefix: "repo".into(),
+        };
+        (store, remote)
+    }
+
+    async fn put(store: &InMemory, key: &str, body: &str) {
+        store.put(&ObjectPath::from(format!("repo/{key}")), body.to_string().into()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn syncs_new_changed_and_removed_files_and_reuses_the_copy() {
+        let cache = tempfile::tempdir().unwrap();
+        let (store, remote) = memory();
+        put(&store, "iris/model-settings.json", "{}").await;
+        put(&store, "iris/1/model.joblib", "one").await;
+        put(&store, "notes.txt", "x").await; // a file at the root of the repository
+        store.put(&ObjectPath::from("elsewhere/model.joblib"), "no".to_string().into()).await.unwrap();
+        let mirror = Mirror::of(remote.clone(), cache.path(), Limits::default()).unwrap();
+        let first = mirror.sync().await.unwrap();
+        assert_eq!((first.files, first.downloaded, first.reused, first.removed), (3, 3, 0, 0));
+        let tree = mirror.dir();
+        assert_eq!(std::fs::read_to_string(tree.join("iris/1/model.joblib")).unwrap(), "one");
+        assert!(!tree.join("elsewhere").exists());
+
+        put(&store, "iris/2/model.joblib", "two").await;
+        put(&store, "iris/1/model.joblib", "uno").await;
+        store.delete(&ObjectPath::from("repo/notes.txt")).await.unwrap();
+        let second = mirror.sync().await.unwrap();
+        assert_eq!((second.files, second.downloaded, second.reused, second.removed), (3, 2, 1, 1));
+        assert_eq!(std::fs::read_to_string(tree.join("iris/1/model.joblib")).unwrap(), "uno");
+        assert_eq!(std::fs::read_to_string(tree.join("iris/2/model.joblib")).unwrap(), "two");
+        assert!(!tree.join("notes.txt").exists());
+
+        // A new mirror of the same URL (a restart) reuses every file.
+        let again = Mirror::of(remote, cache.path(), Limits::default()).unwrap().sync().await.unwrap();
+        assert_eq!((again.downloaded, again.reused), (0, 3));
+    }
+
+    #[tokio::test]
+    async fn a_refused_object_moves_nothing() {
+        let cache = tempfile::tempdir().unwrap();
+        let (store, remote) = memory();
+        put(&store, "iris/1/model.joblib", "one").await;
+        let mirror = Mirror::of(remote, cache.path(), Limits { max_bytes: Some(5) }).unwrap();
+        mirror.sync().await.unwrap();
+        put(&store, "iris/2/model.joblib", "two").await;
+        put(&store, "iris/2/weights.bin", "far too large").await;
+        let err = mirror.sync().await.unwrap_err().to_string();
+        assert!(err.contains("memory://bucket/repo/iris/2/weights.bin is 13 bytes, more than the limit of 5 bytes"), "{err}");
+        assert!(!mirror.dir().join("iris/2").exists(), "no part of version 2 appears");
+    }
 
     #[test]
     fn finds_the_outermost_new_folder() {

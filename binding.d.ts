@@ -43,6 +43,14 @@ export declare class NativeJobs {
   cancel(id: string): Promise<JobReport>
 }
 
+export declare class NativeMirror {
+  constructor(spec: MirrorSpec)
+  /** The local copy. */
+  get dir(): string
+  /** Brings the local copy to the store's state; rejects (moving nothing) when a download fails. */
+  sync(): Promise<MirrorSyncReport>
+}
+
 export declare class NativeModels {
   /**
    * Builds a model to add while serving (the management API's deployer
@@ -205,10 +213,12 @@ export interface ClientSpec {
   pathTemplate: string
   /** `fs`: the base directory. */
   basePath?: string
-  /** `object-store`: `s3://bucket/prefix` (or `http(s)://…`). */
+  /** `object-store`: `s3://bucket/prefix`, `gs://…`, `az://…`, `http(s)://…`. */
   url?: string
-  /** `object-store`: `object_store` options (`aws_endpoint`, `aws_region`, …). */
+  /** `object-store`: `object_store` options (`aws_endpoint`, `google_base_url`, `azure_storage_account_key`, …). */
   options?: Record<string, string>
+  /** `object-store`: objects declared larger are refused before downloading. */
+  maxBytes?: number
   /** `object-store`: where downloads land. */
   cacheDir?: string
 }
@@ -281,6 +291,9 @@ export interface ErrorReport {
   details: Array<RecordErrorReport>
   retryAfterMs?: number
 }
+
+/** Downloads one object (unless its current version is cached) and returns the local path. */
+export declare function fetchObject(spec: ObjectFetchSpec): Promise<string>
 
 export interface FieldSpec {
   name: string
@@ -385,6 +398,34 @@ export interface ManagementSpec {
   port?: number
   /** The folder `path` may name files in (absolute). */
   root?: string
+}
+
+export interface MirrorSpec {
+  /** `s3://bucket/prefix`, `gs://…`, `az://…`. */
+  url: string
+  /** `object_store` options, on top of the cloud's standard variables. */
+  options?: Record<string, string>
+  /** Where copies are kept (one folder per URL). */
+  cacheDir: string
+  /** Objects declared larger are refused before any download. */
+  maxBytes?: number
+}
+
+export interface MirrorSyncReport {
+  dir: string
+  files: number
+  downloaded: number
+  reused: number
+  removed: number
+}
+
+export interface ObjectFetchSpec {
+  /** The object: `gs://bucket/models/iris/model.joblib`, `s3://…`, `az://…`, `https://…`. */
+  url: string
+  options?: Record<string, string>
+  /** Where downloads are kept (one folder per version). */
+  cacheDir: string
+  maxBytes?: number
 }
 
 /** An ONNX model run by onnxruntime (crates/redesmyn-onnx), off Node's thread. */
@@ -492,6 +533,8 @@ export interface ScoreSpec {
   columns?: Array<string>
   rejects?: string
   params?: Record<string, string>
+  /** `object_store` options for inputs and outputs that are store URLs. */
+  storeOptions?: Record<string, string>
 }
 
 export interface ScoreSummaryReport {

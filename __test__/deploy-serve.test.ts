@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRuntimesVenv } from '../scripts/runtimes-venv.mjs';
+import { serveCli } from './support/cli';
 
 const run = promisify(execFile);
 const root = join(__dirname, '..');
@@ -30,19 +31,7 @@ interface Served {
 /** Starts the CLI with `args` and `env` (over a clean MLSERVER_* environment); waits for "serving". */
 function serve(args: string[], env: Record<string, string> = {}): Promise<Served> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MLSERVER_') && !k.startsWith('REDESMYN_')));
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...base, ...env } });
-  let out = '';
-  const exit = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  return new Promise((done, fail) => {
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.includes('"message":"serving"'));
-      if (line) done({ child, url: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`, log: () => out, exit });
-    };
-    child.stderr.on('data', onData);
-    child.stdout.on('data', onData);
-    void exit.then((code) => fail(new Error(`redesmyn serve exited (${code}) before serving:\n${out}`)));
-  });
+  return serveCli(args, { ...base, ...env });
 }
 
 /** Runs the CLI to its exit. */

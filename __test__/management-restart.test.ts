@@ -3,16 +3,16 @@
 // settings.json; models deployed, versioned, split and removed through the
 // API are written into DIR's settings files, and the restarted server
 // serves the same models, versions and weights.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRuntimesVenv } from '../scripts/runtimes-venv.mjs';
+import { serveCli } from './support/cli';
 
 const run = promisify(execFile);
-const cli = join(__dirname, '..', 'dist', 'cli.js');
 const TOKEN = 'restart-token-0123456789';
 const COLUMNS = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'];
 const CONFIG = { inputs: [{ name: 'input-0', datatype: 'FP64', shape: [-1, 4] }], columns: COLUMNS };
@@ -24,19 +24,7 @@ interface Served {
 }
 
 function serve(dir: string, venv: string): Promise<Served> {
-  const child = spawn(process.execPath, [cli, 'serve', dir, '--port', '0', '--venv', venv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const exit = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  return new Promise((done, fail) => {
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.includes('"message":"serving"'));
-      if (line) done({ child, url: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`, exit });
-    };
-    child.stderr.on('data', onData);
-    child.stdout.on('data', onData);
-    void exit.then((code) => fail(new Error(`redesmyn serve exited (${code}) before serving:\n${out}`)));
-  });
+  return serveCli(['serve', dir, '--port', '0', '--venv', venv]);
 }
 
 async function stop(served: Served) {

@@ -13,10 +13,10 @@ import { ensureRuntimesVenv } from '../scripts/runtimes-venv.mjs';
 import { ensureClients } from '../scripts/v2-clients.mjs';
 import { onnxruntimeLibrary } from '../bench/setup.mjs';
 import { post, until } from './helpers';
+import { cli, serveCli } from './support/cli';
 
 const run = promisify(execFile);
 const root = join(__dirname, '..');
-const cli = join(root, 'dist', 'cli.js');
 const COLUMNS = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'];
 
 interface Served {
@@ -28,26 +28,9 @@ interface Served {
 }
 
 /** Starts `redesmyn serve <dir>` and waits for its "serving" line. */
-function serve(dir: string, venv: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, [cli, 'serve', dir, '--port', '0', '--grpc-port', '0', '--venv', venv, ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let out = '';
-  const exit = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  return new Promise((done, fail) => {
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.includes('"message":"serving"'));
-      if (line) {
-        const { port, grpcPort } = JSON.parse(line) as { port: number; grpcPort: number };
-        done({ child, http: `http://127.0.0.1:${port}`, grpc: `127.0.0.1:${grpcPort}`, log: () => out, exit });
-      }
-    };
-    child.stderr.on('data', onData);
-    child.stdout.on('data', onData);
-    void exit.then((code) => fail(new Error(`redesmyn serve exited (${code}) before serving:\n${out}`)));
-  });
+async function serve(dir: string, venv: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Served> {
+  const s = await serveCli(['serve', dir, '--port', '0', '--grpc-port', '0', '--venv', venv, ...extra], { ...process.env, ...env });
+  return { ...s, http: s.url };
 }
 
 function records(rows: number[][], names = COLUMNS) {

@@ -26,29 +26,21 @@
 // ETags, Last-Modified, HEAD, ranges, ListObjectsV2 with prefix/delimiter and
 // conditional requests (If-Match / If-None-Match on GET, and on PUT).
 
-import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, goInstall, launch as launchProcess, pidAlive, serveFromCli, signalGroup, stopper, toolsDir, waitUntilUp } from './emulator.mjs';
 
+export { toolsDir };
 export const VERSITYGW_MODULE = 'github.com/versity/versitygw';
 export const VERSITYGW_VERSION = 'v1.8.0';
 const PACKAGE = `${VERSITYGW_MODULE}/cmd/versitygw`;
 
 const DEFAULT_REGION = 'us-east-1';
 const START_TIMEOUT_MS = 20_000;
-const STOP_TIMEOUT_MS = 5_000;
-const INSTALL_TIMEOUT_MS = 30 * 60_000;
-const LOCK_STALE_MS = 60_000; // a lock whose owner never wrote its pid this long is abandoned
-
-/** The folder that caches built tools. */
-export function toolsDir() {
-  return path.resolve(process.env.REDESMYN_TOOLS_DIR || path.join(os.homedir(), '.cache', 'redesmyn-tools'));
-}
 
 /** Where the pinned server binary lives once installed. */
 export function serverBinaryPath() {
@@ -56,231 +48,26 @@ export function serverBinaryPath() {
   return path.join(toolsDir(), `versitygw-${VERSITYGW_VERSION}`, 'versitygw');
 }
 
-function isExecutable(file) {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function pidAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return e.code === 'EPERM';
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Install: `go install` into a private folder, then an atomic rename, under a
-// lock (a directory made with mkdir, which is atomic) so that two processes
-// never build at once and a reader never sees half a binary.
-
-async function acquireLock(lockDir, log) {
-  const deadline = Date.now() + INSTALL_TIMEOUT_MS;
-  let said = false;
-  for (;;) {
-    try {
-      fs.mkdirSync(lockDir);
-      fs.writeFileSync(path.join(lockDir, 'owner.json'), JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }));
-      return;
-    } catch (e) {
-      if (e.code !== 'EEXIST') throw e;
-    }
-    if (isStale(lockDir)) {
-      // Rename first so that only one waiter breaks a given stale lock.
-      const grave = `${lockDir}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
-      try {
-        fs.renameSync(lockDir, grave);
-        fs.rmSync(grave, { recursive: true, force: true });
-        log(`s3-server: removed a stale install lock ${lockDir}`);
-      } catch {
-        // another waiter got there first
-      }
-      continue;
-    }
-    if (!said) {
-      log(`s3-server: waiting for another process to finish installing versitygw (lock ${lockDir})`);
-      said = true;
-    }
-    if (Date.now() > deadline) throw new Error(`s3-server: timed out waiting for the install lock ${lockDir}`);
-    await sleep(500);
-  }
-}
-
-function isStale(lockDir) {
-  let owner;
-  try {
-    owner = JSON.parse(fs.readFileSync(path.join(lockDir, 'owner.json'), 'utf8'));
-  } catch {
-    // No (complete) owner file yet: the owner may be between mkdir and write.
-    try {
-      return Date.now() - fs.statSync(lockDir).mtimeMs > LOCK_STALE_MS;
-    } catch {
-      return false; // gone already
-    }
-  }
-  if (owner.host !== os.hostname()) return false; // cannot tell; wait for the deadline
-  return !pidAlive(owner.pid);
-}
-
-function runGo(args, env, log) {
-  return new Promise((resolve) => {
-    const child = spawn(process.env.GO || 'go', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const onData = (d) => {
-      output += d;
-      if (output.length > 200_000) output = output.slice(-100_000);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (e) => resolve({ code: -1, output: `${output}\n${e.message}` }));
-    child.on('close', (code) => resolve({ code, output }));
-    const timer = setTimeout(() => {
-      log('s3-server: go install is taking too long; killing it');
-      child.kill('SIGKILL');
-    }, INSTALL_TIMEOUT_MS);
-    child.on('close', () => clearTimeout(timer));
-  });
-}
-
 /**
- * Make sure the pinned versitygw binary is installed; return its path.
+ * Make sure the pinned versitygw binary is installed (`go install` into a
+ * private folder, then an atomic rename, under a lock); return its path.
  * Idempotent and safe to call from several processes at once.
  * @param {{ log?: (msg: string) => void }} [options]
  * @returns {Promise<string>}
  */
-export async function installS3Server({ log = (m) => process.stderr.write(`${m}\n`) } = {}) {
+export async function installS3Server({ log } = {}) {
   const bin = serverBinaryPath();
-  if (isExecutable(bin)) return bin;
-  if (process.env.REDESMYN_VERSITYGW) throw new Error(`s3-server: REDESMYN_VERSITYGW=${bin} is not an executable file`);
-
-  const goCheck = spawnSync(process.env.GO || 'go', ['version'], { encoding: 'utf8' });
-  if (goCheck.status !== 0) {
-    throw new Error(`s3-server: building versitygw needs Go (>= 1.25) on PATH; \`go version\` failed: ${goCheck.error?.message ?? goCheck.stderr}`);
+  if (process.env.REDESMYN_VERSITYGW) {
+    if (fs.existsSync(bin)) return bin;
+    throw new Error(`s3-server: REDESMYN_VERSITYGW=${bin} is not an executable file`);
   }
-
-  const dir = path.dirname(bin);
-  fs.mkdirSync(dir, { recursive: true });
-  const lockDir = `${dir}.lock`;
-  await acquireLock(lockDir, log);
-  const release = () => fs.rmSync(lockDir, { recursive: true, force: true });
-  process.once('exit', release);
-  try {
-    if (isExecutable(bin)) return bin; // another process built it while we waited
-    for (const old of fs.readdirSync(dir)) {
-      if (old.startsWith('.build-')) fs.rmSync(path.join(dir, old), { recursive: true, force: true }); // left by a crash
-    }
-
-    const stage = fs.mkdtempSync(path.join(dir, '.build-'));
-    const env = {
-      ...process.env,
-      GOBIN: stage,
-      CGO_ENABLED: '0', // a static binary, and no C toolchain needed (skips the optional RDMA code)
-      GOTOOLCHAIN: 'local', // never try to download another Go toolchain
-      GOFLAGS: `${process.env.GOFLAGS ?? ''} -modcacherw`.trim(), // a module cache that `rm -rf` can clear
-    };
-    const args = ['install', '-trimpath', '-ldflags=-s -w', `${PACKAGE}@${VERSITYGW_VERSION}`];
-    log(`s3-server: building versitygw ${VERSITYGW_VERSION} with \`go ${args.join(' ')}\` (${goCheck.stdout.trim()}); the first build takes a few minutes`);
-    const started = Date.now();
-    let result;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      result = await runGo(args, env, log);
-      if (result.code === 0) break;
-      log(`s3-server: go install failed (attempt ${attempt}/3, exit ${result.code}):\n${result.output.slice(-4000)}`);
-      if (attempt < 3) await sleep(attempt * 5_000);
-    }
-    if (result.code !== 0) {
-      fs.rmSync(stage, { recursive: true, force: true });
-      throw new Error(`s3-server: could not build versitygw ${VERSITYGW_VERSION}:\n${result.output.slice(-4000)}`);
-    }
-    const built = path.join(stage, 'versitygw');
-    const check = spawnSync(built, ['--version'], { encoding: 'utf8' });
-    if (check.status !== 0) {
-      fs.rmSync(stage, { recursive: true, force: true });
-      throw new Error(`s3-server: the built versitygw does not run: ${check.error?.message ?? check.stderr}`);
-    }
-    fs.renameSync(built, bin);
-    fs.rmSync(stage, { recursive: true, force: true });
-    log(`s3-server: installed ${bin} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    return bin;
-  } finally {
-    release();
-    process.removeListener('exit', release);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Start / stop.
-
-/** Servers still running, killed on exit if their owner forgot to stop them. */
-const running = new Set();
-let exitHookInstalled = false;
-function installExitHook() {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const s of running) s.killNow();
-  });
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function answers(port) {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let got = '';
-    const done = (ok) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1_000, () => done(false));
-    sock.on('error', () => done(false));
-    sock.on('connect', () => sock.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`));
-    sock.on('data', (d) => {
-      got += d;
-      if (got.startsWith('HTTP/1.')) done(true);
-    });
-    sock.on('end', () => done(got.startsWith('HTTP/1.')));
-  });
-}
-
-// On Linux, `setpriv --pdeathsig` makes the kernel send SIGTERM to the server
-// when the process that spawned it dies, however it dies (even SIGKILL), so a
-// crashed test worker leaves no server behind.
-let setprivChecked;
-function pdeathsigPrefix() {
-  if (setprivChecked === undefined) {
-    setprivChecked = false;
-    if (process.platform === 'linux') {
-      const r = spawnSync('setpriv', ['--pdeathsig', 'TERM', '--', 'true'], { stdio: 'ignore' });
-      setprivChecked = r.status === 0;
-    }
-  }
-  return setprivChecked ? ['setpriv', '--pdeathsig', 'TERM', '--'] : [];
+  return goInstall({ pkg: PACKAGE, version: VERSITYGW_VERSION, bin, log, label: 's3-server' });
 }
 
 function launch(bin, { port, region, accessKeyId, secretAccessKey, gwroot, sidecar, cwd }) {
   const args = ['--port', `127.0.0.1:${port}`, '--region', region, '--quiet', 'posix'];
   if (sidecar) args.push('--sidecar', sidecar);
   args.push(gwroot);
-  const prefix = pdeathsigPrefix();
-  const [cmd, ...rest] = [...prefix, bin, ...args];
   const env = {
     ...process.env,
     ROOT_ACCESS_KEY_ID: accessKeyId,
@@ -288,32 +75,11 @@ function launch(bin, { port, region, accessKeyId, secretAccessKey, gwroot, sidec
   };
   // The server's own configuration comes only from the arguments above.
   for (const k of Object.keys(env)) if (k.startsWith('VGW_')) delete env[k];
-  // detached: its own process group, so stop() can signal it and any children at once.
-  const child = spawn(cmd, rest, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const keep = (d) => {
-    log += d;
-    if (log.length > 20_000) log = log.slice(-10_000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  child.on('error', (e) => keep(`\nspawn error: ${e.message}`));
-  return { child, exited, log: () => log };
+  return launchProcess(bin, args, { cwd, env });
 }
 
-function signalGroup(child, sig) {
-  if (child.exitCode !== null || child.signalCode !== null) return; // gone: its pid may be reused
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    try {
-      child.kill(sig);
-    } catch {
-      // already gone
-    }
-  }
-}
+// ---------------------------------------------------------------------------
+// Start / stop.
 
 /**
  * @typedef {object} S3Server
@@ -352,15 +118,7 @@ export async function startS3Server(options = {}) {
   for (let attempt = 1; attempt <= 5; attempt++) {
     const port = options.port ?? (await freePort());
     const proc = launch(bin, { port, region, accessKeyId, secretAccessKey, gwroot, sidecar, cwd: tmp });
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    let up = false;
-    let exit;
-    proc.exited.then((e) => (exit = e));
-    while (!up && !exit && Date.now() < deadline) {
-      up = await answers(port);
-      if (!up) await sleep(25);
-    }
-    if (up && !exit) {
+    if (await waitUntilUp(proc, port, { timeoutMs: START_TIMEOUT_MS })) {
       const server = makeHandle({ proc, port, region, accessKeyId, secretAccessKey, gwroot, tmp });
       return server;
     }
@@ -402,30 +160,6 @@ function sweepAbandoned() {
 
 function makeHandle({ proc, port, region, accessKeyId, secretAccessKey, gwroot, tmp }) {
   const endpoint = `http://127.0.0.1:${port}`;
-  let stopping;
-  const entry = {
-    killNow() {
-      signalGroup(proc.child, 'SIGKILL');
-      fs.rmSync(tmp, { recursive: true, force: true });
-    },
-  };
-  running.add(entry);
-  installExitHook();
-  const stop = () => {
-    stopping ??= (async () => {
-      signalGroup(proc.child, 'SIGTERM');
-      const timer = setTimeout(() => signalGroup(proc.child, 'SIGKILL'), STOP_TIMEOUT_MS);
-      await proc.exited;
-      clearTimeout(timer);
-      running.delete(entry);
-      await fsp.rm(tmp, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-  // Let the caller's process exit even if it forgets stop(): the exit hook kills the server.
-  proc.child.unref();
-  proc.child.stdout.unref?.();
-  proc.child.stderr.unref?.();
   return {
     endpoint,
     region,
@@ -444,53 +178,10 @@ function makeHandle({ proc, port, region, accessKeyId, secretAccessKey, gwroot, 
     },
     logs: () => proc.log(),
     exited: proc.exited,
-    stop,
+    stop: stopper(proc, () => fs.rmSync(tmp, { recursive: true, force: true })),
   };
-}
-
-// ---------------------------------------------------------------------------
-// CLI.
-
-async function main(argv) {
-  const [cmd, ...rest] = argv;
-  const opt = (name) => {
-    const i = rest.indexOf(name);
-    return i >= 0 ? rest[i + 1] : undefined;
-  };
-  if (cmd === 'install') {
-    const bin = await installS3Server();
-    process.stdout.write(`${bin}\n`);
-    return;
-  }
-  if (cmd === 'serve') {
-    const port = opt('--port');
-    const server = await startS3Server({ dataDir: opt('--data-dir'), port: port ? Number(port) : undefined });
-    const { stop, logs, exited, ...config } = server;
-    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
-    process.stderr.write('s3-server: serving; Ctrl-C to stop\n');
-    const keepAlive = setInterval(() => {}, 1 << 30);
-    const died = await new Promise((resolve) => {
-      process.once('SIGINT', () => resolve(false));
-      process.once('SIGTERM', () => resolve(false));
-      exited.then(() => resolve(true));
-    });
-    clearInterval(keepAlive);
-    if (died) {
-      process.stderr.write(`s3-server: the server exited on its own:\n${logs()}\n`);
-      await stop();
-      process.exitCode = 1;
-      return;
-    }
-    await stop();
-    return;
-  }
-  process.stderr.write('usage: node scripts/s3-server.mjs install | serve [--data-dir DIR] [--port N]\n');
-  process.exitCode = 2;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).catch((e) => {
-    process.stderr.write(`${e instanceof Error ? e.message : e}\n`);
-    process.exit(1);
-  });
+  serveFromCli('s3-server', process.argv.slice(2), installS3Server, startS3Server);
 }

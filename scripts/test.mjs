@@ -19,8 +19,12 @@ mkdirSync(join(root, '.cache'), { recursive: true });
 // mlserver-venv makes MLServer's own environment for the compatibility
 // suite; deploy-tools builds helm and the manifest checker from the Go
 // module proxy; `image.mjs --base` installs podman and makes the
-// debootstrap base image (all cached outside the clone).
+// debootstrap base image; gcs-server builds fake-gcs-server from the Go module
+// proxy and azure-server installs Azurite from npm, the emulators of
+// __test__/stores.test.ts (all cached outside the clone).
 const prefetches = [
+  'scripts/gcs-server.mjs install',
+  'scripts/azure-server.mjs install',
   'scripts/pythons.mjs',
   'scripts/v2-clients.mjs',
   'scripts/go-tools.mjs',

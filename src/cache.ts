@@ -30,22 +30,60 @@ export class FsClient {
 }
 
 export interface ObjectStoreClientOptions {
-  /** `s3://bucket/prefix` (S3 or any S3-compatible store), or `http(s)://host/prefix`. */
+  /**
+   * Where the artifacts are: `s3://bucket/prefix`, `gs://bucket/prefix`,
+   * `az://container/prefix` (also `abfs://`, `https://ACCOUNT.blob.core.windows.net/container/prefix`)
+   * or `http(s)://host/prefix` (read-only; listing, and so `prefetch`, needs WebDAV).
+   */
   url: string;
   /** The artifact below the prefix, with `{param}` placeholders. */
   pathTemplate: string;
-  /** An S3-compatible endpoint, e.g. `http://127.0.0.1:9000` (default: AWS). */
+  /** The store's endpoint, for emulators and S3-compatible servers, e.g. `http://127.0.0.1:9000` (default: the cloud's own). */
   endpoint?: string;
+  /** S3 only. */
   region?: string;
+  /** S3 only: the access key (default: the `AWS_*` variables, then instance credentials). */
   accessKeyId?: string;
   secretAccessKey?: string;
   sessionToken?: string;
-  /** Allow plain HTTP endpoints (default: true when `endpoint` is http://). */
+  /** Allow plain HTTP endpoints (default: true when `endpoint` or `url` is http://). */
   allowHttp?: boolean;
-  /** Further `object_store` options, by their names (`aws_virtual_hosted_style_request`, …). Environment variables such as `AWS_ACCESS_KEY_ID` are not read: pass credentials here. */
+  /**
+   * Further `object_store` options, by their names (`aws_virtual_hosted_style_request`,
+   * `google_service_account`, `azure_storage_account_key`, `azure_storage_sas_key`, …).
+   * Each cloud's standard variables (`AWS_*`, `GOOGLE_*` and `GOOGLE_APPLICATION_CREDENTIALS`,
+   * `AZURE_*`) are read too; these options win over them. See docs/stores.md.
+   */
   options?: Record<string, string>;
+  /** Objects declared larger than this are refused before downloading (default: no limit). */
+  maxBytes?: number;
   /** Where downloaded artifacts are kept (default: `<tmpdir>/redesmyn-artifacts`). */
   cacheDir?: string;
+}
+
+/** `object_store` options for a store URL from the common client settings. */
+export function storeOptions(o: Omit<ObjectStoreClientOptions, 'pathTemplate' | 'cacheDir' | 'maxBytes'>): Record<string, string> {
+  const options: Record<string, string> = { ...o.options };
+  const set = (key: string, value: string | undefined) => {
+    if (value !== undefined) options[key] ??= value;
+  };
+  const scheme = o.url.slice(0, o.url.indexOf(':'));
+  if (scheme === 's3' || scheme === 's3a') {
+    set('aws_endpoint', o.endpoint);
+    set('aws_region', o.region ?? (o.endpoint ? 'us-east-1' : undefined));
+    set('aws_access_key_id', o.accessKeyId);
+    set('aws_secret_access_key', o.secretAccessKey);
+    set('aws_session_token', o.sessionToken);
+    // S3-compatible servers are usually addressed by path, not virtual host.
+    if (o.endpoint) set('aws_virtual_hosted_style_request', 'false');
+  } else if (scheme === 'gs') {
+    set('google_base_url', o.endpoint);
+  } else if (['az', 'abfs', 'abfss', 'adl', 'azure'].includes(scheme) || /^https:\/\/[^/]+\.(blob|dfs)\.core\.windows\.net/.test(o.url)) {
+    set('azure_storage_endpoint', o.endpoint);
+  }
+  const allowHttp = o.allowHttp ?? ((o.endpoint ?? o.url).startsWith('http://') || undefined);
+  if (allowHttp) set('allow_http', 'true');
+  return options;
 }
 
 /** Artifacts in object storage, downloaded atomically into a local directory before loading. */
@@ -61,26 +99,12 @@ export class ObjectStoreClient {
   /** @internal */
   toSpec() {
     const o = this.options;
-    const options: Record<string, string> = { ...o.options };
-    const set = (key: string, value: string | undefined) => {
-      if (value !== undefined) options[key] = value;
-    };
-    if (o.url.startsWith('s3://') || o.url.startsWith('s3a://')) {
-      set('aws_endpoint', o.endpoint);
-      set('aws_region', o.region ?? (o.endpoint ? 'us-east-1' : undefined));
-      set('aws_access_key_id', o.accessKeyId);
-      set('aws_secret_access_key', o.secretAccessKey);
-      set('aws_session_token', o.sessionToken);
-      // S3-compatible servers are usually addressed by path, not virtual host.
-      if (o.endpoint) options.aws_virtual_hosted_style_request ??= 'false';
-    }
-    const allowHttp = o.allowHttp ?? o.endpoint?.startsWith('http://') ?? false;
-    if (allowHttp) options.allow_http = 'true';
     return {
       kind: this.kind,
       pathTemplate: o.pathTemplate,
       url: o.url,
-      options,
+      options: storeOptions(o),
+      maxBytes: o.maxBytes,
       cacheDir: resolve(o.cacheDir ?? join(tmpdir(), 'redesmyn-artifacts')),
     };
   }

@@ -10,6 +10,7 @@
  * invalid root settings.json.
  */
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { isStoreUrl, keyValues } from './location';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -44,6 +45,14 @@ Options:
   --watch            poll DIR: a newer version folder the version policy
                      selects takes over the unversioned routes once loaded
   --watch-interval MS  poll interval (default 1000)
+  --store-option K=V   DIR may be a store URL (s3://bucket/models, gs://...,
+                     az://container/models): an object_store option for it
+                     (repeatable); credentials otherwise come from each
+                     cloud's standard variables (docs/stores.md)
+  --store-cache DIR  where a store repository is copied (default
+                     $REDESMYN_STORE_CACHE, else <tmpdir>/redesmyn-repositories)
+  --store-max-bytes N  refuse (before downloading) an object of the store
+                     repository larger than N bytes
   --strict           exit (code 2) if any model fails to load, instead of
                      serving the others
   --drain-seconds S  on SIGTERM, keep answering S seconds before stopping
@@ -91,6 +100,9 @@ async function main(): Promise<void> {
         watch: { type: 'boolean' },
         'watch-interval': { type: 'string' },
         'drain-seconds': { type: 'string' },
+        'store-option': { type: 'string', multiple: true },
+        'store-cache': { type: 'string' },
+        'store-max-bytes': { type: 'string' },
         // KServe's argument names (underscores), and the same with dashes.
         model_name: { type: 'string' },
         'model-name': { type: 'string' },
@@ -125,7 +137,25 @@ async function main(): Promise<void> {
   if (positionalDir !== undefined && modelDir !== undefined && positionalDir !== modelDir) fail(`give the folder once: '${positionalDir}' and --model_dir '${modelDir}'`);
 
   const { servePlan, ConventionError } = await import('./cli/conventions');
-  const folder = positionalDir ?? modelDir;
+  let folder = positionalDir ?? modelDir;
+  // A repository in an object store: served from a local copy (settings.json included).
+  let remote: import('./repository/remote').RemoteRepository | undefined;
+  if (folder !== undefined && isStoreUrl(folder)) {
+    let options: Record<string, string> = {};
+    try {
+      options = keyValues(values['store-option'], '--store-option');
+    } catch (error) {
+      fail((error as Error).message);
+    }
+    const { RemoteRepository } = await import('./repository/remote');
+    try {
+      remote = await RemoteRepository.open(folder, { options, cacheDir: values['store-cache'], maxBytes: integer(values['store-max-bytes'], 'store-max-bytes') });
+    } catch (error) {
+      fail((error as Error).message, 1);
+    }
+    folder = remote.dir;
+    process.stderr.write(`${JSON.stringify({ level: 'INFO', target: 'redesmyn::repository', message: 'repository copied', url: remote.url, ...remote.firstSync })}\n`);
+  }
   // settings.json of the folder given (or of the folder the environment names), read before the conventions use its management key.
   const settingsDir = folder ?? process.env.MLSERVER_MODEL_URI ?? process.env.MLSERVER_MODELS_DIR ?? '.';
   const { readServerSettings } = await import('./repository/settings');
@@ -213,6 +243,7 @@ async function main(): Promise<void> {
     const intervalMs = integer(values['watch-interval'], 'watch-interval');
     index = await server.registerRepository(plan.repository, {
       watch: values.watch ? { intervalMs } : false,
+      remote,
       // Models left to the repository API start unloaded.
       models: plan.loadAtStartup ? undefined : [],
     });

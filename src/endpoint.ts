@@ -406,6 +406,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     if (options.batchSize !== undefined) spec.batchSize = options.batchSize;
     if (options.columns !== undefined) spec.columns = [...options.columns];
     if (options.rejects !== undefined) spec.rejects = options.rejects;
+    if (options.storeOptions !== undefined) spec.storeOptions = options.storeOptions;
     if (options.inputFormat !== undefined) spec.inputFormat = options.inputFormat;
     if (options.outputFormat !== undefined) spec.outputFormat = options.outputFormat;
     if (options.params !== undefined) spec.params = options.params as Record<string, string>;

@@ -11,10 +11,15 @@ export type ScoreFormat = 'csv' | 'parquet' | 'ndjson' | 'arrow';
 
 /** Options of {@link Endpoint.score}. */
 export interface ScoreOptions<P extends string = string> {
-  /** The file to score: `.csv`, `.parquet`, `.ndjson`/`.jsonl` or `.arrow`/`.ipc`/`.feather`. */
+  /**
+   * The file to score: `.csv`, `.parquet`, `.ndjson`/`.jsonl` or `.arrow`/`.ipc`/`.feather`;
+   * a path, or a store URL (`s3://`, `gs://`, `az://`, `http(s)://`), downloaded first.
+   */
   input: string;
-  /** Where the scored rows go (same formats). Written to a temporary file and renamed at the end. */
+  /** Where the scored rows go (same formats): a path, or a store URL uploaded when the run succeeds (not `http(s)://`). */
   output: string;
+  /** `object_store` options for store URLs, on top of the cloud's standard variables (see docs/stores.md). */
+  storeOptions?: Record<string, string>;
   /** Rows per chunk, and so per handler call (default 10 000). */
   batchSize?: number;
   /** Input columns copied to the output before the prediction column(s) (default: all). */

@@ -5,7 +5,9 @@ import type { Endpoint } from './endpoint';
 import { pythonExecutable, RUNTIMES_PATH, type PythonOptions } from './python';
 import { nativeRuntime, type NativeRuntime } from './runtimes';
 import { registerRepository, type RepositoryModel } from './repository';
+import { RemoteRepository, type StoreAccess } from './repository/remote';
 import { RepositoryWatcher, type WatchOptions } from './repository/watch';
+import { isStoreUrl } from './location';
 import { deploy as deployModel, persist, type Change, type DeploySpec } from './repository/manage';
 import type { ModelLoader } from './cache';
 import type { Fields } from './schema';
@@ -244,8 +246,20 @@ export class Server {
    *
    * With `models`, only the models of those names are read, checked and
    * registered (the index lists only them).
+   *
+   * `dir` may be a store URL (`s3://bucket/models`, `gs://…`, `az://…`):
+   * the repository is copied into a local folder (`store.cacheDir`), each
+   * new or changed file downloaded and verified before any appears, and
+   * with `watch` the copy is brought up to date before each poll (see
+   * docs/stores.md).
    */
-  async registerRepository(dir: string, options: { watch?: boolean | WatchOptions; models?: readonly string[] } = {}): Promise<RepositoryModel[]> {
+  async registerRepository(
+    dir: string,
+    options: { watch?: boolean | WatchOptions; models?: readonly string[]; store?: StoreAccess; remote?: RemoteRepository } = {},
+  ): Promise<RepositoryModel[]> {
+    // A store URL: served from a local copy, synced before each watch poll.
+    const remote = options.remote ?? (isStoreUrl(dir) ? await RemoteRepository.open(dir, options.store) : undefined);
+    if (remote) dir = remote.dir;
     const python = () => pythonExecutable(this.#python);
     const { index, followed, traffic, defaults } = await registerRepository(
       { register: (endpoint) => this.register(endpoint), pythonExecutable: python },
@@ -263,7 +277,8 @@ export class Server {
         ...this.#manageHost(),
         remove: (name: string, version: string) => this.#native.models().remove(name, version),
       };
-      const watcher = new RepositoryWatcher(followed, index, host, options.watch === true ? {} : options.watch);
+      const watch = options.watch === true ? {} : options.watch;
+      const watcher = new RepositoryWatcher(followed, index, host, remote ? { sync: () => remote.sync(), ...watch } : watch);
       this.#watchers.push(watcher);
     }
     return index;

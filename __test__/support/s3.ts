@@ -52,6 +52,10 @@ export type S3Like = S3 | S3Client;
 export interface StartS3Options {
   /** Keep the data in this folder (kept on stop) instead of a fresh temporary one. */
   dataDir?: string;
+  /** Listen on this port (to start a stopped server again where its clients expect it). */
+  port?: number;
+  accessKeyId?: string;
+  secretAccessKey?: string;
 }
 
 /** Start a fresh, empty server. The first call on a machine may build it (minutes): call it in beforeAll. */

@@ -38,6 +38,7 @@ import { parseArgs } from 'node:util';
 import { Presets, SingleBar } from 'cli-progress';
 
 import { Endpoint } from '../endpoint';
+import { isStoreUrl, joinLocation, keyValues } from '../location';
 import type { ScoreOptions, ScoreProgress } from '../score';
 import { Server, type ServerOptions } from '../server';
 
@@ -50,7 +51,11 @@ Several inputs (or a folder of .csv, .parquet, .ndjson/.jsonl, .arrow/.ipc/.feat
 files) score into the folder --output, one part per input file under its own
 name, with its own rejects file. --shard K/N scores every N-th of those files
 from the K-th (0 <= K < N): N processes score one data set with no coordinator.
---shards N takes K from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).`;
+--shards N takes K from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+--input and --output also take store URLs (s3://, gs://, az://, abfs://,
+https://ACCOUNT.blob.core.windows.net/...; plain http(s):// for inputs only):
+credentials come from each cloud's standard variables, or from
+--store-option KEY=VALUE (object_store's option names, repeatable).`;
 
 /** Input formats by extension, for the files of an input folder. */
 const SCORED_EXTENSIONS = ['.csv', '.parquet', '.ndjson', '.jsonl', '.arrow', '.ipc', '.feather'];
@@ -92,6 +97,10 @@ function inputFiles(inputs: string[]): { files: string[]; folder: boolean } {
   const files: string[] = [];
   let folder = inputs.length > 1;
   for (const input of inputs) {
+    if (isStoreUrl(input)) {
+      files.push(input); // an object: read by the core, which names it if it is missing
+      continue;
+    }
     if (!existsSync(input)) throw new UsageError(`--input '${input}' does not exist`);
     if (statSync(input).isDirectory()) {
       folder = true;
@@ -164,6 +173,7 @@ function parse(argv: string[]) {
         columns: { type: 'string' },
         rejects: { type: 'string' },
         param: { type: 'string', multiple: true },
+        'store-option': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -190,6 +200,12 @@ function parse(argv: string[]) {
     if (eq <= 0) throw new UsageError(`--param takes name=value, got '${p}'`);
     params[p.slice(0, eq)] = p.slice(eq + 1);
   }
+  let storeOptions: Record<string, string>;
+  try {
+    storeOptions = keyValues(values['store-option'], '--store-option');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   const source: Source =
     values.repository !== undefined
       ? { repository: values.repository, model: values.model as string, version: values.version, venv: values.venv }
@@ -206,6 +222,7 @@ function parse(argv: string[]) {
       .filter((c) => c !== ''),
     rejects: values.rejects,
     params,
+    storeOptions,
   };
 }
 
@@ -309,7 +326,7 @@ export async function scoreCommand(
     const { files, folder } = inputFiles(args.inputs);
     const parts = folder || args.shard !== undefined;
     if (parts && args.rejects !== undefined) throw new UsageError('--rejects names one file; with several inputs each part has its own (<part>.rejects.csv)');
-    if (parts && existsSync(args.output) && !statSync(args.output).isDirectory()) throw new UsageError(`--output '${args.output}' must be a folder when scoring several files or a shard`);
+    if (parts && !isStoreUrl(args.output) && existsSync(args.output) && !statSync(args.output).isDirectory()) throw new UsageError(`--output '${args.output}' must be a folder when scoring several files or a shard`);
     const names = new Map<string, string>();
     for (const f of files) {
       const name = path.basename(f);
@@ -317,7 +334,7 @@ export async function scoreCommand(
       names.set(name, f);
     }
     const mine = args.shard === undefined ? files : files.filter((_, i) => i % (args.shard as Shard).count === (args.shard as Shard).index);
-    plan = parts ? mine.map((f) => ({ input: f, output: path.join(args.output, path.basename(f)) })) : [{ input: files[0], output: args.output }];
+    plan = parts ? mine.map((f) => ({ input: f, output: joinLocation(args.output, path.basename(f)) })) : [{ input: files[0], output: args.output }];
   } catch (error) {
     await server.stop();
     if (!(error instanceof UsageError)) throw error;
@@ -330,7 +347,7 @@ export async function scoreCommand(
     io.out(`${label}no input file falls to this shard (${args.inputs.join(', ')}); nothing to score`);
     return 0;
   }
-  if (plan.length > 1 || args.shard !== undefined) mkdirSync(args.output, { recursive: true });
+  if ((plan.length > 1 || args.shard !== undefined) && !isStoreUrl(args.output)) mkdirSync(args.output, { recursive: true });
   const tty = io.err.isTTY === true;
   const failures: string[] = [];
   let totals = { rows: 0, scored: 0, rejected: 0, elapsedMs: 0 };
@@ -342,6 +359,7 @@ export async function scoreCommand(
       const options: ScoreOptions = {
         input: part.input,
         output: part.output,
+        storeOptions: args.storeOptions,
         params: args.params,
         progressIntervalMs: tty ? 200 : 1000,
         onProgress: (p) => {

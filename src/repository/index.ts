@@ -12,10 +12,12 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CacheConfig, FsClient } from '../cache';
+import { isStoreUrl } from '../location';
 import { Endpoint, type OutputTensor } from '../endpoint';
 import { py, RUNTIMES_PATH } from '../python';
 import { onnx } from '../onnx';
 import { Field, Schema, type Fields } from '../schema';
+import { storeCacheDir } from './remote';
 import { resolveRuntime, type Runtime } from './runtimes';
 import { readModelSettings, SettingsError, type ModelSettings, type TensorSettings, type VersionPolicy } from './settings';
 
@@ -142,7 +144,7 @@ export interface Planned {
  * fills `model`'s name and runtime, and resolves its artifact. Throws a
  * SettingsError saying what is wrong.
  */
-export function planVersion(model: RepositoryModel, parentFile: string, version: string | undefined): Planned {
+export async function planVersion(model: RepositoryModel, parentFile: string, version: string | undefined): Promise<Planned> {
   const vdir = model.folder;
   // A version folder may carry its own model-settings.json; else the model's applies, its uri read from the version folder.
   const file = version !== undefined && existsSync(join(vdir, 'model-settings.json')) ? join(vdir, 'model-settings.json') : parentFile;
@@ -155,7 +157,9 @@ export function planVersion(model: RepositoryModel, parentFile: string, version:
   let artifact = file;
   if (runtime.kind !== 'python' || runtime.artifact === 'uri') {
     if (settings.parameters.uri === undefined) throw new SettingsError(file, 'parameters.uri', "missing; expected the model file's path, relative to the model's folder");
-    artifact = resolve(vdir, settings.parameters.uri);
+    const uri = settings.parameters.uri;
+    // A store URL: downloaded (once per version of the object) into the store cache.
+    artifact = isStoreUrl(uri) ? await fetchArtifact(file, uri) : resolve(vdir, uri);
     if (!existsSync(artifact)) throw new SettingsError(file, 'parameters.uri', `expected an existing file; '${artifact}' does not exist`);
     if (runtime.name === 'tensorflow' && statSync(artifact).isDirectory()) {
       // A SavedModel is a folder; the artifact cache follows its graph file (a change to it reloads the model).
@@ -164,6 +168,17 @@ export function planVersion(model: RepositoryModel, parentFile: string, version:
     }
   }
   return { model, served: version, settings, file, runtime, artifact };
+}
+
+/** The local copy of the object `uri` names (credentials from the cloud's standard variables). */
+async function fetchArtifact(file: string, uri: string): Promise<string> {
+  const { fetchObject } = require('../../binding') as typeof import('../../binding');
+  const cacheDir = join(storeCacheDir(), 'artifacts');
+  try {
+    return await fetchObject({ url: uri, cacheDir });
+  } catch (error) {
+    throw new SettingsError(file, 'parameters.uri', (error as Error).message);
+  }
 }
 
 /** The start-up check's request for one planned model. */
@@ -284,7 +299,7 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
     for (const { dir: vdir, version } of versions) {
       const model: RepositoryModel = { name: folderName, folder: vdir, state: 'failed', version };
       try {
-        const plan = planVersion(model, parentFile, version);
+        const plan = await planVersion(model, parentFile, version);
         // A model's name is known once its settings are read: `models` keeps the others out of the index and the check.
         if (named && !named.includes(model.name)) continue;
         index.push(model);

@@ -30,6 +30,8 @@ export interface WatchOptions {
   intervalMs?: number;
   /** Where events go (default: JSON lines on stderr). */
   log?: (event: Record<string, unknown>) => void;
+  /** Brings the folder up to date first (a repository copied from an object store); a failure skips the poll. */
+  sync?: () => Promise<{ downloaded: number; reused: number; removed: number }>;
 }
 
 export class RepositoryWatcher {
@@ -61,6 +63,16 @@ export class RepositoryWatcher {
     if (this.#running) return;
     this.#running = true;
     try {
+      if (this.options.sync) {
+        try {
+          const report = await this.options.sync();
+          if (report.downloaded + report.removed > 0) this.#log({ level: 'INFO', message: 'repository synced', ...report });
+        } catch (error) {
+          // The copy is as it was: what serves keeps serving; the next poll tries again.
+          this.#log({ level: 'WARN', message: 'repository sync failed; trying again at the next poll', reason: error instanceof Error ? error.message : String(error) });
+          return;
+        }
+      }
       for (const f of this.followed) {
         if (!f.pinned) await this.#follow(f);
       }
@@ -82,7 +94,7 @@ export class RepositoryWatcher {
     if (f.failed.get(newest) === changed) return;
     const model: RepositoryModel = { name: f.name, folder, state: 'failed', version: String(newest) };
     try {
-      const plan = planVersion(model, f.parentFile, String(newest));
+      const plan = await planVersion(model, f.parentFile, String(newest));
       if (plan.runtime.kind !== f.plan.runtime.kind || (plan.runtime.kind === 'python' && f.plan.runtime.kind === 'python' && plan.runtime.module !== f.plan.runtime.module)) {
         throw new Error(`${plan.file}: version ${newest} changes the runtime (${f.plan.runtime.name} -> ${plan.runtime.name}); restart to serve it`);
       }

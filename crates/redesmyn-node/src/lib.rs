@@ -13,6 +13,7 @@ mod js_handler;
 mod js_loader;
 mod js_reply;
 mod js_stream;
+mod mirror;
 mod models;
 mod options;
 mod output;

@@ -24,6 +24,8 @@ pub struct ScoreSpec {
     pub columns: Option<Vec<String>>,
     pub rejects: Option<String>,
     pub params: Option<HashMap<String, String>>,
+    /// `object_store` options for inputs and outputs that are store URLs.
+    pub store_options: Option<HashMap<String, String>>,
 }
 
 /// Where a run stands.
@@ -86,6 +88,7 @@ impl From<ScoreSpec> for ScoreOptions {
         options.rejects = spec.rejects.map(Into::into);
         options.params = redesmyn::Params::new(spec.params.unwrap_or_default().into_iter().collect());
         options.progress_every = Duration::from_millis(50);
+        options.store_options = spec.store_options.unwrap_or_default().into_iter().collect();
         options
     }
 }

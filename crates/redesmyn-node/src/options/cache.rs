@@ -22,10 +22,12 @@ pub struct ClientSpec {
     pub path_template: String,
     /// `fs`: the base directory.
     pub base_path: Option<String>,
-    /// `object-store`: `s3://bucket/prefix` (or `http(s)://…`).
+    /// `object-store`: `s3://bucket/prefix`, `gs://…`, `az://…`, `http(s)://…`.
     pub url: Option<String>,
-    /// `object-store`: `object_store` options (`aws_endpoint`, `aws_region`, …).
+    /// `object-store`: `object_store` options (`aws_endpoint`, `google_base_url`, `azure_storage_account_key`, …).
     pub options: Option<HashMap<String, String>>,
+    /// `object-store`: objects declared larger are refused before downloading.
+    pub max_bytes: Option<f64>,
     /// `object-store`: where downloads land.
     pub cache_dir: Option<String>,
 }
@@ -62,7 +64,10 @@ impl CacheSpec {
                     .clone()
                     .map(std::path::PathBuf::from)
                     .unwrap_or_else(|| std::env::temp_dir().join("redesmyn-artifacts"));
-                Arc::new(ObjectStoreStore::new(url, options, cache_dir).map_err(|e| fail(e.to_string()))?)
+                let max_bytes = self.client.max_bytes.map(|n| n.max(0.0) as u64);
+                Arc::new(
+                    ObjectStoreStore::new(url, options, cache_dir).map_err(|e| fail(e.to_string()))?.with_max_bytes(max_bytes),
+                )
             }
             other => return Err(fail(format!("unknown client kind '{other}'"))),
         };

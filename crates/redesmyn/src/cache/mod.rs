@@ -4,6 +4,9 @@
 //! stay in memory (least recently used evicted), and a background refresh
 //! reloads models whose artifact changed while the old one keeps serving.
 
+pub mod cloud;
+mod download;
+mod mirror;
 mod schedule;
 mod store;
 mod template;
@@ -20,6 +23,8 @@ use moka::future::Cache;
 use moka::notification::RemovalCause;
 use regex::Regex;
 
+pub use download::{download, Limits};
+pub use mirror::{Mirror, MirrorReport};
 pub use schedule::Refresh;
 pub use store::{ArtifactStore, Fetched, FsStore, ObjectStoreStore, StoreError, StoreOptions, Version};
 pub use template::{check_value, InvalidParam, PathTemplate, TemplateError};
@@ -282,7 +287,7 @@ impl ModelCache {
                 StoreError::NotFound(_) | StoreError::Outside { .. } => {
                     CacheError::NotFound { params: describe(params) }
                 }
-                StoreError::Other(message) => self.unavailable(params, message),
+                StoreError::Other(message) | StoreError::Credentials(message) => self.unavailable(params, message),
             })?;
             let model =
                 self.loader.load(&fetched.path, params).await.map_err(|message| self.unavailable(params, message))?;

@@ -1,15 +1,16 @@
-//! Where model artifacts live: a local directory, or object storage
-//! (S3-compatible, or plain HTTP) through the `object_store` crate, with
-//! downloads landing atomically in a local cache directory.
+//! Where model artifacts live: a local directory, or object storage (S3,
+//! Google Cloud Storage, Azure Blob or plain HTTP, see [`super::cloud`]),
+//! with downloads landing atomically in a local cache directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
+
+use super::cloud::{self, Remote};
+use super::download::{download, Limits};
 
 /// Identifies one content of an artifact (mtime and size, or an ETag):
 /// when it changes, a refresh reloads the model.
@@ -21,6 +22,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("artifact '{key}' is outside the store")]
     Outside { key: String },
+    /// The store refused the credentials, or none could be found.
+    #[error("{0}")]
+    Credentials(String),
     #[error("{0}")]
     Other(String),
 }
@@ -137,43 +141,36 @@ impl ArtifactStore for FsStore {
 
 /// Artifacts in object storage, downloaded into `cache_dir`.
 pub struct ObjectStoreStore {
-    store: Arc<dyn ObjectStore>,
-    url: String,
-    prefix: String,
+    remote: Remote,
     cache_dir: PathBuf,
+    limits: Limits,
 }
 
 /// Options of an object-store client, as `object_store` names them
-/// (`aws_endpoint`, `aws_region`, `aws_access_key_id`, `aws_allow_http`, …).
+/// (`aws_endpoint`, `google_service_account`, `azure_storage_account_key`,
+/// `allow_http`, …).
 pub type StoreOptions = Vec<(String, String)>;
 
 impl ObjectStoreStore {
-    /// `url` is `s3://bucket/prefix` (or `http(s)://host/prefix`).
+    /// `url` is any URL [`cloud::open`] takes (`s3://`, `gs://`, `az://`, `http(s)://`, …).
     pub fn new(url: &str, options: StoreOptions, cache_dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        let parsed =
-            url::Url::parse(url).map_err(|e| StoreError::Other(format!("bad object store URL '{url}': {e}")))?;
-        let (store, prefix) = object_store::parse_url_opts(&parsed, options)
-            .map_err(|e| StoreError::Other(format!("object store '{url}': {e}")))?;
-        let prefix = prefix.as_ref().trim_matches('/').to_string();
+        let remote = cloud::open(url, &options)?;
         let cache_dir = cache_dir.into();
         std::fs::create_dir_all(&cache_dir)
             .map_err(|e| StoreError::Other(format!("cache directory {}: {e}", cache_dir.display())))?;
-        Ok(ObjectStoreStore { store: Arc::from(store), url: url.to_string(), prefix, cache_dir })
+        Ok(ObjectStoreStore { remote, cache_dir, limits: Limits::default() })
     }
 
-    fn location(&self, key: &str) -> ObjectPath {
-        if self.prefix.is_empty() {
-            ObjectPath::from(key)
-        } else {
-            ObjectPath::from(format!("{}/{key}", self.prefix))
-        }
+    /// The store of an object's folder and the object's key in it.
+    pub fn for_object(url: &str, options: StoreOptions, cache_dir: impl Into<PathBuf>) -> Result<(Self, String), StoreError> {
+        let (dir, name) = cloud::split_object_url(url)?;
+        Ok((Self::new(dir, options, cache_dir)?, name.to_string()))
     }
 
-    fn error(&self, key: &str, e: object_store::Error) -> StoreError {
-        match e {
-            object_store::Error::NotFound { .. } => StoreError::NotFound(key.to_string()),
-            other => StoreError::Other(format!("{}: {other}", self.url)),
-        }
+    /// Refuse objects larger than `max_bytes`, before downloading them.
+    pub fn with_max_bytes(mut self, max_bytes: Option<u64>) -> Self {
+        self.limits.max_bytes = max_bytes;
+        self
     }
 
     fn version_of(meta: &object_store::ObjectMeta) -> Version {
@@ -186,43 +183,23 @@ impl ObjectStoreStore {
 impl ArtifactStore for ObjectStoreStore {
     fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Version, StoreError>> {
         Box::pin(async move {
-            let meta = self.store.head(&self.location(key)).await.map_err(|e| self.error(key, e))?;
+            let meta = self.remote.store.head(&self.remote.location(key)).await.map_err(|e| self.remote.error(key, e))?;
             Ok(Self::version_of(&meta))
         })
     }
 
     fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Fetched, StoreError>> {
         Box::pin(async move {
-            let result = self.store.get(&self.location(key)).await.map_err(|e| self.error(key, e))?;
-            let version = Self::version_of(&result.meta);
             // One directory per version keeps a file a loader may still read
             // from being replaced under it; the file keeps its own name.
-            let digest = version.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-            let target = self.cache_dir.join(format!("{digest:016x}")).join(key);
-            if target.is_file() {
-                return Ok(Fetched { path: target, version });
-            }
-            let dir = target.parent().unwrap_or(&self.cache_dir).to_path_buf();
-            tokio::fs::create_dir_all(&dir).await.map_err(|e| StoreError::Other(format!("{}: {e}", dir.display())))?;
-            let temp = dir.join(format!(".download-{}", uuid::Uuid::new_v4().simple()));
-            let io = |e: std::io::Error| StoreError::Other(format!("{}: {e}", temp.display()));
-            let mut file = tokio::fs::File::create(&temp).await.map_err(io)?;
-            let mut stream = result.into_stream();
-            let written: Result<(), StoreError> = async {
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| self.error(key, e))?;
-                    tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await.map_err(io)?;
-                }
-                tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(io)?;
-                file.sync_all().await.map_err(io)
-            }
-            .await;
-            if let Err(e) = written {
-                let _ = tokio::fs::remove_file(&temp).await;
-                return Err(e);
-            }
-            tokio::fs::rename(&temp, &target).await.map_err(io)?;
-            Ok(Fetched { path: target, version })
+            let folder = |meta: &object_store::ObjectMeta| {
+                let version = Self::version_of(meta);
+                let digest =
+                    version.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+                self.cache_dir.join(format!("{digest:016x}")).join(key)
+            };
+            let (path, meta) = download(&self.remote, key, &self.limits, &folder).await?;
+            Ok(Fetched { path, version: Self::version_of(&meta) })
         })
     }
 
@@ -233,14 +210,15 @@ impl ArtifactStore for ObjectStoreStore {
                 Some(i) => &prefix[..i],
                 None => "",
             };
+            let remote = &self.remote;
             let location = if dir.is_empty() {
-                (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()))
+                (!remote.prefix.is_empty()).then(|| ObjectPath::from(remote.prefix.as_str()))
             } else {
-                Some(self.location(dir))
+                Some(remote.location(dir))
             };
-            let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+            let strip = if remote.prefix.is_empty() { String::new() } else { format!("{}/", remote.prefix) };
             let metas: Vec<object_store::ObjectMeta> =
-                self.store.list(location.as_ref()).try_collect().await.map_err(|e| self.error(prefix, e))?;
+                remote.store.list(location.as_ref()).try_collect().await.map_err(|e| remote.error(prefix, e))?;
             let mut keys: Vec<String> = metas
                 .into_iter()
                 .filter_map(|m| m.location.as_ref().strip_prefix(strip.as_str()).map(str::to_string))
@@ -252,6 +230,6 @@ impl ArtifactStore for ObjectStoreStore {
     }
 
     fn describe(&self) -> String {
-        self.url.clone()
+        self.remote.url.clone()
     }
 }

@@ -14,6 +14,7 @@
 
 mod format;
 pub(crate) mod read;
+mod remote;
 pub(crate) mod validate;
 mod write;
 
@@ -28,6 +29,7 @@ pub use format::Format;
 use read::ROW;
 
 use crate::bisect::{bisect, Part, Trial};
+use crate::cache::StoreOptions;
 use crate::error::RequestError;
 use crate::handler::{Params, Predictions};
 use crate::service::ServedModel;
@@ -54,6 +56,10 @@ pub struct ScoreOptions {
     pub params: Params,
     /// Least time between two progress reports.
     pub progress_every: Duration,
+    /// `object_store` options for an input or output that is a store URL
+    /// (`s3://`, `gs://`, `az://`, `http(s)://` for inputs), on top of the
+    /// cloud's standard environment variables.
+    pub store_options: StoreOptions,
 }
 
 impl ScoreOptions {
@@ -68,6 +74,7 @@ impl ScoreOptions {
             rejects: None,
             params: Params::default(),
             progress_every: Duration::from_millis(200),
+            store_options: StoreOptions::new(),
         }
     }
 }
@@ -193,7 +200,56 @@ async fn score_request(model: &ServedModel, params: Params, inputs: DataFrame) -
     }
 }
 
+/// Scores `options.input` into `options.output` through `model`; either
+/// may be an object-store URL (see [`remote`]). `progress` hears how far the
+/// run is, at most every `progress_every` and once at the end.
 pub async fn score(
+    model: &ServedModel,
+    mut options: ScoreOptions,
+    progress: impl FnMut(&Progress) + Send,
+) -> Result<Summary, ScoreError> {
+    let remote_input = remote::is_remote(&options.input);
+    let remote_output = remote::is_remote(&options.output);
+    let remote_rejects = options.rejects.as_deref().is_some_and(remote::is_remote);
+    if !(remote_input || remote_output || remote_rejects) {
+        return score_local(model, options, progress).await;
+    }
+    let staging = remote::Staging::new()?;
+    let url = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    if remote_input {
+        // The copy keeps the object's name, so its extension still tells the format.
+        Format::resolve(options.input_format.as_deref(), &options.input)?;
+        options.input = staging.download(&url(&options.input), &options.store_options).await?;
+    }
+    let output_url = url(&options.output);
+    if remote_output {
+        Format::resolve(options.output_format.as_deref(), &options.output)?;
+        options.output = staging.output_path(&output_url, &options.store_options)?;
+    }
+    // The rejects file goes beside the output unless named.
+    let rejects_url = match (&options.rejects, remote_output) {
+        (Some(r), _) if remote_rejects => Some(url(r)),
+        (None, true) => Some(format!("{output_url}.rejects.csv")),
+        _ => None,
+    };
+    if remote_rejects {
+        let local = staging.output_path(rejects_url.as_deref().unwrap_or_default(), &options.store_options)?;
+        options.rejects = Some(local.with_file_name(format!("rejects-{}", local.file_name().unwrap_or_default().to_string_lossy())));
+    }
+    let store_options = options.store_options.clone();
+    let mut summary = score_local(model, options, progress).await?;
+    if remote_output {
+        staging.upload(&summary.output, &output_url, &store_options).await?;
+        summary.output = PathBuf::from(&output_url);
+    }
+    if let (Some(local), Some(target)) = (summary.rejects.clone(), rejects_url) {
+        staging.upload(&local, &target, &store_options).await?;
+        summary.rejects = Some(PathBuf::from(target));
+    }
+    Ok(summary)
+}
+
+async fn score_local(
     model: &ServedModel,
     options: ScoreOptions,
     mut progress: impl FnMut(&Progress) + Send,

@@ -24,6 +24,7 @@ pub mod management;
 pub mod metrics;
 pub mod model;
 pub mod params;
+pub mod pipeline;
 pub mod pending;
 pub mod prediction_cache;
 pub mod schema;

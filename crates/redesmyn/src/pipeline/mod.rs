@@ -1,0 +1,131 @@
+//! A pipeline is a model whose runtime runs other models' handlers, one
+//! after the other, on the batch's columns, in one process.
+//!
+//! It batches once, at its own entry (it is served like any model: its own
+//! queue, routes on every door, metrics, V2 metadata, poison isolation).
+//! Each batch's DataFrame then goes to each step's handler directly, not
+//! through the step model's queue: the step gets the columns it names,
+//! renamed to its own field names, as the same Polars buffers (cast only
+//! where a numeric type differs). Steps that do not depend on each other run
+//! concurrently; an ensemble step combines earlier steps' outputs.
+//!
+//! What it is given ([`PipelineSpec`]) is checked when it is built
+//! ([`plan`]): every step's model exists, every input a step reads is a
+//! pipeline input or an earlier step's output of a fitting type, and the
+//! steps form no cycle. Errors name the step and the column.
+//!
+//! Its inputs are declared, or by default the first step's fields; its
+//! outputs are its last step's.
+
+mod combine;
+mod plan;
+mod run;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use combine::Combine;
+pub use plan::{plan, Plan};
+
+use crate::cache::ModelCache;
+use crate::handler::Handler;
+use crate::model::{build_with, BuildError, Built, ModelSpec, RuntimeParts};
+use crate::schema::{Schema, TensorMetadata};
+
+/// A pipeline as its options describe it.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineSpec {
+    /// The pipeline's name (errors say `pipeline '<name>'`).
+    pub name: String,
+    /// In any order; dependencies decide the order they run in. The last
+    /// one listed answers for the pipeline.
+    pub steps: Vec<StepSpec>,
+}
+
+/// One step: a model of the server, or an ensemble of earlier outputs.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// Unique in the pipeline; errors and other steps' sources name it.
+    pub name: String,
+    pub kind: StepKind,
+    /// Where the step's inputs come from, `(field, source)`: a field not
+    /// listed reads the column of its own name. A source is a pipeline
+    /// input or step output name (`score`), a step's named output
+    /// (`classify.label`) or a step's first output (`classify`).
+    pub inputs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// A model of the server, by name and optional version.
+    Model { model: String, version: Option<String> },
+    /// Combines the first output of each source (sources as in
+    /// [`StepSpec::inputs`]), row by row.
+    Ensemble { combine: Combine, of: Vec<String>, weights: Option<Vec<f64>> },
+}
+
+/// What a step needs of the model it runs: its handler and what it reads
+/// and answers. Taken from the server's models when the pipeline is built.
+#[derive(Clone)]
+pub struct StepModel {
+    pub handler: Arc<dyn Handler>,
+    pub schema: Schema,
+    /// Declared outputs; when empty, the step answers one column named after the step.
+    pub outputs: Vec<TensorMetadata>,
+    /// Its artifact cache, when it has one (a model without path parameters: one artifact).
+    pub cache: Option<Arc<ModelCache>>,
+    /// Its path parameters: a step's model must have none.
+    pub params: Vec<String>,
+    /// Its handler streams: a step's model must not.
+    pub stream: bool,
+}
+
+/// Finds a step's model by name and version.
+pub trait StepModels {
+    fn step_model(&self, name: &str, version: Option<&str>) -> Option<StepModel>;
+}
+
+/// A pipeline that could not be built: the message names the pipeline, the
+/// step and the column.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("pipeline '{pipeline}': {message}")]
+pub struct PipelineError {
+    pub pipeline: String,
+    pub message: String,
+}
+
+/// Builds the pipeline as a model: `inputs` (else the first step's
+/// fields) is its schema, given to `model` to make the rest of its spec;
+/// its outputs, when the spec declares none, are the last step's; its
+/// runtime runs the steps.
+pub fn build(
+    pipeline: &PipelineSpec,
+    inputs: Option<&Schema>,
+    models: &dyn StepModels,
+    model: impl FnOnce(Schema) -> ModelSpec,
+) -> Result<Built, BuildError> {
+    let plan = plan(pipeline, inputs, models).map_err(|e| BuildError::Runtime(e.to_string()))?;
+    let mut spec = model(plan.schema().clone());
+    if spec.outputs.is_empty() {
+        spec.outputs = plan.outputs().to_vec();
+    }
+    let handler: Arc<dyn Handler> = Arc::new(run::PipelineHandler::new(plan));
+    build_with(spec, RuntimeParts::runtime(handler))
+}
+
+/// The models a pipeline's steps use, by name (for the rule that a model in
+/// use by a pipeline cannot be removed).
+pub fn uses(pipeline: &PipelineSpec) -> Vec<String> {
+    let mut names: Vec<String> = pipeline
+        .steps
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::Model { model, .. } => Some(model.clone()),
+            StepKind::Ensemble { .. } => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}

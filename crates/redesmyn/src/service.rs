@@ -67,6 +67,8 @@ pub struct ServedModel {
     /// answer, so V2 metadata lists them from then on.
     learned: std::sync::OnceLock<Vec<TensorMetadata>>,
     inputs: Vec<TensorMetadata>,
+    /// The models a pipeline runs (see [`Model::uses`]).
+    uses: Vec<ModelKey>,
     queues: Queues,
     cache: Option<Arc<ModelCache>>,
     /// Answers remembered per row, when the model asks for it.
@@ -241,6 +243,7 @@ impl ServedModel {
             outputs: model.outputs,
             learned: std::sync::OnceLock::new(),
             inputs: model.inputs,
+            uses: model.uses,
             cache: model.cache,
             predictions,
             metrics: endpoint_metrics,

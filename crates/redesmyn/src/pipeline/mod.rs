@@ -30,7 +30,7 @@ pub use plan::{plan, Plan};
 
 use crate::cache::ModelCache;
 use crate::handler::Handler;
-use crate::model::{build_with, BuildError, Built, ModelSpec, RuntimeParts};
+use crate::model::{build_with, BuildError, Built, ModelKey, ModelSpec, RuntimeParts};
 use crate::schema::{Schema, TensorMetadata};
 
 /// A pipeline as its options describe it.
@@ -111,21 +111,23 @@ pub fn build(
         spec.outputs = plan.outputs().to_vec();
     }
     let handler: Arc<dyn Handler> = Arc::new(run::PipelineHandler::new(plan));
-    build_with(spec, RuntimeParts::runtime(handler))
+    let mut built = build_with(spec, RuntimeParts::runtime(handler))?;
+    built.endpoint.model.uses = uses(pipeline);
+    Ok(built)
 }
 
-/// The models a pipeline's steps use, by name (for the rule that a model in
-/// use by a pipeline cannot be removed).
-pub fn uses(pipeline: &PipelineSpec) -> Vec<String> {
-    let mut names: Vec<String> = pipeline
-        .steps
-        .iter()
-        .filter_map(|s| match &s.kind {
-            StepKind::Model { model, .. } => Some(model.clone()),
-            StepKind::Ensemble { .. } => None,
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+/// The models a pipeline's steps run, as their steps name them: while the
+/// pipeline serves, they cannot be removed (the service refuses; a step
+/// holds its model's handler, and a removed model's runtime is stopped).
+pub fn uses(pipeline: &PipelineSpec) -> Vec<ModelKey> {
+    let mut keys: Vec<ModelKey> = Vec::new();
+    for step in &pipeline.steps {
+        if let StepKind::Model { model, version } = &step.kind {
+            let key = ModelKey { name: model.clone(), version: version.clone() };
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
 }

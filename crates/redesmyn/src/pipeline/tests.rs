@@ -10,7 +10,7 @@ use polars::prelude::{Column, DataFrame, DataType, IntoSeries, NamedFrom, Series
 
 use super::*;
 use crate::handler::{Batch, HandlerError, Params, Predictions};
-use crate::model::{BatchSettings, Endpoint};
+use crate::model::BatchSettings;
 use crate::schema::{Field, FieldType, Schema};
 use crate::testing::{f64_schema, handler_error, scaling, service};
 
@@ -259,8 +259,7 @@ async fn a_pipeline_is_served_as_a_model_and_a_poisoned_request_fails_alone() {
         prediction_cache: None,
     })
     .unwrap();
-    let endpoint: Endpoint = built.endpoint;
-    let (service, _) = service(vec![endpoint], None);
+    let (service, _) = service(vec![built.endpoint, crate::testing::endpoint("/double")], None);
     let model = service.resolve("p", None).unwrap();
     let ask = |body: &'static str| {
         let model = Arc::clone(&model);
@@ -271,6 +270,12 @@ async fn a_pipeline_is_served_as_a_model_and_a_poisoned_request_fails_alone() {
     assert_eq!(answer(good.unwrap()), vec![2.0]);
     assert_eq!(answer(other.unwrap()), vec![6.0]);
     assert_eq!(bad.err().unwrap().to_string(), "step 'check' failed: negative input");
+    // A model a serving pipeline runs is not removed; once the pipeline is gone, it may be.
+    let refused = service.remove("double", None, Duration::ZERO).await.unwrap_err();
+    assert_eq!(refused.to_string(), "model 'double' is a step of pipeline 'p': remove the pipeline first");
+    assert!(service.resolve("double", None).is_ok(), "a refused removal leaves the model serving");
+    service.remove("p", None, Duration::ZERO).await.unwrap();
+    service.remove("double", None, Duration::ZERO).await.unwrap();
 }
 
 #[test]
@@ -281,7 +286,8 @@ fn a_pipeline_names_the_models_it_uses() {
         model_step("c", "iris", &[]),
         ensemble("v", Combine::Vote, &["a", "b"], None),
     ]);
-    assert_eq!(uses(&spec), vec!["iris".to_string(), "onnx".to_string()]);
+    let names: Vec<String> = uses(&spec).into_iter().map(|k| k.name).collect();
+    assert_eq!(names, vec!["iris", "onnx"]);
     assert_eq!(Combine::parse("weighted_sum"), Some(Combine::WeightedSum));
     assert_eq!(Combine::parse("median"), None);
 }

@@ -21,6 +21,7 @@ use crate::error::{Outcome, RequestError};
 use crate::handler::Params;
 use crate::metrics::{EndpointMetrics, Metrics, Protocol};
 use crate::model::{Model, ModelKey, ModelRegistry};
+use crate::pipeline::{StepModel, StepModels};
 use crate::prediction_cache::PredictionCache;
 use crate::schema::Schema;
 use crate::schema::TensorMetadata;
@@ -212,6 +213,19 @@ impl InferenceService {
         for model in self.models() {
             model.retire().await;
         }
+    }
+}
+
+/// The models of a running server: a pipeline added while serving runs
+/// the version its step names, else the one an unversioned request reaches.
+impl StepModels for InferenceService {
+    fn step_model(&self, name: &str, version: Option<&str>) -> Option<StepModel> {
+        let (model, param) = self.route(name, version, None).ok()?;
+        if param.is_some() {
+            return None;
+        }
+        let cache = model.cache.clone();
+        Some(StepModel::of(model.queues.runtime(), &model.schema, &model.outputs, cache, &model.params))
     }
 }
 

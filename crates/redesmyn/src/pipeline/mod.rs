@@ -29,8 +29,8 @@ pub use combine::Combine;
 pub use plan::{plan, Plan};
 
 use crate::cache::ModelCache;
-use crate::handler::Handler;
-use crate::model::{build_with, BuildError, Built, ModelKey, ModelSpec, RuntimeParts};
+use crate::handler::{Handler, Runtime};
+use crate::model::{build_with, BuildError, Built, ModelKey, ModelRegistry, ModelSpec, RuntimeParts};
 use crate::schema::{Schema, TensorMetadata};
 
 /// A pipeline as its options describe it.
@@ -86,6 +86,37 @@ pub trait StepModels {
     fn step_model(&self, name: &str, version: Option<&str>) -> Option<StepModel>;
 }
 
+/// The models of a server being configured: the version named, else the
+/// unversioned model, else the one of that name registered last.
+impl StepModels for ModelRegistry {
+    fn step_model(&self, name: &str, version: Option<&str>) -> Option<StepModel> {
+        let model = self.get(name, version).or_else(|| {
+            version.is_none().then(|| self.iter().filter(|m| m.name == name).last()).flatten()
+        })?;
+        Some(StepModel::of(&model.runtime, &model.schema, &model.outputs, model.cache.clone(), &model.params))
+    }
+}
+
+impl StepModel {
+    /// A step over a model's parts; a streaming runtime has no handler to
+    /// call, so the step gets one that says so (and [`plan`] refuses it first).
+    pub fn of(
+        runtime: &Runtime,
+        schema: &Schema,
+        outputs: &[TensorMetadata],
+        cache: Option<Arc<ModelCache>>,
+        params: &[String],
+    ) -> StepModel {
+        let (handler, stream): (Arc<dyn Handler>, bool) = match runtime {
+            Runtime::Unary(handler) => (Arc::clone(handler), false),
+            Runtime::Stream(_) => (Arc::new(|_: crate::handler::Batch| async {
+                Err::<crate::handler::Predictions, _>(crate::handler::HandlerError::new("a streaming model cannot be a step"))
+            }), true),
+        };
+        StepModel { handler, schema: schema.clone(), outputs: outputs.to_vec(), cache, params: params.to_vec(), stream }
+    }
+}
+
 /// A pipeline that could not be built: the message names the pipeline, the
 /// step and the column.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -103,10 +134,10 @@ pub fn build(
     pipeline: &PipelineSpec,
     inputs: Option<&Schema>,
     models: &dyn StepModels,
-    model: impl FnOnce(Schema) -> ModelSpec,
+    model: impl FnOnce(Schema) -> Result<ModelSpec, String>,
 ) -> Result<Built, BuildError> {
     let plan = plan(pipeline, inputs, models).map_err(|e| BuildError::Runtime(e.to_string()))?;
-    let mut spec = model(plan.schema().clone());
+    let mut spec = model(plan.schema().clone()).map_err(BuildError::Runtime)?;
     if spec.outputs.is_empty() {
         spec.outputs = plan.outputs().to_vec();
     }

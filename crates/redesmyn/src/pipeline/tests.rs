@@ -247,7 +247,7 @@ async fn a_pipeline_is_served_as_a_model_and_a_poisoned_request_fails_alone() {
         .with("double", f64_schema(&["x"]), &[], scaling(Some(2.0), Duration::ZERO))
         .with("picky", f64_schema(&["x"]), &[], picky);
     let spec = pipeline(vec![model_step("scale", "double", &[]), model_step("check", "picky", &[("x", "scale")])]);
-    let built = build(&spec, None, &models, |schema| ModelSpec {
+    let built = build(&spec, None, &models, |schema| Ok(ModelSpec {
         path: "/pipelines/p".into(),
         name: Some("p".into()),
         version: None,
@@ -257,7 +257,7 @@ async fn a_pipeline_is_served_as_a_model_and_a_poisoned_request_fails_alone() {
         inputs: Vec::new(),
         cache: None,
         prediction_cache: None,
-    })
+    }))
     .unwrap();
     let (service, _) = service(vec![built.endpoint, crate::testing::endpoint("/double")], None);
     let model = service.resolve("p", None).unwrap();

@@ -11,7 +11,7 @@ use futures::future::{join_all, BoxFuture};
 use polars::prelude::*;
 
 use super::plan::{Input, Plan, Planned, Run, Source};
-use crate::handler::{Batch, Handler, HandlerError, Params, Predictions};
+use crate::handler::{float_buffers, Batch, Handler, HandlerError, Params, Predictions};
 
 /// The pipeline's runtime: a handler that runs its steps.
 pub(super) struct PipelineHandler {
@@ -55,6 +55,10 @@ fn failed(step: &str, message: impl std::fmt::Display) -> HandlerError {
 impl Plan {
     async fn run(&self, batch: Batch) -> Result<Predictions, HandlerError> {
         let rows = batch.frame.height();
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let buffers = float_buffers(batch.frame.columns().iter().filter_map(|c| c.as_series()));
+            tracing::trace!(pipeline = %self.name, buffers, rows, "batch to pipeline");
+        }
         let mut answered: Vec<Option<Answered>> = (0..self.steps.len()).map(|_| None).collect();
         for level in &self.levels {
             let mut calls = Vec::with_capacity(level.len());

@@ -119,5 +119,4 @@ mod tests {
         assert_eq!(back.name().as_str(), "predictions");
         assert_eq!(back.i64().unwrap().into_no_null_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
     }
-
 }

@@ -18,11 +18,11 @@ use redesmyn::model::RuntimeParts;
 use redesmyn::stream::StreamHandler;
 use redesmyn::Handler;
 
+use super::PipelineRuntimeSpec;
 use crate::js_handler::{HandlerArgs, JsHandler};
 use crate::js_loader::{JsLoader, LoadFn, ReleaseFn};
 use crate::js_reply::Ignored;
 use crate::js_stream::{JsStreamHandler, OpenArgs, PullArgs};
-use super::PipelineRuntimeSpec;
 
 /// A TypeScript handler, and with a model cache its loader and release hook.
 #[napi(object, object_to_js = false)]
@@ -196,9 +196,7 @@ impl FromNapiValue for RuntimeSpec<'_> {
             // SAFETY: the same live env and value.
             Some("onnx") => Ok(RuntimeSpec::Onnx(unsafe { OnnxRuntimeSpec::from_napi_value(env, value)? })),
             // SAFETY: the same live env and value.
-            Some("pipeline") => {
-                Ok(RuntimeSpec::Pipeline(unsafe { PipelineRuntimeSpec::from_napi_value(env, value)? }))
-            }
+            Some("pipeline") => Ok(RuntimeSpec::Pipeline(unsafe { PipelineRuntimeSpec::from_napi_value(env, value)? })),
             other => Err(Error::new(
                 Status::InvalidArg,
                 format!("unknown runtime kind {other:?}: expected 'js', 'js-stream', 'python', 'onnx' or 'pipeline'"),

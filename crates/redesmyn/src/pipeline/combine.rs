@@ -91,9 +91,16 @@ impl Combine {
 /// The most common value per row (nulls abstain), in the first source's type.
 fn vote(name: &str, sources: &[(String, Column)]) -> Result<Series, String> {
     let dtype = sources[0].1.dtype().clone();
+    // Numbers vote by value: an integer label 1 and a float label 1.0 agree.
+    let numeric = sources.iter().all(|(_, c)| c.dtype().is_primitive_numeric());
     let text: Vec<StringChunked> = sources
         .iter()
         .map(|(written, c)| {
+            let c = if numeric {
+                c.cast(&DataType::Float64).map_err(|e| format!("vote: '{written}': {e}"))?
+            } else {
+                c.clone()
+            };
             let s = c.cast(&DataType::String).map_err(|e| format!("vote: '{written}': {e}"))?;
             s.str().cloned().map_err(|e| format!("vote: '{written}': {e}"))
         })
@@ -116,5 +123,7 @@ fn vote(name: &str, sources: &[(String, Column)]) -> Result<Series, String> {
             best.and_then(|best| counts.iter().find(|(_, n)| *n == best)).map(|(v, _)| v.to_string())
         })
         .collect();
-    winners.with_name(name.into()).into_series().cast(&dtype).map_err(|e| format!("vote: {e}"))
+    let winners = winners.with_name(name.into()).into_series();
+    let winners = if numeric { winners.cast(&DataType::Float64).map_err(|e| format!("vote: {e}"))? } else { winners };
+    winners.cast(&dtype).map_err(|e| format!("vote: {e}"))
 }

@@ -90,9 +90,9 @@ pub trait StepModels {
 /// unversioned model, else the one of that name registered last.
 impl StepModels for ModelRegistry {
     fn step_model(&self, name: &str, version: Option<&str>) -> Option<StepModel> {
-        let model = self.get(name, version).or_else(|| {
-            version.is_none().then(|| self.iter().filter(|m| m.name == name).last()).flatten()
-        })?;
+        let model = self
+            .get(name, version)
+            .or_else(|| version.is_none().then(|| self.iter().filter(|m| m.name == name).last()).flatten())?;
         Some(StepModel::of(&model.runtime, &model.schema, &model.outputs, model.cache.clone(), &model.params))
     }
 }
@@ -109,9 +109,14 @@ impl StepModel {
     ) -> StepModel {
         let (handler, stream): (Arc<dyn Handler>, bool) = match runtime {
             Runtime::Unary(handler) => (Arc::clone(handler), false),
-            Runtime::Stream(_) => (Arc::new(|_: crate::handler::Batch| async {
-                Err::<crate::handler::Predictions, _>(crate::handler::HandlerError::new("a streaming model cannot be a step"))
-            }), true),
+            Runtime::Stream(_) => (
+                Arc::new(|_: crate::handler::Batch| async {
+                    Err::<crate::handler::Predictions, _>(crate::handler::HandlerError::new(
+                        "a streaming model cannot be a step",
+                    ))
+                }),
+                true,
+            ),
         };
         StepModel { handler, schema: schema.clone(), outputs: outputs.to_vec(), cache, params: params.to_vec(), stream }
     }

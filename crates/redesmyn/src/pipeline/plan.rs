@@ -78,7 +78,10 @@ pub(super) struct Input {
 pub(super) enum Source {
     Pipeline(String),
     /// A step's output: the named one, or its first.
-    Step { step: usize, output: Option<String> },
+    Step {
+        step: usize,
+        output: Option<String>,
+    },
 }
 
 /// What a step answers, as far as is known before it runs.
@@ -163,7 +166,10 @@ pub fn plan(spec: &PipelineSpec, inputs: Option<&Schema>, models: &dyn StepModel
                     )));
                 }
                 if m.stream {
-                    return Err(fail(format!("step '{}': model '{model}' streams; a step's model answers once", step.name)));
+                    return Err(fail(format!(
+                        "step '{}': model '{model}' streams; a step's model answers once",
+                        step.name
+                    )));
                 }
                 Some(m)
             }
@@ -233,7 +239,10 @@ pub fn plan(spec: &PipelineSpec, inputs: Option<&Schema>, models: &dyn StepModel
             }
             (StepKind::Ensemble { combine, of, weights }, _) => {
                 if of.is_empty() {
-                    return Err(fail(format!("step '{}': an ensemble needs the outputs it combines ('of')", step.name)));
+                    return Err(fail(format!(
+                        "step '{}': an ensemble needs the outputs it combines ('of')",
+                        step.name
+                    )));
                 }
                 match (combine, weights) {
                     (Combine::WeightedSum, Some(w)) if w.len() == of.len() => {}
@@ -281,7 +290,8 @@ pub fn plan(spec: &PipelineSpec, inputs: Option<&Schema>, models: &dyn StepModel
 /// What an ensemble answers: one number (mean, weighted sum), one value of
 /// its sources' kind (vote), or each source as a column named as written (concat).
 fn ensemble_outputs(name: &str, combine: Combine, sources: &[(String, Option<Kind>)]) -> Known {
-    let tensor = |name: &str, datatype: &str| TensorMetadata { name: name.into(), datatype: datatype.into(), shape: vec![-1] };
+    let tensor =
+        |name: &str, datatype: &str| TensorMetadata { name: name.into(), datatype: datatype.into(), shape: vec![-1] };
     match combine {
         Combine::Mean | Combine::WeightedSum => {
             Known { outputs: Some(vec![(name.into(), Some(Kind::Number))]), tensors: vec![tensor(name, "FP64")] }

@@ -68,8 +68,9 @@ impl Plan {
                 match &step.run {
                     Run::Ensemble { combine, weights } => {
                         let sources = step.inputs.iter().map(|i| i.written.clone()).zip(sources).collect();
-                        let combined =
-                            combine.apply(&step.column, sources, weights.as_deref()).map_err(|e| failed(&step.name, e))?;
+                        let combined = combine
+                            .apply(&step.column, sources, weights.as_deref())
+                            .map_err(|e| failed(&step.name, e))?;
                         answered[i] = Some(Answered::new(combined, &step.column));
                     }
                     Run::Model { handler, cache } => {
@@ -80,7 +81,10 @@ impl Plan {
                         calls.push(async move {
                             let loaded = match &cache {
                                 Some(cache) => Some(
-                                    cache.get(&Params::default()).await.map_err(|e| HandlerError::new(e.to_string()))?,
+                                    cache
+                                        .get(&Params::default())
+                                        .await
+                                        .map_err(|e| HandlerError::new(e.to_string()))?,
                                 ),
                                 None => None,
                             };
@@ -111,7 +115,12 @@ impl Plan {
     }
 
     /// The columns `step` reads, named as its fields, in its fields' types.
-    fn gather(&self, step: &Planned, frame: &DataFrame, answered: &[Option<Answered>]) -> Result<Vec<Column>, HandlerError> {
+    fn gather(
+        &self,
+        step: &Planned,
+        frame: &DataFrame,
+        answered: &[Option<Answered>],
+    ) -> Result<Vec<Column>, HandlerError> {
         step.inputs.iter().map(|input| self.column(step, input, frame, answered)).collect()
     }
 
@@ -122,7 +131,8 @@ impl Plan {
         frame: &DataFrame,
         answered: &[Option<Answered>],
     ) -> Result<Column, HandlerError> {
-        let missing = |what: String| failed(&step.name, format!("input '{}' reads '{}', {what}", input.field, input.written));
+        let missing =
+            |what: String| failed(&step.name, format!("input '{}' reads '{}', {what}", input.field, input.written));
         let column = match &input.source {
             Source::Pipeline(name) => {
                 frame.column(name).map_err(|_| missing("which the batch does not carry".into()))?.clone()
@@ -138,9 +148,9 @@ impl Plan {
             }
         };
         let column = match &input.dtype {
-            Some(dtype) if column.dtype() != dtype => column
-                .cast(dtype)
-                .map_err(|e| missing(format!("which does not convert to {dtype}: {e}")))?,
+            Some(dtype) if column.dtype() != dtype => {
+                column.cast(dtype).map_err(|e| missing(format!("which does not convert to {dtype}: {e}")))?
+            }
             _ => column,
         };
         Ok(column.with_name(input.field.as_str().into()))

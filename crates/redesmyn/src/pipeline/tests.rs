@@ -86,9 +86,12 @@ fn refused(spec: &PipelineSpec, models: &Models) -> String {
 
 #[tokio::test]
 async fn steps_read_pipeline_inputs_and_earlier_outputs_by_name() {
-    let models = Models::default()
-        .with("double", f64_schema(&["x"]), &[], scaling(Some(2.0), Duration::ZERO))
-        .with("plus-one", f64_schema(&["x"]), &[("y", "FP64")], add(1.0));
+    let models = Models::default().with("double", f64_schema(&["x"]), &[], scaling(Some(2.0), Duration::ZERO)).with(
+        "plus-one",
+        f64_schema(&["x"]),
+        &[("y", "FP64")],
+        add(1.0),
+    );
     // `double` answers one unnamed column, read as `double`; `plus-one` maps it onto its field `x`.
     let spec = pipeline(vec![model_step("double", "double", &[]), model_step("inc", "plus-one", &[("x", "double")])]);
     let plan = plan(&spec, None, &models).unwrap();
@@ -130,9 +133,12 @@ async fn independent_steps_run_at_once() {
             }
         })
     };
-    let models = Models::default()
-        .with("two", f64_schema(&["x"]), &[], waiting(2.0))
-        .with("three", f64_schema(&["x"]), &[], waiting(3.0));
+    let models = Models::default().with("two", f64_schema(&["x"]), &[], waiting(2.0)).with(
+        "three",
+        f64_schema(&["x"]),
+        &[],
+        waiting(3.0),
+    );
     let spec = pipeline(vec![
         model_step("a", "two", &[]),
         model_step("b", "three", &[]),
@@ -147,7 +153,9 @@ async fn independent_steps_run_at_once() {
 #[tokio::test]
 async fn ensembles_take_the_mean_the_vote_a_weighted_sum_or_all_side_by_side() {
     let label = |labels: &'static [i64]| -> Arc<dyn Handler> {
-        Arc::new(move |_: Batch| async move { Ok::<_, HandlerError>(Predictions::Column(Series::new("l".into(), labels))) })
+        Arc::new(
+            move |_: Batch| async move { Ok::<_, HandlerError>(Predictions::Column(Series::new("l".into(), labels))) },
+        )
     };
     let models = Models::default()
         .with("a", f64_schema(&["x"]), &[], label(&[0, 1, 2]))
@@ -161,6 +169,21 @@ async fn ensembles_take_the_mean_the_vote_a_weighted_sum_or_all_side_by_side() {
         run(plan, frame(&[0.0, 0.0, 0.0]))
     };
     let vote = answer(ensemble("vote", Combine::Vote, &["a", "b", "c"], None)).await.unwrap();
+    // Labels as floats (XGBoost's) vote with integer labels by value.
+    let floats: Arc<dyn Handler> = Arc::new(|_: Batch| async {
+        Ok::<_, HandlerError>(Predictions::Column(Series::new("f".into(), [0.0f64, 2.0, 0.0])))
+    });
+    let models = Models(models.0.clone()).with("d", f64_schema(&["x"]), &[], floats);
+    let mixed = pipeline(vec![
+        model_step("a", "a", &[]),
+        model_step("d", "d", &[]),
+        model_step("c", "c", &[]),
+        ensemble("v", Combine::Vote, &["a", "d", "c"], None),
+    ]);
+    assert_eq!(
+        values(&run(plan(&mixed, None, &models).unwrap(), frame(&[0.0; 3])).await.unwrap()),
+        vec![0.0, 2.0, 0.0]
+    );
     // Row 2 is a three-way tie: the first source's value wins.
     assert_eq!(values(&vote), vec![0.0, 2.0, 2.0]);
     let Predictions::Column(voted) = &vote else { unreachable!() };
@@ -195,7 +218,10 @@ fn unknown_models_cycles_and_mismatches_are_refused_naming_step_and_column() {
         model_step("c", "double", &[("x", "b")]),
     ]);
     assert_eq!(
-        refused(&PipelineSpec { steps: [vec![model_step("in", "double", &[])], cycle.steps].concat(), ..cycle }, &models),
+        refused(
+            &PipelineSpec { steps: [vec![model_step("in", "double", &[])], cycle.steps].concat(), ..cycle },
+            &models
+        ),
         "pipeline 'p': steps form a cycle: a -> b -> c -> a"
     );
     assert_eq!(
@@ -203,7 +229,10 @@ fn unknown_models_cycles_and_mismatches_are_refused_naming_step_and_column() {
         "pipeline 'p': step 'b': input 'z' reads 'z', which is neither a pipeline input nor an output of a step listed before it"
     );
     assert_eq!(
-        refused(&pipeline(vec![model_step("a", "plus-one", &[]), model_step("b", "double", &[("x", "a.score")])]), &models),
+        refused(
+            &pipeline(vec![model_step("a", "plus-one", &[]), model_step("b", "double", &[("x", "a.score")])]),
+            &models
+        ),
         "pipeline 'p': step 'b': input 'x' reads 'a.score', which step 'a' does not answer (it answers 'y')"
     );
     assert_eq!(
@@ -215,19 +244,27 @@ fn unknown_models_cycles_and_mismatches_are_refused_naming_step_and_column() {
         "pipeline 'p': step 'a': maps input 'w', which model 'double' does not take"
     );
     assert_eq!(
-        refused(&pipeline(vec![model_step("a", "double", &[]), ensemble("v", Combine::WeightedSum, &["a"], None)]), &models),
+        refused(
+            &pipeline(vec![model_step("a", "double", &[]), ensemble("v", Combine::WeightedSum, &["a"], None)]),
+            &models
+        ),
         "pipeline 'p': step 'v': a weighted sum needs one weight per output it combines (1)"
     );
 }
 
 #[tokio::test]
 async fn a_failing_step_fails_its_batch_naming_the_step() {
-    let failing: Arc<dyn Handler> =
-        Arc::new(|_: Batch| async { Err::<Predictions, _>(HandlerError::new("calibration table missing").with_detail("trace")) });
-    let models = Models::default()
-        .with("double", f64_schema(&["x"]), &[], scaling(Some(2.0), Duration::ZERO))
-        .with("failing", f64_schema(&["x"]), &[], failing);
-    let spec = pipeline(vec![model_step("scale", "double", &[]), model_step("calibrate", "failing", &[("x", "scale")])]);
+    let failing: Arc<dyn Handler> = Arc::new(|_: Batch| async {
+        Err::<Predictions, _>(HandlerError::new("calibration table missing").with_detail("trace"))
+    });
+    let models = Models::default().with("double", f64_schema(&["x"]), &[], scaling(Some(2.0), Duration::ZERO)).with(
+        "failing",
+        f64_schema(&["x"]),
+        &[],
+        failing,
+    );
+    let spec =
+        pipeline(vec![model_step("scale", "double", &[]), model_step("calibrate", "failing", &[("x", "scale")])]);
     let error = run(plan(&spec, None, &models).unwrap(), frame(&[1.0])).await.unwrap_err();
     assert_eq!(error.message, "step 'calibrate' failed: calibration table missing");
     assert_eq!(error.detail.as_deref(), Some("trace"), "the traceback stays for the log");
@@ -243,21 +280,26 @@ async fn a_pipeline_is_served_as_a_model_and_a_poisoned_request_fails_alone() {
         }
         Ok::<_, HandlerError>(Predictions::Column(x.into_series()))
     });
-    let models = Models::default()
-        .with("double", f64_schema(&["x"]), &[], scaling(Some(2.0), Duration::ZERO))
-        .with("picky", f64_schema(&["x"]), &[], picky);
+    let models = Models::default().with("double", f64_schema(&["x"]), &[], scaling(Some(2.0), Duration::ZERO)).with(
+        "picky",
+        f64_schema(&["x"]),
+        &[],
+        picky,
+    );
     let spec = pipeline(vec![model_step("scale", "double", &[]), model_step("check", "picky", &[("x", "scale")])]);
-    let built = build(&spec, None, &models, |schema| Ok(ModelSpec {
-        path: "/pipelines/p".into(),
-        name: Some("p".into()),
-        version: None,
-        schema,
-        batch: BatchSettings { max_delay: Some(Duration::from_millis(50)), ..Default::default() },
-        outputs: Vec::new(),
-        inputs: Vec::new(),
-        cache: None,
-        prediction_cache: None,
-    }))
+    let built = build(&spec, None, &models, |schema| {
+        Ok(ModelSpec {
+            path: "/pipelines/p".into(),
+            name: Some("p".into()),
+            version: None,
+            schema,
+            batch: BatchSettings { max_delay: Some(Duration::from_millis(50)), ..Default::default() },
+            outputs: Vec::new(),
+            inputs: Vec::new(),
+            cache: None,
+            prediction_cache: None,
+        })
+    })
     .unwrap();
     let (service, _) = service(vec![built.endpoint, crate::testing::endpoint("/double")], None);
     let model = service.resolve("p", None).unwrap();

@@ -139,7 +139,9 @@ impl InferenceService {
                 }));
             }
             // A step names a version, or none (then any version may be the one it runs).
-            let runs = |k: &ModelKey| k.name == name && (version.is_none() || k.version.is_none() || k.version.as_deref() == version);
+            let runs = |k: &ModelKey| {
+                k.name == name && (version.is_none() || k.version.is_none() || k.version.as_deref() == version)
+            };
             if let Some(user) = current.models.iter().filter(|m| !gone(m)).find(|m| m.uses.iter().any(runs)) {
                 return Err(ChangeError::InUse { model: name.to_string(), pipeline: user.key.name.clone() });
             }

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Endpoint, Pipeline, Schema, Server, onnx, py } from '../src';
 import { ensureClients } from '../scripts/v2-clients.mjs';
 import { onnxruntimeLibrary } from '../bench/setup.mjs';
-import { post } from './helpers';
+import { loggedBuffer, post } from './helpers';
 
 const run = promisify(execFile);
 const root = join(__dirname, '..');
@@ -235,17 +235,7 @@ describe('zero copy', () => {
       const seen = await post(`http://127.0.0.1:${port}/predictions/zero-copy`, body);
       expect(seen.status).toBe(200);
       const inPython = BigInt(seen.body.predictions[0]);
-      const logged = (message: string) => {
-        for (const line of logs) {
-          try {
-            const event = JSON.parse(line);
-            if (event.message === message && event.buffers) return String(event.buffers);
-          } catch {
-            // not a log line
-          }
-        }
-        return undefined;
-      };
+      const logged = (message: string) => loggedBuffer(logs, message);
       const parsed = logged('batch to pipeline');
       expect(parsed).toMatch(/^x=0x[0-9a-f]+$/); // one chunk
       expect(logged('batch to Python')).toBe(parsed);

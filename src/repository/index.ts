@@ -12,7 +12,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CacheConfig, FsClient } from '../cache';
-import { Endpoint, type OutputTensor } from '../endpoint';
+import { Endpoint, type BatchOptions, type OutputTensor } from '../endpoint';
 import { Pipeline } from '../pipeline';
 import { py, RUNTIMES_PATH } from '../python';
 import { onnx } from '../onnx';
@@ -112,6 +112,17 @@ export function schemaOf(settings: ModelSettings, file: string, features?: { cou
   return new Schema(fields as Fields);
 }
 
+/** A model's batching from its settings (MLServer's seconds as milliseconds). */
+function batchOf(settings: ModelSettings): BatchOptions {
+  return {
+    maxSize: settings.maxBatchSize,
+    maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
+    timeoutMs: settings.timeoutMs,
+    maxQueue: settings.maxQueue,
+    maxConcurrent: settings.maxConcurrent,
+  };
+}
+
 /**
  * A pipeline of the repository: its `steps` name other models of it. Its
  * inputs are its declared `inputs`, else its first step's model's.
@@ -135,13 +146,7 @@ function pipelineFactory(p: Planned, schemaOfModel?: (name: string) => Schema<Fi
         inputs,
         outputs: settings.outputs,
         steps: steps.map((s) => (s.combine !== undefined ? { name: s.name, combine: s.combine, of: s.of ?? [], weights: s.weights } : { name: s.name, model: s.model as string, version: s.version, inputs: s.inputs })),
-        batch: {
-          maxSize: settings.maxBatchSize,
-          maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
-          timeoutMs: settings.timeoutMs,
-          maxQueue: settings.maxQueue,
-          maxConcurrent: settings.maxConcurrent,
-        },
+        batch: batchOf(settings),
         predictionCache: settings.cache,
       }) as unknown as Endpoint<Fields, string, unknown>;
     } catch (error) {
@@ -429,13 +434,7 @@ export function endpointFactory(
     inputs: settings.inputs ?? (features ? [{ name: 'input-0', datatype: 'FP64', shape: [-1, features.count] }] : undefined),
     outputs,
     schema,
-    batch: {
-      maxSize: settings.maxBatchSize,
-      maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
-      timeoutMs: settings.timeoutMs,
-      maxQueue: settings.maxQueue,
-      maxConcurrent: settings.maxConcurrent,
-    },
+    batch: batchOf(settings),
     predictionCache: settings.cache,
   };
   // MLServer's predict_stream: SSE, V2 generate_stream and gRPC streaming; one request per call, as MLServer

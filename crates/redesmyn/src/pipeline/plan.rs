@@ -385,10 +385,7 @@ fn cycle(steps: &[Planned], deps: &[Vec<usize>], level: &[Option<usize>]) -> Str
     };
     let mut path = vec![start];
     let mut at = start;
-    loop {
-        let Some(&next) = deps[at].iter().find(|&&d| level[d].is_none()) else {
-            break;
-        };
+    while let Some(&next) = deps[at].iter().find(|&&d| level[d].is_none()) {
         if let Some(pos) = path.iter().position(|&p| p == next) {
             path.drain(..pos);
             path.push(next);

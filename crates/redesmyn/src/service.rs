@@ -225,7 +225,8 @@ impl StepModels for InferenceService {
             return None;
         }
         let cache = model.cache.clone();
-        Some(StepModel::of(model.queues.runtime(), &model.schema, &model.outputs, cache, &model.params))
+        let step = StepModel::of(model.queues.runtime(), &model.schema, &model.outputs, cache, &model.params);
+        Some(StepModel { max_size: model.queues.config().max_size, ..step })
     }
 }
 

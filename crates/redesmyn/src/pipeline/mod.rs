@@ -79,6 +79,9 @@ pub struct StepModel {
     pub params: Vec<String>,
     /// Its handler streams: a step's model must not.
     pub stream: bool,
+    /// Rows its handler takes at once (the model's `maxSize`): a larger
+    /// batch reaches it in slices of this size.
+    pub max_size: usize,
 }
 
 /// Finds a step's model by name and version.
@@ -93,7 +96,8 @@ impl StepModels for ModelRegistry {
         let model = self
             .get(name, version)
             .or_else(|| version.is_none().then(|| self.iter().filter(|m| m.name == name).last()).flatten())?;
-        Some(StepModel::of(&model.runtime, &model.schema, &model.outputs, model.cache.clone(), &model.params))
+        let step = StepModel::of(&model.runtime, &model.schema, &model.outputs, model.cache.clone(), &model.params);
+        Some(StepModel { max_size: model.batch.max_size, ..step })
     }
 }
 
@@ -118,7 +122,8 @@ impl StepModel {
                 true,
             ),
         };
-        StepModel { handler, schema: schema.clone(), outputs: outputs.to_vec(), cache, params: params.to_vec(), stream }
+        let (schema, outputs, params) = (schema.clone(), outputs.to_vec(), params.to_vec());
+        StepModel { handler, schema, outputs, cache, params, stream, max_size: usize::MAX }
     }
 }
 

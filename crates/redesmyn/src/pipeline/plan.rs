@@ -60,8 +60,16 @@ pub(super) struct Planned {
 }
 
 pub(super) enum Run {
-    Model { handler: Arc<dyn Handler>, cache: Option<Arc<ModelCache>> },
-    Ensemble { combine: Combine, weights: Option<Vec<f64>> },
+    /// `max_size`: the rows the handler takes at once (larger batches go in slices).
+    Model {
+        handler: Arc<dyn Handler>,
+        cache: Option<Arc<ModelCache>>,
+        max_size: usize,
+    },
+    Ensemble {
+        combine: Combine,
+        weights: Option<Vec<f64>>,
+    },
 }
 
 /// Where one input of a step comes from, and what the step reads it as.
@@ -235,7 +243,7 @@ pub fn plan(spec: &PipelineSpec, inputs: Option<&Schema>, models: &dyn StepModel
                         written: written.clone(),
                     });
                 }
-                Run::Model { handler: Arc::clone(&m.handler), cache: m.cache.clone() }
+                Run::Model { handler: Arc::clone(&m.handler), cache: m.cache.clone(), max_size: m.max_size.max(1) }
             }
             (StepKind::Ensemble { combine, of, weights }, _) => {
                 if of.is_empty() {

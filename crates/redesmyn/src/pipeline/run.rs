@@ -31,6 +31,26 @@ impl Handler for PipelineHandler {
     }
 }
 
+/// The answers of a batch's slices as one, in order.
+fn join(parts: Vec<Predictions>) -> Result<Predictions, String> {
+    let mut parts = parts.into_iter();
+    let Some(mut joined) = parts.next() else {
+        return Err("no slice answered".into());
+    };
+    for part in parts {
+        match (&mut joined, part) {
+            (Predictions::Column(all), Predictions::Column(s)) => {
+                all.append(&s).map_err(|e| format!("its slices' answers do not join: {e}"))?;
+            }
+            (Predictions::Columns(all), Predictions::Columns(df)) => {
+                all.vstack_mut(&df).map_err(|e| format!("its slices' answers do not join: {e}"))?;
+            }
+            _ => return Err("its slices answered in different shapes".into()),
+        }
+    }
+    Ok(joined)
+}
+
 /// A step's answer: what the pipeline answers, if it is the last, and its
 /// columns by name, for the steps that read them.
 struct Answered {
@@ -73,10 +93,9 @@ impl Plan {
                             .map_err(|e| failed(&step.name, e))?;
                         answered[i] = Some(Answered::new(combined, &step.column));
                     }
-                    Run::Model { handler, cache } => {
+                    Run::Model { handler, cache, max_size } => {
                         let frame = DataFrame::new(rows, sources).map_err(|e| failed(&step.name, e))?;
-                        let handler = Arc::clone(handler);
-                        let cache = cache.clone();
+                        let (handler, cache, max_size) = (Arc::clone(handler), cache.clone(), *max_size);
                         let params = Arc::clone(&batch.params);
                         calls.push(async move {
                             let loaded = match &cache {
@@ -88,7 +107,17 @@ impl Plan {
                                 ),
                                 None => None,
                             };
-                            handler.call(Batch { frame, params, loaded }).await
+                            if rows <= max_size {
+                                return handler.call(Batch { frame, params, loaded }).await;
+                            }
+                            // The step's model takes fewer rows at once: the batch in slices, answers joined.
+                            let mut parts = Vec::with_capacity(rows.div_ceil(max_size));
+                            for offset in (0..rows).step_by(max_size) {
+                                let slice = frame.slice(offset as i64, max_size);
+                                let batch = Batch { frame: slice, params: Arc::clone(&params), loaded: loaded.clone() };
+                                parts.push(handler.call(batch).await?);
+                            }
+                            join(parts).map_err(HandlerError::new)
                         });
                     }
                 }

@@ -24,7 +24,15 @@ impl Models {
             .iter()
             .map(|(n, d)| TensorMetadata { name: (*n).into(), datatype: (*d).into(), shape: vec![-1] })
             .collect();
-        let model = StepModel { handler, schema, outputs, cache: None, params: Vec::new(), stream: false };
+        let model = StepModel {
+            handler,
+            schema,
+            outputs,
+            cache: None,
+            params: Vec::new(),
+            stream: false,
+            max_size: usize::MAX,
+        };
         self.0.insert(name.into(), model);
         self
     }
@@ -116,6 +124,23 @@ async fn a_column_reaches_a_step_over_the_same_buffer() {
     let address = input.column("x").unwrap().f64().unwrap().cont_slice().unwrap().as_ptr() as usize;
     run(plan, input).await.unwrap();
     assert_eq!(*seen.lock().unwrap(), Some(address));
+}
+
+#[tokio::test]
+async fn a_step_with_a_smaller_max_size_gets_the_batch_in_slices() {
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&sizes);
+    let counting: Arc<dyn Handler> = Arc::new(move |b: Batch| {
+        seen.lock().unwrap().push(b.frame.height());
+        let x = b.frame.column("x").unwrap().f64().unwrap().clone();
+        async move { Ok::<_, HandlerError>(Predictions::Column((x + 1.0).into_series())) }
+    });
+    let mut models = Models::default().with("small", f64_schema(&["x"]), &[], counting);
+    models.0.get_mut("small").unwrap().max_size = 2;
+    let plan = plan(&pipeline(vec![model_step("small", "small", &[])]), None, &models).unwrap();
+    let answer = run(plan, frame(&[1.0, 2.0, 3.0, 4.0, 5.0])).await.unwrap();
+    assert_eq!(values(&answer), vec![2.0, 3.0, 4.0, 5.0, 6.0], "the slices' answers, joined in order");
+    assert_eq!(*sizes.lock().unwrap(), vec![2, 2, 1]);
 }
 
 #[tokio::test]

@@ -77,11 +77,21 @@ describe('scoring files through an endpoint', () => {
     },
   });
 
+  const pickyWhole = new Endpoint({
+    path: '/picky-whole',
+    schema: Iris,
+    batch: { maxDelayMs: 0, isolatePoison: false },
+    handler: (b) => {
+      if (b.columns.petal_length.includes(999)) throw new Error('cannot score 999');
+      return Array.from(b.columns.petal_length, (x) => x + 1);
+    },
+  });
+
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'redesmyn-score-'));
     py3(dir, MAKE);
     server = new Server({ host: '127.0.0.1', port: 0, python });
-    server.register(iris).register(area).register(picky);
+    server.register(iris).register(area).register(picky).register(pickyWhole);
     await server.serve();
   });
   afterAll(async () => {
@@ -140,21 +150,33 @@ describe('scoring files through an endpoint', () => {
     expect(back).toEqual([19998, ['id', 'prediction']]);
   });
 
-  it('retries a failing batch once, then rejects its rows and goes on', async () => {
+  it('bisects a failing request: only the row that fails alone is rejected, with the handler message', async () => {
     const input = join(dir, 'picky.csv');
     const lines = ['sepal_length,sepal_width,petal_length,petal_width'];
     for (let i = 0; i < 50; i++) lines.push(`1,2,${i === 23 ? 999 : i},4`);
     writeFileSync(input, lines.join('\n') + '\n');
     const summary = await picky.score({ input, output: join(dir, 'picky.out.csv'), batchSize: 10 });
+    expect(summary).toMatchObject({ rows: 50, scored: 49, rejected: 1 });
+    expect(summary.retried).toBeGreaterThanOrEqual(1);
+    const rejects = readFileSync(summary.rejects!, 'utf8').trim().split('\n');
+    expect(rejects).toHaveLength(2);
+    expect(rejects[1]).toMatch(/^24,"the handler failed on this row: .*cannot score 999/);
+    const out = readFileSync(join(dir, 'picky.out.csv'), 'utf8').trim().split('\n');
+    expect(out[0]).toBe('sepal_length,sepal_width,petal_length,petal_width,prediction');
+    expect(out).toHaveLength(50);
+    // Every other row scored, in order.
+    expect(out.slice(1).map((l) => Number(l.split(',')[2]))).toEqual(Array.from({ length: 50 }, (_, i) => i).filter((i) => i !== 23));
+  });
+
+  it('without poison isolation, retries a failing request once, then rejects all its rows and goes on', async () => {
+    const input = join(dir, 'picky.csv');
+    const summary = await pickyWhole.score({ input, output: join(dir, 'picky-whole.out.csv'), batchSize: 10 });
     expect(summary).toMatchObject({ rows: 50, scored: 40, rejected: 10 });
-    // The failing chunk, and any chunk that shared its batch, was tried again.
     expect(summary.retried).toBeGreaterThanOrEqual(1);
     const rejects = readFileSync(summary.rejects!, 'utf8').trim().split('\n');
     expect(rejects.slice(1).map((l) => Number(l.split(',')[0]))).toEqual([21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
     expect(rejects[1]).toContain('cannot score 999');
-    const out = readFileSync(join(dir, 'picky.out.csv'), 'utf8').trim().split('\n');
-    expect(out[0]).toBe('sepal_length,sepal_width,petal_length,petal_width,prediction');
-    expect(out).toHaveLength(41);
+    expect(readFileSync(join(dir, 'picky-whole.out.csv'), 'utf8').trim().split('\n')).toHaveLength(41);
   });
 
   it('fails a file the schema cannot read without leaving an output', async () => {
@@ -232,7 +254,7 @@ pl.LazyFrame().select(pl.int_range(0, 3_000_000, dtype=pl.Int64).alias("id")).wi
     expect(back).toEqual([3_000_000, ['id', 'prediction'], 1_499_999.5]);
   });
 
-  it('leaves no file under the final name when killed mid-run', async () => {
+  it('leaves no file under the final name when killed mid-run, and a rerun scores every row', async () => {
     const lines = ['x'];
     for (let i = 0; i < 200_000; i++) lines.push(String(i));
     writeFileSync(join(dir, 'slow.csv'), lines.join('\n') + '\n');
@@ -249,6 +271,13 @@ pl.LazyFrame().select(pl.int_range(0, 3_000_000, dtype=pl.Int64).alias("id")).wi
     });
     expect(r.signal).toBe('SIGKILL');
     expect(existsSync(output)).toBe(false);
+    // Restarted cleanly: the same command, run again, scores every row once.
+    const again = await cli(['--endpoint', `${join(dir, 'fast.ts')}#noop`, '--input', join(dir, 'slow.csv'), '--output', output, '--batch-size', '1000']);
+    expect(again.code).toBe(0);
+    const rows = readFileSync(output, 'utf8').trim().split('\n');
+    expect(rows).toHaveLength(200_001);
+    expect(rows[0]).toBe('x,prediction');
+    expect(rows[200_000]).toBe('199999.0,199999.0');
   });
 
   it('answers bad usage with exit code 2 and a failed run with 1', async () => {

@@ -28,6 +28,7 @@ const prefetches = [
   'scripts/mlserver-venv.mjs',
   'scripts/deploy-tools.mjs',
   'scripts/image.mjs --base',
+  'scripts/fuzz.mjs --build',
 ]
   .filter((script) => existsSync(join(root, script.split(' ')[0])))
   .map((script) => {
@@ -69,6 +70,15 @@ for (const m of `${cargo.stdout}\n${cargo.stderr}`.matchAll(/test result: \w+\. 
 }
 if (cargo.status !== 0 && !/test result: FAILED/.test(`${cargo.stdout}${cargo.stderr}`)) failed += 1;
 
+// The engine example runs to completion from Rust alone (the serving
+// example waits for Ctrl-C; tests/rust_server.rs covers it).
+const example = run('cargo', ['run', '-q', '-p', 'redesmyn', ...(host ? ['--target', host] : []), '--example', 'schedule'], { capture: true });
+if (example.status === 0 && /state: Idle/.test(example.stdout)) passed += 1;
+else {
+  console.error('\nthe schedule example failed');
+  failed += 1;
+}
+
 // 2. Build the addon and the TypeScript layer, then the end-to-end suites.
 const built =
   step('setup', 'node', ['scripts/setup.mjs']) &&
@@ -93,6 +103,15 @@ if (built) {
     failed += 1;
   }
 }
+
+// Fuzzing: each target of crates/redesmyn/fuzz for a short budget (built in
+// the background above; a target that finds a crash fails).
+const fuzz = run('node', ['scripts/fuzz.mjs', '--seconds', process.env.REDESMYN_FUZZ_SECONDS ?? '8'], { capture: true });
+for (const line of `${fuzz.stdout}`.split('\n')) {
+  if (/^fuzz \S+: ok/.test(line)) passed += 1;
+  else if (/^fuzz \S+: FAILED/.test(line)) failed += 1;
+}
+if (fuzz.status !== 0 && !/^fuzz \S+: FAILED/m.test(fuzz.stdout ?? '')) failed += 1;
 
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

@@ -4,6 +4,9 @@ import { BATCH, BENCH, BODIES, MLSERVER_PARALLEL_WORKERS, MODELS, PY, VENV } fro
 import { freshReloadRepository } from './reload.mjs';
 
 const IRIS_BODY = { file: join(BODIES, 'iris.json'), contentType: 'application/json' };
+// 1% of requests carry a poison record (a negative sepal_length), 99% a
+// fresh iris record (see wrk/post.lua's pool).
+const IRIS_POISON_BODY = { file: join(BODIES, 'iris-poison.txt'), contentType: 'application/json', repeat: 0.01, probe: IRIS_BODY.file };
 const IRIS_V2_BODY = { file: join(BODIES, 'iris-v2.json'), contentType: 'application/json' };
 // 80% of requests repeat one of 1000 iris records seen before, 20% carry a
 // record never sent before (see wrk/post.lua).
@@ -213,6 +216,25 @@ CONTENDERS['redesmyn-noop-nometrics'] = {
     return { ...spec, env: { ...spec.env, METRICS: '0' } };
   },
 };
+
+// Poison isolation's cost: the no-op server with isolation off, and both
+// with one request in a hundred failing its batch.
+const noopWith = (name, env, body) => ({
+  ...CONTENDERS['redesmyn-noop'],
+  name,
+  ...(body ? { body } : {}),
+  start: (ctx, port) => {
+    const spec = CONTENDERS['redesmyn-noop'].start(ctx, port);
+    return { ...spec, env: { ...spec.env, ...env } };
+  },
+});
+CONTENDERS['redesmyn-noop-noisolate'] = noopWith('redesmyn, no-op TS handler, poison isolation off', { ISOLATE: '0' });
+CONTENDERS['redesmyn-noop-poison'] = noopWith('redesmyn, 1% poison requests, isolation on', { POISON: '1' }, IRIS_POISON_BODY);
+CONTENDERS['redesmyn-noop-poison-noisolate'] = noopWith(
+  'redesmyn, 1% poison requests, isolation off',
+  { POISON: '1', ISOLATE: '0' },
+  IRIS_POISON_BODY,
+);
 
 // `redesmyn serve DIR` from the build under test (its bin, dist/cli.js).
 const serveCli = (ctx) => join(ctx.serversDir, '..', 'node_modules', 'redesmyn', 'dist', 'cli.js');
@@ -471,6 +493,13 @@ export const SCENARIOS = {
     share: 0.5,
   },
   18: {
+    kind: 'load',
+    title: 'Poison isolation: a no-op TS handler with isolation on and off, nothing failing, then with 1% of requests failing their batch (errors are the poison requests, and, without isolation, the innocent requests of their batches)',
+    contenders: ['redesmyn-noop', 'redesmyn-noop-noisolate', 'redesmyn-noop-poison', 'redesmyn-noop-poison-noisolate'],
+    reference: 'redesmyn-noop',
+    concurrency: [1, 64],
+  },
+  19: {
     kind: 'load',
     title: 'Pipeline overhead: one no-op endpoint against pipelines of 1 and 8 no-op TypeScript steps in a chain (per step per batch: the latency difference of 8 and 1 steps over 7)',
     contenders: ['redesmyn-noop', 'redesmyn-pipeline-1', 'redesmyn-pipeline-8'],

@@ -11,11 +11,22 @@ const Iris = new Schema({
   petal_width: Schema.f64(),
 });
 
+// POISON=1: a batch holding a record with a negative sepal_length fails
+// (the poison scenario sends one such request in a hundred).
+const poison = process.env.POISON === '1';
+
 const noop = new Endpoint({
   path: '/predictions/noop',
   schema: Iris,
-  batch: { maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64), maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0) },
-  handler: (batch) => new Float64Array(batch.length), // one 0 per record
+  batch: {
+    maxSize: Number(process.env.BATCH_MAX_SIZE ?? 64),
+    maxDelayMs: Number(process.env.BATCH_MAX_DELAY_MS ?? 0),
+    isolatePoison: process.env.ISOLATE !== '0',
+  },
+  handler: (batch) => {
+    if (poison && batch.columns.sepal_length.some((x) => x < 0)) throw new Error('poison record');
+    return new Float64Array(batch.length); // one 0 per record
+  },
 });
 
 async function main(): Promise<void> {

@@ -1,6 +1,6 @@
 // redesmyn with a pipeline of STEPS no-op TypeScript steps, one after the
 // other: against redesmyn-noop (one no-op endpoint), what each step of a
-// pipeline costs per batch (scenario 18).
+// pipeline costs per batch (scenario 19).
 //
 //   PORT=8080 WORKERS=1 STEPS=8 node redesmyn-pipeline.js
 import { Endpoint, Pipeline, Schema, Server, type ModelStep } from 'redesmyn';

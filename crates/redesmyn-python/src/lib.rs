@@ -10,6 +10,10 @@
 //! same way, and the GIL is held only while Python code runs, on a blocking
 //! thread of the runtime.
 
+// Public to the fuzz targets only (`--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub mod arrow;
+#[cfg(not(fuzzing))]
 mod arrow;
 mod bridge;
 mod environment;

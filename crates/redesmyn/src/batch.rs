@@ -517,9 +517,8 @@ async fn run_batch(
             true
         }
         Err(message) if isolating && jobs.len() > 1 => {
-            let left = isolate::budget(jobs.len());
-            let mut retry = isolate::Retry { handler, cache, metrics, params, left, first: message };
-            isolate::isolate(&mut retry, jobs).await;
+            let mut retry = isolate::Retry { handler, cache, metrics, params };
+            crate::bisect::bisect(&mut retry, jobs, message).await;
             false
         }
         Err(message) => {
@@ -530,6 +529,8 @@ async fn run_batch(
 }
 
 mod isolate;
+#[cfg(test)]
+mod properties;
 mod refill;
 #[cfg(test)]
 mod tests;

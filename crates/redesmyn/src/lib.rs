@@ -10,11 +10,15 @@
 //! starts and stops the rooms.
 
 pub mod batch;
+pub mod bisect;
 pub mod cache;
 pub mod codec;
 pub mod config;
 pub mod emf;
+pub mod engine;
 pub mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod handler;
 pub mod http;

@@ -528,4 +528,6 @@ fn encode(s: &Series, sink: &mut impl Sink) -> Option<()> {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

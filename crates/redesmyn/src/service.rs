@@ -275,6 +275,18 @@ impl ServedModel {
         self.queues.shutdown().await;
     }
 
+    /// How many artifact-cache variants are loaded; `None` for a model
+    /// without an artifact cache.
+    pub fn loaded_variants(&self) -> Option<u64> {
+        self.cache.as_ref().map(|c| c.stats().size)
+    }
+
+    /// Whether a failed batch is bisected to fail only its guilty requests
+    /// (and file scoring bisects a failed request's rows the same way).
+    pub fn isolates(&self) -> bool {
+        self.queues.config().isolate
+    }
+
     pub fn key(&self) -> &ModelKey {
         &self.key
     }

@@ -376,7 +376,7 @@ async fn a_poisoned_request_fails_alone_and_the_rest_of_its_batch_is_answered() 
     }
     // One batch, then at most the budget of extra calls for 12 requests.
     let made = calls.load(Ordering::SeqCst);
-    assert!(made > 1 && made <= 1 + isolate::budget(12), "{made} calls");
+    assert!(made > 1 && made <= 1 + crate::bisect::budget(12), "{made} calls");
 }
 
 #[tokio::test]
@@ -404,11 +404,4 @@ async fn without_isolation_a_failing_batch_fails_every_request() {
         assert_eq!(reply.unwrap_err().to_string(), "six six six");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-}
-
-#[test]
-fn the_isolation_budget_grows_with_the_doublings_of_a_batch() {
-    assert_eq!(isolate::budget(2), 12);
-    assert_eq!(isolate::budget(64), 42);
-    assert_eq!(isolate::budget(1000), 60);
 }

@@ -307,15 +307,35 @@ impl Jobs {
             batch_rows: answer.as_ref().map(|a| a.batch_rows as i64),
             result,
         };
-        let id = job.id.clone();
-        match self.blocking(move |s| s.complete(&id, &done)).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(job = %job.id, "job was no longer running when it ended"),
-            Err(e) => tracing::error!(job = %job.id, error = %e, "could not record a finished job"),
-        }
+        self.record(&job.id, done).await;
         tracing::debug!(job = %job.id, ms = started.elapsed().as_secs_f64() * 1e3, "job done");
         drop(slot);
         self.wake.notify_one();
+    }
+
+    /// Writes how a job ended. While the store cannot be written (a full
+    /// disk, a read-only file) the write is tried again, backing off to
+    /// every 5 s, so the job completes once the store recovers; a server
+    /// stopped meanwhile runs the job again at its next start.
+    async fn record(&self, id: &str, done: Completion) {
+        let done = Arc::new(done);
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let (key, completion) = (id.to_string(), Arc::clone(&done));
+            match self.blocking(move |s| s.complete(&key, &completion)).await {
+                Ok(true) => return,
+                Ok(false) => return tracing::warn!(job = %id, "job was no longer running when it ended"),
+                Err(e) if wait == Duration::from_millis(100) => {
+                    tracing::error!(job = %id, error = %e, "could not record a finished job; trying again until the store recovers")
+                }
+                Err(_) => {}
+            }
+            if self.stopping.load(Ordering::Acquire) {
+                return tracing::warn!(job = %id, "stopped before the job's end could be recorded; it runs again at the next start");
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
     }
 
     /// The job's answer in its online response's shape.

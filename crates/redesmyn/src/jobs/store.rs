@@ -7,9 +7,16 @@
 //! cannot both win, and a job's result and its terminal state are written
 //! together: a job completes at most once, and after a crash every job
 //! that had not completed is queued again ([`Store::open`]).
+//!
+//! If the file is deleted (or replaced) under a running server, SQLite
+//! would go on writing to the deleted file, and a restart would lose every
+//! job: before each write the store checks that its path still names the
+//! file it has open, and if not, writes what it holds back to the path
+//! (`VACUUM INTO`) and goes on with that file.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -97,7 +104,25 @@ pub enum StoreError {
 }
 
 pub struct Store {
-    conn: Mutex<Connection>,
+    path: PathBuf,
+    open: Mutex<Open>,
+}
+
+/// The connection, and the inode of the file it has open.
+struct Open {
+    conn: Connection,
+    inode: u64,
+}
+
+fn connect(path: &Path) -> Result<Open, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // WAL + NORMAL survives a process crash (SIGKILL) without losing a
+    // commit; only a power loss can drop the last transactions.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let inode = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+    Ok(Open { conn, inode })
 }
 
 const SCHEMA: &str = "
@@ -129,28 +154,54 @@ impl Store {
     /// the last process ended never completed: they are queued again.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { dir: dir.display().to_string(), source })?;
-        let conn = Connection::open(dir.join("jobs.sqlite3"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL + NORMAL survives a process crash (SIGKILL) without losing a
-        // commit; only a power loss can drop the last transactions.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let path = dir.join("jobs.sqlite3");
+        let open = connect(&path)?;
+        let conn = &open.conn;
         conn.execute_batch(SCHEMA)?;
         let resumed =
             conn.execute("UPDATE jobs SET state = 'queued', started_ms = NULL WHERE state = 'running'", [])?;
         if resumed > 0 {
             tracing::info!(jobs = resumed, "jobs interrupted by the last stop are queued again");
         }
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store { path, open: Mutex::new(open) })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The connection, for a read.
+    fn conn(&self) -> Locked<'_> {
+        Locked(self.open.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The connection, for a write: first restored to the store's path if
+    /// the file there is gone or another one.
+    fn writer(&self) -> Result<Locked<'_>, StoreError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let current = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
+        if current != Some(open.inode) {
+            self.restore(&mut open)?;
+        }
+        Ok(Locked(open))
+    }
+
+    /// Writes the open database back to the store's path and reopens it.
+    fn restore(&self, open: &mut Open) -> Result<(), StoreError> {
+        tracing::error!(path = %self.path.display(), "the jobs database was deleted or replaced; writing it back from the open copy");
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = self.path.clone().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(name));
+        }
+        let target = self.path.to_str().ok_or_else(|| StoreError::Dir {
+            dir: self.path.display().to_string(),
+            source: std::io::Error::other("the path is not UTF-8"),
+        })?;
+        open.conn.execute("VACUUM INTO ?1", [target])?;
+        *open = connect(&self.path)?;
+        Ok(())
     }
 
     /// Writes a queued job, unless `max_queued` jobs are queued already.
     pub fn insert(&self, job: &NewJob, max_queued: usize) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         let queued: i64 = tx.query_row("SELECT COUNT(*) FROM jobs WHERE state = 'queued'", [], |r| r.get(0))?;
         if queued as usize >= max_queued {
@@ -167,7 +218,7 @@ impl Store {
 
     /// Marks up to `limit` of the oldest queued jobs running and returns them.
     pub fn claim(&self, limit: usize, now_ms: i64) -> Result<Vec<NewJob>, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         let jobs = {
             let mut stmt = tx.prepare_cached(
@@ -207,7 +258,7 @@ impl Store {
             Ok(body) => (State::Succeeded, Some(body.as_slice()), None),
             Err(e) => (State::Failed, None, Some(e.as_str())),
         };
-        let changed = self.conn().execute(
+        let changed = self.writer()?.execute(
             "UPDATE jobs SET state = ?2, finished_ms = ?3, queue_ns = ?4, handler_ns = ?5, batch_rows = ?6,
                  result = ?7, error = ?8, body = x''
              WHERE id = ?1 AND state = 'running'",
@@ -228,7 +279,7 @@ impl Store {
     /// Cancels a queued job. `Ok(None)`: no such job; `Ok(Some(state))`:
     /// the state it is in now (`Cancelled` when this call cancelled it).
     pub fn cancel(&self, id: &str, now_ms: i64) -> Result<Option<State>, StoreError> {
-        let conn = self.conn();
+        let conn = self.writer()?;
         let changed = conn.execute(
             "UPDATE jobs SET state = 'cancelled', finished_ms = ?2, body = x'' WHERE id = ?1 AND state = 'queued'",
             params![id, now_ms],
@@ -277,12 +328,28 @@ impl Store {
 
     /// Deletes jobs that ended before `before_ms`; how many.
     pub fn sweep(&self, before_ms: i64) -> Result<usize, StoreError> {
-        let n = self.conn().execute(
+        let n = self.writer()?.execute(
             "DELETE FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < ?1
                  AND state IN ('succeeded', 'failed', 'cancelled')",
             [before_ms],
         )?;
         Ok(n)
+    }
+}
+
+/// The locked connection, used as a `Connection`.
+struct Locked<'a>(MutexGuard<'a, Open>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0.conn
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0.conn
     }
 }
 
@@ -346,5 +413,25 @@ mod tests {
         assert_eq!(store.sweep(100).unwrap(), 0);
         assert_eq!(store.sweep(101).unwrap(), 1);
         assert!(store.get("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_database_deleted_under_the_store_is_written_back_with_every_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert(&job("a"), 10).unwrap();
+        store.claim(1, 2).unwrap();
+        store.complete("a", &done(3)).unwrap();
+        store.insert(&job("b"), 10).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            std::fs::remove_file(dir.path().join(format!("jobs.sqlite3{suffix}"))).unwrap();
+        }
+        store.insert(&job("c"), 10).unwrap();
+        assert!(dir.path().join("jobs.sqlite3").exists());
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get("a").unwrap().unwrap().state, State::Succeeded);
+        let queued: Vec<String> = store.claim(10, 4).unwrap().into_iter().map(|j| j.id).collect();
+        assert_eq!(queued, ["b", "c"], "nothing accepted before or after the deletion is lost");
     }
 }

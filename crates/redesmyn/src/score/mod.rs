@@ -5,25 +5,29 @@
 //!
 //! Memory stays bounded whatever the file's size: a reader, a few chunks
 //! in flight and a writer's buffer. Bad rows do not stop the run: they go
-//! to the rejects file with their row number and reason. A chunk whose
-//! handler call fails is tried once more, then its rows are rejected.
+//! to the rejects file with their row number and reason. A request whose
+//! handler call fails is bisected as the batcher bisects a batch
+//! (`crate::bisect`): its rows run again in halves, and only the rows that
+//! fail alone are rejected, with the handler's message (when the endpoint
+//! isolates poison, the default; else, and for failures that are not the
+//! handler's, the request is tried once more, then all its rows rejected).
 
 mod format;
-mod read;
-mod validate;
+pub(crate) mod read;
+pub(crate) mod validate;
 mod write;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesOrdered, StreamExt};
-use polars::prelude::{DataFrame, IntoColumn, PolarsError};
+use polars::prelude::{DataFrame, IdxCa, IdxSize, IntoColumn, PlSmallStr, PolarsError};
 use tokio::sync::mpsc;
 
 pub use format::Format;
 use read::ROW;
 
-use crate::batch::Answer;
+use crate::bisect::{bisect, Part, Trial};
 use crate::error::RequestError;
 use crate::handler::{Params, Predictions};
 use crate::service::ServedModel;
@@ -79,7 +83,8 @@ pub struct Progress {
     pub total_rows: Option<u64>,
     pub rows_per_second: f64,
     pub elapsed: Duration,
-    /// Chunks whose handler call failed once and was tried again.
+    /// Requests whose handler call failed once and ran again (bisected,
+    /// or tried once more).
     pub retried: u64,
 }
 
@@ -110,11 +115,84 @@ pub enum ScoreError {
     Stopped(String),
 }
 
-type Reply = (u64, Result<Answer, RequestError>, bool);
+/// How one request of the file (a slice of `batch_size` rows) ended.
+enum Scored {
+    /// Every row answered at the first call.
+    Whole(Predictions),
+    /// Tried twice, failed both times: every row is rejected.
+    Failed(RequestError),
+    /// Bisected: the rows answered, in parts, and the rows rejected.
+    Parts(Rows),
+}
 
-/// Scores `options.input` into `options.output` through `model`;
-/// `progress` hears how far the run is, at most every `progress_every`
-/// and once at the end.
+/// The rows of a failed request, bisected: indices into the request's rows.
+struct Rows {
+    answered: Vec<(Vec<IdxSize>, Predictions)>,
+    rejected: Vec<(IdxSize, String)>,
+}
+
+/// A failed request's rows run again in parts through the model.
+struct RowTrial<'m> {
+    model: &'m ServedModel,
+    params: Params,
+    inputs: DataFrame,
+    rows: Rows,
+}
+
+impl Trial for RowTrial<'_> {
+    type Item = IdxSize;
+
+    async fn run(&mut self, items: Vec<IdxSize>) -> Part<IdxSize> {
+        let index = IdxCa::from_vec(PlSmallStr::EMPTY, items.clone());
+        let frame = match self.inputs.take(&index) {
+            Ok(frame) => frame,
+            Err(e) => return Part::Failed(items, e.to_string()),
+        };
+        match self.model.infer(self.params.clone(), frame, Instant::now(), None).await {
+            Ok(Some(answer)) => {
+                self.rows.answered.push((items, answer.predictions));
+                Part::Done
+            }
+            Ok(None) => Part::Failed(items, "no answer".into()),
+            Err(e) => Part::Failed(items, e.to_string()),
+        }
+    }
+
+    fn guilty(&mut self, items: Vec<IdxSize>, message: &str) {
+        self.rows.rejected.extend(items.into_iter().map(|i| (i, format!("the handler failed on this row: {message}"))));
+    }
+
+    fn fail(&mut self, items: Vec<IdxSize>, message: &str) {
+        self.rows.rejected.extend(items.into_iter().map(|i| (i, format!("the handler failed: {message}"))));
+    }
+}
+
+/// Scores one request: its predictions, or, if the handler failed, what
+/// bisecting (or one more try) made of it. True when it ran again.
+async fn score_request(model: &ServedModel, params: Params, inputs: DataFrame) -> (Scored, bool) {
+    let first = model.infer(params.clone(), inputs.clone(), Instant::now(), None).await;
+    match first {
+        Ok(Some(answer)) => (Scored::Whole(answer.predictions), false),
+        Ok(None) => (Scored::Failed(RequestError::Handler("no answer".into())), false),
+        Err(RequestError::Handler(message)) if model.isolates() && inputs.height() > 1 => {
+            let items: Vec<IdxSize> = (0..inputs.height() as IdxSize).collect();
+            let rows = Rows { answered: Vec::new(), rejected: Vec::new() };
+            let mut trial = RowTrial { model, params, inputs, rows };
+            bisect(&mut trial, items, message).await;
+            (Scored::Parts(trial.rows), true)
+        }
+        Err(_) => {
+            let again = model.infer(params, inputs, Instant::now(), None).await;
+            let scored = match again {
+                Ok(Some(answer)) => Scored::Whole(answer.predictions),
+                Ok(None) => Scored::Failed(RequestError::Handler("no answer".into())),
+                Err(e) => Scored::Failed(e),
+            };
+            (scored, true)
+        }
+    }
+}
+
 pub async fn score(
     model: &ServedModel,
     options: ScoreOptions,
@@ -168,18 +246,8 @@ pub async fn score(
                     pending.push_back(kept);
                     in_flight.push_back(async move {
                         let rows = inputs.height() as u64;
-                        let first = model.infer(params.clone(), inputs.clone(), Instant::now(), None).await;
-                        let reply: Reply = match first {
-                            Ok(Some(answer)) => (rows, Ok(answer), false),
-                            Ok(None) => (rows, Err(RequestError::Handler("no answer".into())), false),
-                            Err(_) => {
-                                let again = model.infer(params, inputs, Instant::now(), None).await;
-                                let again =
-                                    again.and_then(|a| a.ok_or_else(|| RequestError::Handler("no answer".into())));
-                                (rows, again, true)
-                            }
-                        };
-                        reply
+                        let (scored, retried) = score_request(model, params, inputs).await;
+                        (rows, scored, retried)
                     });
                     continue;
                 }
@@ -213,23 +281,36 @@ pub async fn score(
             if in_flight.is_empty() {
                 break;
             }
-            let Some((rows, reply, retried)) = in_flight.next().await else { break };
+            let Some((rows, scored, retried)) = in_flight.next().await else { break };
             let kept = pending.pop_front().ok_or_else(|| ScoreError::Stopped("lost a chunk".into()))?;
             state.retried += u64::from(retried);
             state.rows += rows;
-            match reply.map_err(ScoreError::from).and_then(|answer| with_predictions(kept.clone(), answer.predictions))
-            {
-                Ok(out) => {
-                    state.scored += rows;
-                    send(&write_tx, WriteMsg::Rows(out.drop(ROW).unwrap_or(out))).await?;
-                }
-                Err(e) => {
+            let mut parts = match scored {
+                Scored::Whole(predictions) => Rows { answered: vec![(Vec::new(), predictions)], rejected: Vec::new() },
+                Scored::Failed(e) => {
                     let reason = format!("handler failed twice: {e}");
-                    let numbers = kept.column(ROW)?.u64()?.clone();
-                    for row in numbers.iter().flatten() {
-                        state.rejected += 1;
-                        send(&write_tx, WriteMsg::Reject(row, reason.clone())).await?;
-                    }
+                    Rows { answered: Vec::new(), rejected: (0..rows as IdxSize).map(|i| (i, reason.clone())).collect() }
+                }
+                Scored::Parts(parts) => parts,
+            };
+            // Answered parts in row order; an empty index list is the whole request.
+            parts.answered.sort_by_key(|(items, _)| items.first().copied());
+            for (items, predictions) in parts.answered {
+                let rows_kept = if items.is_empty() {
+                    kept.clone()
+                } else {
+                    kept.take(&IdxCa::from_vec(PlSmallStr::EMPTY, items))?
+                };
+                let out = with_predictions(rows_kept, predictions)?;
+                state.scored += out.height() as u64;
+                send(&write_tx, WriteMsg::Rows(out.drop(ROW).unwrap_or(out))).await?;
+            }
+            parts.rejected.sort_by_key(|(i, _)| *i);
+            let numbers = kept.column(ROW)?.u64()?.clone();
+            for (i, reason) in parts.rejected {
+                if let Some(row) = numbers.get(i as usize) {
+                    state.rejected += 1;
+                    send(&write_tx, WriteMsg::Reject(row, reason)).await?;
                 }
             }
             if last_report.elapsed() >= options.progress_every {

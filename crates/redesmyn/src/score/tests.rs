@@ -67,7 +67,7 @@ async fn a_csv_scores_in_order_and_bad_rows_go_to_the_rejects_file() {
 }
 
 #[tokio::test]
-async fn a_failing_batch_is_retried_once_then_rejected() {
+async fn a_failing_request_is_bisected_and_only_its_guilty_row_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.parquet");
     let xs: Vec<f64> = (0..30)
@@ -90,14 +90,23 @@ async fn a_failing_batch_is_retried_once_then_rejected() {
     options.batch_size = 10;
     options.columns = Some(vec!["id".into()]);
     let summary = score(&model, options, |_| {}).await.unwrap();
-    assert_eq!((summary.progress.scored, summary.progress.rejected, summary.progress.retried), (20, 10, 2));
+    // 666 fails every call it is in: its row alone is rejected. 777 fails
+    // only its first call: its request's rows all score when run again.
+    assert_eq!((summary.progress.scored, summary.progress.rejected, summary.progress.retried), (29, 1, 2));
     let out = std::fs::read_to_string(dir.path().join("out.ndjson")).unwrap();
-    assert_eq!(out.lines().count(), 20);
+    assert_eq!(out.lines().count(), 29);
+    let ids: Vec<u32> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(ids, (0..30).filter(|&i| i != 10).collect::<Vec<_>>(), "the scored rows keep their order");
     assert!(out.lines().next().unwrap().contains(r#""id":0"#), "{out}");
     assert!(!out.contains(r#""x""#), "{out}");
     let rejects = std::fs::read_to_string(summary.rejects.unwrap()).unwrap();
-    assert_eq!(rejects.lines().count(), 11);
-    assert!(rejects.contains("11,\"handler failed twice: six six six"), "{rejects}");
+    assert_eq!(
+        rejects.lines().collect::<Vec<_>>(),
+        ["row,reason", "11,\"the handler failed on this row: six six six\""]
+    );
 }
 
 #[tokio::test]

@@ -34,22 +34,33 @@ struct Output {
     failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
+impl Output {
+    /// Keeps the first error of the file itself (a full disk), which the
+    /// encoders would otherwise report as their own.
+    fn record<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result {
+            self.failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.to_string());
+        }
+        result
+    }
+}
+
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.write(buf)
+        let written = self.file.write(buf);
+        self.record(written)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        let flushed = self.file.flush();
+        self.record(flushed)
     }
 }
 
 impl Drop for Output {
     fn drop(&mut self) {
         let done = self.file.flush().and_then(|()| self.file.get_ref().sync_all());
-        if let Err(e) = done {
-            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-        }
+        let _ = self.record(done);
     }
 }
 
@@ -62,10 +73,6 @@ pub struct ChunkWriter {
     pending: Option<DataFrame>,
     failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     finished: bool,
-}
-
-fn io(e: std::io::Error) -> ScoreError {
-    ScoreError::Io(e.to_string())
 }
 
 impl ChunkWriter {
@@ -105,18 +112,27 @@ impl ChunkWriter {
         if self.sink.is_none() {
             self.sink = Some(self.open(&frame)?);
         }
-        match self.sink.as_mut() {
-            Some(Sink::Csv(w)) => w.write_batch(&frame)?,
-            Some(Sink::Parquet(w)) => w.write_batch(&frame)?,
-            Some(Sink::Ipc(w)) => w.write_batch(&frame)?,
-            Some(Sink::NdJson(w)) => w.write_batch(&frame)?,
-            None => {}
-        }
-        Ok(())
+        let written = match self.sink.as_mut() {
+            Some(Sink::Csv(w)) => w.write_batch(&frame),
+            Some(Sink::Parquet(w)) => w.write_batch(&frame),
+            Some(Sink::Ipc(w)) => w.write_batch(&frame),
+            Some(Sink::NdJson(w)) => w.write_batch(&frame),
+            None => Ok(()),
+        };
+        self.written(written)
+    }
+
+    /// A write's error, naming the output (and the disk's own error, such
+    /// as a full disk, rather than the encoder's report of it).
+    fn written<T, E: std::fmt::Display>(&self, result: Result<T, E>) -> Result<T, ScoreError> {
+        result.map_err(|e| {
+            let cause = self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| e.to_string());
+            ScoreError::Io(format!("cannot write the output '{}': {cause}", self.target.display()))
+        })
     }
 
     fn open(&self, first: &DataFrame) -> Result<Sink, ScoreError> {
-        let file = BufWriter::with_capacity(1 << 20, File::create(&self.temp).map_err(io)?);
+        let file = BufWriter::with_capacity(1 << 20, self.written(File::create(&self.temp))?);
         let file = Output { file, failed: std::sync::Arc::clone(&self.failed) };
         let schema = first.schema();
         Ok(match self.format {
@@ -140,16 +156,15 @@ impl ChunkWriter {
             self.flush_pending()?;
         }
         // Each writer writes its footer; dropping it flushes the buffer.
-        match self.sink.take() {
-            Some(Sink::Csv(mut w)) => w.finish()?,
-            Some(Sink::Parquet(w)) => {
-                w.finish()?;
-            }
-            Some(Sink::Ipc(mut w)) => w.finish()?,
-            Some(Sink::NdJson(_)) | None => {}
-        }
+        let finished = match self.sink.take() {
+            Some(Sink::Csv(mut w)) => w.finish(),
+            Some(Sink::Parquet(w)) => w.finish().map(drop),
+            Some(Sink::Ipc(mut w)) => w.finish(),
+            Some(Sink::NdJson(_)) | None => Ok(()),
+        };
+        self.written(finished)?;
         if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(ScoreError::Io(format!("cannot write '{}': {e}", self.temp.display())));
+            return Err(ScoreError::Io(format!("cannot write the output '{}': {e}", self.target.display())));
         }
         std::fs::rename(&self.temp, &self.target)
             .map_err(|e| ScoreError::Io(format!("cannot move the output to '{}': {e}", self.target.display())))?;
@@ -181,18 +196,24 @@ impl RejectsWriter {
         let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("rejects");
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let temp = dir.join(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
-        let mut file = BufWriter::new(File::create(&temp).map_err(io)?);
-        file.write_all(b"row,reason\n").map_err(io)?;
+        let failed =
+            |e: std::io::Error| ScoreError::Io(format!("cannot write the rejects '{}': {e}", target.display()));
+        let mut file = BufWriter::new(File::create(&temp).map_err(failed)?);
+        file.write_all(b"row,reason\n").map_err(failed)?;
         Ok(RejectsWriter { temp, target: target.to_path_buf(), file, finished: false })
     }
 
     pub fn write(&mut self, row: u64, reason: &str) -> Result<(), ScoreError> {
         let quoted = reason.replace('"', "\"\"").replace(['\n', '\r'], " ");
-        writeln!(self.file, "{row},\"{quoted}\"").map_err(io)
+        writeln!(self.file, "{row},\"{quoted}\"").map_err(|e| self.failed(e))
+    }
+
+    fn failed(&self, e: std::io::Error) -> ScoreError {
+        ScoreError::Io(format!("cannot write the rejects '{}': {e}", self.target.display()))
     }
 
     pub fn finish(mut self) -> Result<(), ScoreError> {
-        self.file.flush().map_err(io)?;
+        self.file.flush().map_err(|e| self.failed(e))?;
         std::fs::rename(&self.temp, &self.target)
             .map_err(|e| ScoreError::Io(format!("cannot move the rejects to '{}': {e}", self.target.display())))?;
         self.finished = true;

@@ -57,7 +57,7 @@ export declare class NativeModels {
    * calls this, then [`Self::add_prepared`]): its runtime starts now, as
    * at registration. Returns a ticket for `addPrepared`.
    */
-  prepare(spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec): number
+  prepare(spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec | PipelineRuntimeSpec): number
   /**
    * Adds a prepared model to the running server; resolves once it serves
    * (its artifact loaded), or rejects with the load error.
@@ -96,7 +96,7 @@ export declare class NativeServer {
    * now, so a wrong reference fails here rather than at the first request;
    * an ONNX runtime loads its model now and checks the schema fits it.
    */
-  register(spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec): void
+  register(spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec | PipelineRuntimeSpec): void
   /**
    * The management API's deployer: `deploy(specJson)` builds and adds a
    * model, `changed(changeJson)` persists a change. Before `serve()`.
@@ -437,6 +437,27 @@ export interface OnnxRuntimeSpec {
   dylib?: string
   /** Threads onnxruntime may use inside one run (its default: one per core). */
   intraThreads?: number
+}
+
+/** A pipeline's steps; the core checks and runs them (crates/redesmyn/src/pipeline). */
+export interface PipelineRuntimeSpec {
+  kind: 'pipeline'
+  steps: Array<PipelineStepSpec>
+}
+
+/**
+ * One step: `model` (a registered model's name, and `version`), or
+ * `combine` (`mean`, `vote`, `weighted_sum`, `concat`) over `of`.
+ */
+export interface PipelineStepSpec {
+  name: string
+  model?: string
+  version?: string
+  /** The step's field → the column it reads (`score`, `classify.label`, `classify`). */
+  inputs?: Record<string, string>
+  combine?: string
+  of?: Array<string>
+  weights?: Array<number>
 }
 
 export interface PredictionCacheSpec {

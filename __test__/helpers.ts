@@ -46,3 +46,16 @@ export async function until(check: () => Promise<boolean> | boolean, timeoutMs =
   }
   throw new Error(`condition not reached in ${timeoutMs} ms`);
 }
+
+/** The `buffers` field of the first trace line with `message`. */
+export function loggedBuffer(logs: string[], message: string): string | undefined {
+  for (const line of logs) {
+    try {
+      const event = JSON.parse(line);
+      if (event.message === message && event.buffers) return String(event.buffers);
+    } catch {
+      // not a log line
+    }
+  }
+  return undefined;
+}

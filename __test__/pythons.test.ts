@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post } from './helpers';
+import { loggedBuffer, post } from './helpers';
 // @ts-expect-error: a plain ES module script without types
 import { MINORS, setUp } from '../scripts/pythons.mjs';
 
@@ -74,18 +74,6 @@ beforeAll(() => {
   envs = setUp();
 }, 1_800_000);
 
-/** The `buffers` field of the first trace line with `message`. */
-function loggedBuffer(logs: string[], message: string): string | undefined {
-  for (const line of logs) {
-    try {
-      const event = JSON.parse(line);
-      if (event.message === message && event.buffers) return String(event.buffers);
-    } catch {
-      // not a log line
-    }
-  }
-  return undefined;
-}
 
 describe.each(MINORS as string[])('CPython %s, same addon and bridge', (minor) => {
   let child: Child | undefined;

@@ -180,6 +180,16 @@ describe('redesmyn serve: a bad model fails alone, with the file, the key and wh
     expect((await post(`${served.http}/predictions/iris-sklearn`, records(expected.rows))).status).toBe(200);
   });
 
+  it('a pipeline with an unknown model, a cycle or an input no step gives is refused naming the step and the column', async () => {
+    expect(failed('bad-pipeline-unknown')).toMatch(/bad-pipeline-unknown\/model-settings.json: 'steps': pipeline 'bad-pipeline-unknown': step 'missing': no model named 'no-such-model'/);
+    expect(failed('bad-pipeline-cycle')).toMatch(/'steps': pipeline 'bad-pipeline-cycle': steps form a cycle: (a -> b -> a|b -> a -> b)/);
+    expect(failed('bad-pipeline-mismatch')).toMatch(
+      /'steps': pipeline 'bad-pipeline-mismatch': step 'second': input 'b' reads 'c', which is neither a pipeline input nor an output of a step listed before it/,
+    );
+    // The good pipeline over the same model serves: (1 * 2 + 100) * 2 + 100.
+    expect((await post(`${served.http}/predictions/ts-twice`, [{ a: 1, b: 2 }])).body.predictions).toEqual([304]);
+  });
+
   it('a missing Python package is named, with the pip command', async () => {
     const bare = mkdtempSync(join(tmpdir(), 'redesmyn-bare-'));
     try {
@@ -268,7 +278,7 @@ describe('examples/repository, as the README runs it', () => {
       const iris = { sepal_length: 6.8, sepal_width: 2.8, petal_length: 4.8, petal_width: 1.4 };
       const argmax = (p: number[]) => p.indexOf(Math.max(...p));
       expect(s.log()).not.toMatch(/model failed/);
-      expect(s.log()).toMatch(/"models":8,"failed":0/);
+      expect(s.log()).toMatch(/"models":12,"failed":0/);
       expect((await post(`${s.http}/predictions/iris`, [iris])).body.predictions).toEqual([1]);
       expect((await post(`${s.http}/predictions/iris/versions/1`, [iris])).body.predictions).toEqual([1]);
       expect((await post(`${s.http}/predictions/iris-xgboost`, [iris])).body.predictions).toEqual([1]);
@@ -283,6 +293,28 @@ describe('examples/repository, as the README runs it', () => {
       expect(argmax(v2.body.outputs[0].data as number[])).toBe(1);
       expect((await post(`${s.http}/predictions/scaled`, [{ x: 2 }])).body.predictions).toEqual([5]);
       expect((await post(`${s.http}/predictions/sum-ts`, [{ a: 1, b: 2 }])).body.predictions).toEqual([3]);
+
+      // The pipeline (TypeScript features -> ONNX -> Python rule) answers as its models served alone, by hand.
+      const flowers = [iris, { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 }, { sepal_length: 7.7, sepal_width: 2.6, petal_length: 6.9, petal_width: 2.3 }];
+      const mm = flowers.map((f) => Object.fromEntries(Object.entries(f).map(([k, v]) => [`${k}_mm`, Math.round(v * 10)])));
+      const labels = ((await post(`${s.http}/predictions/iris-onnx`, flowers)).body.predictions as { label: number }[]).map((p) => p.label);
+      const species = ['setosa', 'versicolor', 'virginica'];
+      const byHand = labels.map((label, i) => ((flowers[i].petal_length < 2.5) === (label === 0) ? species[label] : `review:${species[label]}`));
+      const piped = await post(`${s.http}/predictions/iris-pipeline`, mm);
+      expect(piped.status).toBe(200);
+      expect(piped.body.predictions).toEqual(byHand);
+      const meta = await fetch(`${s.http}/v2/models/iris-pipeline`).then((r) => r.json());
+      expect(meta.inputs.map((t: { name: string }) => t.name)).toEqual(Object.keys(mm[0]));
+      expect(meta.outputs).toEqual([{ name: 'decision', datatype: 'BYTES', shape: [-1] }]);
+      // The ensemble: scikit-learn, XGBoost and ONNX vote.
+      const alone = await Promise.all(
+        ['iris/versions/2', 'iris-xgboost'].map(async (m) => (await post(`${s.http}/predictions/${m}`, flowers)).body.predictions as number[]),
+      );
+      const votes = flowers.map((_, i) => {
+        const ballots = [alone[0][i], alone[1][i], labels[i]].map(Number);
+        return ballots.find((b) => ballots.filter((x) => x === b).length >= 2) ?? ballots[0];
+      });
+      expect((await post(`${s.http}/predictions/iris-vote`, flowers)).body.predictions).toEqual(votes);
     } finally {
       s.child.kill('SIGTERM');
       expect(await s.exit).toBe(0);

@@ -9,6 +9,7 @@ import type { HandlerOutput, StreamStep } from './output';
 import { runScore, type ScoreOptions, type ScoreSummary } from './score';
 import { PythonHandler } from './python';
 import { OnnxHandler } from './onnx';
+import { PipelineSteps } from './runtimes/pipeline';
 import type { CacheConfig, CacheStats } from './cache';
 
 /** `'/p/{run_id}/{model_id}'` → `{ run_id: string; model_id: string }`. */
@@ -169,7 +170,7 @@ export interface EndpointOptions<F extends Fields, P extends string, M> {
    * With `stream: true`, a generator function (TypeScript `async function*`,
    * Python `def` with `yield` or `async def` with `yield`).
    */
-  handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
+  handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler | OnnxHandler | PipelineSteps;
 }
 
 /** The model cache of a registered endpoint. */
@@ -237,7 +238,7 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
   readonly path: P;
   readonly schema: Schema<F>;
   readonly batch: BatchOptions;
-  readonly handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler | OnnxHandler;
+  readonly handler: Handler<F, PathParams<P>, M> | StreamHandler<F, PathParams<P>, M> | PythonHandler | OnnxHandler | PipelineSteps;
   readonly stream: boolean;
   readonly cacheConfig: CacheConfig<M> | undefined;
   readonly predictionCacheConfig: PredictionCacheOptions | undefined;
@@ -254,7 +255,8 @@ export class Endpoint<F extends Fields = Fields, P extends string = string, M = 
     if (
       typeof options.handler !== 'function' &&
       !(options.handler instanceof PythonHandler) &&
-      !(options.handler instanceof OnnxHandler)
+      !(options.handler instanceof OnnxHandler) &&
+      !(options.handler instanceof PipelineSteps)
     ) {
       throw new TypeError(
         `endpoint '${options.path}' needs a handler: a function, py.handler('module:function') or onnx.handler('model.onnx')`,

@@ -21,6 +21,8 @@ export type {
   StreamHandler,
 } from './endpoint';
 export type { ScoreFormat, ScoreOptions, ScoreProgress, ScoreSummary } from './score';
+export { Pipeline } from './pipeline';
+export type { Combine, EnsembleStep, ModelStep, PipelineOptions, PipelineStep } from './pipeline';
 export { Server } from './server';
 export type { EmfOptions, JobsOptions, LogOptions, ManagementOptions, MetricsOptions, ServerOptions } from './server';
 export type { HandlerOutput, OutputColumn, StreamStep, TypedArray } from './output';

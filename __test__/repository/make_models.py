@@ -154,4 +154,23 @@ class Model:
         return df["x"]
 ''')
 
+# Pipelines over custom-ts (a * b + 100): one that serves, three refused at load naming the step and the column.
+folder("ts-twice", {"runtime": "pipeline", "steps": [
+    {"name": "first", "model": "custom-ts"},
+    {"name": "again", "model": "custom-ts", "inputs": {"a": "first"}},
+]})
+folder("bad-pipeline-unknown", {"runtime": "pipeline", "steps": [
+    {"name": "first", "model": "custom-ts"},
+    {"name": "missing", "model": "no-such-model"},
+]})
+folder("bad-pipeline-cycle", {"runtime": "pipeline", "steps": [
+    {"name": "first", "model": "custom-ts"},
+    {"name": "a", "model": "custom-ts", "inputs": {"a": "b"}},
+    {"name": "b", "model": "custom-ts", "inputs": {"a": "a"}},
+]})
+folder("bad-pipeline-mismatch", {"runtime": "pipeline", "steps": [
+    {"name": "first", "model": "custom-ts"},
+    {"name": "second", "model": "custom-ts", "inputs": {"b": "c"}},
+]})
+
 (root / "expected.json").write_text(json.dumps(expected))

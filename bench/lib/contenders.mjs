@@ -360,6 +360,21 @@ CONTENDERS['mlserver-forest'] = {
 };
 CONTENDERS['redesmyn-iris-workers'] = withEnv('redesmyn-iris', 'redesmyn, Python handler, python workers: 2', { PY_WORKERS: '2' });
 
+for (const steps of [1, 8]) {
+  CONTENDERS[`redesmyn-pipeline-${steps}`] = {
+    name: `redesmyn, pipeline of ${steps} no-op TS step${steps === 1 ? '' : 's'}`,
+    redesmyn: true,
+    start: (ctx, port) => ({
+      cmd: process.execPath,
+      args: [join(ctx.serversDir, 'redesmyn-pipeline.js')],
+      env: { PORT: String(port), STEPS: String(steps), ...redesmynEnv(ctx) },
+    }),
+    ready: '/health/ready',
+    route: '/predictions/pipeline',
+    body: IRIS_BODY,
+  };
+}
+
 /** The scenarios, in the issue's numbering. */
 export const SCENARIOS = {
   1: {
@@ -481,6 +496,13 @@ export const SCENARIOS = {
     kind: 'load',
     title: 'Poison isolation: a no-op TS handler with isolation on and off, nothing failing, then with 1% of requests failing their batch (errors are the poison requests, and, without isolation, the innocent requests of their batches)',
     contenders: ['redesmyn-noop', 'redesmyn-noop-noisolate', 'redesmyn-noop-poison', 'redesmyn-noop-poison-noisolate'],
+    reference: 'redesmyn-noop',
+    concurrency: [1, 64],
+  },
+  19: {
+    kind: 'load',
+    title: 'Pipeline overhead: one no-op endpoint against pipelines of 1 and 8 no-op TypeScript steps in a chain (per step per batch: the latency difference of 8 and 1 steps over 7)',
+    contenders: ['redesmyn-noop', 'redesmyn-pipeline-1', 'redesmyn-pipeline-8'],
     reference: 'redesmyn-noop',
     concurrency: [1, 64],
   },

@@ -13,7 +13,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CacheConfig, FsClient } from '../cache';
 import { isStoreUrl } from '../location';
-import { Endpoint, type OutputTensor } from '../endpoint';
+import { Endpoint, type BatchOptions, type OutputTensor } from '../endpoint';
+import { Pipeline } from '../pipeline';
 import { py, RUNTIMES_PATH } from '../python';
 import { onnx } from '../onnx';
 import { Field, Schema, type Fields } from '../schema';
@@ -113,6 +114,49 @@ export function schemaOf(settings: ModelSettings, file: string, features?: { cou
   return new Schema(fields as Fields);
 }
 
+/** A model's batching from its settings (MLServer's seconds as milliseconds). */
+function batchOf(settings: ModelSettings): BatchOptions {
+  return {
+    maxSize: settings.maxBatchSize,
+    maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
+    timeoutMs: settings.timeoutMs,
+    maxQueue: settings.maxQueue,
+    maxConcurrent: settings.maxConcurrent,
+  };
+}
+
+/**
+ * A pipeline of the repository: its `steps` name other models of it. Its
+ * inputs are its declared `inputs`, else its first step's model's.
+ */
+function pipelineFactory(p: Planned, schemaOfModel?: (name: string) => Schema<Fields> | undefined): (path: string, version?: string) => Endpoint<Fields, string, unknown> {
+  const { settings, file, model } = p;
+  const steps = settings.steps ?? [];
+  const first = steps[0]?.model;
+  const declared = settings.inputs?.length ? schemaOf(settings, file) : undefined;
+  // Made when registered: after every other model of the repository is ready.
+  return (path: string, version?: string) => {
+    const inputs = declared ?? (first !== undefined ? schemaOfModel?.(first) : undefined);
+    if (inputs === undefined) {
+      throw new SettingsError(file, 'inputs', first === undefined ? 'missing; a pipeline that begins with an ensemble declares its inputs' : `missing; its first step's model '${first}' is not a ready model of the repository`);
+    }
+    try {
+      return new Pipeline({
+        name: model.name,
+        path,
+        version,
+        inputs,
+        outputs: settings.outputs,
+        steps: steps.map((s) => (s.combine !== undefined ? { name: s.name, combine: s.combine, of: s.of ?? [], weights: s.weights } : { name: s.name, model: s.model as string, version: s.version, inputs: s.inputs })),
+        batch: batchOf(settings),
+        predictionCache: settings.cache,
+      }) as unknown as Endpoint<Fields, string, unknown>;
+    } catch (error) {
+      throw new SettingsError(file, 'steps', (error as Error).message);
+    }
+  };
+}
+
 /** The numbered version folders of a model folder, highest first. */
 export function versionFolders(folder: string): number[] {
   return readdirSync(folder)
@@ -155,7 +199,7 @@ export async function planVersion(model: RepositoryModel, parentFile: string, ve
   if ('error' in runtime) throw new SettingsError(file, runtime.key, runtime.error);
   model.runtime = runtime.name;
   let artifact = file;
-  if (runtime.kind !== 'python' || runtime.artifact === 'uri') {
+  if (runtime.kind !== 'pipeline' && (runtime.kind !== 'python' || runtime.artifact === 'uri')) {
     if (settings.parameters.uri === undefined) throw new SettingsError(file, 'parameters.uri', "missing; expected the model file's path, relative to the model's folder");
     const uri = settings.parameters.uri;
     // A store URL: downloaded (once per version of the object) into the store cache.
@@ -327,7 +371,7 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
     try {
       const result = runtime.kind === 'python' ? checked[String(python.indexOf(p))] : undefined;
       if (result?.error) throw new Error(`${file}: ${result.error}`);
-      const make = endpointFactory(p, result);
+      const make = endpointFactory(p, result, (name) => ready.find((r) => r.model.name === name && r.plan.runtime.kind !== 'pipeline')?.make('/schema').schema);
       ready.push({ plan: p, model, make, versioned: p.served !== undefined });
     } catch (error) {
       model.reason = error instanceof Error ? error.message : String(error);
@@ -346,6 +390,8 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
   }
   const followed: Followed[] = [];
   const defaultOf = new Map<string, string>();
+  // Pipelines last: their steps are the other models, found among those registered.
+  ready.sort((a, b) => Number(a.plan.runtime.kind === 'pipeline') - Number(b.plan.runtime.kind === 'pipeline'));
   for (const { plan, model, make, versioned } of ready) {
     try {
       if (versioned) {
@@ -367,7 +413,9 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
       }
       model.state = 'ready';
     } catch (error) {
-      model.reason = error instanceof Error ? error.message : String(error);
+      const message = error instanceof Error ? error.message : String(error);
+      // A pipeline the server refuses (an unknown model, a cycle, a mismatch) is its settings' fault.
+      model.reason = plan.runtime.kind === 'pipeline' && !(error instanceof SettingsError) ? new SettingsError(plan.file, 'steps', message).message : message;
     }
   }
   for (const f of followed) f.served = index.filter((m) => m.name === f.name && m.state === 'ready' && m.version !== undefined).map((m) => Number(m.version));
@@ -379,8 +427,13 @@ export async function registerRepository(host: RepositoryHost, dir: string, opti
  * version. `result` is the start-up check's answer (what the model takes
  * and answers), needed when the settings declare no inputs.
  */
-export function endpointFactory(p: Planned, result?: Checked): (path: string, version?: string) => Endpoint<Fields, string, unknown> {
+export function endpointFactory(
+  p: Planned,
+  result?: Checked,
+  schemaOfModel?: (name: string) => Schema<Fields> | undefined,
+): (path: string, version?: string) => Endpoint<Fields, string, unknown> {
   const { model, file, runtime, artifact } = p;
+  if (runtime.kind === 'pipeline') return pipelineFactory(p, schemaOfModel);
   // A runtime that reports its tensors after load (mlserver.MLModel, MLflow's signature) is taken at its word, as MLServer takes it.
   const settings: ModelSettings = result?.inputs?.length ? { ...p.settings, inputs: result.inputs, outputs: result.outputs ?? p.settings.outputs } : p.settings;
   const features = result?.features ? { count: result.features, names: result.feature_names } : undefined;
@@ -396,13 +449,7 @@ export function endpointFactory(p: Planned, result?: Checked): (path: string, ve
     inputs: settings.inputs ?? (features ? [{ name: 'input-0', datatype: 'FP64', shape: [-1, features.count] }] : undefined),
     outputs,
     schema,
-    batch: {
-      maxSize: settings.maxBatchSize,
-      maxDelayMs: settings.maxBatchTime === undefined ? undefined : settings.maxBatchTime * 1000,
-      timeoutMs: settings.timeoutMs,
-      maxQueue: settings.maxQueue,
-      maxConcurrent: settings.maxConcurrent,
-    },
+    batch: batchOf(settings),
     predictionCache: settings.cache,
   };
   // MLServer's predict_stream: SSE, V2 generate_stream and gRPC streaming; one request per call, as MLServer

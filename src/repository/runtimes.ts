@@ -23,7 +23,8 @@ export type Runtime =
       requires: Requirement[];
     }
   | { kind: 'typescript'; name: string }
-  | { kind: 'onnx'; name: string };
+  | { kind: 'onnx'; name: string }
+  | { kind: 'pipeline'; name: string };
 
 const BASE: Requirement[] = [
   { import: 'polars', pip: 'polars' },
@@ -38,7 +39,7 @@ export const MLSERVER_RUNTIMES: Record<string, string> = {
   'mlserver_mlflow.MLflowRuntime': 'mlflow',
 };
 
-export const RUNTIMES = ['sklearn', 'xgboost', 'lightgbm', 'tensorflow', 'mlflow', 'python', 'typescript', 'onnx'] as const;
+export const RUNTIMES = ['sklearn', 'xgboost', 'lightgbm', 'tensorflow', 'mlflow', 'python', 'typescript', 'onnx', 'pipeline'] as const;
 
 /** The runtime of a model's settings, or an error message saying what was expected. */
 export function resolveRuntime(settings: ModelSettings): Runtime | { error: string; key: string } {
@@ -86,6 +87,9 @@ export function resolveRuntime(settings: ModelSettings): Runtime | { error: stri
     case 'onnx':
       // onnxruntime inside the core (crates/redesmyn-onnx); the schema comes from the declared `inputs`.
       return { kind: 'onnx', name };
+    case 'pipeline':
+      // Other models of the repository run as steps in one process (crates/redesmyn/src/pipeline).
+      return { kind: 'pipeline', name };
     default:
       return { key: 'runtime', error: `unknown runtime ${JSON.stringify(name)}; expected one of ${RUNTIMES.join(', ')}` };
   }

@@ -69,6 +69,20 @@ export interface ModelSettings {
   traffic?: Record<string, number>;
   /** The prediction cache (the endpoint's `predictionCache`): off unless given. */
   cache?: PredictionCacheSettings;
+  /** `"runtime": "pipeline"`: its steps, other models of the repository or ensembles (docs/pipelines.md). */
+  steps?: StepSettings[];
+}
+
+/** One step of a pipeline's `steps`: a model of the repository, or an ensemble of earlier outputs. */
+export interface StepSettings {
+  name: string;
+  model?: string;
+  version?: string;
+  /** The step's field -> what it reads (`score`, `classify.label`, `classify`). */
+  inputs?: Record<string, string>;
+  combine?: 'mean' | 'vote' | 'weighted_sum' | 'concat';
+  of?: string[];
+  weights?: number[];
 }
 
 /** `cache` in a `model-settings.json`: answers remembered per record. */
@@ -232,6 +246,33 @@ export function modelSettingsFrom(json: Record<string, unknown>, file: string): 
       if (c.maxEntries === undefined) r.fail(`${key}.maxEntries`, 'missing; expected a positive integer (rows remembered at most)');
       return c;
     },
+    steps: (v, key) => {
+      if (!Array.isArray(v) || v.length === 0) r.fail(key, `expected a list of steps {name, model | combine, ...}, got ${JSON.stringify(v)}`);
+      return (v as unknown[]).map((s, i) => {
+        const at = `${key}[${i}]`;
+        if (typeof s !== 'object' || s === null || Array.isArray(s)) r.fail(at, 'expected a step {name, model | combine, inputs?, of?, weights?}');
+        const o = r.object(
+          s as Record<string, unknown>,
+          {
+            name: r.string,
+            model: r.string,
+            version: (v, k) => (typeof v === 'string' || Number.isInteger(v) ? String(v) : r.fail(k, `expected a version, got ${JSON.stringify(v)}`)),
+            inputs: (v, k) =>
+              typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string')
+                ? v
+                : r.fail(k, `expected an object of field -> column, got ${JSON.stringify(v)}`),
+            combine: (v, k) => (['mean', 'vote', 'weighted_sum', 'concat'].includes(v as string) ? v : r.fail(k, `expected mean, vote, weighted_sum or concat, got ${JSON.stringify(v)}`)),
+            of: r.stringList,
+            weights: (v, k) => (Array.isArray(v) && v.every((w) => typeof w === 'number' && Number.isFinite(w)) ? v : r.fail(k, `expected a list of numbers, got ${JSON.stringify(v)}`)),
+          },
+          `${at}.`,
+        );
+        if (o.name === undefined) r.fail(`${at}.name`, 'missing; expected the step\'s name');
+        if ((o.model === undefined) === (o.combine === undefined)) r.fail(at, "expected 'model' (a model of the repository) or 'combine' with 'of', not both");
+        if (o.combine !== undefined && o.of === undefined) r.fail(`${at}.of`, 'missing; expected the outputs the ensemble combines');
+        return o as unknown as StepSettings;
+      });
+    },
     defaultVersion: (v, key) => (typeof v === 'string' || Number.isInteger(v) ? String(v) : r.fail(key, `expected a version number, got ${JSON.stringify(v)}`)),
     traffic: (v, key) => {
       if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.keys(v).length === 0) {
@@ -245,7 +286,8 @@ export function modelSettingsFrom(json: Record<string, unknown>, file: string): 
     },
   });
   if (o.implementation !== undefined && o.runtime !== undefined) r.fail('runtime', "give 'implementation' (MLServer) or 'runtime', not both");
-  if (o.implementation === undefined && o.runtime === undefined) r.fail('runtime', "missing; expected 'runtime' (sklearn, xgboost, lightgbm, python, typescript, onnx) or MLServer's 'implementation'");
+  if (o.implementation === undefined && o.runtime === undefined) r.fail('runtime', "missing; expected 'runtime' (sklearn, xgboost, lightgbm, python, typescript, onnx, pipeline) or MLServer's 'implementation'");
+  if ((o.runtime === 'pipeline') !== (o.steps !== undefined)) r.fail('steps', o.steps === undefined ? "missing; a pipeline lists its 'steps'" : "only a pipeline (\"runtime\": \"pipeline\") has 'steps'");
   return {
     name: o.name as string | undefined,
     implementation: o.implementation as string | undefined,
@@ -265,5 +307,6 @@ export function modelSettingsFrom(json: Record<string, unknown>, file: string): 
     defaultVersion: o.defaultVersion as string | undefined,
     traffic: o.traffic as Record<string, number> | undefined,
     cache: o.cache as PredictionCacheSettings | undefined,
+    steps: o.steps as StepSettings[] | undefined,
   };
 }

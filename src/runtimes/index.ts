@@ -6,10 +6,10 @@
  * takes; what combines with what beyond that is the core's model builder's
  * rule (crates/redesmyn/src/model/builder.rs).
  */
-import type { JsRuntimeSpec, JsStreamRuntimeSpec, LoadOutput, OnnxRuntimeSpec, PythonRuntimeSpec } from '../../binding';
+import type { JsRuntimeSpec, JsStreamRuntimeSpec, LoadOutput, OnnxRuntimeSpec, PipelineRuntimeSpec, PythonRuntimeSpec } from '../../binding';
 import { streamHandler, unaryHandler } from './js';
 
-export type NativeRuntime = JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec;
+export type NativeRuntime = JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec | PipelineRuntimeSpec;
 
 /** What a runtime is made from, besides its handler. */
 export interface RuntimeContext {

@@ -29,13 +29,13 @@ impl NativeModels {
     /// calls this, then [`Self::add_prepared`]): its runtime starts now, as
     /// at registration. Returns a ticket for `addPrepared`.
     #[napi(
-        ts_args_type = "spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec"
+        ts_args_type = "spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec | PipelineRuntimeSpec"
     )]
     pub fn prepare(&self, spec: EndpointSpec, runtime: RuntimeSpec<'_>) -> napi::Result<u32> {
         if spec.version.is_none() && spec.name.is_none() {
             return Err(BindingError::invalid("a model added while serving needs a name").into());
         }
-        let built = crate::build::build(&spec, runtime)?;
+        let built = self.shared.with_models(|models| crate::build::build(&spec, runtime, models))?;
         let ticket = self.shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         lock(&self.shared.prepared).insert(ticket, built);
         Ok(ticket)

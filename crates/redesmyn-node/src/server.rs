@@ -45,14 +45,15 @@ impl NativeServer {
     /// now, so a wrong reference fails here rather than at the first request;
     /// an ONNX runtime loads its model now and checks the schema fits it.
     #[napi(
-        ts_args_type = "spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec"
+        ts_args_type = "spec: EndpointSpec, runtime: JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec | PipelineRuntimeSpec"
     )]
     pub fn register(&self, spec: EndpointSpec, runtime: RuntimeSpec<'_>) -> napi::Result<()> {
-        let built = build(&spec, runtime)?;
-        let cache = built.cache.clone();
-        self.shared
-            .configure("endpoints must be registered", |server| server.register_built(built))?
-            .map_err(BindingError::from)?;
+        let cache = self.shared.configure("endpoints must be registered", |server| -> napi::Result<_> {
+            let built = build(&spec, runtime, server.registry())?;
+            let cache = built.cache.clone();
+            server.register_built(built).map_err(BindingError::from)?;
+            Ok(cache)
+        })??;
         if let Some(cache) = cache {
             lock(&self.shared.caches).insert(spec.path.clone(), cache);
         }

@@ -7,7 +7,8 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use redesmyn::cache::ModelCache;
-use redesmyn::model::Built;
+use redesmyn::model::{Built, ModelRegistry};
+use redesmyn::pipeline::StepModels;
 use redesmyn::{RunningServer, Server};
 
 use crate::error::{BindingError, Result};
@@ -55,6 +56,20 @@ impl Shared {
         match &mut *lock(&self.state) {
             State::Configuring(server) => Ok(change(server)),
             _ => Err(BindingError::failed(format!("{what} before serve()"))),
+        }
+    }
+
+    /// Calls `f` with the server's models as a pipeline's steps find them:
+    /// those registered so far, or those serving.
+    pub fn with_models<T>(&self, f: impl FnOnce(&dyn StepModels) -> T) -> T {
+        let running = match &*lock(&self.state) {
+            State::Configuring(server) => return f(server.registry()),
+            State::Running(running) => Some(Arc::clone(running)),
+            _ => None,
+        };
+        match running {
+            Some(running) => f(running.service().as_ref()),
+            None => f(&ModelRegistry::new()),
         }
     }
 

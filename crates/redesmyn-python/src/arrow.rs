@@ -58,21 +58,6 @@ pub fn import_column(name: &str, stream: ArrowArrayStream) -> PolarsResult<Serie
     Series::try_from((&field, chunks))
 }
 
-/// Addresses of the value buffers of `Float64` columns, as `name=0x...`:
-/// logged at `trace` on both crossings so that zero copy can be checked
-/// against the address Python sees.
-pub fn float_buffers<'a>(columns: impl Iterator<Item = &'a Series>) -> String {
-    let mut out = Vec::new();
-    for series in columns {
-        if let Ok(values) = series.f64() {
-            for chunk in values.downcast_iter() {
-                out.push(format!("{}={:#x}", series.name(), chunk.values().as_ptr() as usize));
-            }
-        }
-    }
-    out.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,13 +118,5 @@ mod tests {
         let back = import_column("predictions", stream).unwrap();
         assert_eq!(back.name().as_str(), "predictions");
         assert_eq!(back.i64().unwrap().into_no_null_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn float_buffers_names_each_chunk() {
-        let s = Series::new("x".into(), [1.0f64]);
-        let text = float_buffers([&s].into_iter());
-        assert!(text.starts_with("x=0x"), "{text}");
-        assert_eq!(float_buffers([&Series::new("i".into(), [1i32])].into_iter()), "");
     }
 }

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use redesmyn::handler::float_buffers;
 use redesmyn::{Batch, Handler, HandlerError, Predictions};
 
-use crate::arrow::{export_frame, float_buffers, import_column};
+use crate::arrow::{export_frame, import_column};
 use crate::bridge::Object;
 use crate::interpreter::{started, PythonError};
 use crate::loader::model_of;

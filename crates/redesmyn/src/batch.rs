@@ -141,6 +141,11 @@ impl Queues {
         &self.config
     }
 
+    /// What predicts for the model (a pipeline's step runs it directly).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// Queues a parsed request and returns the receiver of its answer.
     /// `client`, when given, is asked before the batch runs whether the
     /// client is still there.

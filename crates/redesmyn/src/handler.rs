@@ -164,6 +164,21 @@ where
     }
 }
 
+/// Addresses of the value buffers of `Float64` columns, as `name=0x...`:
+/// logged at `trace` where a batch crosses into a runtime or a pipeline,
+/// so that zero copy can be checked against the address a runtime sees.
+pub fn float_buffers<'a>(columns: impl Iterator<Item = &'a Series>) -> String {
+    let mut out = Vec::new();
+    for series in columns {
+        if let Ok(values) = series.f64() {
+            for chunk in values.downcast_iter() {
+                out.push(format!("{}={:#x}", series.name(), chunk.values().as_ptr() as usize));
+            }
+        }
+    }
+    out.join(",")
+}
+
 /// What a caught panic says (its `String` or `&str` payload).
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -171,4 +186,17 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_buffers_names_each_chunk() {
+        let s = Series::new("x".into(), [1.0f64]);
+        let text = float_buffers([&s].into_iter());
+        assert!(text.starts_with("x=0x"), "{text}");
+        assert_eq!(float_buffers([&Series::new("i".into(), [1i32])].into_iter()), "");
+    }
 }

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod model;
 pub mod params;
 pub mod pending;
+pub mod pipeline;
 pub mod prediction_cache;
 pub mod schema;
 pub mod score;

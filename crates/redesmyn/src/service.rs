@@ -21,6 +21,7 @@ use crate::error::{Outcome, RequestError};
 use crate::handler::Params;
 use crate::metrics::{EndpointMetrics, Metrics, Protocol};
 use crate::model::{Model, ModelKey, ModelRegistry};
+use crate::pipeline::{StepModel, StepModels};
 use crate::prediction_cache::PredictionCache;
 use crate::schema::Schema;
 use crate::schema::TensorMetadata;
@@ -67,6 +68,8 @@ pub struct ServedModel {
     /// answer, so V2 metadata lists them from then on.
     learned: std::sync::OnceLock<Vec<TensorMetadata>>,
     inputs: Vec<TensorMetadata>,
+    /// The models a pipeline runs (see [`Model::uses`]).
+    uses: Vec<ModelKey>,
     queues: Queues,
     cache: Option<Arc<ModelCache>>,
     /// Answers remembered per row, when the model asks for it.
@@ -213,6 +216,20 @@ impl InferenceService {
     }
 }
 
+/// The models of a running server: a pipeline added while serving runs
+/// the version its step names, else the one an unversioned request reaches.
+impl StepModels for InferenceService {
+    fn step_model(&self, name: &str, version: Option<&str>) -> Option<StepModel> {
+        let (model, param) = self.route(name, version, None).ok()?;
+        if param.is_some() {
+            return None;
+        }
+        let cache = model.cache.clone();
+        let step = StepModel::of(model.queues.runtime(), &model.schema, &model.outputs, cache, &model.params);
+        Some(StepModel { max_size: model.queues.config().max_size, ..step })
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -241,6 +258,7 @@ impl ServedModel {
             outputs: model.outputs,
             learned: std::sync::OnceLock::new(),
             inputs: model.inputs,
+            uses: model.uses,
             cache: model.cache,
             predictions,
             metrics: endpoint_metrics,

@@ -50,6 +50,7 @@ pub fn model(name: &str, version: Option<&str>, handler: Arc<dyn Handler>) -> Mo
         params: Vec::new(),
         outputs: Vec::new(),
         inputs: Vec::new(),
+        uses: Vec::new(),
     }
 }
 

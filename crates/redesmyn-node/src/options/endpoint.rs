@@ -133,11 +133,16 @@ impl EndpointSpec {
 
     /// The core's model spec (the runtime comes from a factory).
     pub fn to_model_spec(&self) -> Result<ModelSpec> {
+        self.to_model_spec_with(self.schema()?)
+    }
+
+    /// The core's model spec over `schema` (a pipeline's, which its steps give).
+    pub fn to_model_spec_with(&self, schema: Schema) -> Result<ModelSpec> {
         Ok(ModelSpec {
             path: self.path.clone(),
             name: self.name.clone(),
             version: self.version.clone(),
-            schema: self.schema()?,
+            schema,
             batch: self.batch.as_ref().map(BatchSpec::settings).unwrap_or_default(),
             outputs: self.outputs()?,
             inputs: self.inputs()?,

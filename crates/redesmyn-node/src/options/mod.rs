@@ -3,10 +3,12 @@
 
 mod cache;
 mod endpoint;
+mod pipeline;
 mod prediction_cache;
 mod runtime;
 mod server;
 
 pub use endpoint::EndpointSpec;
+pub use pipeline::PipelineRuntimeSpec;
 pub use runtime::RuntimeSpec;
 pub use server::ServerSpec;

@@ -2,7 +2,8 @@
 //! `{ kind: 'js', handler, load?, release? }`,
 //! `{ kind: 'js-stream', open, pull, load?, release? }` or
 //! `{ kind: 'python', handler: 'module:function', loader?: 'module:function', stream? }` or
-//! `{ kind: 'onnx', path?, dylib?, intraThreads? }`.
+//! `{ kind: 'onnx', path?, dylib?, intraThreads? }` or
+//! `{ kind: 'pipeline', steps }` (options/pipeline.rs).
 //! A new runtime is a new variant here and a factory in its own crate
 //! (the core's `RuntimeFactory`); the core's model builder assembles it.
 
@@ -17,6 +18,7 @@ use redesmyn::model::RuntimeParts;
 use redesmyn::stream::StreamHandler;
 use redesmyn::Handler;
 
+use super::PipelineRuntimeSpec;
 use crate::js_handler::{HandlerArgs, JsHandler};
 use crate::js_loader::{JsLoader, LoadFn, ReleaseFn};
 use crate::js_reply::Ignored;
@@ -163,11 +165,12 @@ pub enum RuntimeSpec<'a> {
     JsStream(JsStreamRuntimeSpec<'a>),
     Python(PythonRuntimeSpec),
     Onnx(OnnxRuntimeSpec),
+    Pipeline(PipelineRuntimeSpec),
 }
 
 impl TypeName for RuntimeSpec<'_> {
     fn type_name() -> &'static str {
-        "JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec"
+        "JsRuntimeSpec | JsStreamRuntimeSpec | PythonRuntimeSpec | OnnxRuntimeSpec | PipelineRuntimeSpec"
     }
 
     fn value_type() -> ValueType {
@@ -192,9 +195,11 @@ impl FromNapiValue for RuntimeSpec<'_> {
             Some("python") => Ok(RuntimeSpec::Python(unsafe { PythonRuntimeSpec::from_napi_value(env, value)? })),
             // SAFETY: the same live env and value.
             Some("onnx") => Ok(RuntimeSpec::Onnx(unsafe { OnnxRuntimeSpec::from_napi_value(env, value)? })),
+            // SAFETY: the same live env and value.
+            Some("pipeline") => Ok(RuntimeSpec::Pipeline(unsafe { PipelineRuntimeSpec::from_napi_value(env, value)? })),
             other => Err(Error::new(
                 Status::InvalidArg,
-                format!("unknown runtime kind {other:?}: expected 'js', 'js-stream', 'python' or 'onnx'"),
+                format!("unknown runtime kind {other:?}: expected 'js', 'js-stream', 'python', 'onnx' or 'pipeline'"),
             )),
         }
     }

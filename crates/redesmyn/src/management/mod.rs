@@ -114,6 +114,7 @@ impl From<ChangeError> for ManagementError {
             ChangeError::Load(name, reason) => ManagementError::Load(name, reason),
             ChangeError::NotFound(m) => ManagementError::NotFound(m),
             ChangeError::Traffic(e) => ManagementError::Invalid(e.to_string()),
+            e @ ChangeError::InUse { .. } => ManagementError::Conflict(e.to_string()),
         }
     }
 }

@@ -55,6 +55,7 @@ impl Endpoint {
             outputs: Vec::new(),
             inputs: Vec::new(),
             prediction_cache: None,
+            uses: Vec::new(),
         };
         Ok(Endpoint { path, model, named: false })
     }

@@ -53,6 +53,9 @@ pub struct Model {
     pub inputs: Vec<TensorMetadata>,
     /// Answers remembered per row (off when `None`); see [`crate::prediction_cache`].
     pub prediction_cache: Option<PredictionCacheConfig>,
+    /// The models a pipeline runs as its steps (empty for any other model):
+    /// they cannot be removed while it serves.
+    pub uses: Vec<ModelKey>,
 }
 
 /// How the registry addresses a model.
@@ -150,6 +153,7 @@ mod tests {
             outputs: Vec::new(),
             inputs: Vec::new(),
             prediction_cache: None,
+            uses: Vec::new(),
         }
     }
 

@@ -63,6 +63,11 @@ impl Server {
         self.traffic.push((name.into(), weights));
     }
 
+    /// The models registered so far (a pipeline's steps are found here).
+    pub fn registry(&self) -> &ModelRegistry {
+        &self.registry
+    }
+
     /// Registers the endpoint's model (named after its path, made unique)
     /// and binds the path to it.
     pub fn register(&mut self, mut endpoint: Endpoint) -> Result<(), ServerError> {

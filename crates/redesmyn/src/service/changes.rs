@@ -69,6 +69,9 @@ pub enum ChangeError {
     NotFound(String),
     #[error(transparent)]
     Traffic(#[from] TrafficError),
+    /// The model runs as a step of a pipeline that stays.
+    #[error("model '{model}' is a step of pipeline '{pipeline}': remove the pipeline first")]
+    InUse { model: String, pipeline: String },
 }
 
 /// `a` before `b` as versions: numbers by value, else as text.
@@ -134,6 +137,13 @@ impl InferenceService {
                     Some(v) => format!("model '{name}' has no version '{v}'"),
                     None => format!("unknown model '{name}'"),
                 }));
+            }
+            // A step names a version, or none (then any version may be the one it runs).
+            let runs = |k: &ModelKey| {
+                k.name == name && (version.is_none() || k.version.is_none() || k.version.as_deref() == version)
+            };
+            if let Some(user) = current.models.iter().filter(|m| !gone(m)).find(|m| m.uses.iter().any(runs)) {
+                return Err(ChangeError::InUse { model: name.to_string(), pipeline: user.key.name.clone() });
             }
             let mut next = Index::default();
             for model in current.models.iter().filter(|m| !gone(m)) {

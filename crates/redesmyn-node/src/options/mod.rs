@@ -6,7 +6,9 @@ mod endpoint;
 mod prediction_cache;
 mod runtime;
 mod server;
+mod telemetry;
 
 pub use endpoint::EndpointSpec;
 pub use runtime::RuntimeSpec;
 pub use server::ServerSpec;
+pub use telemetry::TelemetrySpec;

@@ -171,6 +171,8 @@ export interface BatchView {
   params: Record<string, string>
   /** The batch's model in the TypeScript model map, with a model cache. */
   modelId?: number
+  /** The batch span's W3C `traceparent`, when a request in it is traced. */
+  traceparent?: string
 }
 
 export interface CacheSpec {

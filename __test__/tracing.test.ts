@@ -11,6 +11,9 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Endpoint, Schema, Server } from '../src';
 import { ensureGoTools } from '../scripts/go-tools.mjs';
@@ -58,6 +61,23 @@ const words = () =>
     async *handler(batch) {
       yield batch.columns.text.map((t) => `${t}!`);
     },
+  });
+
+/** A handler that makes a span of its own with `@opentelemetry/api`, as application code would. */
+const tracedTs = () =>
+  new Endpoint({
+    path: '/traced-ts',
+    name: 'traced-ts',
+    schema: new Schema({ x: Schema.f64() }),
+    handler: async (batch) =>
+      trace.getTracer('app').startActiveSpan('ts-handler-work', async (span) => {
+        span.setAttribute('app.rows', batch.length);
+        await new Promise((r) => setTimeout(r, 5));
+        // Still the handler's span after an await: the context follows async code.
+        trace.getActiveSpan()?.addEvent('after-await');
+        span.end();
+        return Array.from(batch.columns.x, (x) => x + 1);
+      }),
   });
 
 /** The trace `traceId` once Jaeger holds at least `spans` of its spans. */
@@ -110,9 +130,13 @@ describe('traces in Jaeger', () => {
   let server: Server;
   let url: string;
   let grpc: string;
+  let app: NodeTracerProvider;
 
   beforeAll(async () => {
-    ({ server, url } = await serve([doubled(), words()], {
+    // The application's own SDK, exporting its spans to the same collector.
+    app = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: `${jaeger.otlpHttp}/v1/traces` }))] });
+    app.register();
+    ({ server, url } = await serve([doubled(), words(), tracedTs()], {
       grpcPort: 0,
       telemetry: { enabled: true, endpoint: jaeger.otlpHttp, protocol: 'http/protobuf', serviceName: 'redesmyn-test', exportDelayMs: 100 },
     }));
@@ -120,6 +144,21 @@ describe('traces in Jaeger', () => {
   });
   afterAll(async () => {
     await server?.stop();
+    await app?.shutdown();
+  });
+
+  it('runs a TypeScript handler under the batch span: its own @opentelemetry/api spans are children of it', async () => {
+    const traceId = hex(16);
+    const r = await post(`${url}/traced-ts`, [{ x: 1 }, { x: 2 }], { traceparent: `00-${traceId}-${hex(8)}-01` });
+    expect(r.body.predictions).toEqual([2, 3]);
+    await app.forceFlush();
+    const spans = (await traceWith(traceId, 5)).spans;
+    const batch = spans.find((s) => s.operationName === 'batch');
+    const own = spans.find((s) => s.operationName === 'ts-handler-work');
+    expect(batch).toBeDefined();
+    expect(own).toBeDefined();
+    expect(parentOf(own!)).toBe(batch!.spanID);
+    expect(tag(own!, 'app.rows')).toBe(2);
   });
 
   it('keeps the caller trace, hangs each request from its caller and links every batch to the requests it served', async () => {

@@ -10,17 +10,19 @@
 // start naming the option.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Endpoint, Schema, Server } from '../src';
+import { Endpoint, Schema, Server, py } from '../src';
 import { ensureGoTools } from '../scripts/go-tools.mjs';
 import { startJaeger } from '../scripts/jaeger.mjs';
 import { post, serve, until } from './helpers';
 
 const run = promisify(execFile);
+const root = join(__dirname, '..');
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 
 interface JaegerSpan {
@@ -136,7 +138,16 @@ describe('traces in Jaeger', () => {
     // The application's own SDK, exporting its spans to the same collector.
     app = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: `${jaeger.otlpHttp}/v1/traces` }))] });
     app.register();
-    ({ server, url } = await serve([doubled(), words(), tracedTs()], {
+    // Read by the Python handler's own SDK when its module is imported.
+    process.env.REDESMYN_TEST_OTLP = `${jaeger.otlpHttp}/v1/traces`;
+    const tracedPy = new Endpoint({
+      path: '/traced-py',
+      name: 'traced-py',
+      schema: new Schema({ x: Schema.f64() }),
+      handler: py.handler('traced_handlers:predict'),
+    });
+    ({ server, url } = await serve([doubled(), words(), tracedTs(), tracedPy], {
+      python: { venv: join(root, '.venv'), path: [join(__dirname, 'python')] },
       grpcPort: 0,
       telemetry: { enabled: true, endpoint: jaeger.otlpHttp, protocol: 'http/protobuf', serviceName: 'redesmyn-test', exportDelayMs: 100 },
     }));
@@ -159,6 +170,19 @@ describe('traces in Jaeger', () => {
     expect(own).toBeDefined();
     expect(parentOf(own!)).toBe(batch!.spanID);
     expect(tag(own!, 'app.rows')).toBe(2);
+  });
+
+  it('runs a Python handler under the batch span: its own opentelemetry-api spans are children of it', async () => {
+    const traceId = hex(16);
+    const r = await post(`${url}/traced-py`, [{ x: 1 }, { x: 2 }, { x: 3 }], { traceparent: `00-${traceId}-${hex(8)}-01` });
+    expect(r.body.predictions).toEqual([2, 3, 4]);
+    const trace = await traceWith(traceId, 5);
+    const batch = trace.spans.find((s) => s.operationName === 'batch');
+    const own = trace.spans.find((s) => s.operationName === 'py-handler-work');
+    expect(own).toBeDefined();
+    expect(parentOf(own!)).toBe(batch!.spanID);
+    expect(tag(own!, 'app.rows')).toBe(3);
+    expect(trace.processes[own!.processID].serviceName).toBe('python-handler');
   });
 
   it('keeps the caller trace, hangs each request from its caller and links every batch to the requests it served', async () => {

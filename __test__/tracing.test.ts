@@ -146,7 +146,13 @@ describe('traces in Jaeger', () => {
       schema: new Schema({ x: Schema.f64() }),
       handler: py.handler('traced_handlers:predict'),
     });
-    ({ server, url } = await serve([doubled(), words(), tracedTs(), tracedPy], {
+    const tracedWorkers = new Endpoint({
+      path: '/traced-py-workers',
+      name: 'traced-py-workers',
+      schema: new Schema({ x: Schema.f64() }),
+      handler: py.handler('traced_handlers:predict', { workers: 1 }),
+    });
+    ({ server, url } = await serve([doubled(), words(), tracedTs(), tracedPy, tracedWorkers], {
       python: { venv: join(root, '.venv'), path: [join(__dirname, 'python')] },
       grpcPort: 0,
       telemetry: { enabled: true, endpoint: jaeger.otlpHttp, protocol: 'http/protobuf', serviceName: 'redesmyn-test', exportDelayMs: 100 },
@@ -172,9 +178,9 @@ describe('traces in Jaeger', () => {
     expect(tag(own!, 'app.rows')).toBe(2);
   });
 
-  it('runs a Python handler under the batch span: its own opentelemetry-api spans are children of it', async () => {
+  it.each(['/traced-py', '/traced-py-workers'])('runs a Python handler (%s) under the batch span: its own opentelemetry-api spans are children of it', async (path) => {
     const traceId = hex(16);
-    const r = await post(`${url}/traced-py`, [{ x: 1 }, { x: 2 }, { x: 3 }], { traceparent: `00-${traceId}-${hex(8)}-01` });
+    const r = await post(`${url}${path}`, [{ x: 1 }, { x: 2 }, { x: 3 }], { traceparent: `00-${traceId}-${hex(8)}-01` });
     expect(r.body.predictions).toEqual([2, 3, 4]);
     const trace = await traceWith(traceId, 5);
     const batch = trace.spans.find((s) => s.operationName === 'batch');

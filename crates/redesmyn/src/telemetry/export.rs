@@ -26,6 +26,9 @@ pub struct ExportCounts {
     pub failed: Counter,
 }
 
+/// How often a failing collector is logged.
+const WARN_INTERVAL: Duration = Duration::from_secs(60);
+
 enum Message {
     Span(Box<SpanData>),
     /// Export everything queued before this, then answer.
@@ -113,6 +116,9 @@ async fn run<E: SpanExporter>(
     let mut spans: Vec<SpanData> = Vec::with_capacity(batch);
     let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     let mut open = true;
+    // A collector that is down is logged once per interval, not per export.
+    let mut warned: Option<tokio::time::Instant> = None;
+    let mut lost_since_warning = 0u64;
     while open {
         let until = tokio::time::Instant::now() + delay;
         // Collect until the batch is full, a flush is asked for, the delay
@@ -137,7 +143,12 @@ async fn run<E: SpanExporter>(
                 }
                 Err(e) => {
                     counts.failed.inc_by(n);
-                    tracing::warn!(target: "redesmyn::telemetry", spans = n, error = %e, "spans not exported");
+                    lost_since_warning += n;
+                    if warned.is_none_or(|at| at.elapsed() >= WARN_INTERVAL) {
+                        warned = Some(tokio::time::Instant::now());
+                        let spans = std::mem::take(&mut lost_since_warning);
+                        tracing::warn!(target: "redesmyn::telemetry", spans, error = %e, "spans not exported (counted in redesmyn_trace_spans_failed_total)");
+                    }
                 }
             }
         }

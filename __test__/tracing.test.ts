@@ -248,18 +248,20 @@ describe('traces in Jaeger', () => {
       const batchId = tag(request, 'redesmyn.batch.span_id') as string;
       const batch = byId.get(batchId);
       expect(batch?.operationName).toBe('batch');
-      // The batch links the request; the request's queue wait is its child.
-      expect(linksOf(batch!)).toContain(request.spanID);
+      // The batch is the child of the first request it serves and links the others;
+      // the request's queue wait is its child.
+      expect([parentOf(batch!), ...linksOf(batch!)]).toContain(request.spanID);
       expect(spans.some((s) => s.operationName === 'queue' && parentOf(s) === request.spanID)).toBe(true);
       batches.add(batchId);
     }
-    // Concurrent requests shared batches, each batch linked to all it served and only those.
+    // Concurrent requests shared batches, each batch tied to all it served and only those.
     expect(batches.size).toBeLessThan(unary.length);
     let linked = 0;
     for (const id of batches) {
       const batch = byId.get(id)!;
-      linked += linksOf(batch).length;
-      expect(tag(batch, 'redesmyn.batch.requests')).toBe(linksOf(batch).length);
+      const served = [parentOf(batch), ...linksOf(batch)];
+      linked += served.length;
+      expect(tag(batch, 'redesmyn.batch.requests')).toBe(served.length);
       expect(spans.some((s) => s.operationName === 'handler' && parentOf(s) === id)).toBe(true);
     }
     expect(linked).toBe(unary.length);

@@ -12,7 +12,8 @@
 //! (`Call`, in `service/call.rs`) continues the caller's W3C `traceparent`
 //! or starts a trace; its `queue` child spans the wait for a batch. A
 //! batch's span is a child of the first request it serves and links every
-//! request span it serves; each request span records the batch span's id.
+//! other request span it serves; each request span records the batch
+//! span's id.
 //! The `handler` span, the handler call, is the batch span's child.
 
 use std::borrow::Cow;
@@ -100,7 +101,7 @@ impl Telemetry {
         let provider = SdkTracerProvider::builder()
             .with_span_processor(SharedQueue(Arc::clone(&queue)))
             .with_sampler(settings.sampler.clone())
-            // A batch links every request it serves.
+            // A batch links every other request it serves.
             .with_max_links_per_span(4096)
             .with_resource(resource)
             .build();
@@ -297,17 +298,20 @@ pub struct BatchSpan {
 impl BatchSpan {
     /// Starts the span of a batch of `rows` rows serving requests whose
     /// spans are `requests` (untraced ones are `None`): a child of the
-    /// first traced one, linked to each.
+    /// first traced one, linked to each of the others. (The parent is not
+    /// linked as well: Jaeger drops a parent edge that is also a link.)
     pub fn start<'a>(requests: impl Iterator<Item = Option<&'a SpanContext>>, rows: usize) -> Option<Self> {
         let mut links = Vec::new();
         let mut parent = None;
         for request in requests.flatten() {
-            parent.get_or_insert_with(|| request.clone());
-            links.push(opentelemetry::trace::Link::with_context(request.clone()));
+            match parent {
+                None => parent = Some(request.clone()),
+                Some(_) => links.push(opentelemetry::trace::Link::with_context(request.clone())),
+            }
         }
         let parent = parent?;
         let tracer = tracer()?;
-        let requests = links.len() as i64;
+        let requests = links.len() as i64 + 1;
         let span = tracer
             .span_builder("batch")
             .with_kind(SpanKind::Internal)

@@ -110,16 +110,19 @@ async fn batches_link_every_request_they_serve_and_the_handler_sees_the_batch_sp
         let id = attribute(request, "redesmyn.batch.span_id").expect("the request records its batch");
         let batch =
             batches.iter().find(|b| b.span_context.span_id().to_string() == id).expect("the batch was exported");
-        assert!(
-            batch.links.iter().any(|l| l.span_context.span_id() == request.span_context.span_id()),
-            "the batch links the request"
-        );
+        let served = batch.parent_span_id == request.span_context.span_id()
+            || batch.links.iter().any(|l| l.span_context.span_id() == request.span_context.span_id());
+        assert!(served, "the batch is the request's child or links it");
         let queue = spans.iter().find(|s| s.name == "queue" && s.parent_span_id == request.span_context.span_id());
         assert!(queue.is_some(), "the request's queue wait is its child");
     }
-    let linked: usize = batches.iter().map(|b| b.links.len()).sum();
-    assert_eq!(linked, 6, "every request is linked by exactly one batch");
+    let served: usize = batches.iter().map(|b| b.links.len() + 1).sum();
+    assert_eq!(served, 6, "every request is served by exactly one batch");
     for batch in &batches {
+        assert!(
+            requests.iter().any(|r| r.span_context.span_id() == batch.parent_span_id),
+            "a batch is the child of the first request it serves"
+        );
         let handler = spans.iter().find(|s| s.name == "handler" && s.parent_span_id == batch.span_context.span_id());
         assert!(handler.is_some(), "the handler call is the batch's child");
         let expected = format!("00-{trace_id}-{}-01", batch.span_context.span_id());

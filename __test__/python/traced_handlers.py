@@ -1,6 +1,7 @@
 """A Python handler that makes a span of its own with opentelemetry-api, as
 application code would; its SDK exports to the collector the test names in
-REDESMYN_TEST_OTLP (the core exports only its own spans)."""
+REDESMYN_TEST_OTLP (the core exports only its own spans). opentelemetry-* come
+from requirements-tracing.txt."""
 
 import os
 

@@ -22,6 +22,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pidAlive } from './s3-server.mjs';
 
 export const JAEGER_VERSION = 'v1.75.0';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -52,7 +53,7 @@ export function installJaeger({ log = (m) => process.stderr.write(`${m}\n`) } = 
     } catch (e) {
       if (e.code !== 'EEXIST') throw e;
       const owner = Number(fs.readFileSync(path.join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
-      if (owner && !alive(owner)) fs.rmSync(lock, { recursive: true, force: true });
+      if (owner && !pidAlive(owner)) fs.rmSync(lock, { recursive: true, force: true });
       else if (Date.now() > deadline) throw new Error(`jaeger: timed out waiting for the build lock ${lock}`);
       else spawnSync('sleep', ['1']);
       if (fs.existsSync(bin)) return bin;
@@ -73,15 +74,6 @@ export function installJaeger({ log = (m) => process.stderr.write(`${m}\n`) } = 
     return bin;
   } finally {
     fs.rmSync(lock, { recursive: true, force: true });
-  }
-}
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return e.code === 'EPERM';
   }
 }
 

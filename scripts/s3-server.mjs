@@ -67,7 +67,7 @@ function isExecutable(file) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function pidAlive(pid) {
+export function pidAlive(pid) {
   try {
     process.kill(pid, 0);
     return true;

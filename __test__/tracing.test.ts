@@ -30,6 +30,7 @@ interface JaegerSpan {
   operationName: string;
   references: { refType: 'CHILD_OF' | 'FOLLOWS_FROM'; traceID: string; spanID: string }[];
   tags: { key: string; value: unknown }[];
+  logs: { fields: { key: string; value: unknown }[] }[];
   processID: string;
 }
 interface JaegerTrace {
@@ -239,6 +240,11 @@ describe('traces in Jaeger', () => {
     const protocols = servers.map((s) => tag(s, 'redesmyn.protocol')).sort();
     expect(protocols).toEqual(['native', 'native', 'native', 'native', 'native', 'v2-grpc', 'v2-grpc', 'v2-rest', 'v2-rest', 'v2-rest', 'v2-rest']);
     for (const s of servers) expect(tag(s, 'redesmyn.model')).toBe(s.operationName.includes('words') ? 'words' : 'double');
+    // The stream is one span, its steps events of it.
+    const streamSpan = servers.find((s) => tag(s, 'redesmyn.model') === 'words')!;
+    const steps = streamSpan.logs.filter((l) => l.fields.some((f) => f.key === 'event' && f.value === 'step'));
+    expect(steps.length).toBeGreaterThanOrEqual(1);
+    expect(steps[0].fields.find((f) => f.key === 'redesmyn.chunks')?.value).toBe(1);
 
     const unary = servers.filter((s) => tag(s, 'redesmyn.model') === 'double');
     expect(unary).toHaveLength(10);

@@ -279,6 +279,12 @@ impl RequestSpan {
         self.span.set_attribute(attribute);
     }
 
+    /// Records an event on the span (a stream's step: one span per stream,
+    /// an event per step, not a span each).
+    pub fn event(&mut self, name: &'static str, attributes: Vec<KeyValue>) {
+        self.span.add_event(name, attributes);
+    }
+
     /// Ends the span; a failure sets its status to error with `message`.
     pub fn end(mut self, failed: Option<String>) {
         if let Some(message) = failed {

@@ -191,6 +191,7 @@ impl Backend for ServiceBackend {
                                 return Some((Err(e), (events, tracked, pending, true)));
                             }
                             Some(Event::Step { chunks, .. }) => {
+                                tracked.step(chunks.len());
                                 // Reversed, so `pop` sends them in order.
                                 for (_, chunk) in chunks.into_iter().rev() {
                                     let selected = outputs_from_predictions(&chunk, &declared)

@@ -230,6 +230,14 @@ impl StreamCall {
         self.call.as_ref().map(|c| &c.model)
     }
 
+    /// Records a step of the stream that sent `chunks` chunks to the client,
+    /// as an event of the request's span (nothing while untraced).
+    pub fn step(&mut self, chunks: usize) {
+        if let Some(span) = self.call.as_mut().and_then(|c| c.span.as_mut()) {
+            span.event("step", vec![KeyValue::new("redesmyn.chunks", chunks as i64)]);
+        }
+    }
+
     /// Records how the stream ended (the log line's status is the
     /// outcome's label).
     pub fn finish(&mut self, outcome: Outcome) {

@@ -179,6 +179,8 @@ export interface BatchView {
   params: Record<string, string>
   /** The batch's model in the TypeScript model map, with a model cache. */
   modelId?: number
+  /** The batch span's W3C `traceparent`, when a request in it is traced. */
+  traceparent?: string
 }
 
 export interface CacheSpec {
@@ -585,6 +587,8 @@ export interface ServerSpec {
   management?: ManagementSpec
   /** The header that keeps a client on one version under traffic weights (default `x-routing-key`). */
   routingHeader?: string
+  /** Traces over OTLP; off unless set or `OTEL_TRACES_EXPORTER=otlp`. */
+  telemetry?: TelemetrySpec
 }
 
 /**
@@ -616,6 +620,25 @@ export interface StreamOpenedOutput {
   id?: number
   error?: string
   stack?: string
+}
+
+export interface TelemetrySpec {
+  /** Export traces (default: on when `OTEL_TRACES_EXPORTER=otlp`). */
+  enabled?: boolean
+  /** The collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`). */
+  endpoint?: string
+  /** `grpc` or `http/protobuf` (`OTEL_EXPORTER_OTLP_PROTOCOL`). */
+  protocol?: string
+  /** `OTEL_SERVICE_NAME` (default `redesmyn`). */
+  serviceName?: string
+  /** `OTEL_TRACES_SAMPLER` (default `parentbased_always_on`). */
+  sampler?: string
+  /** `OTEL_TRACES_SAMPLER_ARG`: the ratio of the `traceidratio` samplers. */
+  samplerArg?: number
+  /** Ended spans waiting for export; more are dropped and counted (default 2048). */
+  maxQueue?: number
+  /** How often spans are exported, in ms (default 5000). */
+  exportDelayMs?: number
 }
 
 /** An output tensor the model declares (V2 metadata and output names). */

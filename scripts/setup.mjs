@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Prepares what the examples and tests need beyond npm packages:
-// ./.venv with requirements.txt (made with the Python the addon embeds),
+// ./.venv with requirements.txt and requirements-tracing.txt (made with the Python the addon embeds),
 // and the iris example's trained models. Idempotent and quick when done.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,11 +22,12 @@ function run(cmd, args) {
 
 if (!existsSync(join(venv, 'bin', 'python'))) run(python, ['-m', 'venv', venv]);
 
-const requirements = readFileSync(join(root, 'requirements.txt'));
-const digest = createHash('sha256').update(requirements).digest('hex');
+// requirements-tracing.txt: OpenTelemetry for the tracing suite's Python handler, here only.
+const files = ['requirements.txt', 'requirements-tracing.txt'];
+const digest = files.reduce((hash, file) => hash.update(readFileSync(join(root, file))), createHash('sha256')).digest('hex');
 const stamp = join(venv, '.redesmyn-requirements');
 if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== digest) {
-  run(join(venv, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', 'requirements.txt']);
+  run(join(venv, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...files.flatMap((f) => ['-r', f])]);
   writeFileSync(stamp, digest);
 }
 

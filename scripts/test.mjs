@@ -28,6 +28,7 @@ const prefetches = [
   'scripts/pythons.mjs',
   'scripts/v2-clients.mjs',
   'scripts/go-tools.mjs',
+  'scripts/jaeger.mjs',
   'scripts/runtimes-venv.mjs',
   'scripts/mlserver-venv.mjs',
   'scripts/deploy-tools.mjs',

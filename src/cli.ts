@@ -204,6 +204,7 @@ async function main(): Promise<void> {
     log: logLevel === undefined ? undefined : { level: logLevel },
     python: { venv: values.venv, workers: settings.pythonWorkers },
     management,
+    telemetry: settings.telemetry,
   });
   // Handlers first: a signal that came before them would end the process by its default action, with no drain.
   let serving = false;

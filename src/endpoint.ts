@@ -74,6 +74,12 @@ export interface Context<Params = Record<string, string>, M = undefined> {
   readonly params: Params;
   /** The model these parameters select, when the endpoint has a cache. */
   readonly model: M;
+  /**
+   * The W3C `traceparent` of the batch's span when a request in it is
+   * traced (docs/observability.md). With `@opentelemetry/api`, the handler
+   * already runs with that span as its active context.
+   */
+  readonly traceparent?: string;
 }
 
 export type Handler<F extends Fields, Params, M = undefined> = (

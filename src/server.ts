@@ -47,6 +47,31 @@ export interface ServerOptions {
   management?: ManagementOptions;
   /** The header whose value keeps a client on one version under traffic weights (default `x-routing-key`). */
   routingHeader?: string;
+  /**
+   * OpenTelemetry traces over OTLP (docs/observability.md): off unless set
+   * here or `OTEL_TRACES_EXPORTER=otlp` is in the environment; fields left
+   * out fall back to the standard `OTEL_*` variables.
+   */
+  telemetry?: TelemetryOptions;
+}
+
+export interface TelemetryOptions {
+  /** Export traces (default: on when `OTEL_TRACES_EXPORTER=otlp`). */
+  enabled?: boolean;
+  /** The collector's base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` (HTTP appends `/v1/traces`). */
+  endpoint?: string;
+  /** As `OTEL_EXPORTER_OTLP_PROTOCOL` (default `http/protobuf`). */
+  protocol?: 'grpc' | 'http/protobuf';
+  /** As `OTEL_SERVICE_NAME` (default `redesmyn`). */
+  serviceName?: string;
+  /** As `OTEL_TRACES_SAMPLER` (default `parentbased_always_on`). */
+  sampler?: 'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
+  /** As `OTEL_TRACES_SAMPLER_ARG`: the ratio of the `traceidratio` samplers. */
+  samplerArg?: number;
+  /** Ended spans waiting for export; more are dropped and counted in `/metrics` (default 2048). */
+  maxQueue?: number;
+  /** How often spans are exported, in milliseconds (default 5000, `OTEL_BSP_SCHEDULE_DELAY`). */
+  exportDelayMs?: number;
 }
 
 export interface ManagementOptions {
@@ -137,6 +162,7 @@ export class Server {
       jobs: options.jobs && { ...options.jobs, dir: resolve(options.jobs.dir) },
       management: options.management && { ...options.management, root: options.management.root === undefined ? undefined : resolve(options.management.root) },
       routingHeader: options.routingHeader,
+      telemetry: options.telemetry,
       python: {
         venv: options.python?.venv === undefined ? undefined : resolve(options.python.venv),
         executable: options.python?.executable === undefined ? undefined : resolve(options.python.executable),

@@ -20,6 +20,7 @@ Uses only polars and the standard library.
 
 import argparse
 import collections
+import contextlib
 import ctypes
 import importlib
 import inspect
@@ -155,6 +156,26 @@ def as_frame(pl, value):
     return "column", series.to_frame()
 
 
+@contextlib.contextmanager
+def trace_context(traceparent):
+    """The batch span as the current OpenTelemetry context of the handler
+    call, when the host sent one and opentelemetry-api is installed."""
+    token = None
+    if traceparent:
+        try:
+            from opentelemetry import context
+            from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+            token = context.attach(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
+        except ImportError:
+            token = None
+    try:
+        yield
+    finally:
+        if token is not None:
+            context.detach(token)
+
+
 def serve(channel: Channel, batches: Region, out_fd: int, handler, models: Models) -> None:
     import polars as pl
 
@@ -166,10 +187,11 @@ def serve(channel: Channel, batches: Region, out_fd: int, handler, models: Model
         try:
             frame = pl.read_ipc_stream(batches.read(message["size"]))
             kwargs = {"params": message.get("params", {})} if handler_params else {}
-            if message.get("model") is not None:
-                result = handler(models.get(message["model"]), frame, **kwargs)
-            else:
-                result = handler(frame, **kwargs)
+            with trace_context(message.get("traceparent")):
+                if message.get("model") is not None:
+                    result = handler(models.get(message["model"]), frame, **kwargs)
+                else:
+                    result = handler(frame, **kwargs)
             kind, out = as_frame(pl, result)
             buffer = io.BytesIO()
             out.write_ipc_stream(buffer)

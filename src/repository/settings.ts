@@ -6,6 +6,7 @@
  * {@link SettingsError} naming the file, the key and what was expected.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import type { TelemetryOptions } from '../server';
 
 export class SettingsError extends Error {
   constructor(
@@ -37,6 +38,8 @@ export interface ServerSettings {
   logLevel?: string;
   /** The management API (off unless set). */
   management?: { token: string; host?: string; port?: number };
+  /** OpenTelemetry traces (the `Server` option of the same name); the core checks the values. */
+  telemetry?: TelemetryOptions;
 }
 
 /** One model's `model-settings.json`. */
@@ -178,6 +181,23 @@ export function readServerSettings(file: string): ServerSettings {
       if (typeof m.token !== 'string' || m.token.length < 16) r.fail(`${key}.token`, 'expected a string of at least 16 characters');
       return m;
     },
+    telemetry: (v, key) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) r.fail(key, 'expected an object {enabled?, endpoint?, protocol?, serviceName?, sampler?, samplerArg?, maxQueue?, exportDelayMs?}');
+      return r.object(
+        v as Record<string, unknown>,
+        {
+          enabled: r.boolean,
+          endpoint: r.string,
+          protocol: r.string,
+          serviceName: r.string,
+          sampler: r.string,
+          samplerArg: (n, k) => (typeof n === 'number' && n >= 0 && n <= 1 ? n : r.fail(k, `expected a ratio between 0 and 1, got ${JSON.stringify(n)}`)),
+          maxQueue: r.positive,
+          exportDelayMs: r.positive,
+        },
+        `${key}.`,
+      );
+    },
     logLevel: (v, key) =>
       typeof v === 'string' && /^(error|warn|info|debug|trace)$/i.test(v) ? v.toLowerCase() : r.fail(key, `expected error, warn, info, debug or trace, got ${JSON.stringify(v)}`),
     debug: r.boolean,
@@ -191,6 +211,7 @@ export function readServerSettings(file: string): ServerSettings {
     metrics: o.metrics !== undefined ? (o.metrics as boolean) : o.metrics_endpoint === null ? false : undefined,
     logLevel: (o.logLevel as string | undefined) ?? (o.debug === true ? 'debug' : undefined),
     management: o.management as ServerSettings['management'],
+    telemetry: o.telemetry as ServerSettings['telemetry'],
   };
 }
 

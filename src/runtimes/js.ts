@@ -6,15 +6,16 @@
  */
 import { answer as answerTicket, type BatchView, type StepOutput } from '../../binding';
 import { toNative, toNativeError, toNativeStep, type HandlerOutput, type NativeOutput, type StreamStep } from '../output';
+import { withTraceContext } from './trace-context';
 
 /** A handler as this module calls it: the endpoint's own, with its types erased. */
-type AnyHandler = (batch: unknown, context: { params: Record<string, string>; model: unknown }) => unknown;
+type AnyHandler = (batch: unknown, context: { params: Record<string, string>; model: unknown; traceparent?: string }) => unknown;
 
 /** The batch and context a handler sees, from what the core hands over. */
 function argsOf(native: BatchView, models: ReadonlyMap<number, unknown>) {
   const batch = { length: native.length, columns: native.columns, nulls: native.nulls };
   const model = native.modelId === undefined || native.modelId === null ? undefined : models.get(native.modelId);
-  return [batch, { params: native.params, model }] as const;
+  return [batch, { params: native.params, model, traceparent: native.traceparent ?? undefined }] as const;
 }
 
 function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
@@ -36,7 +37,8 @@ export function unaryHandler(handler: AnyHandler, models: ReadonlyMap<number, un
   return (native, ticket) => {
     let output: HandlerOutput | PromiseLike<HandlerOutput>;
     try {
-      output = handler(...argsOf(native, models)) as HandlerOutput | PromiseLike<HandlerOutput>;
+      const args = argsOf(native, models);
+      output = withTraceContext(args[1].traceparent, () => handler(...args)) as HandlerOutput | PromiseLike<HandlerOutput>;
     } catch (error) {
       fail(ticket, error);
       return;

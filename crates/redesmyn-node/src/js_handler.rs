@@ -37,8 +37,9 @@ impl Handler for JsHandler {
         Box::pin(async move {
             let model_id = JsModel::id_of(batch.loaded.as_ref())?;
             // The model stays alive (and its id valid) until this batch is answered.
+            let traceparent = batch.traceparent();
             let _loaded = batch.loaded;
-            let batch = JsBatch { frame: batch.frame, params: batch.params, model_id };
+            let batch = JsBatch { frame: batch.frame, params: batch.params, model_id, traceparent };
             let output: NativeOutput =
                 js_reply::call(&function, batch).await.context(name).map_err(|e| HandlerError::new(e.to_string()))?;
             output.0

@@ -101,7 +101,7 @@ impl StreamHandler for JsStreamHandler {
         let opened = async move {
             let model_id = JsModel::id_of(batch.loaded.as_ref())?;
             let loaded = batch.loaded;
-            let js = JsBatch { frame: batch.frame, params: batch.params, model_id };
+            let js = JsBatch { frame: batch.frame, params: batch.params, model_id, traceparent: None };
             let opened: StreamOpenedOutput =
                 js_reply::call(&open, js).await.context(open_name).map_err(|e| HandlerError::new(e.to_string()))?;
             match (opened.id, opened.error) {

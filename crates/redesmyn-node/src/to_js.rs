@@ -34,6 +34,8 @@ pub struct BatchView {
     pub params: std::collections::HashMap<String, String>,
     /// The batch's model in the TypeScript model map, with a model cache.
     pub model_id: Option<f64>,
+    /// The batch span's W3C `traceparent`, when a request in it is traced.
+    pub traceparent: Option<String>,
 }
 
 pub struct JsBatch {
@@ -41,6 +43,8 @@ pub struct JsBatch {
     pub params: std::sync::Arc<Params>,
     /// The id of the batch's model in the JavaScript model map, if any.
     pub model_id: Option<f64>,
+    /// The batch span's W3C `traceparent`, when a request in it is traced.
+    pub traceparent: Option<String>,
 }
 
 /// Raw `napi_value` wrapper so values built with `sys` calls can be set on
@@ -76,6 +80,9 @@ pub fn batch_to_js(env: &Env, batch: JsBatch) -> Result<RawValue> {
     out.set("params", params)?;
     if let Some(id) = batch.model_id {
         out.set("modelId", id)?;
+    }
+    if let Some(traceparent) = batch.traceparent {
+        out.set("traceparent", traceparent)?;
     }
     // SAFETY: `env` is the live env of this callback, on the Node thread.
     Ok(RawValue(unsafe { Object::to_napi_value(env.raw(), out)? }))

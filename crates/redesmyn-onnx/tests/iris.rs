@@ -81,7 +81,7 @@ fn rows() -> DataFrame {
 }
 
 fn batch(frame: DataFrame) -> Batch {
-    Batch { frame, params: Arc::new(Params::default()), loaded: None }
+    Batch { frame, params: Arc::new(Params::default()), loaded: None, trace: None }
 }
 
 #[tokio::test]
@@ -209,7 +209,8 @@ async fn the_cache_loader_loads_artifacts_and_the_handler_runs_them() {
     let loaded = loader.load(&fixture().models.join("iris.onnx"), &Params::default()).await.expect("loads");
     let handler = OnnxHandler::cached(&iris_schema());
     let frame = rows().slice(50, 2);
-    let answer = handler.call(Batch { frame, params: Arc::new(Params::default()), loaded: Some(loaded) }).await;
+    let answer =
+        handler.call(Batch { frame, params: Arc::new(Params::default()), loaded: Some(loaded), trace: None }).await;
     let Predictions::Columns(out) = answer.unwrap() else { panic!("columns") };
     let labels: Vec<i64> = out.column("label").unwrap().i64().unwrap().into_no_null_iter().collect();
     let want: Vec<i64> =

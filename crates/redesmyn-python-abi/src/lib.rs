@@ -23,7 +23,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 /// Bumped on any change to the types or functions below.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The bridge's exported entry point: `extern "C" fn() -> *const BridgeApi`.
 pub const ENTRY_SYMBOL: &[u8] = b"redesmyn_python_bridge_api\0";
@@ -198,13 +198,16 @@ pub struct BridgeApi {
     /// Calls a handler with the batch (`polars.DataFrame(stream)`), the model
     /// first if `model` is not null, and `params=` if the function takes it.
     /// `batch` is moved. Writes [`prediction_kind`] to `kind` and the columns
-    /// to [`Sink::column`].
+    /// to [`Sink::column`]. A non-empty `traceparent` (the batch span's, W3C)
+    /// is the OpenTelemetry context of the call when `opentelemetry-api` is
+    /// installed.
     pub call_handler: unsafe extern "C" fn(
         function: *const Object,
         model: *const Object,
         batch: *mut ArrowArrayStream,
         params: *const Param,
         n_params: usize,
+        traceparent: Str,
         kind: *mut u32,
         sink: *const Sink,
     ) -> i32,

@@ -116,6 +116,7 @@ pub fn handler(
     model: Option<&Handle>,
     batch: ArrowArrayStream,
     params: &[(String, String)],
+    traceparent: &str,
     reporter: &Reporter,
 ) -> Result<u32, ()> {
     attach(|py| {
@@ -123,9 +124,35 @@ pub fn handler(
             reporter.error("the Python interpreter has not started", "");
             return Err(());
         };
-        let result = invoke(py, polars, function, model, batch, params, reporter)?;
+        let result =
+            with_trace_context(py, traceparent, || invoke(py, polars, function, model, batch, params, reporter))?;
         emit_predictions(py, polars, &result, reporter)
     })
+}
+
+/// Runs `call` with the span `traceparent` names as the current
+/// OpenTelemetry context (`opentelemetry.context.attach`), so spans the
+/// handler starts are children of the batch span. Without a traceparent,
+/// or without `opentelemetry-api` installed, `call` just runs.
+fn with_trace_context<T>(py: Python<'_>, traceparent: &str, call: impl FnOnce() -> T) -> T {
+    if traceparent.is_empty() {
+        return call();
+    }
+    let attached = (|| -> PyResult<_> {
+        let propagator = py.import("opentelemetry.trace.propagation.tracecontext")?;
+        let context = py.import("opentelemetry.context")?;
+        let carrier = PyDict::new(py);
+        carrier.set_item("traceparent", traceparent)?;
+        let extracted =
+            propagator.getattr("TraceContextTextMapPropagator")?.call0()?.call_method1("extract", (carrier,))?;
+        let token = context.call_method1("attach", (extracted,))?;
+        Ok((context, token))
+    })();
+    let out = call();
+    if let Ok((context, token)) = attached {
+        let _ = context.call_method1("detach", (token,));
+    }
+    out
 }
 
 /// Calls `function` with the batch as a DataFrame: `(df)`, or `(model, df)`

@@ -151,14 +151,15 @@ unsafe extern "C" fn resolve(module: Str, attribute: Str, out: *mut *mut Object,
 /// The host keeps the ABI contract: `function` (and `model` unless null) are
 /// live handles from `resolve` / `call_loader`, not released during the
 /// call; `batch` points to an initialised Arrow C stream that is moved to
-/// the bridge; the `n_params` entries at `params` are valid for the call;
-/// `kind` is a writable `u32`; `sink` is valid for the call.
+/// the bridge; the `n_params` entries at `params` and `traceparent` are
+/// valid for the call; `kind` is a writable `u32`; `sink` is valid for the call.
 unsafe extern "C" fn call_handler(
     function: *const Object,
     model: *const Object,
     batch: *mut ArrowArrayStream,
     params: *const Param,
     n_params: usize,
+    traceparent: Str,
     kind: *mut u32,
     sink: *const Sink,
 ) -> i32 {
@@ -170,6 +171,8 @@ unsafe extern "C" fn call_handler(
     // SAFETY: `params..params+n_params` are valid `Param`s for the call (ABI
     // contract), which is what `params` asks.
     let params = unsafe { self::params(params, n_params) };
+    // SAFETY: a `Str` made by the host from a `&str` it holds for the call (ABI contract).
+    let traceparent = unsafe { traceparent.as_str() }.to_string();
     guarded(sink, |r| {
         // SAFETY: handles come from `resolve` / `call_loader` and are alive
         // until the host releases them, which it does not do during a call.
@@ -179,7 +182,7 @@ unsafe extern "C" fn call_handler(
             // released during the call (as for `function` above).
             unsafe { call::handle(model) }
         });
-        match call::handler(function, model, batch, &params, r) {
+        match call::handler(function, model, batch, &params, &traceparent, r) {
             Ok(k) => {
                 // SAFETY: `kind` is a writable, aligned `u32` for the call
                 // (ABI contract).

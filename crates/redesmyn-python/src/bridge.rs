@@ -162,6 +162,7 @@ impl Bridge {
         model: Option<&Object>,
         batch: polars_arrow::ffi::ArrowArrayStream,
         params: &[(&str, &str)],
+        traceparent: Option<&str>,
     ) -> Result<(u32, Vec<(String, polars_arrow::ffi::ArrowArrayStream)>), Failure> {
         // The bridge moves the stream out and leaves ours released.
         let mut batch = to_abi(batch);
@@ -181,6 +182,7 @@ impl Bridge {
                 &mut batch,
                 params.as_ptr(),
                 params.len(),
+                Str::new(traceparent.unwrap_or_default()),
                 &mut kind,
                 &out.sink(),
             )

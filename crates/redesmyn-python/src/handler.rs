@@ -55,16 +55,18 @@ fn invoke(function: &Object, batch: Batch) -> Result<Predictions, HandlerError> 
         let buffers = float_buffers(batch.frame.columns().iter().filter_map(|c| c.as_series()));
         tracing::trace!(buffers, rows = batch.frame.height(), "batch to Python");
     }
+    let traceparent = batch.traceparent();
     let stream = export_frame(batch.frame);
-    let (kind, columns) = bridge.call_handler(function, model, stream, &params).map_err(|failure| {
-        tracing::error!(error = %failure.message, traceback = %failure.detail, "Python handler raised");
-        let error = HandlerError::new(failure.message);
-        if failure.detail.is_empty() {
-            error
-        } else {
-            error.with_detail(failure.detail)
-        }
-    })?;
+    let (kind, columns) =
+        bridge.call_handler(function, model, stream, &params, traceparent.as_deref()).map_err(|failure| {
+            tracing::error!(error = %failure.message, traceback = %failure.detail, "Python handler raised");
+            let error = HandlerError::new(failure.message);
+            if failure.detail.is_empty() {
+                error
+            } else {
+                error.with_detail(failure.detail)
+            }
+        })?;
     predictions(kind, columns)
 }
 

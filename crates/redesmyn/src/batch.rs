@@ -34,6 +34,7 @@ use crate::metrics::EndpointMetrics;
 use crate::pending::{prepare, Job, Responder};
 pub use crate::pending::{Answer, Liveness, Reply};
 use crate::stream::{self, ChunkStream, OpenStreams, STREAM_BUFFER};
+use crate::telemetry::{BatchSpan, SpanContext};
 use refill::Refill;
 
 /// How requests are grouped into batches.
@@ -148,15 +149,16 @@ impl Queues {
 
     /// Queues a parsed request and returns the receiver of its answer.
     /// `client`, when given, is asked before the batch runs whether the
-    /// client is still there.
+    /// client is still there; `trace` is the request's span, when traced.
     pub fn submit(
         &self,
         params: Params,
         frame: DataFrame,
         client: Option<Arc<dyn Liveness>>,
+        trace: Option<SpanContext>,
     ) -> Result<oneshot::Receiver<Reply>, RequestError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(params, frame, Responder::Once(reply), client, Instant::now())?;
+        self.enqueue(params, frame, Responder::Once(reply), client, Instant::now(), trace)?;
         Ok(answer)
     }
 
@@ -172,7 +174,7 @@ impl Queues {
     ) -> Result<ChunkStream, RequestError> {
         let rows = frame.height();
         let (sender, events) = mpsc::channel(STREAM_BUFFER);
-        self.enqueue(params, frame, Responder::Stream(sender), client, arrived)?;
+        self.enqueue(params, frame, Responder::Stream(sender), client, arrived, None)?;
         Ok(ChunkStream::new(events, rows, arrived, self.open_streams.open(), self.metrics.clone()))
     }
 
@@ -188,9 +190,10 @@ impl Queues {
         reply: Responder,
         client: Option<Arc<dyn Liveness>>,
         arrived: Instant,
+        trace: Option<SpanContext>,
     ) -> Result<(), RequestError> {
         let deadline = self.config.timeout.map(|t| arrived + t);
-        let mut job = Job { frame, enqueued: arrived, deadline, reply, client };
+        let mut job = Job { frame, enqueued: arrived, deadline, reply, client, trace };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if !state.open {
             return Err(RequestError::ShuttingDown);
@@ -503,8 +506,28 @@ async fn run_batch(
     };
     let total: usize = jobs.iter().map(Job::rows).sum();
     let handler_started = Instant::now();
-    let result = isolate::call(handler, Batch { frame, params: Arc::clone(&params), loaded: model }, total).await;
+    // Traced requests get a batch span (nothing is allocated for untraced ones).
+    let span = BatchSpan::start(jobs.iter().map(|j| j.trace.as_ref()), total);
+    if let Some(span) = &span {
+        for job in &jobs {
+            if let Some(request) = &job.trace {
+                span.queue_wait(request, job.enqueued, handler_started);
+            }
+        }
+    }
+    let handler_span = span.as_ref().map(|s| s.handler("handler"));
+    let batch =
+        Batch { frame, params: Arc::clone(&params), loaded: model, trace: span.as_ref().map(|s| s.context().clone()) };
+    let result = isolate::call(handler, batch, total).await;
     let handled = handler_started.elapsed();
+    let failed = result.as_ref().err().map(String::as_str);
+    if let Some(handler_span) = handler_span {
+        handler_span.end(failed);
+    }
+    let batch_span = span.as_ref().map(|s| s.context().clone());
+    if let Some(span) = span {
+        span.end(failed);
+    }
     if let Some(m) = metrics {
         m.batch(total, handled);
         for job in &jobs {
@@ -513,7 +536,7 @@ async fn run_batch(
     }
     match result {
         Ok(predictions) => {
-            isolate::answer_all(jobs, &predictions, total, handler_started, handled);
+            isolate::answer_all(jobs, &predictions, total, handler_started, handled, batch_span.as_ref());
             true
         }
         Err(message) if isolating && jobs.len() > 1 => {

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub routing_header: HeaderName,
     /// The management API: off when `None`.
     pub management: Option<ManagementConfig>,
+    /// Traces over OTLP (`telemetry`): off unless asked for here or by
+    /// `OTEL_TRACES_EXPORTER=otlp`.
+    pub telemetry: crate::telemetry::TelemetrySpec,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             jobs: None,
             routing_header: HeaderName::from_static(crate::http::ROUTING_HEADER),
             management: None,
+            telemetry: Default::default(),
         }
     }
 }

@@ -20,6 +20,16 @@ pub struct Batch {
     pub frame: DataFrame,
     pub params: Arc<Params>,
     pub loaded: Option<LoadedModel>,
+    /// The batch's span, when a request in it is traced: the handler's own
+    /// spans belong under it (bindings pass it on as a `traceparent`).
+    pub trace: Option<crate::telemetry::SpanContext>,
+}
+
+impl Batch {
+    /// The W3C `traceparent` of the batch's span, when it is traced.
+    pub fn traceparent(&self) -> Option<String> {
+        self.trace.as_ref().map(crate::telemetry::traceparent)
+    }
 }
 
 /// One prediction per input row: either a single column (each prediction a

@@ -272,6 +272,24 @@ impl Metrics {
     }
 
     /// The handles of one endpoint, resolved once.
+    /// Reports what became of the trace spans: exported, dropped on a full
+    /// queue, lost to a collector that failed.
+    pub fn with_spans(mut self, counts: &crate::telemetry::ExportCounts) -> Self {
+        let r = &mut self.registry;
+        r.register("trace_spans_exported", "Trace spans sent to the collector", counts.exported.clone());
+        r.register(
+            "trace_spans_dropped",
+            "Trace spans dropped because the export queue was full",
+            counts.dropped.clone(),
+        );
+        r.register(
+            "trace_spans_failed",
+            "Trace spans lost because the collector failed or was unreachable",
+            counts.failed.clone(),
+        );
+        self
+    }
+
     pub fn endpoint(&self, endpoint: &str) -> EndpointMetrics {
         self.model(endpoint, endpoint, None)
     }

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::cache::{LoadedModel, ModelCache};
 use crate::error::RequestError;
 use crate::handler::{Params, Predictions};
+use crate::telemetry::SpanContext;
 
 /// A request's answer, with where its time went.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct Answer {
     pub handled: Duration,
     /// Rows answered from the prediction cache (the prediction cache's).
     pub cached_rows: usize,
+    /// The span of the batch that answered, when the request was traced.
+    pub batch: Option<SpanContext>,
 }
 
 impl Answer {
@@ -89,6 +92,8 @@ pub struct Job {
     pub deadline: Option<Instant>,
     pub reply: Responder,
     pub client: Option<Arc<dyn Liveness>>,
+    /// The request's span, when it is traced: its batch links it.
+    pub trace: Option<SpanContext>,
 }
 
 impl Job {

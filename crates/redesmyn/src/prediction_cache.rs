@@ -236,7 +236,7 @@ fn weight(bytes: u32, max_entries: u64, max_bytes: u64) -> u32 {
 }
 
 fn cached_answer(predictions: Predictions, cached_rows: usize) -> Answer {
-    Answer { predictions, batch_rows: 0, queued: Duration::ZERO, handled: Duration::ZERO, cached_rows }
+    Answer { predictions, batch_rows: 0, queued: Duration::ZERO, handled: Duration::ZERO, cached_rows, batch: None }
 }
 
 fn take_rows(frame: &DataFrame, rows: &[IdxSize]) -> Result<DataFrame, RequestError> {

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::model::{ModelKey, RuntimeResources};
 use crate::service::InferenceService;
 pub use crate::service::Prediction;
+use crate::telemetry::Telemetry;
 
 mod background;
 mod builder;
@@ -40,6 +41,8 @@ pub enum ServerError {
     Routing(String, String),
     #[error(transparent)]
     GrpcBind(#[from] grpc::BindError),
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 impl Server {
@@ -50,10 +53,19 @@ impl Server {
         let path_of = |key: &ModelKey| paths.iter().find(|(_, k)| k == key).map(|(p, _)| p.clone());
         let label = |key: &ModelKey| path_of(key).unwrap_or_else(|| key.name.clone());
         let emf = config.emf.clone().filter(|_| config.metrics).map(|c| Arc::new(Emf::new(c)));
+        // Checked first: a bad setting fails the start before anything binds.
+        let telemetry = Telemetry::start(&config.telemetry, &runtime)?;
         let metrics = config.metrics.then(|| {
             let caches = registry.iter().filter_map(|m| Some((label(&m.key()), m.cache.clone()?))).collect();
-            Arc::new(Metrics::new(caches, emf.clone()).with_pools(pools))
+            let metrics = Metrics::new(caches, emf.clone()).with_pools(pools);
+            Arc::new(match &telemetry {
+                Some(t) => metrics.with_spans(t.counts()),
+                None => metrics,
+            })
         });
+        if let Some(telemetry) = &telemetry {
+            telemetry.install();
+        }
         let service = Arc::new(InferenceService::start(registry, label, metrics.clone(), &runtime));
         for (name, version) in defaults {
             service
@@ -119,6 +131,7 @@ impl Server {
             management_http,
             resources: Mutex::new(resources),
             shutdown_timeout: config.shutdown_timeout,
+            telemetry,
         })
     }
 }
@@ -139,6 +152,8 @@ pub struct RunningServer {
     /// What runtimes keep running, shut down once every request is answered.
     resources: Mutex<Vec<Arc<dyn RuntimeResources>>>,
     shutdown_timeout: std::time::Duration,
+    /// The tracer this server started, stopped (and its spans exported) last.
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl RunningServer {
@@ -185,6 +200,16 @@ impl RunningServer {
         self.http.join().await;
         if let Some(emf) = &self.emf {
             emf.flush();
+        }
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.stop().await;
+        }
+    }
+
+    /// Exports the spans ended so far (a no-op while tracing is off).
+    pub async fn flush_traces(&self) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.flush().await;
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::prediction_cache::PredictionCache;
 use crate::schema::Schema;
 use crate::schema::TensorMetadata;
 use crate::stream::ChunkStream;
+use crate::telemetry::{Incoming, SpanContext};
 
 mod call;
 mod changes;
@@ -96,6 +97,8 @@ pub struct InferenceRequest {
     pub arrived: Instant,
     /// Asked before the batch runs whether the client is still there.
     pub client: Option<Arc<dyn Liveness>>,
+    /// The request's span ([`Call::trace`]), when it is traced.
+    pub trace: Option<SpanContext>,
 }
 
 impl InferenceService {
@@ -380,7 +383,7 @@ impl ServedModel {
         deadline: Option<Duration>,
         decode: impl FnOnce(&Schema) -> Result<DataFrame, RequestError>,
     ) -> Result<Option<Answer>, RequestError> {
-        let InferenceRequest { params, arrived, client } = request;
+        let InferenceRequest { params, arrived, client, trace } = request;
         if let Some(cache) = &self.cache {
             // Unsafe parameter values are refused before anything is decoded or queued.
             cache.check(&params)?;
@@ -389,7 +392,7 @@ impl ServedModel {
         if frame.height() == 0 {
             return Ok(None);
         }
-        self.infer_within(params, frame, arrived, client, deadline).await
+        self.infer_within(params, frame, arrived, client, deadline, trace).await
     }
 
     /// The in-process client: every parameter must be given, `body` is
@@ -397,8 +400,10 @@ impl ServedModel {
     /// model's metrics like one.
     pub async fn predict_records(self: &Arc<Self>, params: &Params, body: &[u8]) -> Result<Prediction, RequestError> {
         let params = self.require_params(params)?;
-        let call = Call::on(Arc::clone(self), Protocol::Native, uuid::Uuid::new_v4().to_string()).at("predict()");
-        let request = InferenceRequest { params, arrived: call.arrived(), client: None };
+        let call = Call::on(Arc::clone(self), Protocol::Native, uuid::Uuid::new_v4().to_string())
+            .at("predict()")
+            .traced(Incoming::Root);
+        let request = InferenceRequest { params, arrived: call.arrived(), client: None, trace: call.trace() };
         let result = self.predict(request, |schema| decode_request(schema, body)).await;
         let (id, total) = (call.id().to_string(), call.arrived().elapsed());
         call.finish(
@@ -424,7 +429,7 @@ impl ServedModel {
         request: InferenceRequest,
         decode: impl FnOnce(&Schema) -> Result<DataFrame, RequestError>,
     ) -> Result<Option<ChunkStream>, RequestError> {
-        let InferenceRequest { params, arrived, client } = request;
+        let InferenceRequest { params, arrived, client, trace: _ } = request;
         if !self.streams() {
             return Err(RequestError::NotStreaming(self.key.name.clone()));
         }
@@ -442,7 +447,7 @@ impl ServedModel {
     pub fn stream_records(&self, params: &Params, body: &[u8]) -> Result<Option<ChunkStream>, RequestError> {
         let arrived = Instant::now();
         let params = self.require_params(params)?;
-        let request = InferenceRequest { params, arrived, client: None };
+        let request = InferenceRequest { params, arrived, client: None, trace: None };
         self.stream(request, |schema| decode_request(schema, body))
     }
 
@@ -454,10 +459,11 @@ impl ServedModel {
         arrived: Instant,
         client: Option<Arc<dyn Liveness>>,
     ) -> Result<Option<Answer>, RequestError> {
-        self.infer_within(params, frame, arrived, client, None).await
+        self.infer_within(params, frame, arrived, client, None, None).await
     }
 
-    /// Like [`Self::infer`], with the client's own deadline if it set one.
+    /// Like [`Self::infer`], with the client's own deadline if it set one
+    /// and the request's span when it is traced.
     pub async fn infer_within(
         &self,
         params: Params,
@@ -465,6 +471,7 @@ impl ServedModel {
         arrived: Instant,
         client: Option<Arc<dyn Liveness>>,
         deadline: Option<Duration>,
+        trace: Option<SpanContext>,
     ) -> Result<Option<Answer>, RequestError> {
         let timeout = match (self.timeout, deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -477,10 +484,10 @@ impl ServedModel {
             Some(predictions) => {
                 // A reload of the artifact changes the generation: earlier answers are not reused.
                 let generation = self.cache.as_ref().map_or(0, |c| c.generation());
-                let run = |rows| self.queue(params.clone(), rows, arrived, client.clone(), timeout);
+                let run = |rows| self.queue(params.clone(), rows, arrived, client.clone(), timeout, trace.clone());
                 predictions.serve(&params, generation, frame, run).await
             }
-            None => self.queue(params, frame, arrived, client, timeout).await,
+            None => self.queue(params, frame, arrived, client, timeout, trace).await,
         }
     }
 
@@ -492,8 +499,9 @@ impl ServedModel {
         arrived: Instant,
         client: Option<Arc<dyn Liveness>>,
         timeout: Option<Duration>,
+        trace: Option<SpanContext>,
     ) -> Result<Option<Answer>, RequestError> {
-        let reply = self.queues.submit(params, frame, client)?;
+        let reply = self.queues.submit(params, frame, client, trace)?;
         let reply = match timeout {
             // The deadline covers queueing and the handler: past it the client
             // is answered, and a batch not yet started drops the request.
@@ -539,7 +547,7 @@ mod tests {
     }
 
     fn request(params: Params) -> InferenceRequest {
-        InferenceRequest { params, arrived: Instant::now(), client: None }
+        InferenceRequest { params, arrived: Instant::now(), client: None, trace: None }
     }
 
     #[tokio::test]

@@ -412,7 +412,9 @@ pub(crate) async fn run_batch(
     if sinks.is_empty() {
         return;
     }
-    let opened = AssertUnwindSafe(async { handler.open(Batch { frame, params, loaded: model }) }).catch_unwind().await;
+    let opened = AssertUnwindSafe(async { handler.open(Batch { frame, params, loaded: model, trace: None }) })
+        .catch_unwind()
+        .await;
     match opened {
         Ok(steps) => run(steps, sinks, context.timeout, context.stopping).await,
         Err(_) => {

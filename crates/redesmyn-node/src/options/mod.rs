@@ -7,8 +7,10 @@ mod pipeline;
 mod prediction_cache;
 mod runtime;
 mod server;
+mod telemetry;
 
 pub use endpoint::EndpointSpec;
 pub use pipeline::PipelineRuntimeSpec;
 pub use runtime::RuntimeSpec;
 pub use server::ServerSpec;
+pub use telemetry::TelemetrySpec;

@@ -42,6 +42,8 @@ pub struct ServerSpec {
     pub management: Option<ManagementSpec>,
     /// The header that keeps a client on one version under traffic weights (default `x-routing-key`).
     pub routing_header: Option<String>,
+    /// Traces over OTLP; off unless set or `OTEL_TRACES_EXPORTER=otlp`.
+    pub telemetry: Option<super::TelemetrySpec>,
 }
 
 #[napi(object)]
@@ -159,6 +161,7 @@ impl ServerSpec {
                 }),
                 None => None,
             },
+            telemetry: self.telemetry.as_ref().map(Into::into).unwrap_or_default(),
         })
     }
 }

@@ -171,7 +171,8 @@ impl Handler for WorkerHandler {
             None => None,
         };
         let params = batch.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let submitted = self.pool.submit(Job { frame: batch.frame, params, model, reply });
+        let traceparent = batch.traceparent();
+        let submitted = self.pool.submit(Job { frame: batch.frame, params, model, reply, traceparent });
         Box::pin(async move {
             submitted?;
             answer.await.map_err(|_| HandlerError::new("the Python worker pool stopped before answering"))?

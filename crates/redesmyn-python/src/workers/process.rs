@@ -84,6 +84,9 @@ struct Request<'a> {
     size: usize,
     params: std::collections::BTreeMap<&'a str, &'a str>,
     model: Option<ModelSpec<'a>>,
+    /// The batch span, the handler's OpenTelemetry context in the worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -236,6 +239,7 @@ impl Worker {
         frame: &DataFrame,
         params: &[(String, String)],
         model: Option<ModelSpec<'_>>,
+        traceparent: Option<&str>,
     ) -> Result<Answer, Fault> {
         let size = match self.batches.write_frame(frame) {
             Ok(size) => size,
@@ -246,7 +250,8 @@ impl Worker {
                 })
             }
         };
-        let request = Request { size, params: params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(), model };
+        let params = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let request = Request { size, params, model, traceparent };
         let mut message = serde_json::to_vec(&request).map_err(|e| Fault::Protocol(e.to_string()))?;
         message.push(b'\n');
         if self.control.write_all(&message).is_err() {

@@ -24,6 +24,8 @@ pub struct Job {
     pub frame: DataFrame,
     pub params: Vec<(String, String)>,
     pub model: Option<Arc<super::WorkerModel>>,
+    /// The batch span's W3C `traceparent`, when a request in it is traced.
+    pub traceparent: Option<String>,
     pub reply: tokio::sync::oneshot::Sender<Result<Predictions, HandlerError>>,
 }
 
@@ -109,7 +111,7 @@ pub fn run(shared: Arc<Shared>, slot: usize, started: Sender<Result<u32, PythonE
             params: m.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         });
         let pid = worker.pid();
-        match worker.run(&job.frame, &job.params, model) {
+        match worker.run(&job.frame, &job.params, model, job.traceparent.as_deref()) {
             Ok(answer) => {
                 failures = 0;
                 shared.stats.batches[slot].fetch_add(1, Ordering::Relaxed);

@@ -20,6 +20,7 @@ use crate::error::RequestError;
 use crate::handler::{Batch, Handler, Params, Predictions};
 use crate::metrics::EndpointMetrics;
 use crate::pending::{prepare, Job, Responder};
+use crate::telemetry::SpanContext;
 
 /// What the retries of a failed batch share: the handler, its cache and
 /// metrics, and the key's parameters.
@@ -43,9 +44,9 @@ impl Trial for Retry<'_> {
         };
         let total: usize = jobs.iter().map(Job::rows).sum();
         let started = Instant::now();
-        match call(self.handler, Batch { frame, params: Arc::clone(&self.params), loaded }, total).await {
+        match call(self.handler, Batch { frame, params: Arc::clone(&self.params), loaded, trace: None }, total).await {
             Ok(predictions) => {
-                answer_all(jobs, &predictions, total, started, started.elapsed());
+                answer_all(jobs, &predictions, total, started, started.elapsed(), None);
                 Part::Done
             }
             Err(message) => Part::Failed(jobs, message),
@@ -87,7 +88,15 @@ pub(super) async fn call(handler: &dyn Handler, batch: Batch, total: usize) -> R
 }
 
 /// Answers each request with its rows of `predictions`.
-pub(super) fn answer_all(jobs: Vec<Job>, predictions: &Predictions, total: usize, started: Instant, handled: Duration) {
+/// `batch` is the batch's span, which each traced request records.
+pub(super) fn answer_all(
+    jobs: Vec<Job>,
+    predictions: &Predictions,
+    total: usize,
+    started: Instant,
+    handled: Duration,
+    batch: Option<&SpanContext>,
+) {
     let mut offset = 0;
     for job in jobs {
         let rows = job.rows();
@@ -97,6 +106,7 @@ pub(super) fn answer_all(jobs: Vec<Job>, predictions: &Predictions, total: usize
             queued: started.saturating_duration_since(job.enqueued),
             handled,
             cached_rows: 0,
+            batch: job.trace.as_ref().and(batch.cloned()),
         };
         offset += rows;
         match job.reply {

@@ -27,7 +27,7 @@ fn value(reply: Reply) -> Vec<f64> {
 
 impl Queues {
     fn submit_plain(&self, params: Params, frame: DataFrame) -> Result<oneshot::Receiver<Reply>, RequestError> {
-        self.submit(params, frame, None)
+        self.submit(params, frame, None, None)
     }
 }
 
@@ -42,7 +42,7 @@ impl Liveness for Gone {
 async fn requests_of_clients_that_left_are_dropped() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let queues = Queues::new(doubling(Arc::clone(&seen)), BatchConfig::default(), Handle::current());
-    let gone = queues.submit(Params::default(), frame(&[1.0]), Some(Arc::new(Gone))).unwrap();
+    let gone = queues.submit(Params::default(), frame(&[1.0]), Some(Arc::new(Gone)), None).unwrap();
     let kept = queues.submit_plain(Params::default(), frame(&[2.0, 3.0])).unwrap();
     assert!(matches!(gone.await.unwrap(), Err(RequestError::ClientGone)));
     kept.await.unwrap().unwrap();

@@ -15,6 +15,7 @@ use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
 use crate::service::{InferenceRequest, InferenceService, Target};
 use crate::stream::Event;
+use crate::telemetry::Incoming;
 use crate::v2::infer;
 use crate::v2::output::{outputs_from_predictions, select_outputs};
 use crate::v2::wire::{ModelMetadata, ServerMetadata};
@@ -86,9 +87,13 @@ impl Backend for ServiceBackend {
     ) -> BoxFuture<'static, Result<Inferred, RequestError>> {
         let service = Arc::clone(&self.service);
         Box::pin(async move {
-            let InferRequest { model_name, model_version, id, parameters, inputs, outputs, routing_key } = request;
+            let InferRequest { model_name, model_version, id, parameters, inputs, outputs, routing_key, trace } =
+                request;
             let target = Target::named(&model_name).version(Some(&model_version)).routing_key(routing_key.as_deref());
-            let mut call = service.open(Protocol::V2Grpc, id.unwrap_or_default(), target)?;
+            let mut call = service
+                .open(Protocol::V2Grpc, id.unwrap_or_default(), target)?
+                .at("ModelInfer")
+                .traced(Incoming::Carried(trace.as_ref()));
             let from_version = call.take_version_param();
             let model = Arc::clone(call.model());
             let cancelled = Arc::new(Cancelled(AtomicBool::new(false)));
@@ -104,6 +109,7 @@ impl Backend for ServiceBackend {
                     arrived: call.arrived(),
                     client: Some(client),
                     deadline,
+                    trace: call.trace(),
                 };
                 infer::infer(&model, params, request).await
             }
@@ -113,12 +119,14 @@ impl Backend for ServiceBackend {
                 Err(e) => super::status::code_of_kind(e.kind()),
             };
             let answer = result.as_ref().ok().and_then(|i| i.answer.as_ref());
+            let traceparent = call.traceparent();
             call.finish(Outcome::from(&result), code.description(), answer);
             let inferred = result?;
             Ok(Inferred {
                 model_name: model.key().name.clone(),
                 model_version: model.key().version.clone().unwrap_or_default(),
                 outputs: inferred.outputs.into_iter().map(|(o, _)| o).collect(),
+                traceparent,
             })
         })
     }
@@ -127,11 +135,15 @@ impl Backend for ServiceBackend {
         let service = Arc::clone(&self.service);
         let unary = self.infer(request.clone(), None);
         Box::pin(async move {
-            let InferRequest { model_name, model_version, id, parameters, inputs, outputs, routing_key } = request;
+            let InferRequest { model_name, model_version, id, parameters, inputs, outputs, routing_key, trace } =
+                request;
             let target = Target::named(&model_name).version(Some(&model_version)).routing_key(routing_key.as_deref());
             let mut call = service.open(Protocol::V2Grpc, id.unwrap_or_default(), target)?;
             let from_version = call.take_version_param();
             let model = Arc::clone(call.model());
+            if model.streams() {
+                call = call.at("ModelStreamInfer").traced(Incoming::Carried(trace.as_ref()));
+            }
             let name = model.key().name.clone();
             let version = model.key().version.clone().unwrap_or_default();
             if !model.streams() {
@@ -142,7 +154,7 @@ impl Backend for ServiceBackend {
             let arrived = call.arrived();
             let mut tracked = call.into_stream();
             let params = infer::params(&model, &parameters, from_version)?;
-            let request = InferenceRequest { params, arrived, client: None };
+            let request = InferenceRequest { params, arrived, client: None, trace: None };
             let events =
                 model.stream(request, |schema| crate::v2::frame::to_frame(schema, inputs).map_err(RequestError::from));
             let events = match events {
@@ -179,6 +191,7 @@ impl Backend for ServiceBackend {
                                 return Some((Err(e), (events, tracked, pending, true)));
                             }
                             Some(Event::Step { chunks, .. }) => {
+                                tracked.step(chunks.len());
                                 // Reversed, so `pop` sends them in order.
                                 for (_, chunk) in chunks.into_iter().rev() {
                                     let selected = outputs_from_predictions(&chunk, &declared)

@@ -32,6 +32,8 @@ pub struct InferRequest {
     /// The routing key from the call's metadata: keeps an unversioned
     /// request on one version of a model with traffic weights.
     pub routing_key: Option<String>,
+    /// The caller's trace context, when tracing is on.
+    pub trace: Option<crate::telemetry::TraceHeaders>,
 }
 
 pub fn infer_request(request: ModelInferRequest) -> Result<InferRequest, V2Error> {
@@ -81,6 +83,7 @@ pub fn infer_request(request: ModelInferRequest) -> Result<InferRequest, V2Error
         inputs: tensors,
         outputs,
         routing_key: None,
+        trace: None,
     })
 }
 

@@ -42,6 +42,8 @@ pub struct Inferred {
     pub model_name: String,
     pub model_version: String,
     pub outputs: Vec<OutputTensor>,
+    /// The `traceparent` of the request's span, when it is traced.
+    pub traceparent: Option<String>,
 }
 
 /// One request's responses on a `ModelStreamInfer` stream: its chunks'
@@ -151,17 +153,24 @@ impl<B: Backend + ?Sized> GrpcInferenceService for Inference<B> {
         let deadline = grpc_timeout(&request);
         let routing_key = request.metadata().get(self.backend.routing_header()).and_then(|v| v.to_str().ok());
         let routing_key = routing_key.map(str::to_string);
-        let mut request = convert::infer_request(request.into_inner()).map_err(|e| status_of(&e.into()))?;
+        let (metadata, _, request) = request.into_parts();
+        let mut request = convert::infer_request(request).map_err(|e| status_of(&e.into()))?;
         request.routing_key = routing_key;
+        request.trace = crate::telemetry::TraceHeaders::of_grpc(&metadata);
         let id = request.id.clone().unwrap_or_default();
         let inferred = self.backend.infer(request, deadline).await.map_err(|e| status_of(&e))?;
+        let traceparent = inferred.traceparent.and_then(|t| t.parse().ok());
         let meta = convert::ResponseMeta {
             model_name: inferred.model_name,
             model_version: inferred.model_version,
             id,
             parameters: Default::default(),
         };
-        Ok(Response::new(convert::infer_response(meta, inferred.outputs)))
+        let mut response = Response::new(convert::infer_response(meta, inferred.outputs));
+        if let Some(traceparent) = traceparent {
+            response.metadata_mut().insert(crate::telemetry::TRACEPARENT, traceparent);
+        }
+        Ok(response)
     }
 
     type ModelStreamInferStream = BoxStream<'static, Result<ModelStreamInferResponse, Status>>;
@@ -348,6 +357,7 @@ mod tests {
                         shape: vec![1],
                         values: Values::I64(vec![rows as i64]),
                     }],
+                    traceparent: None,
                 })
             })
         }

@@ -25,7 +25,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use polars::prelude::*;
 
 use super::error::{generate_error_response, json_response};
-use super::{body, liveness, method_not_allowed, request_id, sse, ByName};
+use super::{body, liveness, method_not_allowed, request_id, sse, trace, ByName};
 use crate::codec::predictions::write_row;
 use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
@@ -85,7 +85,7 @@ async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
     let name = req.match_info().get("model").unwrap_or_default();
     let target = Target::named(name).version(req.match_info().get("version"));
     let mut call = match state.service.open(Protocol::V2Rest, id.as_str(), target) {
-        Ok(call) => call,
+        Ok(call) => trace::open(call, &req),
         Err(e) => return generate_error_response(&e, Some(&id)),
     };
     let from_version = call.take_version_param();
@@ -94,6 +94,7 @@ async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
     let names = Names { model: key.name.clone(), version: key.version.clone() };
     let declared: Vec<String> = model.declared_outputs().iter().map(|o| o.name.clone()).collect();
     let opened = open(&req, payload, &state, &model, from_version, call.arrived()).await;
+    let traceparent = call.traceparent();
     let mut call = call.into_stream();
     let mut response = match opened {
         Err(e) => {
@@ -122,6 +123,7 @@ async fn respond(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
         }
     };
     request_id::tag(&mut response, &id);
+    trace::tag_with(&mut response, traceparent);
     response
 }
 
@@ -144,7 +146,7 @@ async fn open(
     if value.get("inputs").is_some() {
         let parsed = parse_rest(&body, None, model.schema())?;
         let params = infer::params(model, &parsed.parameters, from_version)?;
-        let request = InferenceRequest { params, arrived, client };
+        let request = InferenceRequest { params, arrived, client, trace: None };
         let events =
             model.stream(request, |schema| frame::to_frame(schema, parsed.inputs).map_err(RequestError::from))?;
         return Ok((events, Shape::Tensors { id: parsed.id, outputs: parsed.outputs }));
@@ -159,7 +161,7 @@ async fn open(
     };
     let params = infer::params(model, &parameters, from_version)?;
     let record = text_record(model, text, &parameters)?;
-    let request = InferenceRequest { params, arrived, client };
+    let request = InferenceRequest { params, arrived, client, trace: None };
     let events = model.stream(request, |schema| decode_request(schema, &record))?;
     Ok((events, Shape::Text))
 }

@@ -280,7 +280,7 @@ async fn predict(req: HttpRequest, payload: web::Payload, data: web::Data<Data>)
     let service = data.management.service();
     let target = Target::named(&name).version(body.version.as_deref()).routing_key(routing_key);
     let call = match service.open(Protocol::Native, id.as_str(), target) {
-        Ok(call) => call.at(format!("/predict/{name}")),
+        Ok(call) => call.at(format!("/predict/{name}")).traced(crate::telemetry::Incoming::Http(req.headers())),
         Err(e) => return error_response(&e, Some(&id)),
     };
     let model = Arc::clone(call.model());
@@ -290,7 +290,8 @@ async fn predict(req: HttpRequest, payload: web::Payload, data: web::Data<Data>)
                 "model '{name}' takes path parameters; call its own path instead"
             )));
         }
-        let request = InferenceRequest { params: Default::default(), arrived: call.arrived(), client: None };
+        let request =
+            InferenceRequest { params: Default::default(), arrived: call.arrived(), client: None, trace: call.trace() };
         model.predict(request, |schema| decode_request(schema, inputs.get().as_bytes())).await
     }
     .await;
@@ -313,6 +314,9 @@ async fn predict(req: HttpRequest, payload: web::Payload, data: web::Data<Data>)
         }
         Err(e) => (error_response(&e, Some(&id)), None),
     };
+    if let Some(t) = call.traceparent().and_then(|t| header::HeaderValue::from_str(&t).ok()) {
+        response.headers_mut().insert(header::HeaderName::from_static(crate::telemetry::TRACEPARENT), t);
+    }
     call.finish(outcome, response.status().as_u16(), answer.as_ref());
     request_id::tag(&mut response, &id);
     if let Some(version) = model.key().version.as_deref().and_then(|v| header::HeaderValue::from_str(v).ok()) {

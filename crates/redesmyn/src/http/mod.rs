@@ -24,6 +24,7 @@ mod serve;
 pub mod sse;
 mod state;
 mod timing;
+mod trace;
 pub mod v1;
 pub mod v2;
 /// In-process test helpers shared by the route tests: the app over a

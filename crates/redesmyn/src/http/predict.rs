@@ -26,7 +26,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{error_response, json_response};
-use super::{body, liveness, method_not_allowed, request_id, sse, timing};
+use super::{body, liveness, method_not_allowed, request_id, sse, timing, trace};
 use crate::codec::events;
 use crate::codec::predictions::response_body;
 use crate::codec::records::decode_request;
@@ -36,6 +36,7 @@ use crate::metrics::Protocol;
 use crate::model::ModelKey;
 use crate::service::{Call, InferenceRequest, InferenceService, ServedModel, Target};
 use crate::stream::Event;
+use crate::telemetry::SpanContext;
 
 /// The header naming the version that answered.
 pub const MODEL_VERSION: HeaderName = HeaderName::from_static("x-model-version");
@@ -123,7 +124,7 @@ fn open(req: &HttpRequest, route: &RouteData) -> Result<Call, RequestError> {
             e
         }
     })?;
-    Ok(call.at(route.path.clone().unwrap_or_else(|| req.path().to_string())))
+    Ok(trace::open(call.at(route.path.clone().unwrap_or_else(|| req.path().to_string())), req))
 }
 
 /// Names the version that answered.
@@ -149,8 +150,8 @@ async fn predict(req: HttpRequest, payload: web::Payload, route: web::Data<Route
 }
 
 async fn unary(req: HttpRequest, payload: web::Payload, route: &RouteData, call: Call) -> HttpResponse {
-    let result = answer(&req, payload, route, call.model(), call.arrived()).await;
-    let response = match &result {
+    let result = answer(&req, payload, route, call.model(), call.arrived(), call.trace()).await;
+    let mut response = match &result {
         Ok(answer) => {
             let predictions = answer.as_ref().map_or(&*EMPTY, |a| &a.predictions);
             let mut response = json_response(StatusCode::OK, response_body(call.id(), predictions));
@@ -162,6 +163,7 @@ async fn unary(req: HttpRequest, payload: web::Payload, route: &RouteData, call:
         }
         Err(err) => error_response(err, Some(call.id())),
     };
+    trace::tag(&mut response, &call);
     let answer = result.as_ref().ok().and_then(Option::as_ref);
     call.finish(Outcome::from(&result), response.status().as_u16(), answer);
     response
@@ -176,11 +178,12 @@ async fn answer(
     route: &RouteData,
     model: &ServedModel,
     arrived: Instant,
+    trace: Option<SpanContext>,
 ) -> Result<Option<crate::batch::Answer>, RequestError> {
     body::check_content_type(req)?;
     let params = model.params_from(|name| req.match_info().get(name));
     let body = body::read(req, payload, route.body_limit).await?;
-    let request = InferenceRequest { params, arrived, client: liveness::of(req) };
+    let request = InferenceRequest { params, arrived, client: liveness::of(req), trace };
     model.predict(request, |schema| decode_request(schema, &body)).await
 }
 
@@ -193,10 +196,12 @@ async fn stream(req: HttpRequest, payload: web::Payload, route: &RouteData, call
         let model = call.model();
         let params = model.params_from(|name| req.match_info().get(name));
         let body = body::read(&req, payload, route.body_limit).await?;
-        let request = InferenceRequest { params, arrived: call.arrived(), client: liveness::of(&req) };
+        let client = liveness::of(&req);
+        let request = InferenceRequest { params, arrived: call.arrived(), client, trace: call.trace() };
         model.stream(request, |schema| decode_request(schema, &body))
     };
     let opened = opened.await;
+    let traceparent = call.traceparent();
     let mut call = call.into_stream();
     let mut response = match opened {
         Ok(Some(events)) => {
@@ -213,6 +218,7 @@ async fn stream(req: HttpRequest, payload: web::Payload, route: &RouteData, call
         }
     };
     request_id::tag(&mut response, &id);
+    trace::tag_with(&mut response, traceparent);
     response
 }
 

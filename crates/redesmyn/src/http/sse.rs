@@ -58,6 +58,7 @@ pub async fn respond(
     }
     let mut head = Vec::new();
     if let Some(event) = &first {
+        step(&mut call, event);
         encoder.encode(event, &mut head);
     }
     let state = Body { stream, encoder, call: Some(call), head: Some(head) };
@@ -76,6 +77,9 @@ pub async fn respond(
             if let Some(mut call) = s.call.take() {
                 call.finish(Outcome::from_error(e));
             }
+        }
+        if let Some(call) = s.call.as_mut() {
+            step(call, &event);
         }
         let mut out = Vec::new();
         s.encoder.encode(&event, &mut out);
@@ -105,4 +109,11 @@ struct Body<E> {
     call: Option<StreamCall>,
     /// The frames of the first event, written before anything else.
     head: Option<Vec<u8>>,
+}
+
+/// A step's event on the stream's span.
+fn step(call: &mut StreamCall, event: &Event) {
+    if let Event::Step { chunks, .. } = event {
+        call.step(chunks.len());
+    }
 }

@@ -20,7 +20,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::value::RawValue;
 
 use super::error::{json_response, v2_error_response};
-use super::{body, liveness, method_not_allowed, request_id, timing, ByName};
+use super::{body, liveness, method_not_allowed, request_id, timing, trace, ByName};
 use crate::codec::predictions::write_predictions;
 use crate::codec::records::decode_request;
 use crate::error::{Outcome, RequestError};
@@ -69,10 +69,10 @@ async fn predict(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
     let id = request_id::of(&req);
     let name = req.match_info().get("model").unwrap_or_default();
     let call = match state.service.open(Protocol::V1, id.as_str(), Target::named(name)) {
-        Ok(call) => call,
+        Ok(call) => trace::open(call, &req),
         Err(e) => return v2_error_response(&e, Some(&id)),
     };
-    let result = answer(&req, payload, &state, call.model(), call.arrived()).await;
+    let result = answer(&req, payload, &state, call.model(), call.arrived(), call.trace()).await;
     let mut response = match &result {
         Ok(answer) => {
             let mut body = br#"{"predictions":"#.to_vec();
@@ -90,6 +90,7 @@ async fn predict(req: HttpRequest, payload: web::Payload, state: web::Data<ByNam
         Err(err) => v2_error_response(err, None),
     };
     request_id::tag(&mut response, &id);
+    trace::tag(&mut response, &call);
     call.finish(Outcome::from(&result), response.status().as_u16(), result.as_ref().ok().and_then(Option::as_ref));
     response
 }
@@ -100,6 +101,7 @@ async fn answer(
     state: &ByName,
     model: &ServedModel,
     arrived: Instant,
+    trace: Option<crate::telemetry::SpanContext>,
 ) -> Result<Option<crate::batch::Answer>, RequestError> {
     let params = infer::params(model, &Parameters::default(), None)?;
     let body = body::read(req, payload, state.body_limit).await?;
@@ -107,7 +109,7 @@ async fn answer(
         return Err(RequestError::EmptyBody);
     }
     let records = instances_as_records(model.schema(), &body)?;
-    let request = InferenceRequest { params, arrived, client: liveness::of(req) };
+    let request = InferenceRequest { params, arrived, client: liveness::of(req), trace };
     model.predict(request, |schema| decode_request(schema, &records)).await
 }
 

@@ -20,7 +20,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{json_response, v2_error_response};
-use super::{body, liveness, method_not_allowed, request_id, timing, ByName};
+use super::{body, liveness, method_not_allowed, request_id, timing, trace, ByName};
 use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
 use crate::service::{Call, Target};
@@ -75,7 +75,7 @@ fn target<'a>(req: &'a HttpRequest, state: &ByName) -> Target<'a> {
 
 /// Opens the scope of an inference request.
 fn open(req: &HttpRequest, state: &ByName, id: &str) -> Result<Call, RequestError> {
-    state.service.open(Protocol::V2Rest, id, target(req, state))
+    Ok(trace::open(state.service.open(Protocol::V2Rest, id, target(req, state))?, req))
 }
 
 async fn server_metadata(state: web::Data<ByName>) -> HttpResponse {
@@ -128,7 +128,7 @@ async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>
         Err(e) => return v2_error_response(&e, Some(&id)),
     };
     let from_version = call.take_version_param();
-    let result = answer(&req, payload, &state, call.model(), from_version, call.arrived()).await;
+    let result = answer(&req, payload, &state, call.model(), from_version, call.arrived(), call.trace()).await;
     let outcome = Outcome::from(&result);
     let (response, answer) = match result {
         Ok((rest_body, answer)) => {
@@ -154,6 +154,8 @@ async fn infer(req: HttpRequest, payload: web::Payload, state: web::Data<ByName>
         }
         Err(err) => (v2_error_response(&err, Some(&id)), None),
     };
+    let mut response = response;
+    trace::tag(&mut response, &call);
     call.finish(outcome, response.status().as_u16(), answer.as_ref());
     response
 }
@@ -165,6 +167,7 @@ async fn answer(
     model: &crate::service::ServedModel,
     from_version: Option<(String, String)>,
     arrived: Instant,
+    trace: Option<crate::telemetry::SpanContext>,
 ) -> Result<(crate::v2::RestBody, Option<crate::batch::Answer>), RequestError> {
     // The body's form is told by Inference-Header-Content-Length, not the
     // content type: tritonclient sends none and `curl -d` a form type.
@@ -183,6 +186,7 @@ async fn answer(
         arrived,
         client: liveness::of(req),
         deadline: None,
+        trace,
     };
     let inferred = infer::infer(model, params, request).await?;
     let key = model.key();

@@ -32,6 +32,7 @@ use crate::error::{Outcome, RequestError};
 use crate::handler::{Params, Predictions};
 use crate::metrics::Protocol;
 use crate::service::{Call, InferenceRequest, InferenceService, ServedModel, Target};
+use crate::telemetry::Incoming;
 use crate::v2::binary::parse_rest;
 use crate::v2::infer;
 use crate::v2::output::{encode_rest, ResponseMeta};
@@ -344,7 +345,11 @@ impl Jobs {
         match job.format.as_str() {
             "v2" => {
                 let target = Target::named(&job.model).version(job.version.as_deref());
-                let mut call = self.service.open(Protocol::Native, job.request_id.as_str(), target)?.at("job");
+                let mut call = self
+                    .service
+                    .open(Protocol::Native, job.request_id.as_str(), target)?
+                    .at("job")
+                    .traced(Incoming::Root);
                 let from_version = call.take_version_param();
                 let model = Arc::clone(call.model());
                 let parsed = parse_rest(&job.body, None, model.schema())?;
@@ -357,6 +362,7 @@ impl Jobs {
                     arrived: call.arrived(),
                     client: None,
                     deadline: None,
+                    trace: call.trace(),
                 };
                 let inferred = infer::infer(&model, params, request).await;
                 let outcome = Outcome::from(&inferred);
@@ -375,9 +381,11 @@ impl Jobs {
             }
             _ => {
                 let model = self.service.resolve(&job.model, job.version.as_deref())?;
-                let call = Call::on(Arc::clone(&model), Protocol::Native, job.request_id.as_str()).at("job");
+                let call = Call::on(Arc::clone(&model), Protocol::Native, job.request_id.as_str())
+                    .at("job")
+                    .traced(Incoming::Root);
                 let params: Params = model.params_from(|n| given.get(n).map(String::as_str));
-                let request = InferenceRequest { params, arrived: call.arrived(), client: None };
+                let request = InferenceRequest { params, arrived: call.arrived(), client: None, trace: call.trace() };
                 let answer = model.predict(request, |schema| decode_request(schema, &job.body)).await;
                 let outcome = Outcome::from(&answer);
                 call.finish(outcome, outcome.status_label(), answer.as_ref().ok().and_then(Option::as_ref));

@@ -28,7 +28,7 @@ fn empty_service() -> Arc<InferenceService> {
 
 async fn ask(service: &InferenceService, name: &str, version: Option<&str>) -> Result<f64, String> {
     let (model, _) = service.route(name, version, None).map_err(|e| e.to_string())?;
-    let request = InferenceRequest { params: Params::default(), arrived: Instant::now(), client: None };
+    let request = InferenceRequest { params: Params::default(), arrived: Instant::now(), client: None, trace: None };
     let answer = model.predict(request, |s| decode_request(s, br#"[{"x":1}]"#)).await.map_err(|e| e.to_string())?;
     let Predictions::Column(c) = answer.unwrap().predictions else { return Err("columns".into()) };
     Ok(c.f64().unwrap().get(0).unwrap())

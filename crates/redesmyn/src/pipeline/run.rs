@@ -97,6 +97,8 @@ impl Plan {
                         let frame = DataFrame::new(rows, sources).map_err(|e| failed(&step.name, e))?;
                         let (handler, cache, max_size) = (Arc::clone(handler), cache.clone(), *max_size);
                         let params = Arc::clone(&batch.params);
+                        // Each step's handler runs under the pipeline's batch span.
+                        let trace = batch.trace.clone();
                         calls.push(async move {
                             let loaded = match &cache {
                                 Some(cache) => Some(
@@ -108,13 +110,14 @@ impl Plan {
                                 None => None,
                             };
                             if rows <= max_size {
-                                return handler.call(Batch { frame, params, loaded }).await;
+                                return handler.call(Batch { frame, params, loaded, trace }).await;
                             }
                             // The step's model takes fewer rows at once: the batch in slices, answers joined.
                             let mut parts = Vec::with_capacity(rows.div_ceil(max_size));
                             for offset in (0..rows).step_by(max_size) {
                                 let slice = frame.slice(offset as i64, max_size);
-                                let batch = Batch { frame: slice, params: Arc::clone(&params), loaded: loaded.clone() };
+                                let batch =
+                                    Batch { frame: slice, params: Arc::clone(&params), loaded: loaded.clone(), trace: trace.clone() };
                                 parts.push(handler.call(batch).await?);
                             }
                             join(parts).map_err(HandlerError::new)

@@ -78,7 +78,7 @@ fn frame(xs: &[f64]) -> DataFrame {
 
 async fn run(plan: Plan, frame: DataFrame) -> Result<Predictions, HandlerError> {
     let handler = run::PipelineHandler::new(plan);
-    handler.call(Batch { frame, params: Arc::new(Params::default()), loaded: None }).await
+    handler.call(Batch { frame, params: Arc::new(Params::default()), loaded: None, trace: None }).await
 }
 
 fn values(p: &Predictions) -> Vec<f64> {

@@ -52,6 +52,7 @@ async fn predict(cache: &PredictionCache, d: &Drawn) -> Result<Option<Answer>, R
             queued: Duration::ZERO,
             handled: Duration::ZERO,
             cached_rows: 0,
+            batch: None,
         }))
     };
     cache.serve(&params(run), generation, frame, handler).await

@@ -85,6 +85,7 @@ impl Fixture {
                 queued: Duration::ZERO,
                 handled: Duration::ZERO,
                 cached_rows: 0,
+                batch: None,
             }))
         };
         self.cache.serve(&Params::default(), generation, frame, run).await.unwrap().unwrap()
@@ -194,6 +195,7 @@ async fn several_output_columns_are_cached_as_one_row() {
                     queued: Duration::ZERO,
                     handled: Duration::ZERO,
                     cached_rows: 0,
+                    batch: None,
                 }))
             }
         };
@@ -240,6 +242,7 @@ async fn integers_and_floats_of_different_batches_meet_in_one_answer() {
             queued: Duration::ZERO,
             handled: Duration::ZERO,
             cached_rows: 0,
+            batch: None,
         }))
     };
     let frame = |xs: &[f64]| DataFrame::new(xs.len(), vec![Column::new("x".into(), xs)]).unwrap();

@@ -17,6 +17,8 @@ use super::{InferenceService, ServedModel};
 use crate::error::{Outcome, RequestError};
 use crate::metrics::Protocol;
 use crate::pending::Answer;
+use crate::telemetry::{Incoming, RequestSpan, SpanContext};
+use opentelemetry::KeyValue;
 
 /// The model a request names: its name, optionally a version, and the
 /// routing key that keeps a client on one version under traffic weights.
@@ -54,6 +56,8 @@ pub struct Call {
     arrived: Instant,
     /// How the log names where the request came in (the model's label by default).
     endpoint: Option<String>,
+    /// The request's server span, when tracing is on (`telemetry`).
+    span: Option<RequestSpan>,
 }
 
 impl InferenceService {
@@ -73,7 +77,7 @@ impl Call {
         if let Some(m) = &model.metrics {
             m.in_flight.inc();
         }
-        Call { model, from_version: None, protocol, id: id.into(), arrived: Instant::now(), endpoint: None }
+        Call { model, from_version: None, protocol, id: id.into(), arrived: Instant::now(), endpoint: None, span: None }
     }
 
     fn with_version_param(mut self, from_version: Option<(String, String)>) -> Self {
@@ -91,6 +95,48 @@ impl Call {
     pub fn at(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
+    }
+
+    /// Starts the request's server span when tracing is on, continuing the
+    /// caller's trace from `incoming` (call it once the door knows its
+    /// endpoint, see [`Self::at`]). Nothing happens while tracing is off.
+    pub fn traced(mut self, incoming: Incoming<'_>) -> Self {
+        if !crate::telemetry::enabled() {
+            return self;
+        }
+        let key = self.model.key();
+        let mut attributes = vec![
+            KeyValue::new("redesmyn.model", key.name.clone()),
+            KeyValue::new("redesmyn.protocol", self.protocol.as_str()),
+            KeyValue::new("redesmyn.request_id", self.id.clone()),
+        ];
+        if let Some(version) = &key.version {
+            attributes.push(KeyValue::new("redesmyn.version", version.clone()));
+        }
+        if self.protocol == Protocol::V2Grpc {
+            attributes.push(KeyValue::new("rpc.system", "grpc"));
+            attributes.push(KeyValue::new("rpc.service", "inference.GRPCInferenceService"));
+        } else {
+            attributes.push(KeyValue::new("http.request.method", "POST"));
+            attributes.push(KeyValue::new("http.route", self.endpoint().to_string()));
+        }
+        let name = format!("{} {}", self.protocol.as_str(), self.endpoint());
+        self.span = RequestSpan::start(incoming, name, self.arrived, attributes);
+        self
+    }
+
+    /// The request's span, which its batch links, when it is traced.
+    pub fn trace(&self) -> Option<SpanContext> {
+        self.span.as_ref().map(|s| s.context().clone())
+    }
+
+    /// The `traceparent` of the request's span, for the response.
+    pub fn traceparent(&self) -> Option<String> {
+        self.span.as_ref().map(RequestSpan::traceparent)
+    }
+
+    fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or(self.model.label())
     }
 
     pub fn model(&self) -> &Arc<ServedModel> {
@@ -113,8 +159,11 @@ impl Call {
 
     /// Records how the request ended and writes its log line; `status` is
     /// the door's own answer (an HTTP status, a gRPC code's name).
-    pub fn finish(self, outcome: Outcome, status: impl tracing::Value, answer: Option<&Answer>) {
+    pub fn finish(mut self, outcome: Outcome, status: impl tracing::Value + ToString, answer: Option<&Answer>) {
         let total = self.arrived.elapsed();
+        if let Some(span) = self.span.take() {
+            self.end_span(span, outcome, status.to_string(), answer);
+        }
         if let Some(m) = &self.model.metrics {
             m.answered(outcome, total);
             m.answered_via(self.protocol);
@@ -130,6 +179,28 @@ impl Call {
             timing = timing.as_deref().unwrap_or(""),
             "request"
         );
+    }
+
+    /// Ends the request's span with how it ended and where its time went.
+    fn end_span(&self, mut span: RequestSpan, outcome: Outcome, status: String, answer: Option<&Answer>) {
+        match self.protocol {
+            Protocol::V2Grpc => span.set(KeyValue::new("rpc.grpc.status", status)),
+            _ => match status.parse::<i64>() {
+                Ok(code) => span.set(KeyValue::new("http.response.status_code", code)),
+                Err(_) => span.set(KeyValue::new("redesmyn.status", status)),
+            },
+        }
+        if let Some(answer) = answer {
+            span.set(KeyValue::new("redesmyn.rows", answer.predictions.len() as i64));
+            span.set(KeyValue::new("redesmyn.cached_rows", answer.cached_rows as i64));
+            span.set(KeyValue::new("redesmyn.batch.size", answer.batch_rows as i64));
+            span.set(KeyValue::new("redesmyn.queue_wait_ms", answer.queued.as_secs_f64() * 1e3));
+            if let Some(batch) = &answer.batch {
+                span.set(KeyValue::new("redesmyn.batch.span_id", batch.span_id().to_string()));
+            }
+        }
+        let failed = matches!(outcome, Outcome::Failed(_)).then(|| outcome.status_label().to_string());
+        span.end(failed);
     }
 
     /// The scope of a streaming request, which lives as long as its
@@ -157,6 +228,14 @@ pub struct StreamCall {
 impl StreamCall {
     pub fn model(&self) -> Option<&Arc<ServedModel>> {
         self.call.as_ref().map(|c| &c.model)
+    }
+
+    /// Records a step of the stream that sent `chunks` chunks to the client,
+    /// as an event of the request's span (nothing while untraced).
+    pub fn step(&mut self, chunks: usize) {
+        if let Some(span) = self.call.as_mut().and_then(|c| c.span.as_mut()) {
+            span.event("step", vec![KeyValue::new("redesmyn.chunks", chunks as i64)]);
+        }
     }
 
     /// Records how the stream ended (the log line's status is the

@@ -50,6 +50,8 @@ pub struct Request {
     pub client: Option<Arc<dyn Liveness>>,
     /// The client's own deadline (gRPC `grpc-timeout`).
     pub deadline: Option<Duration>,
+    /// The request's span, when it is traced.
+    pub trace: Option<crate::telemetry::SpanContext>,
 }
 
 /// The answer: the selected outputs (with their binary flag) and the
@@ -97,8 +99,8 @@ pub fn params(
 
 /// Runs `request` through `model` with parameter values `params`.
 pub async fn infer(model: &ServedModel, params: Params, request: Request) -> Result<Inferred, RequestError> {
-    let Request { inputs, outputs, binary_output, arrived, client, deadline, .. } = request;
-    let inference = InferenceRequest { params, arrived, client };
+    let Request { inputs, outputs, binary_output, arrived, client, deadline, trace, .. } = request;
+    let inference = InferenceRequest { params, arrived, client, trace };
     let answer = model
         .predict_within(inference, deadline, |schema| frame::to_frame(schema, inputs).map_err(RequestError::from))
         .await?;

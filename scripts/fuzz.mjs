@@ -6,6 +6,9 @@
 //   node scripts/fuzz.mjs --seconds 600     longer runs, as docs/fuzzing.md describes
 //   node scripts/fuzz.mjs --build           build only (the prefetch of `npm test`)
 //   node scripts/fuzz.mjs records_json ...  named targets only
+//   node scripts/fuzz.mjs --ci              a fixed seed (1) and a fresh corpus from the
+//                                           committed seeds only, so a run repeats its
+//                                           predecessor's path (what `npm test` uses)
 //
 // cargo-fuzz is installed from crates.io at a pinned version under
 // $HOME/.cache/redesmyn-tools; targets build (release, AddressSanitizer)
@@ -18,8 +21,8 @@
 // the run. Prints one line per target: `fuzz TARGET: ok (N runs in S s)` or
 // `fuzz TARGET: FAILED ...`, and exits non-zero if any failed.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cargoEnv } from './cargo-env.mjs';
 
@@ -34,6 +37,7 @@ const args = process.argv.slice(2);
 const secondsAt = args.indexOf('--seconds');
 const seconds = secondsAt >= 0 ? Number(args[secondsAt + 1]) : 8;
 const buildOnly = args.includes('--build');
+const ci = args.includes('--ci');
 const named = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--seconds');
 const all = readdirSync(join(fuzzDir, 'fuzz_targets'))
   .filter((f) => f.endsWith('.rs'))
@@ -92,7 +96,7 @@ if (buildOnly) process.exit(0);
 
 let failed = 0;
 for (const t of targets) {
-  const corpus = join(cache, 'corpus', t);
+  const corpus = ci ? mkdtempSync(join(tmpdir(), `redesmyn-fuzz-${t}-`)) : join(cache, 'corpus', t);
   const artifacts = join(cache, 'artifacts', t);
   mkdirSync(corpus, { recursive: true });
   mkdirSync(artifacts, { recursive: true });
@@ -107,7 +111,9 @@ for (const t of targets) {
     '-rss_limit_mb=4096',
     '-max_len=4096',
     '-print_final_stats=1',
+    ...(ci ? ['-seed=1'] : []),
   ]);
+  if (ci) rmSync(corpus, { recursive: true, force: true });
   const out = `${run.stdout}\n${run.stderr}`;
   const runs = out.match(/stat::number_of_executed_units:\s*(\d+)/)?.[1] ?? '?';
   const took = out.match(/Done (\d+) runs in (\d+) second/);

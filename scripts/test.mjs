@@ -111,7 +111,7 @@ if (built) {
 
 // Fuzzing: each target of crates/redesmyn/fuzz for a short budget (built in
 // the background above; a target that finds a crash fails).
-const fuzz = run('node', ['scripts/fuzz.mjs', '--seconds', process.env.REDESMYN_FUZZ_SECONDS ?? '8'], { capture: true });
+const fuzz = run('node', ['scripts/fuzz.mjs', '--ci', '--seconds', process.env.REDESMYN_FUZZ_SECONDS ?? '8'], { capture: true });
 for (const line of `${fuzz.stdout}`.split('\n')) {
   if (/^fuzz \S+: ok/.test(line)) passed += 1;
   else if (/^fuzz \S+: FAILED/.test(line)) failed += 1;

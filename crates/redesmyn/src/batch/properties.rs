@@ -163,8 +163,9 @@ async fn scenario(setting: &Setting, requests: &[Drawn]) -> Result<(), String> {
             }
             _ => None,
         };
-        let rx =
-            queues.submit(params, frame(&rows_of(i, d)), client, None).map_err(|e| format!("request {i} refused: {e}"))?;
+        let rx = queues
+            .submit(params, frame(&rows_of(i, d)), client, None)
+            .map_err(|e| format!("request {i} refused: {e}"))?;
         if d.kind == Kind::Cancels {
             drop(rx);
         } else {

@@ -108,7 +108,11 @@ pub fn split_object_url(url: &str) -> Result<(&str, &str), StoreError> {
 /// tried again by its own schedule, so one call should not hang for minutes.
 fn retry() -> RetryConfig {
     RetryConfig {
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2), base: 2.0 },
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
         max_retries: 3,
         retry_timeout: Duration::from_secs(20),
     }
@@ -129,9 +133,8 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Remote, StoreError> {
     };
     let (_, path) = ObjectStoreScheme::parse(&parsed).map_err(|e| StoreError::Other(format!("{url}: {e}")))?;
     let prefix = path.as_ref().trim_matches('/').to_string();
-    let unknown = |key: &str| {
-        StoreError::Other(format!("'{key}' is not an option of {} stores (for '{url}')", scheme.name()))
-    };
+    let unknown =
+        |key: &str| StoreError::Other(format!("'{key}' is not an option of {} stores (for '{url}')", scheme.name()));
     // Each option by the key type of its builder; an unknown name is an error.
     macro_rules! configured {
         ($builder:expr, $key:ty) => {{
@@ -154,7 +157,8 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Remote, StoreError> {
             ClientConfigKey
         ),
     };
-    let store = built.map_err(|e| credential_error(scheme, url, &e).unwrap_or_else(|| StoreError::Other(format!("{url}: {e}"))))?;
+    let store = built
+        .map_err(|e| credential_error(scheme, url, &e).unwrap_or_else(|| StoreError::Other(format!("{url}: {e}"))))?;
     Ok(Remote { store, scheme, url: url.trim_end_matches('/').to_string(), prefix })
 }
 
@@ -164,9 +168,10 @@ fn credential_error(scheme: Scheme, url: &str, e: &object_store::Error) -> Optio
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
     // Listing errors carry the status in their text only.
-    let refused = matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
-        || lower.contains("403 forbidden")
-        || lower.contains("401 unauthorized");
+    let refused =
+        matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
+            || lower.contains("403 forbidden")
+            || lower.contains("401 unauthorized");
     let obtaining = lower.contains("credential") || lower.contains("token") || lower.contains("metadata");
     (refused || obtaining).then(|| {
         StoreError::Credentials(format!(

@@ -71,9 +71,7 @@ pub async fn download(
 async fn download_once(remote: &Remote, key: &str, meta: &ObjectMeta, target: &Path) -> Result<(), Attempt> {
     let failed = |e: StoreError| Attempt::Failed(e);
     let dir = target.parent().unwrap_or(target).to_path_buf();
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| failed(StoreError::Other(format!("{}: {e}", dir.display()))))?;
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| failed(StoreError::Other(format!("{}: {e}", dir.display()))))?;
     let temp = dir.join(format!(".download-{}", uuid::Uuid::new_v4().simple()));
     let written = match write_temp(remote, key, meta, &temp).await {
         Ok(written) => written,
@@ -98,9 +96,7 @@ async fn download_once(remote: &Remote, key: &str, meta: &ObjectMeta, target: &P
             )))),
         };
     }
-    tokio::fs::rename(&temp, target)
-        .await
-        .map_err(|e| failed(StoreError::Other(format!("{}: {e}", target.display()))))
+    tokio::fs::rename(&temp, target).await.map_err(|e| failed(StoreError::Other(format!("{}: {e}", target.display()))))
 }
 
 /// The body into `temp`, synced; how many bytes it had.

@@ -104,7 +104,8 @@ impl Mirror {
         let mut out = BTreeMap::new();
         for meta in metas {
             let Some(key) = meta.location.as_ref().strip_prefix(strip.as_str()) else { continue };
-            let safe = key.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\\'));
+            let safe =
+                key.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\\'));
             if !safe {
                 tracing::warn!(url = %remote.url_of(key), "an object whose name is not a relative path is skipped");
                 continue;
@@ -274,7 +275,10 @@ mod tests {
         put(&store, "iris/2/model.joblib", "two").await;
         put(&store, "iris/2/weights.bin", "far too large").await;
         let err = mirror.sync().await.unwrap_err().to_string();
-        assert!(err.contains("memory://bucket/repo/iris/2/weights.bin is 13 bytes, more than the limit of 5 bytes"), "{err}");
+        assert!(
+            err.contains("memory://bucket/repo/iris/2/weights.bin is 13 bytes, more than the limit of 5 bytes"),
+            "{err}"
+        );
         assert!(!mirror.dir().join("iris/2").exists(), "no part of version 2 appears");
     }
 

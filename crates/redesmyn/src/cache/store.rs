@@ -162,7 +162,11 @@ impl ObjectStoreStore {
     }
 
     /// The store of an object's folder and the object's key in it.
-    pub fn for_object(url: &str, options: StoreOptions, cache_dir: impl Into<PathBuf>) -> Result<(Self, String), StoreError> {
+    pub fn for_object(
+        url: &str,
+        options: StoreOptions,
+        cache_dir: impl Into<PathBuf>,
+    ) -> Result<(Self, String), StoreError> {
         let (dir, name) = cloud::split_object_url(url)?;
         Ok((Self::new(dir, options, cache_dir)?, name.to_string()))
     }
@@ -183,7 +187,8 @@ impl ObjectStoreStore {
 impl ArtifactStore for ObjectStoreStore {
     fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Version, StoreError>> {
         Box::pin(async move {
-            let meta = self.remote.store.head(&self.remote.location(key)).await.map_err(|e| self.remote.error(key, e))?;
+            let meta =
+                self.remote.store.head(&self.remote.location(key)).await.map_err(|e| self.remote.error(key, e))?;
             Ok(Self::version_of(&meta))
         })
     }

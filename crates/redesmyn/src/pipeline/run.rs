@@ -116,8 +116,12 @@ impl Plan {
                             let mut parts = Vec::with_capacity(rows.div_ceil(max_size));
                             for offset in (0..rows).step_by(max_size) {
                                 let slice = frame.slice(offset as i64, max_size);
-                                let batch =
-                                    Batch { frame: slice, params: Arc::clone(&params), loaded: loaded.clone(), trace: trace.clone() };
+                                let batch = Batch {
+                                    frame: slice,
+                                    params: Arc::clone(&params),
+                                    loaded: loaded.clone(),
+                                    trace: trace.clone(),
+                                };
                                 parts.push(handler.call(batch).await?);
                             }
                             join(parts).map_err(HandlerError::new)

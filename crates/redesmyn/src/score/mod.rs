@@ -13,6 +13,7 @@
 //! handler's, the request is tried once more, then all its rows rejected).
 
 mod format;
+mod parquet_footer;
 pub(crate) mod read;
 mod remote;
 pub(crate) mod validate;
@@ -234,7 +235,8 @@ pub async fn score(
     };
     if remote_rejects {
         let local = staging.output_path(rejects_url.as_deref().unwrap_or_default(), &options.store_options)?;
-        options.rejects = Some(local.with_file_name(format!("rejects-{}", local.file_name().unwrap_or_default().to_string_lossy())));
+        options.rejects =
+            Some(local.with_file_name(format!("rejects-{}", local.file_name().unwrap_or_default().to_string_lossy())));
     }
     let store_options = options.store_options.clone();
     let mut summary = score_local(model, options, progress).await?;

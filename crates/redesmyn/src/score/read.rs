@@ -17,6 +17,7 @@ use polars_arrow::io::ipc::read::{read_file_metadata, FileReader};
 use polars_io::prelude::{CsvReadOptions, ParquetReader, SerReader};
 
 use super::format::Format;
+use super::parquet_footer;
 use super::ScoreError;
 use crate::schema::Schema;
 
@@ -39,7 +40,13 @@ pub fn open(path: &Path, format: Format, schema: &Schema, rows: usize) -> Result
         let reader: Box<dyn ChunkReader> = match format {
             Format::Csv => Box::new(TextReader::new(file, TextKind::Csv, schema, rows)?),
             Format::NdJson => Box::new(TextReader::new(file, TextKind::NdJson, schema, rows)?),
-            Format::Parquet => Box::new(ParquetChunks::new(file, rows)?),
+            Format::Parquet => {
+                let mut file = file;
+                let len = file.metadata().map_err(|e| ScoreError::Io(format!("cannot read {what}: {e}")))?.len();
+                parquet_footer::check(&mut file, len)
+                    .map_err(|e| ScoreError::Format(format!("{what} is not a readable Parquet file: {e}")))?;
+                Box::new(ParquetChunks::new(file, rows)?)
+            }
             Format::Ipc => Box::new(IpcChunks::new(file)?),
         };
         Ok(reader)

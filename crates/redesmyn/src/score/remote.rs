@@ -44,7 +44,10 @@ impl Staging {
     pub fn output_path(&self, url: &str, options: &StoreOptions) -> Result<PathBuf, ScoreError> {
         let (remote, name) = open_parent(url, options)?;
         if !remote.scheme.writable() {
-            return Err(ScoreError::Io(format!("cannot write '{url}': {} locations are read-only", remote.scheme.name())));
+            return Err(ScoreError::Io(format!(
+                "cannot write '{url}': {} locations are read-only",
+                remote.scheme.name()
+            )));
         }
         let dir = self.dir.join("output");
         std::fs::create_dir_all(&dir).map_err(|e| ScoreError::Io(format!("{}: {e}", dir.display())))?;
@@ -56,7 +59,8 @@ impl Staging {
         let (remote, name) = open_parent(url, options)?;
         let failed = |e: String| ScoreError::Io(format!("cannot write '{url}': {e}"));
         let mut file = tokio::fs::File::open(path).await.map_err(|e| failed(e.to_string()))?;
-        let mut writer = object_store::buffered::BufWriter::new(std::sync::Arc::clone(&remote.store), remote.location(&name));
+        let mut writer =
+            object_store::buffered::BufWriter::new(std::sync::Arc::clone(&remote.store), remote.location(&name));
         let done = match tokio::io::copy(&mut file, &mut writer).await {
             // A failed shutdown has already given up its upload.
             Ok(_) => tokio::io::AsyncWriteExt::shutdown(&mut writer).await,

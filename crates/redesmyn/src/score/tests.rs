@@ -138,3 +138,19 @@ async fn a_parquet_file_with_a_corrupt_footer_fails_the_run_naming_it() {
     assert!(message.contains("corrupt.parquet") && message.contains("malformed"), "{message}");
     assert!(!dir.path().join("out.csv").exists());
 }
+
+/// Found by the `score_input` fuzz target: a footer declaring billions of
+/// row groups made polars-parquet reserve 136 GB and abort the process.
+/// The footer is checked first: the run fails naming the file.
+#[tokio::test]
+async fn a_parquet_footer_declaring_more_than_it_holds_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("huge.parquet");
+    let seed = include_bytes!("../../fuzz/seeds/score_input/regression-parquet-footer-huge-list");
+    std::fs::write(&input, &seed[4..]).unwrap();
+    let service = service();
+    let model = service.resolve("double", None).unwrap();
+    let err = score(&model, ScoreOptions::new(&input, dir.path().join("out.csv")), |_| {}).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("huge.parquet") && message.contains("not a readable Parquet file"), "{message}");
+}

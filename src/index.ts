@@ -25,6 +25,7 @@ export { Pipeline } from './pipeline';
 export type { Combine, EnsembleStep, ModelStep, PipelineOptions, PipelineStep } from './pipeline';
 export { Server } from './server';
 export type { EmfOptions, JobsOptions, LogOptions, ManagementOptions, MetricsOptions, ServerOptions } from './server';
+export type { TelemetryOptions } from './telemetry';
 export type { HandlerOutput, OutputColumn, StreamStep, TypedArray } from './output';
 export { py, PythonHandler, PythonLoader } from './python';
 export type { PythonHandlerOptions, PythonWorkers } from './python';

@@ -6,7 +6,7 @@
  * {@link SettingsError} naming the file, the key and what was expected.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { TelemetryOptions } from '../server';
+import type { TelemetryOptions } from '../telemetry';
 
 export class SettingsError extends Error {
   constructor(

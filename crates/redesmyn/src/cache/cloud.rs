@@ -13,7 +13,12 @@ use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreScheme, RetryConfig};
 
-use super::store::{StoreError, StoreOptions};
+use super::store_error::StoreError;
+
+/// Options of an object-store client, as `object_store` names them
+/// (`aws_endpoint`, `google_service_account`, `azure_storage_account_key`,
+/// `allow_http`, …).
+pub type StoreOptions = Vec<(String, String)>;
 
 /// The kind of store a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

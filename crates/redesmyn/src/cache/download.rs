@@ -9,7 +9,7 @@ use futures::StreamExt;
 use object_store::{GetOptions, ObjectMeta, ObjectStoreExt};
 
 use super::cloud::Remote;
-use super::store::StoreError;
+use super::store_error::StoreError;
 
 /// Downloads tried when the object changes under one.
 const ATTEMPTS: usize = 3;

@@ -9,6 +9,7 @@ mod download;
 mod mirror;
 mod schedule;
 mod store;
+mod store_error;
 mod template;
 
 use std::any::Any;

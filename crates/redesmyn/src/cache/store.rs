@@ -9,25 +9,14 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStoreExt;
 
+pub use super::cloud::StoreOptions;
 use super::cloud::{self, Remote};
 use super::download::{download, Limits};
+pub use super::store_error::StoreError;
 
 /// Identifies one content of an artifact (mtime and size, or an ETag):
 /// when it changes, a refresh reloads the model.
 pub type Version = String;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("no artifact at '{0}'")]
-    NotFound(String),
-    #[error("artifact '{key}' is outside the store")]
-    Outside { key: String },
-    /// The store refused the credentials, or none could be found.
-    #[error("{0}")]
-    Credentials(String),
-    #[error("{0}")]
-    Other(String),
-}
 
 /// A local file holding an artifact, and the version it holds.
 #[derive(Debug, Clone)]
@@ -145,11 +134,6 @@ pub struct ObjectStoreStore {
     cache_dir: PathBuf,
     limits: Limits,
 }
-
-/// Options of an object-store client, as `object_store` names them
-/// (`aws_endpoint`, `google_service_account`, `azure_storage_account_key`,
-/// `allow_http`, …).
-pub type StoreOptions = Vec<(String, String)>;
 
 impl ObjectStoreStore {
     /// `url` is any URL [`cloud::open`] takes (`s3://`, `gs://`, `az://`, `http(s)://`, …).

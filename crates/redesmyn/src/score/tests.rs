@@ -122,21 +122,27 @@ async fn a_run_that_fails_leaves_no_file_under_the_final_name() {
     assert_eq!(left, vec![std::ffi::OsString::from("in.csv")]);
 }
 
-/// Found by the `score_input` fuzz target: polars-parquet panics on this
-/// corrupt footer. The run fails naming the file; nothing panics out.
-#[tokio::test]
-async fn a_parquet_file_with_a_corrupt_footer_fails_the_run_naming_it() {
+/// Scores a `score_input` fuzz seed's file (its first four bytes pick the
+/// schema and the format, the rest is the file) as `name`; the run's error
+/// and whether an output appeared.
+async fn score_fuzz_seed(seed: &[u8], name: &str) -> (String, bool) {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("corrupt.parquet");
-    // The fuzz input's first four bytes pick the schema and the format.
-    let seed = include_bytes!("../../fuzz/seeds/score_input/regression-malformed-parquet-footer");
+    let input = dir.path().join(name);
     std::fs::write(&input, &seed[4..]).unwrap();
     let service = service();
     let model = service.resolve("double", None).unwrap();
     let err = score(&model, ScoreOptions::new(&input, dir.path().join("out.csv")), |_| {}).await.unwrap_err();
-    let message = err.to_string();
+    (err.to_string(), dir.path().join("out.csv").exists())
+}
+
+/// Found by the `score_input` fuzz target: polars-parquet panics on this
+/// corrupt footer. The run fails naming the file; nothing panics out.
+#[tokio::test]
+async fn a_parquet_file_with_a_corrupt_footer_fails_the_run_naming_it() {
+    let seed = include_bytes!("../../fuzz/seeds/score_input/regression-malformed-parquet-footer");
+    let (message, output) = score_fuzz_seed(seed, "corrupt.parquet").await;
     assert!(message.contains("corrupt.parquet") && message.contains("malformed"), "{message}");
-    assert!(!dir.path().join("out.csv").exists());
+    assert!(!output);
 }
 
 /// Found by the `score_input` fuzz target: a footer declaring billions of
@@ -144,13 +150,7 @@ async fn a_parquet_file_with_a_corrupt_footer_fails_the_run_naming_it() {
 /// The footer is checked first: the run fails naming the file.
 #[tokio::test]
 async fn a_parquet_footer_declaring_more_than_it_holds_is_refused_before_reading() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("huge.parquet");
     let seed = include_bytes!("../../fuzz/seeds/score_input/regression-parquet-footer-huge-list");
-    std::fs::write(&input, &seed[4..]).unwrap();
-    let service = service();
-    let model = service.resolve("double", None).unwrap();
-    let err = score(&model, ScoreOptions::new(&input, dir.path().join("out.csv")), |_| {}).await.unwrap_err();
-    let message = err.to_string();
+    let (message, _) = score_fuzz_seed(seed, "huge.parquet").await;
     assert!(message.contains("huge.parquet") && message.contains("not a readable Parquet file"), "{message}");
 }

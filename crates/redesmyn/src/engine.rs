@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -201,7 +202,7 @@ impl<M: Send + 'static> Engine<M> {
         let request_id: Arc<str> = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).into();
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let (send, result) = oneshot::channel();
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).insert(seq, Slot { result });
+        lock(&self.slots).insert(seq, Slot { result });
         let key = model.key().clone();
         lock(&self.activity).entry(key.clone()).or_default().in_flight += 1;
         let activity = Arc::clone(&self.activity);
@@ -237,7 +238,7 @@ impl<M: Send + 'static> Engine<M> {
 
     /// The result if it is in (then the ticket is spent), `None` if not yet.
     pub fn try_poll(&self, ticket: &Ticket) -> Option<Result<Done<M>, EngineError>> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = lock(&self.slots);
         let Some(slot) = slots.get_mut(&ticket.seq) else {
             return Some(Err(EngineError::UnknownTicket(ticket.request_id.to_string())));
         };
@@ -256,7 +257,7 @@ impl<M: Send + 'static> Engine<M> {
 
     /// Waits for the result (the ticket is spent).
     pub async fn wait(&self, ticket: &Ticket) -> Result<Done<M>, EngineError> {
-        let slot = self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(&ticket.seq);
+        let slot = lock(&self.slots).remove(&ticket.seq);
         let Some(slot) = slot else {
             return Err(EngineError::UnknownTicket(ticket.request_id.to_string()));
         };
@@ -268,7 +269,7 @@ impl<M: Send + 'static> Engine<M> {
 
     /// Requests scheduled and not yet redeemed.
     pub fn pending(&self) -> usize {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+        lock(&self.slots).len()
     }
 
     /// What the model of this name and version is doing.
@@ -293,8 +294,4 @@ fn finish<M>((done, metadata): Outcome<M>) -> Result<Done<M>, EngineError> {
     let done = done?;
     let Done { request_id, model, predictions, duration, queue_wait, handler, batch_size, cached_rows, .. } = done;
     Ok(Done { request_id, model, predictions, duration, queue_wait, handler, batch_size, cached_rows, metadata })
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

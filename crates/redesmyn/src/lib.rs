@@ -37,6 +37,7 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod stream;
+mod sync;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;

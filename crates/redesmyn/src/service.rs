@@ -7,6 +7,7 @@
 //! socket, a status code or a header: errors are [`RequestError`]s with a
 //! neutral kind, and the client's liveness is a [`Liveness`] probe.
 
+use crate::sync::lock;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -231,10 +232,6 @@ impl StepModels for InferenceService {
         let step = StepModel::of(model.queues.runtime(), &model.schema, &model.outputs, cache, &model.params);
         Some(StepModel { max_size: model.queues.config().max_size, ..step })
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ServedModel {

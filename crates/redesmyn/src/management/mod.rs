@@ -15,6 +15,7 @@
 mod confine;
 mod token;
 
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -154,10 +155,6 @@ pub struct Management {
     /// What each deployed version was loaded from (a new version's runtime
     /// defaults to its model's).
     specs: Mutex<HashMap<Key, DeploySpec>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A name or version: letters, digits, `_`, `.`, `-`, not starting with a

@@ -157,7 +157,7 @@ pub enum ModelState {
     Failed(String),
 }
 
-type Outcome<M> = (Result<Done<()>, RequestError>, M);
+type Outcome<M> = Result<Done<M>, RequestError>;
 
 /// A request in flight: its result arrives on the receiver.
 struct Slot<M> {
@@ -219,7 +219,7 @@ impl<M: Send + 'static> Engine<M> {
                 batch_size: answer.as_ref().map_or(0, |a| a.batch_rows),
                 cached_rows: answer.as_ref().map_or(0, |a| a.cached_rows),
                 predictions: answer.map(|a| a.predictions),
-                metadata: (),
+                metadata,
             });
             {
                 let mut activity = lock(&activity);
@@ -231,7 +231,7 @@ impl<M: Send + 'static> Engine<M> {
                     Err(_) => {}
                 }
             }
-            let _ = send.send((done, metadata));
+            let _ = send.send(done);
         });
         Ok(Ticket { seq, request_id })
     }
@@ -246,7 +246,7 @@ impl<M: Send + 'static> Engine<M> {
             Err(oneshot::error::TryRecvError::Empty) => None,
             Ok(outcome) => {
                 slots.remove(&ticket.seq);
-                Some(finish(outcome))
+                Some(outcome.map_err(EngineError::from))
             }
             Err(oneshot::error::TryRecvError::Closed) => {
                 slots.remove(&ticket.seq);
@@ -262,7 +262,7 @@ impl<M: Send + 'static> Engine<M> {
             return Err(EngineError::UnknownTicket(ticket.request_id.to_string()));
         };
         match slot.result.await {
-            Ok(outcome) => finish(outcome),
+            Ok(outcome) => outcome.map_err(EngineError::from),
             Err(_) => Err(RequestError::ShuttingDown.into()),
         }
     }
@@ -288,10 +288,4 @@ fn state_of(model: &ServedModel, in_flight: usize, failed: Option<String>) -> Mo
         _ if model.loaded_variants() == Some(0) => ModelState::Loading,
         _ => ModelState::Busy,
     }
-}
-
-fn finish<M>((done, metadata): Outcome<M>) -> Result<Done<M>, EngineError> {
-    let done = done?;
-    let Done { request_id, model, predictions, duration, queue_wait, handler, batch_size, cached_rows, .. } = done;
-    Ok(Done { request_id, model, predictions, duration, queue_wait, handler, batch_size, cached_rows, metadata })
 }
